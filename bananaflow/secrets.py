@@ -1,0 +1,95 @@
+"""Keeping credentials out of everything bananaflow writes.
+
+Keys are registered once, when configuration is read; from then on ``redact`` replaces
+them in any text (error messages, log records, URLs with ``?key=``), and ``Secret``
+keeps them out of reprs. Registration is process-wide on purpose: a key read by one
+module must be masked in a log line written by any other.
+"""
+from __future__ import annotations
+
+import logging
+import re
+import threading
+
+MASK = "***"
+_lock = threading.Lock()
+_known: set[str] = set()
+_pattern: re.Pattern[str] | None = None
+# Query parameters that carry credentials on relays and presigned URLs.
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:key|api_key|apikey|access_token|x-amz-signature|x-amz-credential)=)[^&#\s\"']+")
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a credential so ``redact`` masks it everywhere from now on."""
+    global _pattern
+    if not value or len(value) < 4:
+        return
+    with _lock:
+        if value in _known:
+            return
+        _known.add(value)
+        alternatives = sorted(_known, key=len, reverse=True)
+        _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
+
+
+def redact(text: str) -> str:
+    """Mask every registered credential and every credential-looking query parameter."""
+    if not isinstance(text, str):
+        text = str(text)
+    pattern = _pattern
+    if pattern is not None:
+        text = pattern.sub(MASK, text)
+    return _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+class Secret:
+    """A credential that prints as ``***``. Call ``reveal()`` only where it is sent."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+        register_secret(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return f"Secret({MASK!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+class RedactingFilter(logging.Filter):
+    """Masks registered credentials in every record that passes through a handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is not ours to fix here
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def install_log_redaction(logger_names: tuple[str, ...] = ("", "bananaflow", "prefect", "httpx", "httpcore")) -> None:
+    """Attach the redacting filter to the named loggers and all their handlers."""
+    flt = RedactingFilter()
+    for name in logger_names:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(flt)
+        for handler in logger.handlers:
+            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+                handler.addFilter(flt)
