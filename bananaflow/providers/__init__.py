@@ -1,0 +1,32 @@
+"""Image providers: one HTTP call in, one verified image (or classified error) out.
+
+``make_provider`` is the only constructor the pipeline should need; the concrete classes
+are exported for tests and for callers that want a specific wire format.
+"""
+from __future__ import annotations
+
+import httpx
+
+from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest, ReferenceImage, Usage
+from bananaflow.providers.gemini import GeminiProvider
+from bananaflow.providers.openai_images import OpenAIImagesProvider
+
+__all__ = [
+    "GeminiProvider",
+    "GeneratedImage",
+    "ImageProvider",
+    "ImageRequest",
+    "OpenAIImagesProvider",
+    "ReferenceImage",
+    "Usage",
+    "make_provider",
+]
+
+
+def make_provider(settings: ProviderSettings, client: httpx.AsyncClient | None = None) -> ImageProvider:
+    """The provider for ``settings.kind``. Pass ``client`` to share a connection pool (or a
+    ``MockTransport`` in tests); a provider closes only clients it created itself."""
+    if settings.kind == "gemini":
+        return GeminiProvider(settings, client)
+    return OpenAIImagesProvider(settings, client)

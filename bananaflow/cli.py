@@ -1,0 +1,143 @@
+"""``bananaflow`` command line.
+
+The engine (this package) does not import Prefect; commands that run flows import them
+lazily, so ``bananaflow simulator`` and friends start fast and work without a server.
+Exit codes: 0 every item succeeded, already existed or was blocked by the provider's
+safety filter; 1 some items failed or were deferred; 2 a usage or configuration error.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from bananaflow.errors import BananaflowError
+from bananaflow.secrets import install_log_redaction
+
+EXIT_OK, EXIT_ITEMS_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("catalog", help="catalog file: CSV/TSV/JSONL/Parquet, local path or s3://bucket/key")
+    p.add_argument("--bucket", help="S3 bucket for images and manifests (endpoint/credentials from AWS_* env)")
+    p.add_argument("--prefix", default="bananaflow", help="key prefix (default: %(default)s)")
+    p.add_argument("--template", help="Jinja2 prompt template file (default: the built-in product-shot prompt)")
+    p.add_argument("--size", default="1K", help="image size: 512 (3.1 Flash), 1K, 2K, 4K (default: %(default)s)")
+    p.add_argument("--aspect", default="1:1", help="aspect ratio, e.g. 1:1, 4:5, 16:9 (default: %(default)s)")
+    p.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
+    p.add_argument("--variant", default="main", help="variant name used in object keys (default: %(default)s)")
+    p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: %(default)s)")
+    p.add_argument("--rpm", type=float, default=None, help="requests per minute your project allows")
+    p.add_argument("--encoding", help="catalog text encoding (default: UTF-8, BOM or not)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bananaflow", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="generate images for a catalog and land them in S3")
+    _add_run_arguments(run)
+
+    demo = sub.add_parser("demo", help="run the example catalog on the simulator, a local S3 server and Prefect")
+    demo.add_argument("--catalog", default="examples/catalog.csv")
+    demo.add_argument("--state-dir", default=".state", help="where local servers keep their data")
+    demo.add_argument("--prefect-port", type=int, default=4200)
+    demo.add_argument("--concurrency", type=int, default=8)
+    demo.add_argument("--no-progress", action="store_true")
+
+    down = sub.add_parser("down", help="stop the local Prefect server the demo left running")
+    down.add_argument("--state-dir", default=".state")
+
+    sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
+    sim.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["simulator"]:
+        from bananaflow.simulator.cli import main as simulator_main
+
+        return simulator_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    install_log_redaction()
+    from bananaflow.console import err_console
+
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "demo":
+            from bananaflow.demo import run_demo
+
+            return run_demo(args)
+        if args.command == "down":
+            from bananaflow.local_prefect import stop_server
+
+            stopped = stop_server(Path(args.state_dir) / "prefect")
+            print("stopped the local Prefect server" if stopped else "no local Prefect server was running")
+            return EXIT_OK
+    except BananaflowError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        err_console.print("interrupted: images already stored are kept; run the same command again to finish")
+        return 130
+    return EXIT_USAGE
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bananaflow.models import default_model_id
+    from bananaflow.work import JobOptions
+
+    if not args.bucket:
+        raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
+    model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
+    JobOptions(model=model, image_size=args.size, aspect_ratio=args.aspect, variant=args.variant).validate()
+    summary = run_flow(
+        dict(
+            catalog=args.catalog,
+            bucket=args.bucket,
+            prefix=args.prefix,
+            template=args.template,
+            model=model,
+            image_size=args.size,
+            aspect_ratio=args.aspect,
+            variant=args.variant,
+            concurrency=args.concurrency,
+            requests_per_minute=args.rpm,
+            encoding=args.encoding,
+        ),
+        show_progress=not args.no_progress,
+    )
+    return EXIT_OK if summary["ok"] else EXIT_ITEMS_FAILED
+
+
+def run_flow(parameters: dict, *, show_progress: bool = True) -> dict:
+    """Run the catalog flow in this process, with a progress bar, and print its summary."""
+    from bananaflow.console import print_summary, progress_bar
+
+    quiet_prefect_console(show_progress)
+    from flows.catalog_flow import catalog_to_images
+
+    with progress_bar(show_progress):
+        summary = catalog_to_images(**parameters)
+    print_summary(summary)
+    return summary
+
+
+def quiet_prefect_console(quiet: bool) -> None:
+    """With a progress bar on screen, Prefect's INFO lines go to the UI only."""
+    install_log_redaction()
+    if not quiet:
+        return
+    # Only the console handler: the API handler must still send INFO lines to the UI.
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,92 @@
+"""What the CLI shows a person: a live progress bar and the end-of-run summary."""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Mapping
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from bananaflow import progress as progress_events
+from bananaflow.progress import ProgressTracker
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[None]:
+    """Follow every run this process starts with a rich progress bar."""
+    if not enabled:
+        yield
+        return
+    bar = Progress(
+        TextColumn("[bold]images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+
+    def follow(tracker: ProgressTracker) -> None:
+        task_id = bar.add_task("images", total=tracker.total, detail="")
+
+        def update(t: ProgressTracker) -> None:
+            counts = t.counts()
+            detail = " ".join(f"{status}={n}" for status, n in sorted(counts.items()))
+            bar.update(task_id, completed=t.done, detail=detail)
+
+        tracker.subscribe(update)
+
+    stop_watching = progress_events.watch(follow)
+    try:
+        with bar:
+            yield
+    finally:
+        stop_watching()
+
+
+def print_summary(summary: Mapping[str, object]) -> None:
+    counts: Mapping[str, int] = summary["counts"]  # type: ignore[assignment]
+    table = Table(title=f"bananaflow run {summary['run_id']}", show_header=True, header_style="bold")
+    table.add_column("status")
+    table.add_column("items", justify="right")
+    for status in ("succeeded", "skipped_exists", "blocked", "failed", "deferred", "spooled"):
+        if counts.get(status):
+            table.add_row(status, str(counts[status]))
+    for status, n in sorted(counts.items()):
+        if status not in ("succeeded", "skipped_exists", "blocked", "failed", "deferred", "spooled"):
+            table.add_row(status, str(n))
+    table.add_row("[bold]total", f"[bold]{summary['total']}")
+    console.print(table)
+    p50, p95 = summary.get("latency_p50_s"), summary.get("latency_p95_s")
+    lines = [
+        f"made {counts.get('succeeded', 0)}, failed {counts.get('failed', 0)}, blocked {counts.get('blocked', 0)}, "
+        f"already there {counts.get('skipped_exists', 0)}, rejected catalog rows {summary['rejected']}",
+        f"images:    s3://{summary['bucket']}/{summary['prefix']}",
+        *(f"manifest:  {uri}" for uri in dict(summary.get("manifest") or {}).values()),
+    ]
+    if summary.get("rejected_uri"):
+        lines.append(f"rejected:  {summary['rejected_uri']}")
+    lines += [
+        f"cost:      ${float(summary['cost_usd']):.2f} at list price",
+        f"wall time: {float(summary['wall_s']):.1f} s ({summary['images_per_min']} images/min; "
+        f"latency p50 {p50 if p50 is not None else 'n/a'} s, p95 {p95 if p95 is not None else 'n/a'} s; "
+        f"{summary['retries']} retries)",
+    ]
+    if summary.get("flow_run_url"):
+        lines.append(f"run:       {summary['flow_run_url']}")
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+    failures = summary.get("failures") or []
+    if failures:
+        ft = Table(title="items that did not succeed", show_header=True)
+        for col in ("row", "sku", "status", "error", "message"):
+            ft.add_column(col, overflow="fold")
+        for f in failures[:20]:  # type: ignore[index]
+            ft.add_row(f["row_number"], f["sku"], f["status"], f["error_class"], f["error_message"][:120])
+        console.print(ft)

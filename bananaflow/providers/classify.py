@@ -1,0 +1,306 @@
+"""Turn a failed HTTP exchange into exactly one ``bananaflow.errors.ProviderError``.
+
+Classification happens once, where the response is read, so that the retry policy, the
+rate controller and the manifest agree. The mapping follows the reference table
+(``shared/reference/gemini-image-api.md``)::
+
+    transport timeout ............................. ProviderTimeout
+    other transport failure ....................... NetworkError
+    429 quotaId *PerDay*, quotaValue "0", "limit: 0" QuotaExhausted (reset at next midnight Pacific)
+    429 otherwise ................................. RateLimited (retry_after from RetryInfo,
+                                                    Retry-After, "Please retry in Ns", or None)
+    400 API_KEY_INVALID, 401, 403 ................. AuthError
+    400, 413, 422 and other 4xx ................... InvalidRequest
+    404 ........................................... ModelNotFound
+    408, 409, 499, 500, 502, 504, other 5xx ....... ServerError
+    503 ........................................... Overloaded
+
+Both Google's envelope ``{"error": {code, message, status, details}}`` and OpenAI's
+``{"error": {message, type, code}}`` are understood; a body that is not JSON (a proxy's
+HTML page) falls back to the status code. Messages are short and never include the request
+URL: with ``?key=`` auth, httpx puts the key in every URL it reports.
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping
+from zoneinfo import ZoneInfo
+
+import httpx
+
+from bananaflow.errors import (
+    AuthError,
+    BadResponse,
+    InvalidRequest,
+    ModelNotFound,
+    NetworkError,
+    Overloaded,
+    ProviderError,
+    ProviderTimeout,
+    QuotaExhausted,
+    RateLimited,
+    ServerError,
+    TransportError,
+)
+from bananaflow.secrets import redact
+
+PACIFIC = ZoneInfo("America/Los_Angeles")
+MAX_MESSAGE = 300
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_RETRY_IN = re.compile(r"retry in\s+(\d+(?:\.\d+)?)\s*(ms|s|m|h)\b", re.IGNORECASE)
+_LIMIT_ZERO = re.compile(r"\blimit:\s*0\b(?!\.\d)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_AUTH_CODES = {"API_KEY_INVALID", "invalid_api_key", "API_KEY_SERVICE_BLOCKED", "unauthorized"}
+_QUOTA_CODES = {"insufficient_quota", "billing_hard_limit_reached"}
+
+
+@dataclass(frozen=True)
+class ErrorEnvelope:
+    """What a provider's error body says, whichever dialect it speaks."""
+
+    message: str = ""
+    status: str | None = None  # Google's error.status ("RESOURCE_EXHAUSTED")
+    code: str | None = None  # OpenAI's error.code or type ("invalid_api_key")
+    reasons: tuple[str, ...] = ()  # google.rpc.ErrorInfo reasons ("API_KEY_INVALID")
+    quota_ids: tuple[str, ...] = ()
+    quota_values: tuple[str, ...] = ()
+    retry_delay: float | None = None  # google.rpc.RetryInfo, in seconds
+    details: tuple[Mapping[str, Any], ...] = field(default=(), repr=False)
+
+
+def parse_envelope(payload: object) -> ErrorEnvelope | None:
+    """Read Google's or OpenAI's ``{"error": {...}}``; None when ``payload`` is neither."""
+    if isinstance(payload, list) and payload:  # some gateways wrap the envelope in a list
+        payload = payload[0]
+    if not isinstance(payload, Mapping):
+        return None
+    err = payload.get("error")
+    if isinstance(err, str):
+        return ErrorEnvelope(message=err)
+    if not isinstance(err, Mapping):
+        return None
+    details = tuple(d for d in err.get("details") or () if isinstance(d, Mapping))
+    reasons: list[str] = []
+    quota_ids: list[str] = []
+    quota_values: list[str] = []
+    retry_delay: float | None = None
+    for detail in details:
+        kind = str(detail.get("@type", ""))
+        if kind.endswith("ErrorInfo") and detail.get("reason"):
+            reasons.append(str(detail["reason"]))
+        elif kind.endswith("QuotaFailure"):
+            for violation in detail.get("violations") or ():
+                if isinstance(violation, Mapping):
+                    if violation.get("quotaId"):
+                        quota_ids.append(str(violation["quotaId"]))
+                    if violation.get("quotaValue") is not None:
+                        quota_values.append(str(violation["quotaValue"]))
+        elif kind.endswith("RetryInfo"):
+            retry_delay = parse_duration(detail.get("retryDelay"))
+    code = err.get("code")
+    openai_code = err.get("type") if isinstance(code, int) or code is None else code
+    status = err.get("status")
+    return ErrorEnvelope(
+        message=str(err.get("message") or ""),
+        status=str(status) if status else None,
+        code=str(openai_code) if openai_code else None,
+        reasons=tuple(reasons),
+        quota_ids=tuple(quota_ids),
+        quota_values=tuple(quota_values),
+        retry_delay=retry_delay,
+        details=details,
+    )
+
+
+def parse_duration(value: object) -> float | None:
+    """Seconds in a protobuf Duration: ``"45.837906927s"``, or ``{"seconds", "nanos"}``."""
+    if isinstance(value, Mapping):
+        try:
+            return float(value.get("seconds", 0)) + float(value.get("nanos", 0)) / 1e9
+        except (TypeError, ValueError):
+            return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, str):
+        return None
+    match = _DURATION.match(value)
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds from an HTTP ``Retry-After`` header, which is either seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max(0.0, (when - now).total_seconds())
+
+
+def retry_delay_from_message(message: str) -> float | None:
+    """The delay in Google's prose ("Please retry in 45.8s"), the last resort."""
+    match = _RETRY_IN.search(message or "")
+    if not match:
+        return None
+    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+
+
+def next_pacific_midnight(now: datetime | None = None) -> datetime:
+    """When Google's daily quotas reset: the next midnight in America/Los_Angeles."""
+    local = (now or datetime.now(timezone.utc)).astimezone(PACIFIC)
+    tomorrow = (local + timedelta(days=1)).date()
+    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=PACIFIC)
+
+
+def classify_response(response: httpx.Response, *, model: str | None = None) -> ProviderError:
+    """The error a non-2xx response (or a 2xx carrying an error envelope) stands for."""
+    try:
+        payload: object = json.loads(response.content) if response.content else None
+    except (ValueError, UnicodeDecodeError):
+        payload = None
+    return classify_status(
+        response.status_code,
+        payload,
+        headers=response.headers,
+        reason_phrase=response.reason_phrase,
+        body_preview=_preview(response),
+        model=model,
+    )
+
+
+def classify_status(
+    http_status: int,
+    payload: object,
+    *,
+    headers: Mapping[str, str] | None = None,
+    reason_phrase: str = "",
+    body_preview: str = "",
+    model: str | None = None,
+) -> ProviderError:
+    """Classify from the parts of a response; also used for envelopes inside a 200 body."""
+    env = parse_envelope(payload)
+    if env is not None and http_status < 400:
+        # An error envelope inside a 200 (some relays): trust its numeric code if any.
+        code = payload.get("error", {}).get("code") if isinstance(payload, Mapping) else None
+        http_status = code if isinstance(code, int) and code >= 400 else 500
+    detail = _summary(env, reason_phrase, body_preview)
+    message = f"HTTP {http_status}{f' {env.status}' if env and env.status else ''}: {detail}"
+    common: dict[str, Any] = {
+        "http_status": http_status,
+        "api_status": env.status if env else None,
+        "model": model,
+    }
+    env = env or ErrorEnvelope()
+    code = (env.code or "").lower()
+    if http_status == 429 or (code in _QUOTA_CODES):
+        return _rate_limit_error(message, env, headers or {}, common)
+    if http_status in (401, 403) or _is_auth(env):
+        return AuthError(message, **common)
+    if http_status == 404:
+        return ModelNotFound(message, **common)
+    if http_status == 503:
+        return Overloaded(message, **common)
+    if http_status in (408, 409, 425, 499) or http_status >= 500:
+        return ServerError(message, **common)
+    if 400 <= http_status < 500:
+        return InvalidRequest(message, **common)
+    # 1xx/3xx: a redirect means the base URL is wrong; resending will not help.
+    return InvalidRequest(f"{message} (unexpected status; check the base URL)", **common)
+
+
+def classify_transport_error(exc: BaseException, *, model: str | None = None) -> ProviderError:
+    """Wrap an httpx exception without its text: httpx renders the request URL, which
+    carries the key when auth_style is ``query``. Only the class name and host survive."""
+    host = _host_of(exc)
+    where = f" talking to {host}" if host else ""
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{type(exc).__name__}{where}: no answer in time", model=model)
+    if isinstance(exc, httpx.DecodingError):
+        return BadResponse(f"{type(exc).__name__}{where}: response body could not be decoded", model=model)
+    if isinstance(exc, (httpx.TransportError, httpx.RequestError, OSError)):
+        return NetworkError(f"{type(exc).__name__}{where}: {_safe_reason(exc)}", model=model)
+    return TransportError(f"{type(exc).__name__}{where}", model=model)
+
+
+def _rate_limit_error(
+    message: str, env: ErrorEnvelope, headers: Mapping[str, str], common: dict[str, Any]
+) -> ProviderError:
+    quota = {
+        "quota_id": ", ".join(env.quota_ids) or None,
+        "quota_value": ", ".join(env.quota_values) or None,
+    }
+    limit_zero = "0" in env.quota_values or bool(_LIMIT_ZERO.search(env.message))
+    per_day = any("perday" in q.lower() for q in env.quota_ids)
+    billing = (env.code or "").lower() in _QUOTA_CODES
+    if limit_zero or per_day or billing:
+        reset_at = None if billing else next_pacific_midnight()
+        return QuotaExhausted(message, reset_at=reset_at, limit_zero=limit_zero, **quota, **common)
+    retry_after = env.retry_delay
+    if retry_after is None:
+        retry_after = parse_retry_after(headers.get("retry-after"))
+    if retry_after is None:
+        retry_after = retry_delay_from_message(env.message)
+    return RateLimited(message, retry_after=retry_after, **quota, **common)
+
+
+def _is_auth(env: ErrorEnvelope | None) -> bool:
+    if env is None:
+        return False
+    if any(r in _AUTH_CODES for r in env.reasons) or (env.code or "") in _AUTH_CODES:
+        return True
+    return "api key not valid" in env.message.lower()
+
+
+def _summary(env: ErrorEnvelope | None, reason_phrase: str, body_preview: str) -> str:
+    if env is not None and env.message:
+        text = env.message
+    elif body_preview.lstrip().startswith("<"):
+        text = f"{reason_phrase or 'error'} (HTML body from a proxy or gateway)"
+    elif body_preview:
+        text = f"{reason_phrase or 'error'} (non-JSON body: {body_preview!r})"
+    else:
+        text = reason_phrase or "empty body"
+    text = " ".join(redact(text).split())
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+
+
+def _preview(response: httpx.Response) -> str:
+    try:
+        return response.content[:120].decode("utf-8", "replace")
+    except Exception:  # pragma: no cover - content always bytes once read
+        return ""
+
+
+def _host_of(exc: BaseException) -> str | None:
+    try:
+        request = exc.request  # type: ignore[attr-defined]  # raises RuntimeError if unset
+    except (AttributeError, RuntimeError):
+        return None
+    return request.url.host or None
+
+
+def _safe_reason(exc: BaseException) -> str:
+    """The OS-level reason without URLs: errno text is safe, httpx's own text may not be."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError) and cause.strerror:
+            return cause.strerror
+        cause = cause.__cause__ or cause.__context__
+    text = redact(str(exc))
+    text = re.sub(r"https?://\S+", "<url>", text)
+    return " ".join(text.split())[:MAX_MESSAGE] or "connection failed"

@@ -1,0 +1,164 @@
+"""Nano Banana through an OpenAI-compatible relay: ``POST {base}/v1/images/generations``.
+
+The OpenAI images API has no field for aspect ratio or 1K/2K/4K, so the body carries the
+standard ``size`` ("WxH", the model's expected pixels) plus the non-standard
+``aspect_ratio`` and ``image_size`` that relays read. Relays often ignore all three, so by
+default the real size is measured and recorded rather than enforced.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+
+from bananaflow.errors import ConfigurationError, NoImageReturned
+from bananaflow.imaging import decode_base64_image
+from bananaflow.models import ModelSpec
+from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers._http import credentials, download, int_field, make_client, read_json, send, verify_image
+from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
+from bananaflow.providers.classify import classify_status
+from bananaflow.providers.gemini import validate_request
+
+_DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,", re.IGNORECASE)
+
+
+def generations_url(base_url: str) -> str:
+    """``{base}/v1/images/generations``, without doubling a base that already ends in a
+    version (``.../v1``) or in Google's compatibility prefix (``.../v1beta/openai``)."""
+    base = base_url.rstrip("/")
+    if re.search(r"/(v\d+[a-z0-9]*|openai)$", base):
+        return f"{base}/images/generations"
+    return f"{base}/v1/images/generations"
+
+
+def build_body(request: ImageRequest, spec: ModelSpec) -> dict[str, Any]:
+    """The JSON body for one image; ``size`` is the model's expected pixels for the request."""
+    width, height = spec.expected_pixels(request.aspect_ratio, request.image_size)
+    return {
+        "model": spec.id,
+        "prompt": request.prompt,
+        "n": 1,
+        "size": f"{width}x{height}",
+        "response_format": "b64_json",
+        "aspect_ratio": request.aspect_ratio,
+        "image_size": request.image_size,
+    }
+
+
+def usage_from_openai(raw: Any) -> Usage:
+    """OpenAI image ``usage`` (input/output tokens) or chat-style (prompt/completion).
+    Output not itemised is taken as image tokens: image models emit little else."""
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt = int_field(raw, "input_tokens", "prompt_tokens")
+    output = int_field(raw, "output_tokens", "completion_tokens")
+    details = raw.get("output_tokens_details") or raw.get("completion_tokens_details")
+    image = int_field(details, "image_tokens") if isinstance(details, dict) and "image_tokens" in details else output
+    return Usage(
+        prompt_tokens=prompt,
+        candidates_tokens=output,
+        image_tokens=image,
+        total_tokens=int_field(raw, "total_tokens") or prompt + output,
+    )
+
+
+class OpenAIImagesProvider:
+    """``ImageProvider`` for OpenAI-compatible relays (bearer auth by default).
+
+    Reference images are refused: ``/images/generations`` has no field for them, and
+    silently dropping the product photo would produce a plausible but wrong product.
+    """
+
+    name = "openai"
+
+    def __init__(self, settings: ProviderSettings, client: httpx.AsyncClient | None = None) -> None:
+        self.settings = settings
+        self.base_url = settings.base_url
+        self.url = generations_url(settings.base_url)
+        self._client, self._owns_client = make_client(client, settings.timeout_s)
+
+    def __repr__(self) -> str:
+        return f"OpenAIImagesProvider(url={self.url!r}, auth_style={self.settings.auth_style!r})"
+
+    async def generate(self, request: ImageRequest) -> GeneratedImage:
+        """One attempt: validate, POST, fetch the bytes, verify. Raises ``ProviderError``s."""
+        spec = validate_request(request)
+        if request.reference_images:
+            raise ConfigurationError(
+                "the OpenAI-compatible images route takes no reference images; "
+                "use the gemini provider for edit mode"
+            )
+        expected = spec.expected_pixels(request.aspect_ratio, request.image_size)
+        headers, params = credentials(self.settings)
+        response = await send(
+            self._client,
+            "POST",
+            self.url,
+            model=spec.id,
+            json=build_body(request, spec),
+            headers=headers,
+            params=params,
+            timeout=self.settings.timeout_s,
+        )
+        payload = read_json(response, model=spec.id)
+        if "error" in payload and not payload.get("data"):
+            raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
+        data, declared = await self._image_bytes(payload, spec.id)
+        real_mime, width, height = await verify_image(
+            data,
+            declared,
+            expected if self.settings.should_verify_size else None,
+            model=spec.id,
+            context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
+        )
+        usage = usage_from_openai(payload.get("usage"))
+        cost = (
+            spec.list_price(request.image_size)
+            if usage == Usage()
+            else spec.cost_from_usage(
+                prompt_tokens=usage.prompt_tokens,
+                image_tokens=usage.image_tokens,
+                other_output_tokens=max(0, usage.candidates_tokens - usage.image_tokens),
+            )
+        )
+        return GeneratedImage(
+            data=data,
+            mime_type=real_mime,
+            width=width,
+            height=height,
+            model=spec.id,
+            usage=usage,
+            cost_usd=cost,
+            finish_reason=None,
+            response_id=payload.get("id") if isinstance(payload.get("id"), str) else None,
+        )
+
+    async def _image_bytes(self, payload: dict[str, Any], model: str) -> tuple[bytes, str | None]:
+        items = payload.get("data")
+        if not isinstance(items, list) or not items or not isinstance(items[0], dict):
+            raise NoImageReturned("response has no data[0]", http_status=200, model=model)
+        item = items[0]
+        b64, url = item.get("b64_json"), item.get("url")
+        if isinstance(b64, str) and b64:
+            return _decode_maybe_data_uri(b64, item.get("mime_type"))
+        if isinstance(url, str) and url:
+            if url.startswith("data:"):
+                return _decode_maybe_data_uri(url, None)
+            fetched = await download(self._client, url, model=model)
+            return fetched.content, fetched.headers.get("content-type")
+        raise NoImageReturned("data[0] has neither b64_json nor url", http_status=200, model=model)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if this provider created it."""
+        if self._owns_client:
+            await self._client.aclose()
+
+
+def _decode_maybe_data_uri(text: str, declared: Any) -> tuple[bytes, str | None]:
+    """Plain base64, or a ``data:image/png;base64,`` URI as some relays send."""
+    match = _DATA_URI.match(text)
+    if match:
+        return decode_base64_image(text[match.end():]), match.group("mime")
+    return decode_base64_image(text), declared if isinstance(declared, str) else None

@@ -1,0 +1,104 @@
+"""Every knob of the simulator, in one frozen dataclass.
+
+The defaults "just work" (no faults, a few milliseconds of latency) so a test only names
+the knobs it is about. The config is frozen: live changes go through
+``SimulatorServer.configure``, which swaps in a new validated copy, so a request in
+progress never sees half of a change.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+from typing import Any, Mapping, Sequence
+
+# Outcomes a script may serve (the two safety blocks too, so block handling can be
+# tested without word lists).
+SCRIPT_OUTCOMES: frozenset[str] = frozenset(
+    {
+        "ok",
+        "429",
+        "429_day",
+        "500",
+        "503",
+        "html_502",
+        "slow",
+        "truncated_json",
+        "no_image",
+        "thought_only",
+        "wrong_size",
+        "bad_base64",
+        "reset",
+        "blocked",
+        "prompt_blocked",
+    }
+)
+IMAGE_MIMES: frozenset[str] = frozenset({"image/png", "image/jpeg"})
+
+
+@dataclass(frozen=True)
+class SimulatorConfig:
+    """Knobs of one simulator. Sequences are stored as tuples and the script as a
+    read-only mapping, so a config can be shared between threads safely."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    latency_s: tuple[float, float] = (0.0, 0.02)  # uniform (min, max) seconds per request
+    requests_per_minute: int | None = None
+    max_in_flight: int | None = None
+    requests_per_day: int | None = None
+    quota_zero_models: tuple[str, ...] = ()
+    rate_500: float = 0.0
+    rate_503: float = 0.0
+    blocked_words: tuple[str, ...] = ()
+    prompt_blocked_words: tuple[str, ...] = ()
+    thought_images: int = 1
+    image_mime: str = "image/png"
+    api_key: str | None = None
+    seed: int = 0
+    usage_as_strings: bool = False
+    script: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    script_retry_delay: float = 1.0
+    slow_seconds: float = 2.0
+
+    def __post_init__(self) -> None:
+        for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                raise ValueError(f"{name} must be a sequence of strings, not one string")
+            object.__setattr__(self, name, tuple(value))
+        object.__setattr__(self, "latency_s", tuple(self.latency_s))
+        script = {key: tuple(outcomes) for key, outcomes in dict(self.script).items()}
+        object.__setattr__(self, "script", MappingProxyType(script))
+        self._check()
+
+    def _check(self) -> None:
+        if len(self.latency_s) != 2 or not 0 <= self.latency_s[0] <= self.latency_s[1]:
+            raise ValueError("latency_s must be (min, max) seconds with 0 <= min <= max")
+        for name in ("requests_per_minute", "max_in_flight", "requests_per_day"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 or None (no limit)")
+        if not (0 <= self.rate_500 and 0 <= self.rate_503 and self.rate_500 + self.rate_503 <= 1):
+            raise ValueError("rate_500 and rate_503 must be >= 0 and add up to at most 1")
+        if self.thought_images < 0:
+            raise ValueError("thought_images must be >= 0")
+        if self.image_mime not in IMAGE_MIMES:
+            raise ValueError(f"image_mime must be one of {sorted(IMAGE_MIMES)}")
+        if self.script_retry_delay < 0 or self.slow_seconds < 0:
+            raise ValueError("script_retry_delay and slow_seconds must be >= 0")
+        for key, outcomes in self.script.items():
+            unknown = set(outcomes) - SCRIPT_OUTCOMES
+            if unknown:
+                raise ValueError(
+                    f"script[{key!r}] has unknown outcomes {sorted(unknown)}; "
+                    f"known: {sorted(SCRIPT_OUTCOMES)}"
+                )
+
+    def with_changes(self, **changes: Any) -> SimulatorConfig:
+        """A validated copy with ``changes`` applied; unknown knob names are an error
+        rather than silently ignored, so a typo in a test fails loudly."""
+        known = {f.name for f in fields(self)}
+        unknown = set(changes) - known
+        if unknown:
+            raise TypeError(f"unknown simulator knobs: {sorted(unknown)}")
+        return replace(self, **changes)

@@ -1,0 +1,133 @@
+"""What a run did, in numbers a person reads at the end of it.
+
+Built only from manifest rows (plus the run's own facts), so the summary, the Prefect
+artifact and the manifest can never disagree.
+"""
+from __future__ import annotations
+
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from bananaflow.manifest import ManifestRow
+
+#: Statuses that leave nothing for a person to do.
+OK_STATUSES = frozenset({"succeeded", "skipped_exists", "blocked"})
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    total: int
+    counts: dict[str, int]
+    rejected: int
+    cost_usd: float
+    wall_s: float
+    images_per_min: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    retries: int
+    bucket: str
+    prefix: str
+    manifest: dict[str, str] = field(default_factory=dict)
+    rejected_uri: str | None = None
+    flow_run_url: str | None = None
+    failures: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts.get("succeeded", 0)
+
+    @property
+    def ok(self) -> bool:
+        """Every item succeeded, already existed, or was refused by the safety filter."""
+        return all(status in OK_STATUSES for status, n in self.counts.items() if n)
+
+    def to_dict(self) -> dict[str, object]:
+        out = dict(self.__dict__)
+        out["ok"] = self.ok
+        return out
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"## bananaflow run `{self.run_id}`",
+            "",
+            "| status | items |",
+            "|---|---:|",
+            *(f"| {status} | {n} |" for status, n in sorted(self.counts.items())),
+            f"| **total** | **{self.total}** |",
+            "",
+            f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
+            f"- images in `s3://{self.bucket}/{self.prefix}`",
+            f"- cost at list price: ${self.cost_usd:.2f}",
+            f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
+            f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
+            f"- retries: {self.retries}",
+            *(f"- manifest ({kind}): `{uri}`" for kind, uri in self.manifest.items()),
+        ]
+        if self.failures:
+            lines += ["", "### Failures", "", "| row | sku | status | error | message |", "|---:|---|---|---|---|"]
+            lines += [
+                f"| {f['row_number']} | {_cell(f['sku'])} | {f['status']} | {f['error_class']} | {_cell(f['error_message'])} |"
+                for f in self.failures
+            ]
+        return "\n".join(lines)
+
+
+def summarize(
+    rows: Iterable[ManifestRow],
+    *,
+    run_id: str,
+    rejected: int,
+    wall_s: float,
+    bucket: str,
+    prefix: str,
+    max_failures: int = 50,
+) -> RunSummary:
+    rows = list(rows)
+    counts = Counter(row.status for row in rows)
+    latencies = sorted(row.latency_s for row in rows if row.status == "succeeded" and row.latency_s is not None)
+    made = counts.get("succeeded", 0)
+    failures = [
+        {
+            "row_number": str(row.row_number),
+            "sku": row.sku,
+            "status": row.status,
+            "error_class": row.error_class,
+            "error_message": row.error_message,
+        }
+        for row in rows
+        if row.status not in ("succeeded", "skipped_exists")
+    ][:max_failures]
+    return RunSummary(
+        run_id=run_id,
+        total=len(rows),
+        counts=dict(counts),
+        rejected=rejected,
+        cost_usd=round(sum(row.cost_usd or 0.0 for row in rows), 4),
+        wall_s=round(wall_s, 2),
+        images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
+        latency_p50_s=_percentile(latencies, 50),
+        latency_p95_s=_percentile(latencies, 95),
+        retries=sum(max(0, (row.attempts or 0) - 1) for row in rows),
+        bucket=bucket,
+        prefix=prefix,
+        failures=failures,
+    )
+
+
+def _percentile(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1], 3)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]

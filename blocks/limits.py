@@ -1,0 +1,27 @@
+"""How hard to push the provider."""
+from __future__ import annotations
+
+from prefect.blocks.core import Block
+from pydantic import Field
+
+from bananaflow.ratelimit import RateController
+from bananaflow.retry import RetryPolicy
+
+
+class GenerationLimits(Block):
+    """The project's limits as AI Studio shows them, and how long to keep retrying."""
+
+    _block_type_name = "Bananaflow Generation Limits"
+    _block_type_slug = "bananaflow-generation-limits"
+    _description = "In-flight cap, requests per minute, retry attempts and deadline."
+
+    max_in_flight: int = Field(8, ge=1, description="Requests in flight at once.")
+    requests_per_minute: float | None = Field(None, gt=0, description="Requests per minute; empty for no meter.")
+    max_attempts: int = Field(5, ge=1, description="Attempts per image for retryable errors.")
+    deadline_s: float = Field(900.0, gt=0, description="Give up on an image after this many seconds.")
+
+    def to_controller(self) -> RateController:
+        return RateController(self.max_in_flight, self.requests_per_minute)
+
+    def to_policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, deadline_s=self.deadline_s)

@@ -1,0 +1,67 @@
+"""Manifests, summaries and artifacts: what a person sees of a run."""
+from __future__ import annotations
+
+import threading
+import time
+from uuid import UUID
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+
+from bananaflow.catalog import Rejection, rejections_to_csv
+from bananaflow.manifest import ManifestRow, write_manifest
+from bananaflow.progress import ProgressTracker
+from bananaflow.storage import ImageStore
+from bananaflow.summary import RunSummary
+
+
+@task(name="write-manifest", cache_policy=None, persist_result=False)
+def write_outputs(
+    rows: list[ManifestRow], rejected: list[Rejection], store: ImageStore, run_prefix: str
+) -> tuple[dict[str, str], str | None]:
+    """Write the manifest (CSV + Parquet) and rejected rows beside it; returns their URIs."""
+    uris = write_manifest(rows, store, run_prefix)
+    rejected_uri = None
+    if rejected:
+        key = f"{run_prefix}/rejected.csv"
+        store.put_bytes(key, rejections_to_csv(rejected), "text/csv")
+        rejected_uri = store.uri(key)
+    return uris, rejected_uri
+
+
+def publish_summary(summary: RunSummary) -> None:
+    """The end-of-run summary and failures table, as artifacts on the flow run."""
+    create_markdown_artifact(summary.to_markdown(), key="bananaflow-summary", description="bananaflow run summary")
+    if summary.failures:
+        create_table_artifact(summary.failures, key="bananaflow-failures", description="Items that did not succeed")
+
+
+class ProgressArtifact:
+    """A Prefect progress artifact that follows a ``ProgressTracker``, updated at most once
+    per ``interval_s`` (every update is an API call) and once more at the end."""
+
+    def __init__(self, tracker: ProgressTracker, interval_s: float = 1.0) -> None:
+        self.tracker = tracker
+        self.interval_s = interval_s
+        self._lock = threading.Lock()
+        self._last = 0.0
+        self.artifact_id: UUID = create_progress_artifact(
+            0.0, key="bananaflow-progress", description=f"0 of {tracker.total} images"
+        )
+        tracker.subscribe(self._on_progress)
+
+    def _on_progress(self, tracker: ProgressTracker) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now - self._last < self.interval_s and tracker.done < tracker.total:
+                return
+            self._last = now
+        self.flush()
+
+    def flush(self) -> None:
+        counts = ", ".join(f"{n} {status}" for status, n in sorted(self.tracker.counts().items()))
+        update_progress_artifact(
+            self.artifact_id,
+            progress=round(100 * self.tracker.fraction, 1),
+            description=f"{self.tracker.done} of {self.tracker.total} images" + (f" ({counts})" if counts else ""),
+        )

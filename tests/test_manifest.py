@@ -1,0 +1,97 @@
+"""Manifest rows → DataFrame → CSV + Parquet, locally and on a real ``weed mini``."""
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from dataclasses import fields
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bananaflow.local_s3 import LocalS3Server
+from bananaflow.manifest import COLUMNS, ManifestRow, manifest_frame, read_manifest, write_local, write_manifest
+from bananaflow.storage import ImageStore
+
+EXPECTED_COLUMNS = (
+    "run_id row_number sku variant status error_class error_message key uri model image_size aspect_ratio "
+    "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
+    "prompt_sha256 started_at finished_at"
+).split()
+T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=timezone.utc)
+
+
+def sample_rows() -> list[ManifestRow]:
+    return [
+        ManifestRow(
+            run_id="run-1", row_number=2, sku="00123", variant="main", status="succeeded",
+            key="shop/00123/main-abc.png", uri="s3://images/shop/00123/main-abc.png",
+            model="gemini-3-pro-image-preview", image_size="2K", aspect_ratio="1:1", mime_type="image/png",
+            bytes=1234567, width=2048, height=2048, latency_s=12.5, attempts=1, prompt_tokens=310,
+            image_tokens=1120, output_tokens=1210, cost_usd=0.134, prompt_sha256="a" * 64,
+            started_at=T0, finished_at=T0 + timedelta(seconds=12.5),
+        ),
+        ManifestRow(
+            run_id="run-1", row_number=3, sku="NA", variant="main", status="blocked",
+            error_class="ContentBlocked", error_message='safety: "IMAGE_SAFETY", line1\nline2',
+            model="gemini-3-pro-image-preview", attempts=1, started_at="2026-11-28T03:00:01Z",
+        ),
+        ManifestRow(run_id="run-1", row_number=None, sku="Tasse à café", variant="lifestyle", status="deferred"),
+    ]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageStore]:
+    """A store whose client, and read_manifest's s3:// reads, come from the standard env."""
+    with LocalS3Server(tmp_path_factory.mktemp("s3")) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.env().items():
+            patch.setenv(name, value)
+        s = ImageStore("manifests", prefix="shop")
+        s.ensure_bucket()
+        yield s
+
+
+def test_columns_are_exactly_the_contract() -> None:
+    assert [f.name for f in fields(ManifestRow)] == EXPECTED_COLUMNS
+    assert list(COLUMNS) == EXPECTED_COLUMNS
+
+
+def test_status_is_validated_and_times_are_utc() -> None:
+    with pytest.raises(ValueError, match="status"):
+        ManifestRow(run_id="r", row_number=1, sku="s", variant="v", status="done")
+    row = ManifestRow(run_id="r", row_number=1, sku="s", variant="v", status="failed",
+                      started_at=datetime(2026, 1, 1, 12, 0))
+    assert row.started_at == datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def test_frame_has_stable_dtypes_even_when_empty() -> None:
+    empty, full = manifest_frame([]), manifest_frame(sample_rows())
+    assert list(empty.columns) == EXPECTED_COLUMNS and len(empty) == 0
+    assert dict(empty.dtypes.astype(str)) == dict(full.dtypes.astype(str))
+    assert str(full["bytes"].dtype) == "Int64" and str(full["cost_usd"].dtype) == "Float64"
+    assert str(full["sku"].dtype) == "string" and str(full["started_at"].dtype) == "datetime64[us, UTC]"
+    assert full.loc[2, "key"] == "" and pd.isna(full.loc[2, "bytes"])
+
+
+def test_local_round_trip(tmp_path: Path) -> None:
+    paths = write_local(sample_rows(), tmp_path / "run-1")
+    assert paths["csv"].name == "manifest.csv" and paths["parquet"].name == "manifest.parquet"
+    for path in paths.values():
+        assert read_manifest(path) == sample_rows()
+    header = paths["csv"].read_text("utf-8").splitlines()[0]
+    assert header == ",".join(EXPECTED_COLUMNS)
+    assert not list(tmp_path.glob("run-1/.*.tmp"))
+
+
+def test_s3_round_trip(store: ImageStore) -> None:
+    uris = write_manifest(sample_rows(), store, store.key("runs", "run-1"))
+    assert uris == {
+        "csv": "s3://manifests/shop/runs/run-1/manifest.csv",
+        "parquet": "s3://manifests/shop/runs/run-1/manifest.parquet",
+    }
+    assert read_manifest(uris["csv"]) == sample_rows()
+    assert read_manifest(uris["parquet"]) == sample_rows()
+    assert store.head("shop/runs/run-1/manifest.csv").content_type.startswith("text/csv")
+    frame = pd.read_parquet(io.BytesIO(store.get_bytes("shop/runs/run-1/manifest.parquet")))
+    assert list(frame.columns) == EXPECTED_COLUMNS and frame.loc[0, "width"] == 2048
