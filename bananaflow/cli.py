@@ -8,7 +8,6 @@ safety filter; 1 some items failed or were deferred; 2 a usage or configuration 
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -64,7 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulator_main(argv[1:])
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
     install_log_redaction()
     from bananaflow.console import err_console
 

@@ -52,7 +52,7 @@ def progress_bar(enabled: bool = True) -> Iterator[None]:
 
 def print_summary(summary: Mapping[str, object]) -> None:
     counts: Mapping[str, int] = summary["counts"]  # type: ignore[assignment]
-    table = Table(title=f"bananaflow run {summary['run_id']}", show_header=True, header_style="bold")
+    table = Table(title="bananaflow run", show_header=True, header_style="bold")
     table.add_column("status")
     table.add_column("items", justify="right")
     for status in ("succeeded", "skipped_exists", "blocked", "failed", "deferred", "spooled"):
@@ -78,8 +78,7 @@ def print_summary(summary: Mapping[str, object]) -> None:
         f"latency p50 {p50 if p50 is not None else 'n/a'} s, p95 {p95 if p95 is not None else 'n/a'} s; "
         f"{summary['retries']} retries)",
     ]
-    if summary.get("flow_run_url"):
-        lines.append(f"run:       {summary['flow_run_url']}")
+    lines.append(f"run:       {summary.get('flow_run_url') or summary['run_id']}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
     failures = summary.get("failures") or []

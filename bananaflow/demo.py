@@ -24,12 +24,12 @@ DEMO_API_KEY = "demo-key-for-the-local-simulator"
 
 def demo_simulator_config() -> SimulatorConfig:
     """A provider having an ordinary day: 0.3-1.2 s per image (real ones take 8-25 s),
-    3% overloaded answers, a little rate limiting, and a safety filter."""
+    3% overloaded answers, a per-minute limit, and a safety filter that refuses knives."""
     return SimulatorConfig(
         latency_s=(0.3, 1.2),
         rate_503=0.03,
         requests_per_minute=240,
-        blocked_words=("counterfeit",),
+        blocked_words=("knife",),
         seed=7,
     )
 

@@ -92,8 +92,12 @@ class ItemProcessor:
             prompt=item.prompt, model=item.model, aspect_ratio=item.aspect_ratio, image_size=item.image_size
         )
 
+        admitted_at: list[float] = []  # latency counts from the first request, not the queue
+
         async def attempt() -> GeneratedImage:
             async with self.controller.slot():
+                if not admitted_at:
+                    admitted_at.append(time.monotonic())
                 try:
                     return await self.provider.generate(request)
                 except RateLimited as exc:
@@ -104,7 +108,7 @@ class ItemProcessor:
             image, attempts = await call_with_retries(attempt, self.policy)
         except ProviderError as exc:
             return self._failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
-        latency = time.monotonic() - t0
+        latency = time.monotonic() - (admitted_at[0] if admitted_at else t0)
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self._metadata(item, image, attempts, latency)
         row = self._success_row(item, image, key, attempts, latency, started_at)

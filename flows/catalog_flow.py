@@ -8,6 +8,7 @@ from pathlib import Path
 from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.utilities.urls import url_for
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.manifest import ManifestRow
@@ -118,7 +119,7 @@ def catalog_to_images(
     )
     summary.manifest = manifest_uris
     summary.rejected_uri = rejected_uri
-    summary.flow_run_url = flow_run.ui_url
+    summary.flow_run_url = url_for("flow-run", obj_id=run_id)
     spool_state = spool.state()
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)

@@ -244,6 +244,7 @@ def _rate_limit_error(
         "quota_id": ", ".join(env.quota_ids) or None,
         "quota_value": ", ".join(env.quota_values) or None,
     }
+    message = _rate_limit_message(message, env)
     limit_zero = "0" in env.quota_values or bool(_LIMIT_ZERO.search(env.message))
     per_day = any("perday" in q.lower() for q in env.quota_ids)
     billing = (env.code or "").lower() in _QUOTA_CODES
@@ -256,6 +257,21 @@ def _rate_limit_error(
     if retry_after is None:
         retry_after = retry_delay_from_message(env.message)
     return RateLimited(message, retry_after=retry_after, **quota, **common)
+
+
+def _rate_limit_message(message: str, env: ErrorEnvelope) -> str:
+    """Google's 429 prose is mostly boilerplate and links; what matters is which quota,
+    its limit, and the delay. Say that, short, instead of a truncated paragraph."""
+    if not env.quota_ids:
+        marker = env.message.find("Quota exceeded for metric")
+        if marker <= 0:
+            return message
+        return message.split(":", 1)[0] + ": " + _summary(ErrorEnvelope(message=env.message[marker:]), "", "")
+    head = message.split(":", 1)[0]
+    limits = f" (limit {', '.join(env.quota_values)})" if env.quota_values else ""
+    delay = env.retry_delay if env.retry_delay is not None else retry_delay_from_message(env.message)
+    retry = f"; retry in {delay:.1f}s" if delay is not None else ""
+    return f"{head}: quota {', '.join(env.quota_ids)} exceeded{limits}{retry}"
 
 
 def _is_auth(env: ErrorEnvelope | None) -> bool:
