@@ -80,8 +80,11 @@ class ProviderError(BananaflowError):
     """One call to an image model failed.
 
     ``http_status`` is the HTTP status (None when no answer came), ``api_status`` the
-    ``error.status`` word of Google's envelope when there was one.
+    ``error.status`` word of Google's envelope when there was one; ``attempts`` is set by
+    the retry policy to the number of requests sent before giving up.
     """
+
+    attempts: int = 1
 
     def __init__(
         self,

@@ -7,7 +7,7 @@ from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
 from bananaflow.models import default_model_id
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.provider_settings import GEMINI_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL, ProviderSettings
 from bananaflow.secrets import Secret
 
 
@@ -28,18 +28,17 @@ class ImageProviderBlock(Block):
     timeout_s: float = Field(180.0, description="Per-request timeout in seconds.")
 
     def to_settings(self) -> ProviderSettings:
-        base = ProviderSettings.from_env(
-            {
-                **({"GEMINI_API_KEY": self.api_key.get_secret_value()} if self.api_key and self.kind == "gemini" else {}),
-                **({"OPENAI_API_KEY": self.api_key.get_secret_value()} if self.api_key and self.kind == "openai" else {}),
-                **({"GOOGLE_GEMINI_BASE_URL": self.base_url} if self.base_url and self.kind == "gemini" else {}),
-                **({"OPENAI_BASE_URL": self.base_url} if self.base_url and self.kind == "openai" else {}),
-                **({"BANANAFLOW_AUTH_STYLE": self.auth_style} if self.auth_style else {}),
-            },
+        """Engine settings; a field left empty falls back to the environment, then defaults."""
+        env = ProviderSettings.from_env(kind=self.kind, model=self.model) if self.api_key is None else None
+        default_url = GEMINI_DEFAULT_BASE_URL if self.kind == "gemini" else OPENAI_DEFAULT_BASE_URL
+        return ProviderSettings(
             kind=self.kind,
+            base_url=self.base_url or (env.base_url if env else default_url),
+            api_key=Secret(self.api_key.get_secret_value()) if self.api_key else env.api_key,  # type: ignore[union-attr]
+            auth_style=self.auth_style or (env.auth_style if env else ("header" if self.kind == "gemini" else "bearer")),
             model=self.model,
+            timeout_s=self.timeout_s,
         )
-        return base.with_timeout(self.timeout_s) if hasattr(base, "with_timeout") else base
 
     @classmethod
     def from_env(cls, model: str | None = None) -> "ImageProviderBlock":
