@@ -8,6 +8,7 @@ safety filter; 1 some items failed or were deferred; 2 a usage or configuration 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -128,9 +129,21 @@ def run_flow(parameters: dict, *, show_progress: bool = True) -> dict:
     return summary
 
 
+class _NoTracebackForUserErrors(logging.Filter):
+    """A user's mistake (a bad template field, an unreadable catalog) is reported in one
+    line by the CLI and in the flow run's state; a traceback would only bury it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], BananaflowError):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
 def quiet_prefect_console(quiet: bool) -> None:
     """With a progress bar on screen, Prefect's INFO lines go to the UI only."""
     install_log_redaction()
+    for name in ("prefect.flow_runs", "prefect.task_runs"):
+        logging.getLogger(name).addFilter(_NoTracebackForUserErrors())
     if not quiet:
         return
     # Only the console handler: the API handler must still send INFO lines to the UI.
