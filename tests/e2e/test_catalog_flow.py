@@ -134,3 +134,20 @@ def test_thought_images_are_never_uploaded(prefect_api, s3_env, provider_env, tm
     for key in keys:
         body = client.get_object(Bucket="e2e-thoughts", Key=key)["Body"].read()
         assert Image.open(io.BytesIO(body)).size == (1376, 768)
+
+
+def test_prefect_retries_a_chunk_whose_items_failed_retryably(prefect_api, s3_env, provider_env, tmp_path):
+    """With one attempt per image in the engine, a 503 fails the item; Prefect's task retry
+    runs the chunk again, which pays only for the failed item."""
+    from blocks import GenerationLimits
+
+    sim = provider_env
+    GenerationLimits(max_in_flight=2, max_attempts=1).save("one-attempt", overwrite=True)
+    sim.configure(script={"model PR001": ["503", "ok"]})
+    catalog = write_catalog(tmp_path / "catalog.csv", products(3, "PR"))
+    summary = run(catalog=str(catalog), bucket="e2e-prefect-retry", limits_block="one-attempt")
+    assert summary["counts"] == {"succeeded": 3}
+    # 3 first tries + 1 re-run of the failed item; the two good ones were not generated again
+    assert sim.stats()["requests_total"] == 4
+    statuses = [r["http_status"] for r in sim.request_log()]
+    assert statuses.count(503) == 1
