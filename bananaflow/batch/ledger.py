@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
 from bananaflow.errors import StorageError
@@ -62,6 +62,8 @@ class BatchJob:
     @classmethod
     def from_json(cls, data: bytes) -> BatchJob:
         raw = json.loads(data)
+        known = {f.name for f in fields(cls)}
+        raw = {k: v for k, v in raw.items() if k in known}  # records from newer versions still read
         raw["items"] = [WorkItem(**item) for item in raw.get("items", [])]
         return cls(**raw)
 

@@ -145,7 +145,10 @@ class BatchRunner:
                 plan.existing.append(await self.lander.existing_row(item, key, now_iso(), time.monotonic()))
         open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
         owner = {key: job for job in open_jobs for key in job.keys}
-        resumed: dict[str, BatchJob] = {}
+        # Every created batch is collected, even one whose items left the catalog: its
+        # images are paid for. A record that never got a batch name is only worth
+        # creating again for items this run still wants.
+        resumed: dict[str, BatchJob] = {job.job_id: job for job in open_jobs if job.batch_name}
         fresh: list[WorkItem] = []
         for item in pending:
             job = owner.get(item.key_stem)
@@ -153,6 +156,9 @@ class BatchRunner:
                 fresh.append(item)
             else:
                 resumed[job.job_id] = job
+        for job in open_jobs:
+            if job.job_id not in resumed:
+                await asyncio.to_thread(self.ledger.close, job, "abandoned")
         plan.resumed = list(resumed.values())
         plan.new_groups = split_into_batches(fresh, self.limits)
         self._emit(plan.existing)
@@ -248,7 +254,9 @@ class BatchRunner:
                     log.warning("%s: result line for unknown key %r ignored (%s)", job.batch_name, line.key, line.problem)
                     continue
                 seen.add(item.key_stem)
-                rows.append(self._emit([await self._land_line(job, item, line, started)])[0])
+                row = await self._land_line(job, item, line, started)
+                if row is not None:
+                    rows.append(self._emit([row])[0])
         finally:
             stream.close()
         missing = [item for item in job.items if item.key_stem not in seen]
@@ -263,13 +271,12 @@ class BatchRunner:
         return [self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
                 for item in job.items]
 
-    async def _land_line(self, job: BatchJob, item: WorkItem, line: ResultLine, started: str) -> ManifestRow:
+    async def _land_line(self, job: BatchJob, item: WorkItem, line: ResultLine, started: str) -> ManifestRow | None:
+        """The row for one result line; None when the image is already stored (a
+        collection that crashed half way landed it, and ``plan`` already reported it)."""
         t0 = time.monotonic()
-        existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
-        if existing is not None:  # stored by a collection that crashed half way
-            row = await self.lander.existing_row(item, existing, started, t0)
-            row.batch_name = row.batch_name or job.batch_name
-            return row
+        if await asyncio.to_thread(self.store.find_existing, item.key_stem) is not None:
+            return None
         try:
             spec = get_model(item.model)
             if line.error is not None:

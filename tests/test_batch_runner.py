@@ -1,0 +1,111 @@
+"""The batch runner without Prefect, on the simulator and a real ``weed mini``: every step
+is safe to repeat after a crash, and results go through the realtime landing path."""
+from __future__ import annotations
+
+import asyncio
+from typing import Iterator
+
+import pytest
+
+from bananaflow.batch.api import GeminiBatchAPI
+from bananaflow.batch.ledger import BatchLedger
+from bananaflow.batch.runner import BatchRunner, PollPolicy
+from bananaflow.batch.sizing import BatchLimits
+from bananaflow.landing import ImageLander
+from bananaflow.local_s3 import LocalS3Server
+from bananaflow.manifest import ManifestRow
+from bananaflow.provider_settings import ProviderSettings
+from bananaflow.secrets import Secret
+from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.storage import ImageStore
+from bananaflow.work import WorkItem
+
+PRO = "gemini-3-pro-image"
+KEY = "AIzaSyRUNNER-unit-key-0123456789abcdefgh"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
+    with LocalS3Server(tmp_path_factory.mktemp("s3")) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.env().items():
+            patch.setenv(name, value)
+        yield server
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    with SimulatorServer(SimulatorConfig(api_key=KEY, batch_turnaround_s=0.2)) as running:
+        yield running
+
+
+def items(prefix: str, n: int) -> list[WorkItem]:
+    return [WorkItem(i + 2, f"SKU-{i}", "main", f"a teapot model {prefix}{i}", PRO, "1:1", "1K",
+                     f"{prefix}/SKU-{i}/main-{i:08x}", "0" * 64) for i in range(n)]
+
+
+def runner_for(sim: SimulatorServer, store: ImageStore, run_id: str, api: GeminiBatchAPI,
+               seen: list[ManifestRow]) -> BatchRunner:
+    return BatchRunner(api, store, run_id=run_id, lander=ImageLander(store, run_id=run_id, mode="batch"),
+                       limits=BatchLimits(max_items=2), poll=PollPolicy(initial_s=0.05, max_interval_s=0.2),
+                       listeners=[seen.append])
+
+
+def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list[WorkItem]) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+    seen: list[ManifestRow] = []
+
+    async def go() -> list[ManifestRow]:
+        api = GeminiBatchAPI(settings)
+        try:
+            runner = runner_for(sim, store, run_id, api, seen)
+            plan = await runner.plan(work)
+            rows = list(plan.existing)
+            jobs = [job for job in plan.resumed] + [
+                (await runner.submit(group)).job for group in plan.new_groups
+            ]
+            for job in jobs:
+                assert job is not None
+                rows += await runner.collect(job, await runner.wait(job))
+            return rows
+        finally:
+            await api.aclose()
+
+    return asyncio.run(go()), seen
+
+
+def test_results_land_once_and_a_reopened_record_is_resumed_without_a_new_batch(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    store = ImageStore("runner", prefix="shop")
+    store.ensure_bucket()
+    work = items("shop", 3)
+    rows, seen = run_batches(sim, store, "run-1", work)
+    assert sorted(r.status for r in rows) == ["succeeded"] * 3
+    assert len({r.batch_name for r in rows}) == 2  # max_items=2: two batches
+    assert {r.mode for r in rows} == {"batch"} and seen == rows
+    assert sim.batch_stats()["batches_created"] == 2
+    ledger = BatchLedger(store)
+    assert ledger.open_jobs() == []
+
+    # A crash after landing but before the record was closed: put one record back.
+    closed = store.list_keys(store.key("runs", "_batches", "closed") + "/")
+    store.put_bytes(closed[0].replace("/closed/", "/open/"), store.get_bytes(closed[0]), "application/json")
+    rows2, _ = run_batches(sim, store, "run-2", work)
+    assert sorted(r.status for r in rows2) == ["skipped_exists"] * 3, "one row per item, none landed twice"
+    assert sim.batch_stats()["batches_created"] == 2
+    assert ledger.open_jobs() == []
+
+
+def test_failed_batch_defers_and_closes_its_record(s3: LocalS3Server, sim: SimulatorServer) -> None:
+    store = ImageStore("runner", prefix="failed")
+    store.ensure_bucket()
+    sim.configure(batch_outcome="failed")
+    rows, _ = run_batches(sim, store, "run-f", items("failed", 2))
+    assert [r.status for r in rows] == ["deferred", "deferred"]
+    assert {r.error_class for r in rows} == {"BatchNotCompleted"}
+    assert "BATCH_STATE_FAILED" in rows[0].error_message and rows[0].batch_name.startswith("batches/")
+    assert BatchLedger(store).open_jobs() == []
+    sim.configure(batch_outcome="succeeded")
+    again, _ = run_batches(sim, store, "run-g", items("failed", 2))
+    assert [r.status for r in again] == ["succeeded", "succeeded"], "deferred items are made by the next run"
+    assert sim.batch_stats()["batches_created"] == 2
