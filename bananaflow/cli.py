@@ -38,6 +38,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deadline-hours", type=float, default=None,
                    help="the job must finish within this many hours (auto picks realtime under 24)")
     p.add_argument("--batch-max-items", type=int, default=500, help="images per batch at most (default: %(default)s)")
+    p.add_argument("--batch-poll-max", type=float, default=300.0, metavar="SECONDS",
+                   help="longest wait between two polls of a batch (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +111,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         choose_mode(args.mode, 0, provider_kind=ProviderSettings.from_env(model=model).kind)
     if args.batch_max_items < 1:
         raise BananaflowError(f"--batch-max-items must be at least 1, got {args.batch_max_items}")
+    if args.batch_poll_max <= 0:
+        raise BananaflowError(f"--batch-poll-max must be positive, got {args.batch_poll_max:g}")
     if args.deadline_hours is not None and args.deadline_hours <= 0:
         raise BananaflowError(f"--deadline-hours must be positive, got {args.deadline_hours:g}")
     summary = run_flow(
@@ -127,6 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             mode=args.mode,
             deadline_hours=args.deadline_hours,
             batch_max_items=args.batch_max_items,
+            batch_poll_max_s=args.batch_poll_max,
         ),
         show_progress=not args.no_progress,
     )

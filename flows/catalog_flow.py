@@ -141,7 +141,7 @@ def catalog_to_images(
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)
-    return summary.to_dict()
+    return {**summary.to_dict(), "mode": decision.mode}
 
 
 def _rows_of(chunk: list[WorkItem], future, run_id: str) -> list[ManifestRow]:  # noqa: ANN001

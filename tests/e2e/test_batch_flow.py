@@ -48,6 +48,7 @@ def test_batch_run_lands_images_and_classifies_failed_items(prefect_api, s3_env,
                   mode="batch", **FAST_POLL)
 
     assert summary["counts"] == {"succeeded": 4, "failed": 1, "blocked": 1}
+    assert summary["mode"] == "batch"
     assert sim.batch_stats()["batches_created"] == 1
     assert sim.stats()["by_route"].get("generateContent", 0) == 0, "batch mode must not call the realtime route"
 
@@ -176,3 +177,21 @@ def test_crash_while_polling_then_resume_creates_no_second_batch(prefect_api, s3
     assert set(frame["batch_name"]) == {record["batch_name"]}
     assert set(frame["mode"]) == {"batch"}
     assert ledger_keys(client, "e2e-batch-crash", "bananaflow", "open") == []
+
+
+def test_cli_mode_flag(prefect_api, s3_env, provider_env, tmp_path, capsys):
+    from bananaflow.cli import EXIT_OK, main
+
+    sim = provider_env
+    sim.configure(batch_turnaround_s=0.3)
+    catalog = write_catalog(tmp_path / "catalog.csv", products(2, "CL"))
+    common = [str(catalog), "--bucket", "e2e-batch-cli", "--no-progress", "--batch-poll-max", "0.3"]
+    assert main(["run", *common, "--mode", "batch"]) == EXIT_OK
+    assert "at the Batch-mode price" in capsys.readouterr().out
+    assert sim.batch_stats()["batches_created"] == 1
+
+    more = write_catalog(tmp_path / "more.csv", products(3, "CM"))
+    assert main(["run", str(more), *common[1:], "--mode", "auto"]) == EXIT_OK  # 3 images: below the threshold
+    assert "at list price" in capsys.readouterr().out
+    assert sim.batch_stats()["batches_created"] == 1
+    assert sim.stats()["by_route"]["generateContent"] == 3
