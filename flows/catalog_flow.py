@@ -113,7 +113,8 @@ def catalog_to_images(
     logger.info("mode: %s (%s)", decision.mode, decision.reason)
     try:
         if decision.mode == "batch":
-            poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s)
+            poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
+                              give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
             rows = generate_in_batches(run_id, work.items, BatchSettings(BatchLimits(max_items=batch_max_items), poll))
         else:
             chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))

@@ -43,21 +43,24 @@ def items(prefix: str, n: int) -> list[WorkItem]:
                      f"{prefix}/SKU-{i}/main-{i:08x}", "0" * 64) for i in range(n)]
 
 
-def runner_for(sim: SimulatorServer, store: ImageStore, run_id: str, api: GeminiBatchAPI,
-               seen: list[ManifestRow]) -> BatchRunner:
+FAST = PollPolicy(initial_s=0.05, max_interval_s=0.2)
+
+
+def runner_for(store: ImageStore, run_id: str, api: GeminiBatchAPI, seen: list[ManifestRow],
+               poll: PollPolicy) -> BatchRunner:
     return BatchRunner(api, store, run_id=run_id, lander=ImageLander(store, run_id=run_id, mode="batch"),
-                       limits=BatchLimits(max_items=2), poll=PollPolicy(initial_s=0.05, max_interval_s=0.2),
-                       listeners=[seen.append])
+                       limits=BatchLimits(max_items=2), poll=poll, listeners=[seen.append])
 
 
-def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list[WorkItem]) -> tuple[list[ManifestRow], list[ManifestRow]]:
+def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list[WorkItem],
+                poll: PollPolicy = FAST) -> tuple[list[ManifestRow], list[ManifestRow]]:
     settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
     seen: list[ManifestRow] = []
 
     async def go() -> list[ManifestRow]:
         api = GeminiBatchAPI(settings)
         try:
-            runner = runner_for(sim, store, run_id, api, seen)
+            runner = runner_for(store, run_id, api, seen, poll)
             plan = await runner.plan(work)
             rows = list(plan.existing)
             jobs = [job for job in plan.resumed] + [
@@ -109,3 +112,23 @@ def test_failed_batch_defers_and_closes_its_record(s3: LocalS3Server, sim: Simul
     again, _ = run_batches(sim, store, "run-g", items("failed", 2))
     assert [r.status for r in again] == ["succeeded", "succeeded"], "deferred items are made by the next run"
     assert sim.batch_stats()["batches_created"] == 2
+
+
+def test_a_batch_still_running_at_the_deadline_is_deferred_and_collected_by_the_next_run(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    store = ImageStore("runner", prefix="slow")
+    store.ensure_bucket()
+    sim.configure(batch_turnaround_s=3600)
+    work = items("slow", 2)
+    rows, _ = run_batches(sim, store, "run-s", work, PollPolicy(initial_s=0.05, max_interval_s=0.1, give_up_after_s=0.3))
+    assert [r.status for r in rows] == ["deferred", "deferred"]
+    assert "still BATCH_STATE_" in rows[0].error_message
+    (job,) = BatchLedger(store).open_jobs()
+    assert job.batch_name == rows[0].batch_name
+    sim.configure(batch_turnaround_s=0)
+    rows2, _ = run_batches(sim, store, "run-t", work)
+    assert [r.status for r in rows2] == ["succeeded", "succeeded"]
+    assert {r.batch_name for r in rows2} == {job.batch_name}
+    assert sim.batch_stats()["batches_created"] == 1
+    assert BatchLedger(store).open_jobs() == []
