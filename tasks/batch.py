@@ -15,7 +15,6 @@ from prefect import task
 from prefect.futures import PrefectFuture
 
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
-from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, PollPolicy, Submission
 from bananaflow.batch.sizing import BatchLimits
 from bananaflow.errors import BatchNotCompleted, is_retryable
