@@ -15,6 +15,7 @@ from prefect import task
 from prefect.futures import PrefectFuture
 
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
+from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, PollPolicy, Submission
 from bananaflow.batch.sizing import BatchLimits
 from bananaflow.errors import BatchNotCompleted, is_retryable
@@ -66,9 +67,12 @@ def _submit_name() -> str:
 
 
 @task(name="submit-batch", task_run_name=_submit_name, cache_policy=None, persist_result=False)
-def submit_batch(run_id: str, items: list[WorkItem]) -> Submission:
-    """Upload the JSONL, record the batch, create it. Never raises for provider errors:
-    items that could not be submitted come back as rows."""
+def submit_batch(run_id: str, items: list[WorkItem], recorded: BatchJob | None = None) -> Submission:
+    """Upload the JSONL, record the batch, create it; for a ``recorded`` job a crash left
+    without a batch name, first look for the batch by name. Never raises for provider
+    errors: items that could not be submitted come back as rows."""
+    if recorded is not None:
+        return _run(run_id, lambda runner: runner.recover(recorded))
     return _run(run_id, lambda runner: runner.submit(items))
 
 
@@ -111,10 +115,12 @@ def generate_in_batches(run_id: str, items: list[WorkItem], settings: BatchSetti
     """The whole batch mode for one flow run: rows for every item, whatever fails."""
     resources.get(run_id).extra["batch"] = settings
     plan = plan_batches(run_id, items)
-    groups = [job.items for job in plan.resumed if not job.batch_name] + plan.new_groups
-    submissions: list[PrefectFuture | Submission] = [Submission(job) for job in plan.resumed if job.batch_name]
-    batches = [job.items for job in plan.resumed if job.batch_name] + groups
-    submissions += [submit_batch.submit(run_id, group) for group in groups]
+    named = [job for job in plan.resumed if job.batch_name]
+    unnamed = [job for job in plan.resumed if not job.batch_name]
+    submissions: list[PrefectFuture | Submission] = [Submission(job) for job in named]
+    submissions += [submit_batch.submit(run_id, job.items, recorded=job) for job in unnamed]
+    submissions += [submit_batch.submit(run_id, group) for group in plan.new_groups]
+    batches = [job.items for job in named + unnamed] + plan.new_groups
     polls = [poll_batch.submit(run_id, s) for s in submissions]
     collects = [collect_batch.submit(run_id, s, p) for s, p in zip(submissions, polls)]
     rows = list(plan.existing)

@@ -184,3 +184,23 @@ def test_cancel_ends_a_batch(sim: SimulatorServer) -> None:
         assert asyncio.run(go()) == "BATCH_STATE_CANCELLED"
     finally:
         sim.configure(batch_turnaround_s=0.2)
+
+
+def test_find_pages_through_the_projects_batches(sim: SimulatorServer) -> None:
+    sim.reset()
+
+    async def go() -> tuple[str, str | None, object]:
+        api = GeminiBatchAPI(settings(sim))
+        try:
+            made = []
+            for n in range(5):
+                file_name = await api.upload_jsonl(input_file([item(n)]), f"f{n}")
+                made.append((await api.create(PRO, file_name, f"job-{n}")).name)
+            found = await api.find("job-0", page_size=2)  # the oldest: on the last page
+            missing = await api.find("job-x", page_size=2)
+            return made[0], found.name if found else None, missing
+        finally:
+            await api.aclose()
+
+    first, found, missing = asyncio.run(go())
+    assert found == first and missing is None

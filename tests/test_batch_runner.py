@@ -8,10 +8,11 @@ from typing import Iterator
 import pytest
 
 from bananaflow.batch.api import GeminiBatchAPI
-from bananaflow.batch.ledger import BatchLedger
+from bananaflow.batch.jsonl import input_file
+from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.runner import BatchRunner, PollPolicy
 from bananaflow.batch.sizing import BatchLimits
-from bananaflow.landing import ImageLander
+from bananaflow.landing import ImageLander, now_iso
 from bananaflow.local_s3 import LocalS3Server
 from bananaflow.manifest import ManifestRow
 from bananaflow.provider_settings import ProviderSettings
@@ -63,7 +64,9 @@ def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list
             runner = runner_for(store, run_id, api, seen, poll)
             plan = await runner.plan(work)
             rows = list(plan.existing)
-            jobs = [job for job in plan.resumed] + [
+            jobs = [job for job in plan.resumed if job.batch_name] + [
+                (await runner.recover(job)).job for job in plan.resumed if not job.batch_name
+            ] + [
                 (await runner.submit(group)).job for group in plan.new_groups
             ]
             for job in jobs:
@@ -132,3 +135,35 @@ def test_a_batch_still_running_at_the_deadline_is_deferred_and_collected_by_the_
     assert {r.batch_name for r in rows2} == {job.batch_name}
     assert sim.batch_stats()["batches_created"] == 1
     assert BatchLedger(store).open_jobs() == []
+
+
+def test_a_record_left_without_a_batch_name_finds_its_batch_instead_of_creating_another(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    """The process died after the create call went out but before its answer was recorded."""
+    store = ImageStore("runner", prefix="window")
+    store.ensure_bucket()
+    work = items("window", 2)
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+    job = BatchJob(job_id_for(work), PRO, work, "run-w", created_at=now_iso())
+
+    async def create_then_crash() -> str:
+        api = GeminiBatchAPI(settings)
+        try:
+            for n in range(3):  # other batches of the project, listed before ours
+                await api.create(PRO, await api.upload_jsonl(input_file(items(f"other{n}", 1)), f"x{n}"), f"other-{n}")
+            job.file_name = await api.upload_jsonl(input_file(work), job.display_name)
+            BatchLedger(store).save(job)
+            status = await api.create(PRO, job.file_name, job.display_name)
+            for n in range(3, 5):
+                await api.create(PRO, await api.upload_jsonl(input_file(items(f"other{n}", 1)), f"x{n}"), f"other-{n}")
+            return status.name
+        finally:
+            await api.aclose()
+
+    name = asyncio.run(create_then_crash())
+    assert sim.batch_stats()["batches_created"] == 6
+    rows, _ = run_batches(sim, store, "run-w2", work)
+    assert [r.status for r in rows] == ["succeeded", "succeeded"]
+    assert {r.batch_name for r in rows} == {name}
+    assert sim.batch_stats()["batches_created"] == 6

@@ -134,3 +134,11 @@ def test_unknown_batch_and_wrong_key_are_google_errors(sim: SimulatorServer, cli
     with pytest.raises(genai_errors.ClientError) as caught:
         bad.files.upload(file=_jsonl([{"key": "a", "request": _request("x")}]), config={"mime_type": "application/jsonl"})
     assert caught.value.code == 400 and caught.value.status == "INVALID_ARGUMENT"
+
+
+def test_list_pages_through_every_batch(client: genai.Client) -> None:
+    names = [client.batches.create(model=PRO, src=[{"contents": f"lamp {i}", "metadata": {"key": str(i)}}],
+                                   config={"display_name": f"lamp-{i}"}).name for i in range(5)]
+    listed = list(client.batches.list(config={"page_size": 2}))
+    assert sorted(job.name for job in listed) == sorted(names)
+    assert {job.display_name for job in listed} == {f"lamp-{i}" for i in range(5)}

@@ -143,6 +143,22 @@ class GeminiBatchAPI:
         response = await self._call("GET", f"/v1beta/{_resource(name, 'batches')}")
         return status_from_operation(read_json(response))
 
+    async def find(self, display_name: str, *, page_size: int = 100, max_pages: int = 50) -> BatchStatus | None:
+        """The newest batch with this display name, if the project has one: how a record
+        written just before a crash learns whether its create call went through."""
+        token: str | None = None
+        for _ in range(max_pages):
+            params = {"pageSize": str(page_size), **({"pageToken": token} if token else {})}
+            payload = read_json(await self._call("GET", "/v1beta/batches", params=params))
+            for operation in payload.get("operations") or ():
+                meta = operation.get("metadata") if isinstance(operation, dict) else None
+                if isinstance(meta, dict) and meta.get("displayName") == display_name:
+                    return status_from_operation(operation)
+            token = payload.get("nextPageToken") or None
+            if token is None:
+                return None
+        return None
+
     async def cancel(self, name: str) -> None:
         await self._call("POST", f"/v1beta/{_resource(name, 'batches')}:cancel")
 

@@ -171,8 +171,24 @@ class BatchRunner:
                        created_at=now_iso())
         return await self.create(job)
 
+    async def recover(self, job: BatchJob) -> Submission:
+        """A ledger record without a batch name: the process died around the create call.
+        Look for the batch by its display name before creating one, so that window can
+        not bill twice either."""
+        found: BatchStatus | None = None
+        try:
+            found, _ = await call_with_retries(lambda: self.api.find(job.display_name), self.policy)
+        except ProviderError as exc:
+            log.warning("could not list batches to recover %s (%s); creating it", job.display_name, exc.message)
+        if found is not None:
+            job.batch_name = found.name
+            await asyncio.to_thread(self.ledger.save, job)
+            log.info("recovered %s for %s", job.batch_name, job.display_name)
+            return Submission(job)
+        return await self.create(job)
+
     async def create(self, job: BatchJob) -> Submission:
-        """Create the batch of ``job`` (also for a record a crash left without a name)."""
+        """Upload, record, create and record again the batch of ``job``."""
         started, t0 = now_iso(), time.monotonic()
         try:
             data = input_file(job.items)

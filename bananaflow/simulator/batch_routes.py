@@ -10,7 +10,7 @@ URL), like ``generateContent``.
 * ``GET /v1beta/files/ID``; ``GET /download/v1beta/files/ID:download?alt=media`` (the SDK
   itself calls the same path without ``/download``; both are served).
 * ``POST /v1beta/models/M:batchGenerateContent`` (file or inline input),
-  ``GET /v1beta/batches/ID``, ``POST /v1beta/batches/ID:cancel``.
+  ``GET /v1beta/batches/ID``, ``GET /v1beta/batches`` (list), ``POST /v1beta/batches/ID:cancel``.
 
 Each request of a batch gets an outcome from the same script, chance and word lists as a
 realtime call, and is answered in the same ``generateContent`` JSON, so a succeeded batch
@@ -33,6 +33,7 @@ from bananaflow.simulator.auth import is_authorized
 from bananaflow.simulator.batch_store import (
     CANCELLED,
     END_STATES,
+    RUNNING,
     SUCCEEDED,
     TERMINAL,
     BatchRequest,
@@ -279,6 +280,27 @@ async def get_batch(request: Request) -> Response:
     return JSONResponse(batch.operation(state, _base_url(request)))
 
 
+async def list_batches(request: Request) -> Response:
+    """``GET /v1beta/batches``: newest first, paged by ``pageSize``/``pageToken``. Batches
+    whose turnaround has passed are listed as running: they end when they are polled."""
+    if (denied := _unauthorized(request)) is not None:
+        return denied
+    engine = _engine(request)
+    try:
+        size = max(1, min(1000, int(request.query_params.get("pageSize", "50"))))
+        start = int(request.query_params.get("pageToken") or 0)
+    except ValueError:
+        return google_error(400, "pageSize and pageToken must be integers.")
+    batches = engine.batches.all_batches()[::-1]
+    now, turnaround = time.monotonic(), engine.config.batch_turnaround_s
+    page = [b.operation(RUNNING if b.state_at(turnaround, now) == "due" else b.state_at(turnaround, now),
+                        _base_url(request)) for b in batches[start : start + size]]
+    body: dict[str, Any] = {"operations": page}
+    if start + size < len(batches):
+        body["nextPageToken"] = str(start + size)
+    return JSONResponse(body)
+
+
 async def cancel_batch(request: Request) -> Response:
     if (denied := _unauthorized(request)) is not None:
         return denied
@@ -302,6 +324,7 @@ routes = [
         Route(f"/{version}/files/{{file_id}}:download", download_file, methods=["GET"]),
         Route(f"/{version}/files/{{file_id}}", get_file, methods=["GET"]),
         Route(f"/{version}/models/{{model}}:batchGenerateContent", create_batch, methods=["POST"]),
+        Route(f"/{version}/batches", list_batches, methods=["GET"]),
         Route(f"/{version}/batches/{{batch_id}}:cancel", cancel_batch, methods=["POST"]),
         Route(f"/{version}/batches/{{batch_id}}", get_batch, methods=["GET"]),
     )

@@ -225,6 +225,11 @@ class BatchStore:
         with self._lock:
             return self.batches.get(batch_id)
 
+    def all_batches(self) -> list[SimBatch]:
+        """Every batch, oldest first."""
+        with self._lock:
+            return list(self.batches.values())
+
     def count_cancel(self) -> None:
         with self._lock:
             self.cancels += 1
