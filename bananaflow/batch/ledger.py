@@ -2,7 +2,9 @@
 
 A batch costs money the moment it is created, and its results stay retrievable only for a
 while; a crashed process must not forget it. So each batch is written down, in the same
-S3 bucket as the images, *before* it is created, and again with its name right after:
+S3 bucket as the images, *before* it is created, and again with its name right after (a
+record left without a name is matched to its batch by display name, ``bananaflow-{job_id}``,
+before anything is created again):
 
     {prefix}/runs/_batches/open/{job_id}.json     created (or being created), not collected
     {prefix}/runs/_batches/closed/{job_id}.json   collected, or ended failed/expired/cancelled
