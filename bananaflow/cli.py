@@ -33,6 +33,14 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpm", type=float, default=None, help="requests per minute your project allows")
     p.add_argument("--encoding", help="catalog text encoding (default: UTF-8, BOM or not)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
+    p.add_argument("--mode", choices=("realtime", "batch", "auto"), default="realtime",
+                   help="realtime calls, Gemini Batch mode (half price, results within 24 h), or auto: "
+                   "batch for large jobs whose deadline allows (default: %(default)s)")
+    p.add_argument("--deadline-hours", type=float, default=None,
+                   help="the job must finish within this many hours (auto picks realtime under 24)")
+    p.add_argument("--batch-max-items", type=int, default=500, help="images per batch at most (default: %(default)s)")
+    p.add_argument("--batch-poll-max", type=float, default=300.0, metavar="SECONDS",
+                   help="longest wait between two polls of a batch (default: %(default)s)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -97,6 +105,17 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
     model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
     JobOptions(model=model, image_size=args.size, aspect_ratio=args.aspect, variant=args.variant).validate()
+    if args.mode != "realtime":  # a relay has no Batch mode: say so before any work starts
+        from bananaflow.batch import choose_mode
+        from bananaflow.provider_settings import ProviderSettings
+
+        choose_mode(args.mode, 0, provider_kind=ProviderSettings.from_env(model=model).kind)
+    if args.batch_max_items < 1:
+        raise BananaflowError(f"--batch-max-items must be at least 1, got {args.batch_max_items}")
+    if args.batch_poll_max <= 0:
+        raise BananaflowError(f"--batch-poll-max must be positive, got {args.batch_poll_max:g}")
+    if args.deadline_hours is not None and args.deadline_hours <= 0:
+        raise BananaflowError(f"--deadline-hours must be positive, got {args.deadline_hours:g}")
     summary = run_flow(
         dict(
             catalog=args.catalog,
@@ -110,6 +129,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             requests_per_minute=args.rpm,
             encoding=args.encoding,
+            mode=args.mode,
+            deadline_hours=args.deadline_hours,
+            batch_max_items=args.batch_max_items,
+            batch_poll_max_s=args.batch_poll_max,
         ),
         show_progress=not args.no_progress,
     )

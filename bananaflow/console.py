@@ -73,7 +73,8 @@ def print_summary(summary: Mapping[str, object]) -> None:
     if summary.get("rejected_uri"):
         lines.append(f"rejected:  {summary['rejected_uri']}")
     lines += [
-        f"cost:      ${float(summary['cost_usd']):.2f} at list price",
+        f"cost:      ${float(summary['cost_usd']):.2f} "
+        + ("at the Batch-mode price (half of list)" if summary.get("mode") == "batch" else "at list price"),
         f"wall time: {float(summary['wall_s']):.1f} s ({summary['images_per_min']} images/min; "
         f"latency p50 {p50 if p50 is not None else 'n/a'} s, p95 {p95 if p95 is not None else 'n/a'} s; "
         f"{summary['retries']} retries)",

@@ -25,8 +25,10 @@ written into the manifest's ``status`` column for an item that ends with this er
         │   └── ModelNotFound ..... 404 NOT_FOUND (unknown or retired model id)
         ├── ContentBlocked ........ safety finishReason or promptFeedback.blockReason
         ├── NoImageReturned ....... 200 without a non-thought image (NO_IMAGE, text only) (retryable)
-        └── BadResponse ........... 200 that cannot be used: not JSON, corrupt base64,
-                                    undecodable image, wrong pixel size         (retryable)
+        ├── BadResponse ........... 200 that cannot be used: not JSON, corrupt base64,
+        │                           undecodable image, wrong pixel size         (retryable)
+        └── BatchNotCompleted ..... a Batch-mode job ended failed, expired or cancelled:
+                                    its items are ``deferred`` for a later run
 
 Messages never contain credentials: anything built from server text passes through
 ``bananaflow.secrets.redact`` first.
@@ -213,6 +215,19 @@ class BadResponse(ProviderError):
     decode or has the wrong pixel size."""
 
     retryable = True
+
+
+class BatchNotCompleted(ProviderError):
+    """A Batch-mode job ended without results (``BATCH_STATE_FAILED``, ``_EXPIRED`` or
+    ``_CANCELLED``). Nothing was made and nothing is billed, so its items are ``deferred``:
+    the next run, realtime or batch, makes them."""
+
+    status = "deferred"
+
+    def __init__(self, message: str, *, batch_name: str = "", state: str = "", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        self.batch_name = batch_name
+        self.state = state
 
 
 def error_status(exc: BaseException) -> str:

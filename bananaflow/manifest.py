@@ -53,6 +53,8 @@ class ManifestRow:
     prompt_sha256: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    mode: str = ""  # "realtime" or "batch": how the image was (or was to be) made
+    batch_name: str = ""  # the provider's batch ("batches/..."), in batch mode
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -62,6 +64,8 @@ class ManifestRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
+#: Columns added after the first release: a manifest written before them still reads.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name")
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")
@@ -165,6 +169,9 @@ def _read_source(source: str | Path) -> tuple[bytes, str]:
 
 def _frame_from_csv(data: bytes) -> pd.DataFrame:
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    for column in OPTIONAL_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = ""
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"not a bananaflow manifest: missing columns {', '.join(missing)}")
@@ -186,6 +193,9 @@ def read_manifest(source: str | Path) -> list[ManifestRow]:
     data, name = _read_source(source)
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        for column in OPTIONAL_COLUMNS:
+            if column not in frame.columns:
+                frame[column] = ""
     else:
         frame = _frame_from_csv(data)
     rows: list[ManifestRow] = []

@@ -10,6 +10,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
+from bananaflow.batch import choose_mode
+from bananaflow.batch.runner import PollPolicy
+from bananaflow.batch.sizing import BatchLimits
 from bananaflow.errors import ConfigurationError
 from bananaflow.manifest import ManifestRow
 from bananaflow.models import default_model_id
@@ -23,6 +26,7 @@ from bananaflow.summary import summarize
 from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
+from tasks.batch import BatchSettings, generate_in_batches
 from tasks.generation import generate_images
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
@@ -53,12 +57,18 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    mode: str = "realtime",
+    deadline_hours: float | None = None,
+    batch_max_items: int = 500,
+    batch_poll_max_s: float = 300.0,
 ) -> dict:
     """Generate one image per catalog product and land it in S3 with a manifest.
 
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
-    Returns the run summary as a dict.
+    ``mode``: realtime, batch (Gemini Batch mode: half price, results within 24 h) or
+    auto (batch when there are enough items and ``deadline_hours`` allows). Returns the
+    run summary as a dict.
     """
     logger = get_run_logger()
     t0 = time.monotonic()
@@ -82,6 +92,7 @@ def catalog_to_images(
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
     options = JobOptions(model=model, image_size=image_size, aspect_ratio=aspect_ratio, variant=variant)
     options.validate()
+    choose_mode(mode, 0, provider_kind=provider_settings.kind, deadline_hours=deadline_hours)  # bad mode: fail early
 
     store.ensure_bucket()
     spool = Spool(default_spool_dir() / bucket)
@@ -98,14 +109,21 @@ def catalog_to_images(
     announce(tracker)
     artifact = ProgressArtifact(tracker)
     resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
+    decision = choose_mode(mode, len(work.items), provider_kind=provider_settings.kind, deadline_hours=deadline_hours)
+    logger.info("mode: %s (%s)", decision.mode, decision.reason)
     try:
-        chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
-        futures = generate_images.map(
-            run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
-        )
-        rows: list[ManifestRow] = []
-        for chunk, future in zip(chunks, futures):
-            rows.extend(_rows_of(chunk, future, run_id))
+        if decision.mode == "batch":
+            poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
+                              give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
+            rows = generate_in_batches(run_id, work.items, BatchSettings(BatchLimits(max_items=batch_max_items), poll))
+        else:
+            chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
+            futures = generate_images.map(
+                run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
+            )
+            rows: list[ManifestRow] = []
+            for chunk, future in zip(chunks, futures):
+                rows.extend(_rows_of(chunk, future, run_id))
     finally:
         resources.release(run_id)
     artifact.flush()
@@ -124,7 +142,7 @@ def catalog_to_images(
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)
-    return summary.to_dict()
+    return {**summary.to_dict(), "mode": decision.mode}
 
 
 def _rows_of(chunk: list[WorkItem], future, run_id: str) -> list[ManifestRow]:  # noqa: ANN001
@@ -142,6 +160,7 @@ def _rows_of(chunk: list[WorkItem], future, run_id: str) -> list[ManifestRow]:  
             variant=item.variant,
             status="failed",
             error_class="TaskFailed",
+            mode="realtime",
             error_message=message[:500],
             model=item.model,
             image_size=item.image_size,

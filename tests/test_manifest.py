@@ -17,7 +17,7 @@ from bananaflow.storage import ImageStore
 EXPECTED_COLUMNS = (
     "run_id row_number sku variant status error_class error_message key uri model image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
-    "prompt_sha256 started_at finished_at"
+    "prompt_sha256 started_at finished_at mode batch_name"
 ).split()
 T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -55,6 +55,17 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ImageStore]:
 def test_columns_are_exactly_the_contract() -> None:
     assert [f.name for f in fields(ManifestRow)] == EXPECTED_COLUMNS
     assert list(COLUMNS) == EXPECTED_COLUMNS
+
+
+def test_a_manifest_written_before_the_mode_columns_still_reads(tmp_path: Path) -> None:
+    paths = write_local(sample_rows(), tmp_path)
+    old = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False).drop(columns=["mode", "batch_name"])
+    old.to_csv(tmp_path / "old.csv", index=False)
+    pd.read_parquet(paths["parquet"]).drop(columns=["mode", "batch_name"]).to_parquet(tmp_path / "old.parquet")
+    for name in ("old.csv", "old.parquet"):
+        rows = read_manifest(tmp_path / name)
+        assert [r.sku for r in rows] == [r.sku for r in sample_rows()]
+        assert {(r.mode, r.batch_name) for r in rows} == {("", "")}
 
 
 def test_status_is_validated_and_times_are_utc() -> None:

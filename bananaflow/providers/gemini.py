@@ -73,13 +73,49 @@ def usage_from_metadata(meta: Any) -> Usage:
     )
 
 
-def cost_of(usage: Usage, spec: ModelSpec, image_size: str) -> float:
-    """Bill as Google does; with no usage reported at all, assume the list price."""
+def cost_of(usage: Usage, spec: ModelSpec, image_size: str, *, batch: bool = False) -> float:
+    """Bill as Google does (half of everything in Batch mode); with no usage reported at
+    all, assume the list price."""
     if usage == Usage():
-        return spec.list_price(image_size)
+        return spec.list_price(image_size, batch=batch)
     other = max(0, usage.candidates_tokens + usage.thoughts_tokens - usage.image_tokens)
     return spec.cost_from_usage(
-        prompt_tokens=usage.prompt_tokens, image_tokens=usage.image_tokens, other_output_tokens=other
+        prompt_tokens=usage.prompt_tokens, image_tokens=usage.image_tokens, other_output_tokens=other, batch=batch
+    )
+
+
+async def image_from_response(
+    payload: dict[str, Any],
+    request: ImageRequest,
+    spec: ModelSpec,
+    *,
+    verify_size: bool,
+    batch: bool = False,
+) -> GeneratedImage:
+    """A ``GenerateContentResponse`` body to a verified ``GeneratedImage``, or the
+    classified reason there is none (``ContentBlocked``, ``NoImageReturned``,
+    ``BadResponse``). Shared by realtime calls and Batch-mode result lines, so both modes
+    skip thought images, verify bytes and bill from usage in exactly the same way."""
+    mime, b64, finish = _pick_image(payload, spec.id)
+    data = decode_base64_image(b64)
+    real_mime, width, height = await verify_image(
+        data,
+        mime,
+        spec.expected_pixels(request.aspect_ratio, request.image_size) if verify_size else None,
+        model=spec.id,
+        context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
+    )
+    usage = usage_from_metadata(payload.get("usageMetadata"))
+    return GeneratedImage(
+        data=data,
+        mime_type=real_mime,
+        width=width,
+        height=height,
+        model=spec.id,
+        usage=usage,
+        cost_usd=cost_of(usage, spec, request.image_size, batch=batch),
+        finish_reason=finish,
+        response_id=payload.get("responseId") if isinstance(payload.get("responseId"), str) else None,
     )
 
 
@@ -108,7 +144,6 @@ class GeminiProvider:
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """One attempt: validate, POST, parse, verify. Raises a classified ``ProviderError``."""
         spec = validate_request(request)
-        expected = spec.expected_pixels(request.aspect_ratio, request.image_size)
         headers, params = credentials(self.settings)
         response = await send(
             self._client,
@@ -123,27 +158,7 @@ class GeminiProvider:
         payload = read_json(response, model=spec.id)
         if "error" in payload and not payload.get("candidates"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
-        mime, b64, finish = _pick_image(payload, spec.id)
-        data = decode_base64_image(b64)
-        real_mime, width, height = await verify_image(
-            data,
-            mime,
-            expected if self.settings.should_verify_size else None,
-            model=spec.id,
-            context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
-        )
-        usage = usage_from_metadata(payload.get("usageMetadata"))
-        return GeneratedImage(
-            data=data,
-            mime_type=real_mime,
-            width=width,
-            height=height,
-            model=spec.id,
-            usage=usage,
-            cost_usd=cost_of(usage, spec, request.image_size),
-            finish_reason=finish,
-            response_id=payload.get("responseId") if isinstance(payload.get("responseId"), str) else None,
-        )
+        return await image_from_response(payload, request, spec, verify_size=self.settings.should_verify_size)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it."""

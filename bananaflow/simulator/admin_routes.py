@@ -16,7 +16,8 @@ def _engine(request: Request) -> SimulatorEngine:
 async def stats(request: Request) -> Response:
     """Counters plus the request log, as ``SimulatorServer.stats`` / ``request_log``."""
     engine = _engine(request)
-    return JSONResponse({**engine.stats.snapshot(), "request_log": engine.stats.log()})
+    return JSONResponse({**engine.stats.snapshot(), "batch": engine.batches.counters(),
+                         "request_log": engine.stats.log()})
 
 
 async def reset(request: Request) -> Response:

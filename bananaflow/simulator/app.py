@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp
 
-from bananaflow.simulator import admin_routes, gemini_routes, openai_routes
+from bananaflow.simulator import admin_routes, batch_routes, gemini_routes, openai_routes
 from bananaflow.simulator.engine import SimulatorEngine
 from bananaflow.simulator.gemini_render import google_error
 from bananaflow.simulator.transport import ExposeAbort
@@ -20,7 +20,7 @@ async def _not_found(request: Request, exc: Exception) -> Response:
 def build_app(engine: SimulatorEngine) -> ASGIApp:
     """The simulator as an ASGI app (wrapped so scripted resets can drop connections)."""
     app = Starlette(
-        routes=[*gemini_routes.routes, *openai_routes.routes, *admin_routes.routes],
+        routes=[*gemini_routes.routes, *batch_routes.routes, *openai_routes.routes, *admin_routes.routes],
         exception_handlers={404: _not_found},
     )
     app.state.engine = engine

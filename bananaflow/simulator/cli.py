@@ -39,6 +39,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="prompts containing it get an IMAGE_SAFETY block (repeatable)")
     parser.add_argument("--api-key", help="require this API key (default: accept any)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-turnaround", type=float, default=1.0, dest="batch_turnaround_s",
+                        help="seconds from batch create to its end state (default: %(default)s)")
+    parser.add_argument("--batch-outcome", default="succeeded", choices=("succeeded", "failed", "expired"),
+                        help="end state batches reach (default: %(default)s)")
     return parser
 
 
@@ -49,6 +53,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         requests_per_minute=args.rpm, max_in_flight=args.max_in_flight, requests_per_day=args.rpd,
         rate_500=args.rate_500, rate_503=args.rate_503, blocked_words=tuple(args.blocked_words),
         api_key=args.api_key, seed=args.seed,
+        batch_turnaround_s=args.batch_turnaround_s, batch_outcome=args.batch_outcome,
     )
 
 

@@ -33,6 +33,8 @@ SCRIPT_OUTCOMES: frozenset[str] = frozenset(
     }
 )
 IMAGE_MIMES: frozenset[str] = frozenset({"image/png", "image/jpeg"})
+# How a Batch-mode job ends once its turnaround has passed.
+BATCH_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed", "expired"})
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class SimulatorConfig:
     script: Mapping[str, Sequence[str]] = field(default_factory=dict)
     script_retry_delay: float = 1.0
     slow_seconds: float = 2.0
+    # Batch mode: seconds from create to the end state (pending for the first quarter,
+    # then running), and which end state a batch reaches then. Read when a batch is
+    # polled, so a test can shorten the turnaround of a batch already created.
+    batch_turnaround_s: float = 1.0
+    batch_outcome: str = "succeeded"
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words"):
@@ -84,6 +91,10 @@ class SimulatorConfig:
             raise ValueError("thought_images must be >= 0")
         if self.image_mime not in IMAGE_MIMES:
             raise ValueError(f"image_mime must be one of {sorted(IMAGE_MIMES)}")
+        if self.batch_turnaround_s < 0:
+            raise ValueError("batch_turnaround_s must be >= 0")
+        if self.batch_outcome not in BATCH_OUTCOMES:
+            raise ValueError(f"batch_outcome must be one of {sorted(BATCH_OUTCOMES)}")
         if self.script_retry_delay < 0 or self.slow_seconds < 0:
             raise ValueError("script_retry_delay and slow_seconds must be >= 0")
         for key, outcomes in self.script.items():

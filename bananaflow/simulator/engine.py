@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bananaflow.simulator.auth import is_authorized
+from bananaflow.simulator.batch_store import BatchStore
 from bananaflow.simulator.calls import ImageCall, WireError
 from bananaflow.simulator.config import SimulatorConfig
 from bananaflow.simulator.faults.outcomes import choose_outcome
@@ -62,7 +63,7 @@ class Renderer(Protocol):
         ...
 
 
-def _final_image(call: ImageCall, outcome: str, mime_type: str) -> FinalImage | None:
+def final_image(call: ImageCall, outcome: str, mime_type: str) -> FinalImage | None:
     if outcome not in IMAGE_OUTCOMES | {"bad_base64"}:
         return None
     width, height = call.pixels
@@ -83,6 +84,7 @@ class SimulatorEngine:
         self._config = config
         self.stats = StatsRecorder()
         self.files = FileStore()
+        self.batches = BatchStore()
         self._gate = QuotaGate()
         self._rearm()
 
@@ -105,11 +107,18 @@ class SimulatorEngine:
         return new
 
     def reset(self) -> None:
-        """Back to a fresh start: counters, log, quota windows, script and seed."""
+        """Back to a fresh start: counters, log, quota windows, script and seed, batches."""
         self.stats.reset()
         self._gate.reset()
         self.files.clear()
+        self.batches.clear()
         self._rearm()
+
+    def pick_outcome(self, prompt: str) -> str:
+        """The outcome of one request inside a batch: the script, chance and word lists
+        apply as for realtime calls; quotas and latency do not (batches have their own)."""
+        with self._lock:
+            return choose_outcome(self._config, self._script, self._rng, prompt)
 
     async def handle(
         self,
@@ -184,4 +193,4 @@ class SimulatorEngine:
 
     @staticmethod
     def _generate(call: ImageCall, outcome: str, renderer: Renderer, mime_type: str) -> Response:
-        return renderer.generated(call, outcome, _final_image(call, outcome, mime_type))
+        return renderer.generated(call, outcome, final_image(call, outcome, mime_type))

@@ -84,6 +84,11 @@ class SimulatorServer:
         400, 404, bad_key."""
         return self._engine.stats.snapshot()
 
+    def batch_stats(self) -> dict[str, int]:
+        """Batch-mode counters: ``batches_created``, ``files_uploaded``,
+        ``files_downloaded``, ``batch_cancels``."""
+        return self._engine.batches.counters()
+
     def request_log(self) -> list[dict[str, Any]]:
         """One dict per request to a generation route, oldest first."""
         return self._engine.stats.log()

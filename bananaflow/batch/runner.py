@@ -1,0 +1,308 @@
+"""A batch run from work items to manifest rows: plan, submit, wait, collect.
+
+Each step is one call a Prefect task can make (``tasks/batch.py``), and each is safe to
+repeat after a crash: ``plan`` finds images already stored (skipped, nothing paid twice)
+and batches recorded in the ledger (resumed, never created again); ``submit`` records the
+batch before and after creating it; ``wait`` only reads; ``collect`` skips images that a
+crashed collection already stored. Every result line goes through the same parser as a
+realtime answer and the same ``ImageLander`` as a realtime image.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_delay
+from tenacity.wait import wait_exponential_jitter
+
+from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
+from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
+from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
+from bananaflow.batch.sizing import BatchLimits, split_into_batches
+from bananaflow.errors import (
+    BadResponse,
+    BatchNotCompleted,
+    ConfigurationError,
+    Overloaded,
+    ProviderError,
+    RateLimited,
+    ServerError,
+    is_retryable,
+)
+from bananaflow.landing import ImageLander, now_iso
+from bananaflow.manifest import ManifestRow
+from bananaflow.models import get_model
+from bananaflow.providers.classify import classify_status
+from bananaflow.providers.gemini import image_from_response
+from bananaflow.retry import RetryPolicy, call_with_retries
+from bananaflow.storage import ImageStore
+from bananaflow.work import WorkItem
+
+log = logging.getLogger("bananaflow.batch")
+
+RowListener = Callable[[ManifestRow], None]
+_LOOKUPS_AT_ONCE = 16
+
+
+@dataclass(frozen=True)
+class PollPolicy:
+    """How patiently a batch is polled: exponential from ``initial_s`` to ``max_interval_s``
+    with jitter, giving up after ``give_up_after_s`` (Google's window is 24 h; a batch
+    still running then stays in the ledger and the next run picks it up)."""
+
+    initial_s: float = 10.0
+    max_interval_s: float = 300.0
+    give_up_after_s: float = 25 * 3600.0
+
+
+@dataclass
+class BatchPlan:
+    """What a batch run will do: rows for images already stored, batches a crashed run
+    left open (resumed, not recreated), and groups of items for new batches."""
+
+    existing: list[ManifestRow] = field(default_factory=list)
+    resumed: list[BatchJob] = field(default_factory=list)
+    new_groups: list[list[WorkItem]] = field(default_factory=list)
+
+
+@dataclass
+class Submission:
+    """A created (or resumed) batch, or the rows of items that could not be submitted."""
+
+    job: BatchJob | None
+    rows: list[ManifestRow] = field(default_factory=list)
+
+
+def _latency_since(created_at: str) -> float:
+    try:
+        start = datetime.fromisoformat(created_at)
+    except ValueError:
+        return 0.0
+    return max(0.0, (datetime.now(timezone.utc) - start).total_seconds())
+
+
+def _create_may_retry(exc: BaseException) -> bool:
+    """Only answers that prove the batch was not created: a timeout may have created it,
+    and a second create would be a second bill."""
+    return isinstance(exc, (RateLimited, Overloaded)) or (isinstance(exc, ServerError) and exc.http_status is not None)
+
+
+class BatchRunner:
+    """Batch mode for one run against one store."""
+
+    def __init__(
+        self,
+        api: GeminiBatchAPI,
+        store: ImageStore,
+        *,
+        run_id: str,
+        lander: ImageLander,
+        limits: BatchLimits = BatchLimits(),
+        poll: PollPolicy = PollPolicy(),
+        policy: RetryPolicy = RetryPolicy(),
+        verify_size: bool = True,
+        listeners: Iterable[RowListener] = (),
+    ) -> None:
+        self.api = api
+        self.store = store
+        self.run_id = run_id
+        self.lander = lander
+        self.ledger = BatchLedger(store)
+        self.limits = limits
+        self.poll = poll
+        self.policy = policy
+        self.verify_size = verify_size
+        self.listeners = list(listeners)
+
+    def _emit(self, rows: list[ManifestRow]) -> list[ManifestRow]:
+        for row in rows:
+            for listener in self.listeners:
+                try:
+                    listener(row)
+                except Exception:  # progress display must never fail an item
+                    log.debug("progress listener failed", exc_info=True)
+        return rows
+
+    # -- plan ------------------------------------------------------------------------------
+    async def plan(self, items: list[WorkItem]) -> BatchPlan:
+        gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
+
+        async def lookup(item: WorkItem) -> str | None:
+            async with gate:
+                return await asyncio.to_thread(self.store.find_existing, item.key_stem)
+
+        found = await asyncio.gather(*(lookup(item) for item in items))
+        plan = BatchPlan()
+        pending: list[WorkItem] = []
+        for item, key in zip(items, found):
+            if key is None:
+                pending.append(item)
+            else:
+                plan.existing.append(await self.lander.existing_row(item, key, now_iso(), time.monotonic()))
+        open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
+        owner = {key: job for job in open_jobs for key in job.keys}
+        # Every created batch is collected, even one whose items left the catalog: its
+        # images are paid for. A record that never got a batch name is only worth
+        # creating again for items this run still wants.
+        resumed: dict[str, BatchJob] = {job.job_id: job for job in open_jobs if job.batch_name}
+        fresh: list[WorkItem] = []
+        for item in pending:
+            job = owner.get(item.key_stem)
+            if job is None:
+                fresh.append(item)
+            else:
+                resumed[job.job_id] = job
+        for job in open_jobs:
+            if job.job_id not in resumed:
+                await asyncio.to_thread(self.ledger.close, job, "abandoned")
+        plan.resumed = list(resumed.values())
+        plan.new_groups = split_into_batches(fresh, self.limits)
+        self._emit(plan.existing)
+        return plan
+
+    # -- submit ----------------------------------------------------------------------------
+    async def submit(self, items: list[WorkItem]) -> Submission:
+        """Upload the items' JSONL, record the batch, create it, record its name."""
+        job = BatchJob(job_id=job_id_for(items), model=items[0].model, items=items, run_id=self.run_id,
+                       created_at=now_iso())
+        return await self.create(job)
+
+    async def recover(self, job: BatchJob) -> Submission:
+        """A ledger record without a batch name: the process died around the create call.
+        Look for the batch by its display name before creating one, so that window can
+        not bill twice either."""
+        found: BatchStatus | None = None
+        try:
+            found, _ = await call_with_retries(lambda: self.api.find(job.display_name), self.policy)
+        except ProviderError as exc:
+            log.warning("could not list batches to recover %s (%s); creating it", job.display_name, exc.message)
+        if found is not None:
+            job.batch_name = found.name
+            await asyncio.to_thread(self.ledger.save, job)
+            log.info("recovered %s for %s", job.batch_name, job.display_name)
+            return Submission(job)
+        return await self.create(job)
+
+    async def create(self, job: BatchJob) -> Submission:
+        """Upload, record, create and record again the batch of ``job``."""
+        started, t0 = now_iso(), time.monotonic()
+        try:
+            data = input_file(job.items)
+            job.file_name, _ = await call_with_retries(
+                lambda: self.api.upload_jsonl(data, job.display_name), self.policy
+            )
+            await asyncio.to_thread(self.ledger.save, job)  # the intent, before any bill
+            status = await self._create_with_retries(job)
+        except ProviderError as exc:
+            log.warning("batch %s could not be submitted: %s", job.display_name, exc.message)
+            rows = [self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started, t0=t0)
+                    for item in job.items]
+            return Submission(None, self._emit(rows))
+        job.batch_name = status.name
+        await asyncio.to_thread(self.ledger.save, job)
+        log.info("created %s for %d items (%s)", job.batch_name, len(job.items), job.display_name)
+        return Submission(job)
+
+    async def _create_with_retries(self, job: BatchJob) -> BatchStatus:
+        """Retried only on answers that prove nothing was created (see ``_create_may_retry``)."""
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(_create_may_retry), wait=self.policy.wait(), stop=self.policy.stop(), reraise=True
+        )
+        return await retrying(self.api.create, job.model, job.file_name, job.display_name)
+
+    # -- wait ------------------------------------------------------------------------------
+    async def wait(self, job: BatchJob) -> BatchStatus:
+        """Poll until the batch ends, or ``give_up_after_s`` passes (the status then says
+        it is still running). Transient poll failures are retried with the same backoff."""
+
+        def last_status(state: RetryCallState) -> BatchStatus:
+            outcome = state.outcome
+            assert outcome is not None
+            if outcome.failed:
+                raise outcome.exception()  # type: ignore[misc]
+            return outcome.result()
+
+        retrying = AsyncRetrying(
+            retry=retry_if_result(lambda status: not status.terminal) | retry_if_exception(is_retryable),
+            wait=wait_exponential_jitter(initial=self.poll.initial_s, max=self.poll.max_interval_s,
+                                         jitter=self.poll.initial_s / 2),
+            stop=stop_after_delay(self.poll.give_up_after_s),
+            retry_error_callback=last_status,
+            reraise=True,
+        )
+        status: BatchStatus = await retrying(self.api.get, job.batch_name)
+        log.info("%s is %s", job.batch_name, status.state)
+        return status
+
+    # -- collect ---------------------------------------------------------------------------
+    async def collect(self, job: BatchJob, status: BatchStatus) -> list[ManifestRow]:
+        """Rows for every item of ``job``: images landed from a succeeded batch, ``deferred``
+        for a batch that ended without results (or is still running), per-item errors
+        classified like realtime ones."""
+        started, t0 = job.created_at or now_iso(), time.monotonic()
+        if not status.terminal:
+            exc = BatchNotCompleted(
+                f"{job.batch_name} is still {status.state} after polling; it stays recorded and the next run "
+                "collects it", batch_name=job.batch_name, state=status.state)
+            return self._emit(self._rows_for(job, exc, started, t0))
+        if not status.succeeded:
+            why = f": {status.error_message}" if status.error_message else ""
+            exc = BatchNotCompleted(f"{job.batch_name} ended {status.state}{why}; nothing was made or billed, "
+                                    "the items are deferred to the next run", batch_name=job.batch_name,
+                                    state=status.state)
+            await asyncio.to_thread(self.ledger.close, job, status.state)
+            return self._emit(self._rows_for(job, exc, started, t0))
+        if not status.responses_file:
+            exc = BadResponse(f"{job.batch_name} succeeded without a responses file")
+            return self._emit(self._rows_for(job, exc, started, t0))
+        stream = await self.api.download(status.responses_file)
+        rows: list[ManifestRow] = []
+        by_key = {item.key_stem: item for item in job.items}
+        seen: set[str] = set()
+        try:
+            for line in read_results(stream):
+                item = by_key.get(line.key or "")
+                if item is None or item.key_stem in seen:
+                    log.warning("%s: result line for unknown key %r ignored (%s)", job.batch_name, line.key, line.problem)
+                    continue
+                seen.add(item.key_stem)
+                row = await self._land_line(job, item, line, started)
+                if row is not None:
+                    rows.append(self._emit([row])[0])
+        finally:
+            stream.close()
+        missing = [item for item in job.items if item.key_stem not in seen]
+        if missing:
+            exc = BadResponse(f"{job.batch_name} returned no result line for this item")
+            rows += self._emit([self.lander.failure_row(i, exc, attempts=1, started_at=started, t0=t0,
+                                                        batch_name=job.batch_name) for i in missing])
+        await asyncio.to_thread(self.ledger.close, job, "collected")
+        return rows
+
+    def _rows_for(self, job: BatchJob, exc: BaseException, started: str, t0: float) -> list[ManifestRow]:
+        return [self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
+                for item in job.items]
+
+    async def _land_line(self, job: BatchJob, item: WorkItem, line: ResultLine, started: str) -> ManifestRow | None:
+        """The row for one result line; None when the image is already stored (a
+        collection that crashed half way landed it, and ``plan`` already reported it)."""
+        t0 = time.monotonic()
+        if await asyncio.to_thread(self.store.find_existing, item.key_stem) is not None:
+            return None
+        try:
+            spec = get_model(item.model)
+            if line.error is not None:
+                code = line.error.get("code")
+                raise classify_status(code if isinstance(code, int) else 500, {"error": line.error}, model=spec.id)
+            if line.response is None:
+                raise BadResponse(f"result line has neither response nor error{f' ({line.problem})' if line.problem else ''}")
+            image = await image_from_response(line.response, image_request(item), spec,
+                                              verify_size=self.verify_size, batch=True)
+        except (ProviderError, ConfigurationError) as exc:
+            return self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
+        return await self.lander.land(item, image, attempts=1, latency_s=_latency_since(started),
+                                      started_at=started, batch_name=job.batch_name)

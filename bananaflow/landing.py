@@ -1,0 +1,221 @@
+"""Landing a paid-for image: upload it with its metadata and describe it as a manifest row.
+
+Realtime calls (``bananaflow.pipeline``) and Batch-mode results (``bananaflow.batch``) end
+the same way once they hold a verified ``GeneratedImage``, so that ending lives here, once:
+the object key is the item's fixed ``key_stem`` plus the extension of the format that came
+back, the object carries ``bananaflow-*`` metadata a re-run reads back, and an upload that
+fails puts the bytes in the spool rather than dropping them.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime, timezone
+
+from bananaflow.errors import BananaflowError, StorageError, error_status
+from bananaflow.keys import ext_for_mime
+from bananaflow.manifest import ManifestRow
+from bananaflow.providers.base import GeneratedImage
+from bananaflow.secrets import redact
+from bananaflow.spool import Spool
+from bananaflow.storage import ImageStore
+from bananaflow.work import WorkItem
+
+#: Object metadata bananaflow writes, read back to recognise its own objects on a re-run.
+META_PREFIX = "bananaflow-"
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class ImageLander:
+    """Stores images of one run in one store; ``mode`` ("realtime" or "batch") is written
+    into every row and object it makes."""
+
+    def __init__(self, store: ImageStore, *, run_id: str, spool: Spool | None = None, mode: str = "realtime") -> None:
+        self.store = store
+        self.run_id = run_id
+        self.spool = spool
+        self.mode = mode
+
+    async def land(
+        self,
+        item: WorkItem,
+        image: GeneratedImage,
+        *,
+        attempts: int,
+        latency_s: float,
+        started_at: str,
+        batch_name: str = "",
+    ) -> ManifestRow:
+        """Upload ``image`` under the item's key; a failed upload spools the bytes."""
+        key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
+        metadata = self.metadata(item, image, attempts, latency_s, batch_name)
+        row = self.success_row(item, image, key, attempts, latency_s, started_at, batch_name)
+        try:
+            await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
+        except StorageError as exc:
+            return self._spool_or_fail(row, key, image, metadata, exc)
+        return row
+
+    def _spool_or_fail(
+        self, row: ManifestRow, key: str, image: GeneratedImage, metadata: dict[str, str], exc: StorageError
+    ) -> ManifestRow:
+        """The image is paid for: keep it locally rather than drop it."""
+        row.status = "failed"
+        row.error_class = type(exc).__name__
+        if self.spool is None:
+            row.error_message = f"upload failed and no spool is configured: {exc.message}"
+            return row
+        try:
+            path = self.spool.put(key, image.data, image.mime_type, metadata)
+        except OSError as spool_exc:
+            row.error_message = f"upload failed ({exc.message}) and spooling failed ({spool_exc})"
+            return row
+        row.status = "spooled"
+        row.error_message = f"upload failed ({exc.message}); image kept at {path}, uploaded on the next run"
+        return row
+
+    def metadata(
+        self, item: WorkItem, image: GeneratedImage, attempts: int, latency: float, batch_name: str = ""
+    ) -> dict[str, str]:
+        values = {
+            "run-id": self.run_id,
+            "sku": item.sku,
+            "variant": item.variant,
+            "row": str(item.row_number),
+            "model": image.model or item.model,
+            "image-size": item.image_size,
+            "aspect-ratio": item.aspect_ratio,
+            "width": str(image.width),
+            "height": str(image.height),
+            "attempts": str(attempts),
+            "latency-s": f"{latency:.3f}",
+            "prompt-tokens": str(image.usage.prompt_tokens),
+            "image-tokens": str(image.usage.image_tokens),
+            "output-tokens": str(image.usage.candidates_tokens + image.usage.thoughts_tokens),
+            "cost-usd": f"{image.cost_usd:.6f}",
+            "prompt-sha256": item.prompt_sha256,
+            "mode": self.mode,
+        }
+        if batch_name:
+            values["batch"] = batch_name
+        return {META_PREFIX + k: v for k, v in values.items()}
+
+    async def existing_row(self, item: WorkItem, key: str, started_at: str, t0: float) -> ManifestRow:
+        """An object under this item's key exists. Made by this same run (a retried chunk):
+        report it as the success it was. Made earlier: ``skipped_exists``, nothing paid."""
+        head = await asyncio.to_thread(self.store.head, key)
+        meta = {k[len(META_PREFIX):]: v for k, v in head.metadata.items() if k.startswith(META_PREFIX)}
+        same_run = meta.get("run-id") == self.run_id
+        row = ManifestRow(
+            run_id=self.run_id,
+            row_number=item.row_number,
+            sku=item.sku,
+            variant=item.variant,
+            status="succeeded" if same_run else "skipped_exists",
+            key=key,
+            uri=self.store.uri(key),
+            model=meta.get("model", item.model),
+            image_size=item.image_size,
+            aspect_ratio=item.aspect_ratio,
+            mime_type=head.content_type,
+            bytes=head.size,
+            width=_int(meta.get("width")),
+            height=_int(meta.get("height")),
+            prompt_sha256=item.prompt_sha256,
+            started_at=started_at,
+            finished_at=now_iso(),
+            mode=meta.get("mode", "realtime") if same_run else self.mode,
+            batch_name=meta.get("batch", "") if same_run else "",
+        )
+        if same_run:
+            row.latency_s = float(meta.get("latency-s", 0) or 0)
+            row.attempts = _int(meta.get("attempts"))
+            row.prompt_tokens = _int(meta.get("prompt-tokens"))
+            row.image_tokens = _int(meta.get("image-tokens"))
+            row.output_tokens = _int(meta.get("output-tokens"))
+            row.cost_usd = float(meta.get("cost-usd", 0) or 0)
+        else:
+            row.latency_s = round(time.monotonic() - t0, 3)
+        return row
+
+    def success_row(
+        self,
+        item: WorkItem,
+        image: GeneratedImage,
+        key: str,
+        attempts: int,
+        latency: float,
+        started_at: str,
+        batch_name: str = "",
+    ) -> ManifestRow:
+        return ManifestRow(
+            run_id=self.run_id,
+            row_number=item.row_number,
+            sku=item.sku,
+            variant=item.variant,
+            status="succeeded",
+            key=key,
+            uri=self.store.uri(key),
+            model=image.model or item.model,
+            image_size=item.image_size,
+            aspect_ratio=item.aspect_ratio,
+            mime_type=image.mime_type,
+            bytes=len(image.data),
+            width=image.width,
+            height=image.height,
+            latency_s=round(latency, 3),
+            attempts=attempts,
+            prompt_tokens=image.usage.prompt_tokens,
+            image_tokens=image.usage.image_tokens,
+            output_tokens=image.usage.candidates_tokens + image.usage.thoughts_tokens,
+            cost_usd=image.cost_usd,
+            prompt_sha256=item.prompt_sha256,
+            started_at=started_at,
+            finished_at=now_iso(),
+            mode=self.mode,
+            batch_name=batch_name,
+        )
+
+    def failure_row(
+        self,
+        item: WorkItem,
+        exc: BaseException,
+        *,
+        attempts: int,
+        started_at: str,
+        t0: float,
+        batch_name: str = "",
+    ) -> ManifestRow:
+        """The row of an item that ended with ``exc``; its status is ``error_status(exc)``."""
+        message = exc.message if isinstance(exc, BananaflowError) else redact(f"{type(exc).__name__}: {exc}")
+        return ManifestRow(
+            run_id=self.run_id,
+            row_number=item.row_number,
+            sku=item.sku,
+            variant=item.variant,
+            status=error_status(exc),
+            error_class=type(exc).__name__,
+            error_message=message[:500],
+            key="",
+            uri="",
+            model=item.model,
+            image_size=item.image_size,
+            aspect_ratio=item.aspect_ratio,
+            latency_s=round(time.monotonic() - t0, 3),
+            attempts=attempts,
+            prompt_sha256=item.prompt_sha256,
+            started_at=started_at,
+            finished_at=now_iso(),
+            mode=self.mode,
+            batch_name=batch_name,
+        )
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0

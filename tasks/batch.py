@@ -1,0 +1,144 @@
+"""Batch mode as Prefect tasks: plan, then per batch submit → poll → collect, in parallel.
+
+Polling is its own task (``poll-batch``) whose only input is the recorded batch: a run
+that crashed while waiting is resumed by running the same job again, which finds the
+batch in the ledger and polls it; nothing is created twice.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Awaitable, Callable, TypeVar
+
+from prefect import task
+from prefect.futures import PrefectFuture
+
+from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
+from bananaflow.batch.ledger import BatchJob
+from bananaflow.batch.runner import BatchPlan, BatchRunner, PollPolicy, Submission
+from bananaflow.batch.sizing import BatchLimits
+from bananaflow.errors import BatchNotCompleted, is_retryable
+from bananaflow.landing import ImageLander, now_iso
+from bananaflow.manifest import ManifestRow
+from bananaflow.work import WorkItem
+from tasks import resources
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    limits: BatchLimits = BatchLimits()
+    poll: PollPolicy = PollPolicy()
+
+
+def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
+    res = resources.get(run_id)
+    settings: BatchSettings = res.extra.get("batch", BatchSettings())  # type: ignore[assignment]
+
+    async def go() -> T:
+        api = GeminiBatchAPI(res.provider_settings)
+        try:
+            runner = BatchRunner(
+                api, res.store, run_id=run_id,
+                lander=ImageLander(res.store, run_id=run_id, spool=res.spool, mode="batch"),
+                limits=settings.limits, poll=settings.poll, policy=res.policy,
+                verify_size=res.provider_settings.should_verify_size, listeners=[res.progress.item_done],
+            )
+            return await step(runner)
+        finally:
+            await api.aclose()
+
+    return asyncio.run(go())
+
+
+@task(name="plan-batches", cache_policy=None, persist_result=False)
+def plan_batches(run_id: str, items: list[WorkItem]) -> BatchPlan:
+    """Skip stored images, find recorded batches to resume, split the rest into batches."""
+    return _run(run_id, lambda runner: runner.plan(items))
+
+
+def _submit_name() -> str:
+    from prefect.runtime import task_run
+
+    items = task_run.parameters.get("items") or []
+    return f"submit-batch: {len(items)} items"
+
+
+@task(name="submit-batch", task_run_name=_submit_name, cache_policy=None, persist_result=False)
+def submit_batch(run_id: str, items: list[WorkItem], recorded: BatchJob | None = None) -> Submission:
+    """Upload the JSONL, record the batch, create it; for a ``recorded`` job a crash left
+    without a batch name, first look for the batch by name. Never raises for provider
+    errors: items that could not be submitted come back as rows."""
+    if recorded is not None:
+        return _run(run_id, lambda runner: runner.recover(recorded))
+    return _run(run_id, lambda runner: runner.submit(items))
+
+
+def _poll_name() -> str:
+    from prefect.runtime import task_run
+
+    submission = task_run.parameters.get("submission")
+    job = getattr(submission, "job", None)
+    return f"poll {job.batch_name}" if job is not None else "poll (nothing submitted)"
+
+
+def _retry_if_transient(task, task_run_, state) -> bool:  # noqa: ANN001 (Prefect's signature)
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - only deciding whether to retry
+        return is_retryable(exc)
+    return False
+
+
+@task(name="poll-batch", task_run_name=_poll_name, retries=3, retry_delay_seconds=30,
+      retry_condition_fn=_retry_if_transient, cache_policy=None, persist_result=False)
+def poll_batch(run_id: str, submission: Submission) -> BatchStatus | None:
+    """Wait for a recorded batch to end, with backoff. It reads only: safe to run again
+    at any time, from any process, for a batch another run created."""
+    if submission.job is None:
+        return None
+    job = submission.job
+    return _run(run_id, lambda runner: runner.wait(job))
+
+
+@task(name="collect-batch", cache_policy=None, persist_result=False)
+def collect_batch(run_id: str, submission: Submission, status: BatchStatus | None) -> list[ManifestRow]:
+    """Download results and land every image through the realtime path; rows for all."""
+    if submission.job is None or status is None:
+        return submission.rows
+    return submission.rows + _run(run_id, lambda runner: runner.collect(submission.job, status))
+
+
+def generate_in_batches(run_id: str, items: list[WorkItem], settings: BatchSettings) -> list[ManifestRow]:
+    """The whole batch mode for one flow run: rows for every item, whatever fails."""
+    resources.get(run_id).extra["batch"] = settings
+    plan = plan_batches(run_id, items)
+    named = [job for job in plan.resumed if job.batch_name]
+    unnamed = [job for job in plan.resumed if not job.batch_name]
+    submissions: list[PrefectFuture | Submission] = [Submission(job) for job in named]
+    submissions += [submit_batch.submit(run_id, job.items, recorded=job) for job in unnamed]
+    submissions += [submit_batch.submit(run_id, group) for group in plan.new_groups]
+    batches = [job.items for job in named + unnamed] + plan.new_groups
+    polls = [poll_batch.submit(run_id, s) for s in submissions]
+    collects = [collect_batch.submit(run_id, s, p) for s, p in zip(submissions, polls)]
+    rows = list(plan.existing)
+    for batch_items, collect in zip(batches, collects):
+        rows.extend(_rows_of(run_id, batch_items, collect))
+    return rows
+
+
+def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) -> list[ManifestRow]:
+    """A batch's rows; if a task of its chain died, its items are ``deferred``: the batch
+    (if created) stays in the ledger and the next run collects it."""
+    future.wait()
+    if future.state.is_completed():
+        return future.result()
+    message = f"batch task ended {future.state.name}: {future.state.message or ''}".strip()
+    lander = ImageLander(resources.get(run_id).store, run_id=run_id, mode="batch")
+    exc = BatchNotCompleted(message[:400])
+    rows = [lander.failure_row(item, exc, attempts=0, started_at=now_iso(), t0=time.monotonic()) for item in batch_items]
+    for row in rows:
+        resources.get(run_id).progress.item_done(row)
+    return rows

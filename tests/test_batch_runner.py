@@ -1,0 +1,169 @@
+"""The batch runner without Prefect, on the simulator and a real ``weed mini``: every step
+is safe to repeat after a crash, and results go through the realtime landing path."""
+from __future__ import annotations
+
+import asyncio
+from typing import Iterator
+
+import pytest
+
+from bananaflow.batch.api import GeminiBatchAPI
+from bananaflow.batch.jsonl import input_file
+from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
+from bananaflow.batch.runner import BatchRunner, PollPolicy
+from bananaflow.batch.sizing import BatchLimits
+from bananaflow.landing import ImageLander, now_iso
+from bananaflow.local_s3 import LocalS3Server
+from bananaflow.manifest import ManifestRow
+from bananaflow.provider_settings import ProviderSettings
+from bananaflow.secrets import Secret
+from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.storage import ImageStore
+from bananaflow.work import WorkItem
+
+PRO = "gemini-3-pro-image"
+KEY = "AIzaSyRUNNER-unit-key-0123456789abcdefgh"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalS3Server]:
+    with LocalS3Server(tmp_path_factory.mktemp("s3")) as server, pytest.MonkeyPatch.context() as patch:
+        for name, value in server.env().items():
+            patch.setenv(name, value)
+        yield server
+
+
+@pytest.fixture
+def sim() -> Iterator[SimulatorServer]:
+    with SimulatorServer(SimulatorConfig(api_key=KEY, batch_turnaround_s=0.2)) as running:
+        yield running
+
+
+def items(prefix: str, n: int) -> list[WorkItem]:
+    return [WorkItem(i + 2, f"SKU-{i}", "main", f"a teapot model {prefix}{i}", PRO, "1:1", "1K",
+                     f"{prefix}/SKU-{i}/main-{i:08x}", "0" * 64) for i in range(n)]
+
+
+FAST = PollPolicy(initial_s=0.05, max_interval_s=0.2)
+
+
+def runner_for(store: ImageStore, run_id: str, api: GeminiBatchAPI, seen: list[ManifestRow],
+               poll: PollPolicy) -> BatchRunner:
+    return BatchRunner(api, store, run_id=run_id, lander=ImageLander(store, run_id=run_id, mode="batch"),
+                       limits=BatchLimits(max_items=2), poll=poll, listeners=[seen.append])
+
+
+def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list[WorkItem],
+                poll: PollPolicy = FAST) -> tuple[list[ManifestRow], list[ManifestRow]]:
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+    seen: list[ManifestRow] = []
+
+    async def go() -> list[ManifestRow]:
+        api = GeminiBatchAPI(settings)
+        try:
+            runner = runner_for(store, run_id, api, seen, poll)
+            plan = await runner.plan(work)
+            rows = list(plan.existing)
+            jobs = [job for job in plan.resumed if job.batch_name] + [
+                (await runner.recover(job)).job for job in plan.resumed if not job.batch_name
+            ] + [
+                (await runner.submit(group)).job for group in plan.new_groups
+            ]
+            for job in jobs:
+                assert job is not None
+                rows += await runner.collect(job, await runner.wait(job))
+            return rows
+        finally:
+            await api.aclose()
+
+    return asyncio.run(go()), seen
+
+
+def test_results_land_once_and_a_reopened_record_is_resumed_without_a_new_batch(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    store = ImageStore("runner", prefix="shop")
+    store.ensure_bucket()
+    work = items("shop", 3)
+    rows, seen = run_batches(sim, store, "run-1", work)
+    assert sorted(r.status for r in rows) == ["succeeded"] * 3
+    assert len({r.batch_name for r in rows}) == 2  # max_items=2: two batches
+    assert {r.mode for r in rows} == {"batch"} and seen == rows
+    assert sim.batch_stats()["batches_created"] == 2
+    ledger = BatchLedger(store)
+    assert ledger.open_jobs() == []
+
+    # A crash after landing but before the record was closed: put one record back.
+    closed = store.list_keys(store.key("runs", "_batches", "closed") + "/")
+    store.put_bytes(closed[0].replace("/closed/", "/open/"), store.get_bytes(closed[0]), "application/json")
+    rows2, _ = run_batches(sim, store, "run-2", work)
+    assert sorted(r.status for r in rows2) == ["skipped_exists"] * 3, "one row per item, none landed twice"
+    assert sim.batch_stats()["batches_created"] == 2
+    assert ledger.open_jobs() == []
+
+
+def test_failed_batch_defers_and_closes_its_record(s3: LocalS3Server, sim: SimulatorServer) -> None:
+    store = ImageStore("runner", prefix="failed")
+    store.ensure_bucket()
+    sim.configure(batch_outcome="failed")
+    rows, _ = run_batches(sim, store, "run-f", items("failed", 2))
+    assert [r.status for r in rows] == ["deferred", "deferred"]
+    assert {r.error_class for r in rows} == {"BatchNotCompleted"}
+    assert "BATCH_STATE_FAILED" in rows[0].error_message and rows[0].batch_name.startswith("batches/")
+    assert BatchLedger(store).open_jobs() == []
+    sim.configure(batch_outcome="succeeded")
+    again, _ = run_batches(sim, store, "run-g", items("failed", 2))
+    assert [r.status for r in again] == ["succeeded", "succeeded"], "deferred items are made by the next run"
+    assert sim.batch_stats()["batches_created"] == 2
+
+
+def test_a_batch_still_running_at_the_deadline_is_deferred_and_collected_by_the_next_run(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    store = ImageStore("runner", prefix="slow")
+    store.ensure_bucket()
+    sim.configure(batch_turnaround_s=3600)
+    work = items("slow", 2)
+    rows, _ = run_batches(sim, store, "run-s", work, PollPolicy(initial_s=0.05, max_interval_s=0.1, give_up_after_s=0.3))
+    assert [r.status for r in rows] == ["deferred", "deferred"]
+    assert "still BATCH_STATE_" in rows[0].error_message
+    (job,) = BatchLedger(store).open_jobs()
+    assert job.batch_name == rows[0].batch_name
+    sim.configure(batch_turnaround_s=0)
+    rows2, _ = run_batches(sim, store, "run-t", work)
+    assert [r.status for r in rows2] == ["succeeded", "succeeded"]
+    assert {r.batch_name for r in rows2} == {job.batch_name}
+    assert sim.batch_stats()["batches_created"] == 1
+    assert BatchLedger(store).open_jobs() == []
+
+
+def test_a_record_left_without_a_batch_name_finds_its_batch_instead_of_creating_another(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    """The process died after the create call went out but before its answer was recorded."""
+    store = ImageStore("runner", prefix="window")
+    store.ensure_bucket()
+    work = items("window", 2)
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+    job = BatchJob(job_id_for(work), PRO, work, "run-w", created_at=now_iso())
+
+    async def create_then_crash() -> str:
+        api = GeminiBatchAPI(settings)
+        try:
+            for n in range(3):  # other batches of the project, listed before ours
+                await api.create(PRO, await api.upload_jsonl(input_file(items(f"other{n}", 1)), f"x{n}"), f"other-{n}")
+            job.file_name = await api.upload_jsonl(input_file(work), job.display_name)
+            BatchLedger(store).save(job)
+            status = await api.create(PRO, job.file_name, job.display_name)
+            for n in range(3, 5):
+                await api.create(PRO, await api.upload_jsonl(input_file(items(f"other{n}", 1)), f"x{n}"), f"other-{n}")
+            return status.name
+        finally:
+            await api.aclose()
+
+    name = asyncio.run(create_then_crash())
+    assert sim.batch_stats()["batches_created"] == 6
+    rows, _ = run_batches(sim, store, "run-w2", work)
+    assert [r.status for r in rows] == ["succeeded", "succeeded"]
+    assert {r.batch_name for r in rows} == {name}
+    assert sim.batch_stats()["batches_created"] == 6
