@@ -21,7 +21,9 @@ from bananaflow.errors import StorageError
 from bananaflow.keys import join_key
 from bananaflow.storage import ImageStore, make_s3_client
 
-STATUSES = ("succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled")
+STATUSES = (
+    "succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled", "qa_failed", "skipped_unchanged",
+)
 
 
 @dataclass
@@ -53,6 +55,8 @@ class ManifestRow:
     prompt_sha256: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    qa: str = ""  # JSON: the output preset's measured numbers
+    derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -62,6 +66,8 @@ class ManifestRow:
 
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
+#: Columns added after the first manifests were written; older manifests read without them.
+OPTIONAL_COLUMNS = frozenset({"qa", "derivatives"})
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")
@@ -165,6 +171,8 @@ def _read_source(source: str | Path) -> tuple[bytes, str]:
 
 def _frame_from_csv(data: bytes) -> pd.DataFrame:
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    for column in OPTIONAL_COLUMNS - set(frame.columns):
+        frame[column] = ""
     missing = [c for c in COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"not a bananaflow manifest: missing columns {', '.join(missing)}")
@@ -186,6 +194,8 @@ def read_manifest(source: str | Path) -> list[ManifestRow]:
     data, name = _read_source(source)
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        for column in OPTIONAL_COLUMNS - set(frame.columns):
+            frame[column] = ""
     else:
         frame = _frame_from_csv(data)
     rows: list[ManifestRow] = []

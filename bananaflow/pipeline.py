@@ -21,10 +21,20 @@ from bananaflow.errors import (
     StorageError,
     error_status,
 )
+from bananaflow.finishing import (
+    QAFailed,
+    apply_output_preset,
+    derivative_keys_from_names,
+    derivative_names,
+    keys_json,
+    qa_failed_key,
+    upload_derivatives,
+)
 from bananaflow.keys import ext_for_mime
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.ratelimit import RateController
+from bananaflow.references import ReferenceFetcher, ReferencePhotoError
 from bananaflow.retry import RetryPolicy, call_with_retries
 from bananaflow.secrets import redact
 from bananaflow.spool import Spool
@@ -56,6 +66,7 @@ class ItemProcessor:
         run_id: str,
         spool: Spool | None = None,
         listeners: Iterable[ItemListener] = (),
+        references: ReferenceFetcher | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -64,6 +75,7 @@ class ItemProcessor:
         self.run_id = run_id
         self.spool = spool
         self.listeners = list(listeners)
+        self.references = references or ReferenceFetcher()
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -88,8 +100,16 @@ class ItemProcessor:
         if existing is not None:
             return await self._row_for_existing(item, existing, started_at, t0)
 
+        try:
+            references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
+        except ReferencePhotoError as exc:
+            return self._failure_row(item, exc, attempts=0, started_at=started_at, t0=t0)
         request = ImageRequest(
-            prompt=item.prompt, model=item.model, aspect_ratio=item.aspect_ratio, image_size=item.image_size
+            prompt=item.prompt,
+            model=item.model,
+            aspect_ratio=item.aspect_ratio,
+            image_size=item.image_size,
+            reference_images=references,
         )
 
         admitted_at: list[float] = []  # latency counts from the first request, not the queue
@@ -108,13 +128,34 @@ class ItemProcessor:
             image, attempts = await call_with_retries(attempt, self.policy)
         except ProviderError as exc:
             return self._failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
+        finished = None
+        if item.output_preset:
+            regenerate = (lambda: call_with_retries(attempt, self.policy)) if item.regenerate_on_qa_failure else None
+            image, attempts, finished = await apply_output_preset(
+                item.output_preset, image, attempts, regenerate, context=f"row {item.row_number} (sku {item.sku})"
+            )
         latency = time.monotonic() - (admitted_at[0] if admitted_at else t0)
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self._metadata(item, image, attempts, latency)
         row = self._success_row(item, image, key, attempts, latency, started_at)
+        if finished is not None:
+            row.qa = finished.report.to_json()
+            if not finished.report.passed:
+                key = qa_failed_key(item.key_stem, ext_for_mime(image.mime_type))
+                failure = QAFailed(finished.report.describe())
+                row.status, row.error_class, row.error_message = failure.status, "QAFailed", failure.message[:500]
+                row.key, row.uri = key, self.store.uri(key)
+            else:
+                metadata[META_PREFIX + "derivatives"] = derivative_names(finished)
         try:
+            if finished is not None and finished.report.passed:
+                row.derivatives = keys_json(
+                    await asyncio.to_thread(upload_derivatives, self.store, item.key_stem, finished, metadata)
+                )
             await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
         except StorageError as exc:
+            row.derivatives = ""
+            metadata.pop(META_PREFIX + "derivatives", None)
             return self._spool_or_fail(row, key, image, metadata, exc)
         return row
 
@@ -181,6 +222,7 @@ class ItemProcessor:
             prompt_sha256=item.prompt_sha256,
             started_at=started_at,
             finished_at=_now(),
+            derivatives=keys_json(derivative_keys_from_names(item.key_stem, meta.get("derivatives", ""))),
         )
         if same_run:
             row.latency_s = float(meta.get("latency-s", 0) or 0)
@@ -243,6 +285,10 @@ class ItemProcessor:
             started_at=started_at,
             finished_at=_now(),
         )
+
+
+def _wants_references(item: WorkItem) -> bool:
+    return bool(getattr(item, "reference_links", ()) or getattr(item, "group_reference_stem", ""))
 
 
 def _int(value: str | None) -> int:

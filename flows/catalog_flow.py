@@ -10,7 +10,9 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
+from bananaflow.delta import split_previous
 from bananaflow.errors import ConfigurationError
+from bananaflow.jobspec import build_job
 from bananaflow.manifest import ManifestRow
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
@@ -20,12 +22,13 @@ from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
-from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked
+from bananaflow.work import WorkItem, chunk_size_for, chunked, waves
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
 from tasks.generation import generate_images
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
+from tasks.writeback import write_back
 
 #: Threads that run chunk tasks; the rate controller, not this number, bounds requests.
 TASK_THREADS = 16
@@ -53,8 +56,20 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    job: str | None = None,
+    catalog_preset: str | None = None,
+    column_map: dict[str, str] | None = None,
+    previous_manifest: str | None = None,
+    writeback: str | None = None,
+    public_base_url: str | None = None,
+    output_preset: str | None = None,
 ) -> dict:
-    """Generate one image per catalog product and land it in S3 with a manifest.
+    """Generate the images of a job spec (or one image per product from the single-template
+    parameters) for every catalog product and land them in S3 with a manifest.
+
+    ``job`` is a YAML/TOML job spec path; ``previous_manifest`` a manifest of an earlier
+    run, whose unchanged items are skipped without any call; ``writeback`` (shopify or
+    merchant) writes the new image URLs next to the manifest.
 
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
@@ -80,32 +95,34 @@ def catalog_to_images(
         controller, policy = limits.to_controller(), limits.to_policy()
     else:
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
-    options = JobOptions(model=model, image_size=image_size, aspect_ratio=aspect_ratio, variant=variant)
-    options.validate()
+    job_spec = build_job(job, template=template, model=model, image_size=image_size, aspect_ratio=aspect_ratio,
+                         variant=variant, preset=output_preset, writeback=writeback, public_base_url=public_base_url)
 
     store.ensure_bucket()
     spool = Spool(default_spool_dir() / bucket)
     if spool.state().pending:
         logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
 
-    work = plan(catalog, template, options, prefix, encoding)
+    work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
+    items, rows = split_previous(work.items, previous_manifest, run_id)
     logger.info(
-        "%d products accepted, %d rejected; %d images to make with %s (%s, %s)",
-        len(work.items), len(work.rejected), len(work.items), model, aspect_ratio, image_size,
+        "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
+        len({i.sku for i in work.items}), len(work.rejected), len(work.items), len(job_spec.variants), len(rows),
     )
 
-    tracker = ProgressTracker(len(work.items))
+    tracker = ProgressTracker(len(items))
     announce(tracker)
     artifact = ProgressArtifact(tracker)
     resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
     try:
-        chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
-        futures = generate_images.map(
-            run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
-        )
-        rows: list[ManifestRow] = []
-        for chunk, future in zip(chunks, futures):
-            rows.extend(_rows_of(chunk, future, run_id))
+        # group siblings wait for the image of their group's first product (their reference)
+        for wave in waves(items):
+            chunks = chunked(wave, chunk_size_for(len(wave), controller.max_in_flight or concurrency))
+            futures = generate_images.map(
+                run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
+            )
+            for chunk, future in zip(chunks, futures):
+                rows.extend(_rows_of(chunk, future, run_id))
     finally:
         resources.release(run_id)
     artifact.flush()
@@ -113,6 +130,9 @@ def catalog_to_images(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
     manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
+    writeback_uri = write_back(rows, job_spec, store, run_prefix, catalog, encoding)
+    if writeback_uri:
+        manifest_uris = {**manifest_uris, "writeback": writeback_uri}
 
     summary = summarize(
         rows, run_id=run_id, rejected=len(work.rejected), wall_s=time.monotonic() - t0, bucket=bucket, prefix=prefix
