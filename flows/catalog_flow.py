@@ -104,6 +104,8 @@ def catalog_to_images(
         logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
 
     work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
+    if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
+        raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
     items, rows = split_previous(work.items, previous_manifest, run_id)
     logger.info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",

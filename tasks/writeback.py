@@ -1,7 +1,9 @@
 """Writing the new image URLs back as a Shopify CSV or a Merchant Center supplemental feed."""
 from __future__ import annotations
 
-from prefect import task
+from prefect import get_run_logger, task
+
+from bananaflow.errors import BananaflowError
 
 from bananaflow.jobspec import Job
 from bananaflow.manifest import ManifestRow
@@ -21,11 +23,15 @@ def write_back(
     if spec.format is None:
         return None
     order = [v.name for v in job.variants]
-    if spec.format == "shopify":
-        data = shopify_csv(catalog, rows, store, spec, order, encoding=encoding)
-    else:
-        data = merchant_supplemental(rows, store, spec, order)
     name, content_type = FILE_NAMES[spec.format]
     key = f"{run_prefix}/{name}"
-    store.put_bytes(key, data, content_type)
+    try:
+        if spec.format == "shopify":
+            data = shopify_csv(catalog, rows, store, spec, order, encoding=encoding)
+        else:
+            data = merchant_supplemental(rows, store, spec, order)
+        store.put_bytes(key, data, content_type)
+    except BananaflowError as exc:  # the images and manifest are safe; say what is missing
+        get_run_logger().error("could not write %s: %s (the manifest lists every image)", name, exc.message)
+        return None
     return store.uri(key)
