@@ -14,6 +14,7 @@ import asyncio
 import base64
 import io
 import logging
+import os
 import warnings
 from collections import OrderedDict
 from pathlib import Path
@@ -49,7 +50,7 @@ def resolve_link(link: str, base_dir: Path | None) -> str:
     path = Path(link).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
-    return str(path)
+    return os.path.normpath(path)
 
 
 def shrink(data: bytes, max_side: int, *, source: str = "photo") -> ReferenceImage:
