@@ -38,9 +38,15 @@ def derivative_key(stem: str, name: str, extension: str) -> str:
     return f"{stem}--{name}.{extension}"
 
 
-def qa_failed_key(stem: str, extension: str) -> str:
+def qa_failed_stem(stem: str) -> str:
+    """Where an image that failed QA is kept: a folder the existence check of ``stem`` does
+    not look in, so the next run makes the item again."""
     folder, _, name = stem.rpartition("/")
-    return "/".join(p for p in (folder, QA_FAILED_FOLDER, f"{name}.{extension}") if p)
+    return "/".join(p for p in (folder, QA_FAILED_FOLDER, name) if p)
+
+
+def qa_failed_key(stem: str, extension: str) -> str:
+    return f"{qa_failed_stem(stem)}.{extension}"
 
 
 def derivative_names(finished: Finished) -> str:

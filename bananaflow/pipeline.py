@@ -28,6 +28,7 @@ from bananaflow.finishing import (
     derivative_names,
     keys_json,
     qa_failed_key,
+    qa_failed_stem,
     upload_derivatives,
 )
 from bananaflow.keys import ext_for_mime
@@ -99,6 +100,10 @@ class ItemProcessor:
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self._row_for_existing(item, existing, started_at, t0)
+        if item.output_preset:  # a retried chunk must not pay again for this run's QA failure
+            earlier = await self._qa_failure_of_this_run(item, started_at, t0)
+            if earlier is not None:
+                return earlier
 
         try:
             references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
@@ -145,6 +150,7 @@ class ItemProcessor:
                 failure = QAFailed(finished.report.describe())
                 row.status, row.error_class, row.error_message = failure.status, "QAFailed", failure.message[:500]
                 row.key, row.uri = key, self.store.uri(key)
+                metadata[META_PREFIX + "qa-problems"] = row.error_message[:300]
             else:
                 metadata[META_PREFIX + "derivatives"] = derivative_names(finished)
         try:
@@ -197,6 +203,19 @@ class ItemProcessor:
             "prompt-sha256": item.prompt_sha256,
         }
         return {META_PREFIX + k: v for k, v in values.items()}
+
+    async def _qa_failure_of_this_run(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow | None:
+        key = await asyncio.to_thread(self.store.find_existing, qa_failed_stem(item.key_stem))
+        if key is None:
+            return None
+        row = await self._row_for_existing(item, key, started_at, t0)
+        if row.status != "succeeded":  # "succeeded" here means: stored by this same run
+            return None
+        head = await asyncio.to_thread(self.store.head, key)
+        row.status, row.error_class = "qa_failed", "QAFailed"
+        row.error_message = head.metadata.get(META_PREFIX + "qa-problems", "QA failed earlier in this run")
+        row.derivatives = ""
+        return row
 
     async def _row_for_existing(self, item: WorkItem, key: str, started_at: str, t0: float) -> ManifestRow:
         """An object under this item's key exists. Made by this same run (a retried chunk):

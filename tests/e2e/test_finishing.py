@@ -101,3 +101,15 @@ def test_reference_photo_is_sent_and_a_broken_one_fails_only_its_item(s3_env, pr
     assert "broken.jpg is not a readable image" in bad.error_message
     log = provider_env.request_log()
     assert [r["reference_images"] for r in log] == [1]  # the broken one never reached the API
+
+
+def test_a_retried_chunk_does_not_pay_again_for_this_runs_qa_failure(s3_env, provider_env) -> None:
+    provider_env.configure(script={"product QA-AGAIN": ["off_white"]})
+    item = make_item("QA-AGAIN", key_stem="qa/QA-AGAIN/main-0123456789ab")
+    (first,), _ = process([item], "e2e-finish", run_id="run-a")
+    (retried,), _ = process([item], "e2e-finish", run_id="run-a")
+    assert first.status == retried.status == "qa_failed"
+    assert retried.error_message == first.error_message and retried.cost_usd == first.cost_usd
+    assert provider_env.stats()["requests_total"] == 1
+    (next_night,), _ = process([item], "e2e-finish", run_id="run-b")  # a new run tries again
+    assert next_night.status == "succeeded" and provider_env.stats()["requests_total"] == 2
