@@ -442,6 +442,24 @@ def _validate(
     return accepted, rejected
 
 
+def read_catalog_bytes(source: str) -> tuple[bytes, str]:
+    """The catalog's bytes (gunzipped) and its file name without ``.gz``."""
+    name = PurePosixPath(source).name or source
+    data = _read_bytes(source)
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
+        name = name.removesuffix(".gz")
+    return data, name
+
+
+def decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
+    """Catalog bytes as text, with the same detection ``load_catalog`` uses."""
+    return _decode(data, name, encoding)
+
+
 def load_catalog(
     source: str,
     *,
@@ -460,14 +478,7 @@ def load_catalog(
     ``"none"`` turns recognition off.
     """
     source = str(source)
-    name = PurePosixPath(source).name or source
-    data = _read_bytes(source)
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
-        name = name.removesuffix(".gz")
+    data, name = read_catalog_bytes(source)
     if not data.strip():
         raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
     kind = _kind(name, data)

@@ -18,7 +18,7 @@ import json
 import urllib.parse
 from collections.abc import Iterable, Sequence
 
-from bananaflow.catalog import _decode, _read_bytes
+from bananaflow.catalog import decode_text, read_catalog_bytes
 from bananaflow.errors import CatalogError
 from bananaflow.jobspec import WritebackSpec
 from bananaflow.manifest import ManifestRow
@@ -63,7 +63,8 @@ def shopify_csv(
     encoding: str | None = None,
 ) -> bytes:
     """The catalog's rows with new image rows per handle, as UTF-8 CSV for Shopify's import."""
-    text = _decode(_read_bytes(catalog), catalog, encoding)
+    data, name = read_catalog_bytes(catalog)
+    text = decode_text(data, name, encoding)
     records = list(csv.reader(io.StringIO(text, newline="")))
     if not records:
         raise CatalogError(f"{catalog} is empty; cannot write the Shopify CSV back")

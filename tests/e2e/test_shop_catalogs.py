@@ -4,6 +4,7 @@ group reference. Simulator + weed mini + a real Prefect server."""
 from __future__ import annotations
 
 import csv
+import gzip
 import io
 import json
 import shutil
@@ -144,7 +145,10 @@ group_reference = true
 format = "merchant"
 public_base_url = "https://images.example.com/"
 ''')
-    summary = run(catalog=str(feed), bucket="e2e-merchant", prefix="feed", job=str(job), concurrency=3)
+    # the feed is read from the bucket, gzipped, as a nightly export job leaves it
+    store.put_bytes("feeds/products.tsv.gz", gzip.compress(feed.read_bytes()), "application/gzip")
+    summary = run(catalog="s3://e2e-merchant/feeds/products.tsv.gz", bucket="e2e-merchant", prefix="feed",
+                  job=str(job), concurrency=3)
     assert summary["counts"] == {"succeeded": 2, "failed": 1}
     failure = summary["failures"][0]
     assert failure["sku"] == "LAMP" and failure["error_class"] == "ReferencePhotoError"
