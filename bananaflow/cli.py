@@ -46,7 +46,7 @@ def _add_catalog_arguments(p: argparse.ArgumentParser) -> None:
         "--map", action="append", default=[], metavar='FIELD="Column"',
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
     )
-    p.add_argument("--previous-manifest", help="manifest of an earlier run: only new or changed products are generated")
+    p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under --prefix): only new or changed products are generated")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
     prompts.add_argument("--variant", default="main")
     prompts.add_argument("--prefix", default="bananaflow", help="key prefix, for the delta comparison")
+    prompts.add_argument("--bucket", help="bucket of earlier runs, for --previous-manifest latest")
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
     _add_catalog_arguments(prompts)
 
@@ -148,7 +149,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     job = _job_from_args(args, model)
     result = preview(
         args.catalog, job, prefix=args.prefix, encoding=args.encoding, catalog_preset=args.catalog_preset,
-        column_map=parse_map(args.map) or None, previous_manifest=args.previous_manifest,
+        column_map=parse_map(args.map) or None, previous_manifest=args.previous_manifest, bucket=args.bucket,
     )
     print(format_preview(result, limit=max(0, args.limit)))
     return EXIT_OK

@@ -10,13 +10,17 @@ per item, which is what makes a 100k-SKU refresh with 200 changes take seconds.
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError
 from bananaflow.manifest import ManifestRow, read_manifest
 from bananaflow.work import WorkItem
+
+log = logging.getLogger("bananaflow.delta")
 
 #: Previous outcomes that mean "an image for exactly this request exists".
 DONE_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
@@ -80,10 +84,37 @@ def load_previous(source: str) -> list[ManifestRow]:
         raise ConfigurationError(f"{source} is not a bananaflow manifest: {str(exc)[:200]}") from None
 
 
+#: ``--previous-manifest latest``: the newest run's manifest under the prefix, for cron jobs.
+LATEST = "latest"
+
+
+def latest_manifest(store: Any, prefix: str) -> str | None:
+    """URI of the newest ``{prefix}/runs/<UTC stamp>-<name>/manifest.parquet``, or None on
+    the first night. Run folders start with a sortable UTC stamp, so the last key wins."""
+    import botocore.exceptions
+
+    runs = "/".join(p for p in (prefix.strip("/"), "runs", "") if p) or "runs/"
+    newest = None
+    try:
+        for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=runs):
+            for obj in page.get("Contents", []):
+                key = obj["Key"]
+                if key.endswith("/manifest.parquet") and (newest is None or key > newest):
+                    newest = key
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise ConfigurationError(f"cannot list earlier runs in s3://{store.bucket}/{runs}: {type(exc).__name__}") from None
+    return store.uri(newest) if newest else None
+
+
 def split_previous(
-    items: list[WorkItem], previous_manifest: str | None, run_id: str
+    items: list[WorkItem], previous_manifest: str | None, run_id: str, *, store: Any = None, prefix: str = ""
 ) -> tuple[list[WorkItem], list[ManifestRow]]:
-    """Items to generate and rows for unchanged ones; everything when there is no manifest."""
+    """Items to generate and rows for unchanged ones; everything when there is no manifest.
+    ``latest`` (with ``store``) means the newest manifest of an earlier run under ``prefix``."""
+    if previous_manifest == LATEST and store is not None:
+        previous_manifest = latest_manifest(store, prefix)
+        if previous_manifest is None:
+            log.info("no earlier run under %s: every item is new", prefix or "the bucket")
     if not previous_manifest:
         return list(items), []
     split = split_unchanged(items, load_previous(previous_manifest), run_id)

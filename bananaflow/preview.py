@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bananaflow.catalog import CatalogLoad, load_catalog
+from bananaflow.errors import ConfigurationError
 from bananaflow.jobspec import Job
 from bananaflow.models import get_model
 from bananaflow.work import WorkItem, plan_job
@@ -39,16 +40,22 @@ def preview(
     catalog_preset: str | None = None,
     column_map: Mapping[str, str] | None = None,
     previous_manifest: str | None = None,
+    bucket: str | None = None,
 ) -> Preview:
     """Plan ``job`` over ``catalog``; the cost counts only what would be generated (items
     unchanged since ``previous_manifest`` are free)."""
-    from bananaflow.delta import load_previous, split_unchanged
+    from bananaflow.delta import LATEST, split_previous
 
     loaded = load_catalog(catalog, encoding=encoding, preset=catalog_preset, rename=column_map)
     items = plan_job(loaded, job, prefix)
-    to_make = items
-    if previous_manifest:
-        to_make = split_unchanged(items, load_previous(previous_manifest), run_id="preview").to_make
+    store = None
+    if previous_manifest == LATEST:
+        if not bucket:
+            raise ConfigurationError("--previous-manifest latest needs --bucket (where the earlier runs are)")
+        from bananaflow.storage import ImageStore
+
+        store = ImageStore(bucket)
+    to_make, _ = split_previous(items, previous_manifest, "preview", store=store, prefix=prefix)
     cost = sum(get_model(i.model).list_price(i.image_size) for i in to_make)
     return Preview(
         catalog=loaded,

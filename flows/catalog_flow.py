@@ -106,7 +106,7 @@ def catalog_to_images(
     work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
     if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
-    items, rows = split_previous(work.items, previous_manifest, run_id)
+    items, rows = split_previous(work.items, previous_manifest, run_id, store=store, prefix=prefix)
     logger.info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
         len({i.sku for i in work.items}), len(work.rejected), len(work.items), len(job_spec.variants), len(rows),

@@ -65,3 +65,20 @@ def test_parse_map_reads_field_equals_column() -> None:
     assert parse_map(['sku="Variant SKU"', "title=Title"]) == {"Variant SKU": "sku", "Title": "title"}
     with pytest.raises(BananaflowError, match="uses the column 'X' twice"):
         parse_map(["sku=X", "title=X"])
+
+
+def test_prompts_preview_counts_only_what_changed_since_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bananaflow.catalog import load_catalog
+    from bananaflow.jobspec import load_job
+    from bananaflow.manifest import ManifestRow, write_local
+    from bananaflow.work import plan_job
+
+    items = plan_job(load_catalog(SHOPIFY), load_job(JOB), "bananaflow")
+    done = [ManifestRow(run_id="r", row_number=i.row_number, sku=i.sku, variant=i.variant, status="succeeded",
+                        key=f"{i.key_stem}.png") for i in items if i.sku != "oak-board"]
+    manifest = write_local(done, tmp_path)["csv"]
+    assert main(["prompts", SHOPIFY, "--job", JOB, "--limit", "0", "--previous-manifest", str(manifest)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "6 images unchanged since the previous run (skipped, free)" in out
+    assert "3 images to generate (main 1, lifestyle 1, banner 1)" in out
+    assert "estimated cost at list price: $0.51" in out
