@@ -15,15 +15,17 @@ import base64
 import io
 import logging
 import os
+import posixpath
 import warnings
 from collections import OrderedDict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import httpx
 from PIL import Image, ImageOps
 
-from bananaflow.errors import BananaflowError
+from bananaflow.errors import BananaflowError, ConfigurationError
 from bananaflow.models import get_model
 from bananaflow.providers.base import ReferenceImage
 
@@ -42,11 +44,29 @@ class ReferencePhotoError(BananaflowError):
     Not retried: a 404 or a corrupt file does not fix itself within a run."""
 
 
-def resolve_link(link: str, base_dir: Path | None) -> str:
-    """URLs stay as they are; a relative file path is made absolute against the catalog's
-    folder, so a run started from another directory finds the same photos."""
+def require_edit_mode(items: Iterable[Any], provider_kind: str) -> None:
+    """Refuse, before any call, a run that needs reference photos on a provider that cannot
+    take them (the OpenAI-compatible images route)."""
+    if provider_kind == "gemini":
+        return
+    needing = next((i for i in items if i.reference_links or i.group_reference_stem), None)
+    if needing is not None:
+        raise ConfigurationError(
+            f"variant '{needing.variant}' sends reference photos, which the {provider_kind} provider cannot take; "
+            "use the gemini provider (a Gemini-format relay works too) or set reference: false"
+        )
+
+
+def resolve_link(link: str, base: Path | str | None) -> str:
+    """URLs stay as they are; a relative path is resolved against the catalog's folder (a
+    local folder, or an ``s3://bucket/prefix/`` for a catalog read from a bucket), so a run
+    started from anywhere finds the same photos."""
     if "://" in link:
         return link
+    if isinstance(base, str) and base.startswith("s3://"):
+        bucket, _, folder = base[5:].partition("/")
+        return f"s3://{bucket}/" + posixpath.normpath(posixpath.join(folder, link)).lstrip("/")
+    base_dir = Path(base) if base is not None else None
     path = Path(link).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path

@@ -84,7 +84,11 @@ def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
     from bananaflow.references import resolve_link
 
     refs = job.spec.references
-    base_dir = None if catalog.source.startswith("s3://") else Path(catalog.source).expanduser().resolve().parent
+    base_dir: Path | str = (
+        catalog.source.rsplit("/", 1)[0] + "/"
+        if catalog.source.startswith("s3://")
+        else Path(catalog.source).expanduser().resolve().parent
+    )
     group_leaders: dict[tuple[str, str], str] = {}
     items = []
     for row in catalog.accepted:

@@ -17,6 +17,7 @@ from bananaflow.manifest import ManifestRow
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
+from bananaflow.references import require_edit_mode
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
@@ -106,6 +107,7 @@ def catalog_to_images(
     work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
     if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
+    require_edit_mode(work.items, provider_settings.kind)
     items, rows = split_previous(work.items, previous_manifest, run_id, store=store, prefix=prefix)
     logger.info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",

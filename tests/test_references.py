@@ -111,3 +111,15 @@ def test_group_reference_comes_second_and_a_missing_leader_fails_the_item() -> N
 def test_relative_links_resolve_against_the_catalog_folder(tmp_path: Path) -> None:
     assert resolve_link("../photos/a.jpg", tmp_path / "cat") == str(tmp_path / "photos" / "a.jpg")
     assert resolve_link("https://x/a.jpg", tmp_path) == "https://x/a.jpg"
+    assert resolve_link("../photos/a.jpg", "s3://shop/feeds/") == "s3://shop/photos/a.jpg"
+    assert resolve_link("a.jpg", "s3://shop/") == "s3://shop/a.jpg"
+
+
+def test_edit_mode_is_refused_up_front_on_a_provider_without_it() -> None:
+    from bananaflow.errors import ConfigurationError
+    from bananaflow.references import require_edit_mode
+
+    require_edit_mode([item("x.jpg")], "gemini")
+    require_edit_mode([item()], "openai")
+    with pytest.raises(ConfigurationError, match="variant 'main' sends reference photos, which the openai provider"):
+        require_edit_mode([item(), item("x.jpg")], "openai")
