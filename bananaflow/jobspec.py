@@ -33,7 +33,7 @@ from bananaflow.errors import ConfigurationError, TemplateError
 from bananaflow.models import default_model_id, get_model
 from bananaflow.prompts import PromptTemplate
 
-_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,39}$")
+_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Columns searched, in order, for the category an override matches on.
 CATEGORY_FIELDS = ("product_type", "category", "google_product_category", "Product Category", "Type")
 
@@ -64,7 +64,7 @@ class VariantSpec(_Strict):
     @classmethod
     def _safe_name(cls, value: str) -> str:
         if not _VARIANT_NAME.match(value):
-            raise ValueError("use letters, digits, '-' or '_' (it becomes part of the object key), at most 40")
+            raise ValueError("use letters, digits, '.', '-' or '_' (it becomes part of the object key), at most 64")
         return value
 
     @model_validator(mode="after")
@@ -219,6 +219,16 @@ def _format_validation(error: ValidationError, where: str) -> str:
     return f"job spec {where}: " + "; ".join(lines)
 
 
+def job_from_mapping(data: dict, *, default_model: str | None = None, base_dir: Path | None = None) -> Job:
+    """A job spec given as data (a Prefect parameter, say) rather than a file; template
+    paths are relative to ``base_dir`` (default: the working directory)."""
+    try:
+        spec = JobSpec.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigurationError(_format_validation(exc, "(parameter)")) from None
+    return resolve(spec, base_dir=base_dir, source="(parameter)", default_model=default_model)
+
+
 def load_job(path: str | Path, *, default_model: str | None = None) -> Job:
     """Read, validate and compile a YAML or TOML job spec. ``default_model`` applies to
     variants when the spec names no model (its ``defaults.model`` wins)."""
@@ -325,7 +335,7 @@ def with_writeback(
 
 
 def build_job(
-    job: str | Path | None,
+    job: str | Path | dict | None,
     *,
     template: str | None = None,
     model: str | None = None,
@@ -338,7 +348,11 @@ def build_job(
     presign_expiry_s: int | None = None,
 ) -> Job:
     """The run's job: the spec file when given, else the single-template options."""
-    if job:
+    if job and template:
+        raise ConfigurationError("give either a job spec or a template, not both: name the template in the job spec")
+    if isinstance(job, dict):
+        loaded = job_from_mapping(job, default_model=model)
+    elif job:
         loaded = load_job(job, default_model=model)
     else:
         loaded = single_variant_job(

@@ -57,7 +57,7 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
-    job: str | None = None,
+    job: str | dict | None = None,
     catalog_preset: str | None = None,
     column_map: dict[str, str] | None = None,
     previous_manifest: str | None = None,
@@ -68,7 +68,7 @@ def catalog_to_images(
     """Generate the images of a job spec (or one image per product from the single-template
     parameters) for every catalog product and land them in S3 with a manifest.
 
-    ``job`` is a YAML/TOML job spec path; ``previous_manifest`` a manifest of an earlier
+    ``job`` is a YAML/TOML job spec path (or the spec itself as a dict); ``previous_manifest`` a manifest of an earlier
     run, whose unchanged items are skipped without any call; ``writeback`` (shopify or
     merchant) writes the new image URLs next to the manifest.
 

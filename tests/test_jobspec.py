@@ -124,3 +124,10 @@ def test_relative_photo_paths_resolve_against_the_catalog_folder() -> None:
     main = [i for i in plan_job(catalog, spec_job, "p") if i.variant == "main"]
     assert Path(main[0].reference_links[0]) == (FIXTURES.parent / "photos" / "mug.png").resolve()
     assert all(not i.reference_links for i in plan_job(catalog, job, "p"))
+
+
+def test_a_spec_given_as_data_like_a_prefect_parameter() -> None:
+    job = build_job({"variants": [{"name": "main", "prompt": "{{ title }}", "preset": "jd-main"}]}, model="gemini-3-pro-image")
+    assert [(v.name, v.preset, v.model) for v in job.variants] == [("main", "jd-main", "gemini-3-pro-image")]
+    with pytest.raises(ConfigurationError, match=r"job spec \(parameter\): variants\[0\].size: Input should be a valid string"):
+        build_job({"variants": [{"name": "main", "size": 2}]})
