@@ -124,7 +124,7 @@ def _fold(handle: str, product: _Product) -> _Raw:
         sku=handle,
         handle=handle,
         title=main.get("Title", ""),
-        description=main.get("Body (HTML)", ""),
+        description=main.get("Body (HTML)", "") or main.get("Description", ""),
         brand=main.get("Vendor", ""),
         product_type=main.get("Type", ""),
         category=main.get("Product Category", "") or main.get("Type", ""),

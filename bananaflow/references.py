@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import ipaddress
 import logging
 import os
 import posixpath
@@ -165,8 +166,13 @@ class ReferenceFetcher:
     async def _download(self, link: str) -> bytes:
         where = _display(link)
         if link.startswith(("http://", "https://")):
+            async def check_each_hop(request: httpx.Request) -> None:  # redirects included
+                _refuse_metadata_host(str(request.url))
+
             try:
-                async with httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=True) as client:
+                async with httpx.AsyncClient(
+                    timeout=self.timeout_s, follow_redirects=True, event_hooks={"request": [check_each_hop]}
+                ) as client:
                     async with client.stream("GET", link) as response:
                         if response.status_code != 200:
                             raise ReferencePhotoError(f"reference photo {where} answered HTTP {response.status_code}")
@@ -206,6 +212,20 @@ class ReferenceFetcher:
             raise ReferencePhotoError(f"reference photo {uri} cannot be read: S3 said {code}") from None
         except botocore.exceptions.BotoCoreError as exc:
             raise ReferencePhotoError(f"reference photo {uri} cannot be read ({type(exc).__name__})") from None
+
+
+def _refuse_metadata_host(link: str) -> None:
+    """Catalog values are untrusted: a photo link must not make the pipeline fetch a cloud
+    metadata endpoint (link-local 169.254.0.0/16, fe80::/10) and send it to the model."""
+    host = (httpx.URL(link).host or "").strip("[]").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        blocked = host in ("metadata.google.internal", "metadata")
+    else:
+        blocked = address.is_link_local
+    if blocked:
+        raise ReferencePhotoError(f"reference photo {_display(link)} points at a cloud metadata address; refused")
 
 
 def _display(link: str) -> str:

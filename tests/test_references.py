@@ -74,6 +74,9 @@ def test_undecodable_and_unreachable_photos_fail_with_their_reason(tmp_path: Pat
         asyncio.run(fetcher.for_item(item(str(tmp_path / "gone.jpg")), store=None))
     with pytest.raises(ReferencePhotoError, match="unreachable"):
         asyncio.run(fetcher.for_item(item("http://127.0.0.1:9/x.jpg"), store=None))
+    for link in ("http://169.254.169.254/latest/meta-data/", "http://metadata.google.internal/x", "http://[fe80::1]/a"):
+        with pytest.raises(ReferencePhotoError, match="cloud metadata address; refused"):
+            asyncio.run(fetcher.for_item(item(link), store=None))
 
 
 def test_the_models_reference_limit_is_respected() -> None:
