@@ -108,8 +108,18 @@ class WritebackSpec(_Strict):
     presign_expiry_s: int = Field(7 * 24 * 3600, ge=60, le=7 * 24 * 3600)
     main_variant: str | None = None
 
+    @field_validator("public_base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("must be an http(s) URL such as https://cdn.example.com/images/")
+        return value
+
 
 class JobSpec(_Strict):
+    """The whole file. New kinds of settings (e.g. a run ``mode``) are new fields or
+    sections here; unknown keys are refused so a typo never silently does nothing."""
+
     version: Literal[1] = 1
     defaults: Defaults = Defaults()
     variants: list[VariantSpec] = Field(min_length=1)
@@ -208,7 +218,7 @@ def _read_spec_file(path: Path) -> dict:
     return data
 
 
-def _format_validation(error: ValidationError, where: str) -> str:
+def _format_validation(error: ValidationError, where: str, noun: str = "job spec") -> str:
     lines = []
     for item in error.errors()[:5]:
         loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in item["loc"]).replace(".[", "[")
@@ -216,7 +226,7 @@ def _format_validation(error: ValidationError, where: str) -> str:
         if item["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling)"
         lines.append(f"{loc or '(top)'}: {message}")
-    return f"job spec {where}: " + "; ".join(lines)
+    return f"{noun} {where}: " + "; ".join(lines)
 
 
 def job_from_mapping(data: dict, *, default_model: str | None = None, base_dir: Path | None = None) -> Job:
@@ -304,7 +314,7 @@ def single_variant_job(
             defaults=Defaults(model=model),
         )
     except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, "options")) from None
+        raise ConfigurationError(_format_validation(exc, "options", noun="image")) from None
     get_model(model).validate(aspect_ratio, image_size)
     if preset:
         from bananaflow.output_presets import get_preset
@@ -329,7 +339,7 @@ def with_writeback(
     try:
         writeback = WritebackSpec.model_validate({**job.spec.writeback.model_dump(), **changes})
     except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, "write-back options")) from None
+        raise ConfigurationError(_format_validation(exc, "options", noun="write-back")) from None
     spec = job.spec.model_copy(update={"writeback": writeback})
     return Job(spec=spec, variants=job.variants, overrides=job.overrides, source=job.source)
 
