@@ -92,10 +92,19 @@ def shopify_csv(
             positions[handle] = positions.get(handle, 0) + 1
         if title_col is not None and record[title_col].strip() and handle not in titles:
             titles[handle] = record[title_col].strip()
+    # a run keyed by variant SKU (--map sku="Variant SKU") still lands on the right handle
+    handle_of = {h: h for h in last_index}
+    sku_cols = [header.index(c) for c in ("Variant SKU", "SKU") if c in header]
+    for record in body:
+        for c in sku_cols:
+            if record[c].strip():
+                handle_of.setdefault(record[c].strip(), record[handle_col].strip())
+    by_handle: dict[str, list[ManifestRow]] = {}
+    for sku, made in grouped.items():
+        if sku in handle_of:
+            by_handle.setdefault(handle_of[sku], []).extend(made)
     inserts: dict[int, list[list[str]]] = {}
-    for handle, made in grouped.items():
-        if handle not in last_index:
-            continue
+    for handle, made in by_handle.items():
         for row in made:
             positions[handle] = positions.get(handle, 0) + 1
             new = [""] * len(header)

@@ -133,3 +133,12 @@ def test_merchant_supplemental_feed_with_presigned_urls(store: ImageStore) -> No
     assert query["X-Amz-Expires"] == ["3600"] and query["X-Amz-Algorithm"] == ["AWS4-HMAC-SHA256"]
     assert "wJalrXUtnFEMI" not in out
     assert "/p/enamel-mug/lifestyle-1.png" in rows[1][2]
+
+
+def test_shopify_write_back_finds_the_handle_of_a_variant_sku(store: ImageStore) -> None:
+    rows = [ManifestRow(run_id="r", row_number=2, sku="OAK-S", variant="main", status="skipped_unchanged",
+                        key="p/OAK-S/main-1.png")]
+    spec = WritebackSpec(format="shopify", public_base_url="https://cdn.example.com/")
+    out = list(csv.DictReader(io.StringIO(shopify_csv(SHOPIFY, rows, store, spec, ["main"]).decode())))
+    added = [r for r in out if r["Image Src"] == "https://cdn.example.com/p/OAK-S/main-1.png"]
+    assert [(r["Handle"], r["Image Position"]) for r in added] == [("oak-board", "2")]
