@@ -59,6 +59,7 @@ class CatalogLoad:
     rejected: list[Rejection]
     columns: list[str]
     source: str
+    preset: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
@@ -109,18 +110,41 @@ def _read_s3(uri: str) -> bytes:
         raise CatalogError(f"cannot read catalog {uri}: {type(exc).__name__}") from None
 
 
+def _looks_chinese(text: str) -> bool:
+    """True when most non-ASCII characters of ``text`` are CJK ideographs or CJK punctuation:
+    the only sign that a file which is not UTF-8 was really written as GBK/GB18030, since a
+    cp1252 file often decodes as GB18030 too, into nonsense."""
+    wide = [c for c in text if ord(c) > 127]
+    if not wide:
+        return False
+    cjk = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef")
+    return cjk / len(wide) >= 0.9
+
+
 def _decode(data: bytes, name: str, encoding: str | None) -> str:
     """UTF-8 (BOM or not) unless told otherwise; a wrong guess is an error, not mojibake.
-    UTF-16 with a BOM is what Excel's "Unicode Text" export writes, so it is accepted too."""
+    UTF-16 with a BOM is what Excel's "Unicode Text" export writes, so it is accepted too.
+    A file that is not UTF-8 but reads as Chinese text in GB18030 (a superset of GBK and
+    GB2312, what Excel and WPS write on Chinese Windows) is taken as GB18030."""
     if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         encoding = "utf-16"
     if encoding is None and b"\x00" in data[:65536]:
         raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
+    if encoding and encoding.lower().replace("-", "").replace("_", "") in ("gbk", "gb2312", "cp936"):
+        encoding = "gb18030"  # the superset: GBK files with newer characters still read
     try:
         return data.decode(encoding or "utf-8-sig")
     except UnicodeDecodeError as exc:
+        if encoding is None:
+            try:
+                text = data.decode("gb18030")
+            except UnicodeDecodeError:
+                pass
+            else:
+                if _looks_chinese(text):
+                    return text
         line = data[: exc.start].count(b"\n") + 1
-        hint = "re-save it as UTF-8 or pass encoding='cp1252' (Excel on Windows) or 'latin-1'"
+        hint = "re-save it as UTF-8 or pass encoding='cp1252' (Excel on Windows), 'latin-1' or 'gb18030'"
         raise CatalogError(
             f"{name} is not valid {encoding or 'UTF-8'} (byte 0x{data[exc.start]:02x} on line {line}); {hint}"
         ) from None
@@ -332,6 +356,37 @@ def _parse_excel(data: bytes, name: str) -> tuple[list[str], Iterator[_Raw]]:
 
 
 # -- validation ----------------------------------------------------------------------------
+#: Columns holding photo locations, checked per row so a broken link is a rejection with its
+#: row number rather than a failed fetch hours later.
+LINK_COLUMNS = ("image_link", "additional_image_link")
+_SCHEMES = ("http", "https", "s3")
+
+
+def split_links(value: str) -> list[str]:
+    """``additional_image_link`` holds up to 10 links separated by commas."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def link_problem(link: str) -> str | None:
+    """Why ``link`` cannot be a product photo location, or None. Accepted: http(s) URLs,
+    ``s3://bucket/key`` and local paths (relative to the catalog's folder)."""
+    if any(c.isspace() for c in link):
+        return "contains whitespace; percent-encode spaces as %20"
+    scheme, sep, rest = link.partition("://")
+    if not sep:
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?![\\/])", link) and not re.match(r"^[a-zA-Z]:[\\/]", link):
+            return "is not an http(s) URL, s3://bucket/key or a file path"
+        return None
+    if scheme.lower() not in _SCHEMES:
+        return f"scheme '{scheme}' is not supported; use http(s)://, s3:// or a file path"
+    host, _, path = rest.partition("/")
+    if not host:
+        return "has no host"
+    if scheme.lower() == "s3" and not path:
+        return "is not s3://bucket/key"
+    return None
+
+
 def _missing_columns_error(name: str, columns: list[str], required: tuple[str, ...]) -> CatalogError | None:
     missing = [c for c in required if c not in columns]
     if not missing:
@@ -348,8 +403,12 @@ def _missing_columns_error(name: str, columns: list[str], required: tuple[str, .
 
 
 def _validate(
-    raw_rows: Iterator[_Raw], required: tuple[str, ...], max_field_chars: int
+    raw_rows: Iterator[_Raw],
+    required: tuple[str, ...],
+    max_field_chars: int,
+    field_limits: Mapping[str, int] | None = None,
 ) -> tuple[list[CatalogRow], list[Rejection]]:
+    field_limits = field_limits or {}
     accepted: list[CatalogRow] = []
     rejected: list[Rejection] = []
     first_seen: dict[str, int] = {}
@@ -367,14 +426,38 @@ def _validate(
             if column != "sku" and not raw.values.get(column, ""):
                 reasons.append(f"empty {column}")
         for column, value in raw.values.items():
-            if len(value) > max_field_chars:
-                reasons.append(f"{column} is {len(value)} characters; the limit is {max_field_chars}")
+            limit = field_limits.get(column, max_field_chars)
+            if len(value) > limit:
+                reasons.append(f"{column} is {len(value)} characters; the limit is {limit}")
+        for column in LINK_COLUMNS:
+            for link in split_links(raw.values.get(column, "")) if column in raw.values else ():
+                problem = link_problem(link)
+                if problem:
+                    reasons.append(f"bad {column} {link[:80]!r}: {problem}")
         if reasons:
             rejected.append(Rejection(raw.row_number, sku, "; ".join(reasons)))
             continue
         first_seen[sku] = raw.row_number
         accepted.append(CatalogRow(raw.row_number, sku, dict(raw.values)))
     return accepted, rejected
+
+
+def read_catalog_bytes(source: str) -> tuple[bytes, str]:
+    """The catalog's bytes (gunzipped) and its file name without ``.gz``."""
+    name = PurePosixPath(source).name or source
+    data = _read_bytes(source)
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
+        name = name.removesuffix(".gz")
+    return data, name
+
+
+def decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
+    """Catalog bytes as text, with the same detection ``load_catalog`` uses."""
+    return _decode(data, name, encoding)
 
 
 def load_catalog(
@@ -384,21 +467,18 @@ def load_catalog(
     required: tuple[str, ...] = ("sku", "title"),
     max_field_chars: int = 5000,
     rename: Mapping[str, str] | None = None,
+    preset: str | None = None,
 ) -> CatalogLoad:
     """Read and validate a catalog from a local path or ``s3://bucket/key``.
 
     ``rename`` maps the file's column names to ours (``{"id": "sku", "Title": "title"}``),
-    for feeds whose columns we should not ask the merchant to edit.
+    for feeds whose columns we should not ask the merchant to edit. ``preset`` (``shopify``,
+    ``merchant``) maps a known export onto our fields; without one, a file with no ``sku``
+    column is recognised as a Shopify or Merchant Center export by its columns.
+    ``"none"`` turns recognition off.
     """
     source = str(source)
-    name = PurePosixPath(source).name or source
-    data = _read_bytes(source)
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
-        name = name.removesuffix(".gz")
+    data, name = read_catalog_bytes(source)
     if not data.strip():
         raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
     kind = _kind(name, data)
@@ -409,25 +489,42 @@ def load_catalog(
     else:
         text = _decode(data, name, encoding)
         columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
+    from bananaflow import feeds
+
+    feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
+    field_limits: dict[str, int] = {}
+    if feed is not None:
+        columns, raw_rows = feed.apply(columns, raw_rows, name)
+        field_limits = dict(feed.field_limits)
     if rename:
         columns, raw_rows = _renamed(columns, raw_rows, dict(rename), name)
     error = _missing_columns_error(name, columns, required)
     if error:
         raise error
-    accepted, rejected = _validate(raw_rows, required, max_field_chars)
-    return CatalogLoad(accepted=accepted, rejected=rejected, columns=columns, source=source)
+    accepted, rejected = _validate(raw_rows, required, max_field_chars, field_limits)
+    return CatalogLoad(
+        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else ""
+    )
 
 
 def _renamed(
     columns: list[str], raw_rows: Iterator[_Raw], mapping: dict[str, str], name: str
 ) -> tuple[list[str], Iterator[_Raw]]:
-    new_columns = [mapping.get(c, c) for c in columns]
+    """``mapping`` is {file column: our column}. A mapped column replaces a column that
+    already has the target name (``sku`` = "Variant SKU" wins over a preset's ``sku``)."""
+    missing = [source for source in mapping if source not in columns]
+    if missing:
+        found = ", ".join(columns)
+        raise CatalogError(f"{name} has no column '{missing[0]}' to map; found: {found}")
+    replaced = {target for source, target in mapping.items() if target != source} - set(mapping)
+    new_columns = [mapping.get(c, c) for c in columns if c not in replaced]
     if len(set(new_columns)) != len(new_columns):
         raise CatalogError(f"renaming the columns of {name} would give two columns the same name")
 
     def rows() -> Iterator[_Raw]:
         for raw in raw_rows:
-            yield _Raw(raw.row_number, {mapping.get(k, k): v for k, v in raw.values.items()}, raw.problem)
+            values = {k: v for k, v in raw.values.items() if k not in replaced}
+            yield _Raw(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem)
 
     return new_columns, rows()
 

@@ -31,7 +31,6 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variant", default="main", help="variant name used in object keys (default: %(default)s)")
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: %(default)s)")
     p.add_argument("--rpm", type=float, default=None, help="requests per minute your project allows")
-    p.add_argument("--encoding", help="catalog text encoding (default: UTF-8, BOM or not)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
     p.add_argument("--mode", choices=("realtime", "batch", "auto"), default="realtime",
                    help="realtime calls, Gemini Batch mode (half price, results within 24 h), or auto: "
@@ -41,6 +40,22 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-max-items", type=int, default=500, help="images per batch at most (default: %(default)s)")
     p.add_argument("--batch-poll-max", type=float, default=300.0, metavar="SECONDS",
                    help="longest wait between two polls of a batch (default: %(default)s)")
+    _add_catalog_arguments(p)
+    p.add_argument("--output-preset", help="marketplace preset for the single-template variant (e.g. amazon-main)")
+    p.add_argument("--writeback", choices=("shopify", "merchant"), help="write the new image URLs back next to the manifest")
+    p.add_argument("--public-base-url", help="public URL the bucket is served under (default: presigned URLs)")
+
+
+def _add_catalog_arguments(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``prompts``: how to read the catalog, what to make."""
+    p.add_argument("--encoding", help="catalog text encoding, e.g. gb18030, cp1252 (default: UTF-8, BOM or not; GBK detected)")
+    p.add_argument("--job", help="job spec (YAML or TOML): variants, templates, presets; overrides the single-template flags")
+    p.add_argument("--catalog-preset", help="shopify, merchant or none (default: recognised from the columns)")
+    p.add_argument(
+        "--map", action="append", default=[], metavar='FIELD="Column"',
+        help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
+    )
+    p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under --prefix): only new or changed products are generated")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prefect-port", type=int, default=4200)
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--no-progress", action="store_true")
+
+    prompts = sub.add_parser("prompts", help="preview rendered prompts, image count and list-price cost (no API calls)")
+    prompts.add_argument("catalog", help="catalog file, local path or s3://bucket/key")
+    prompts.add_argument("--template", help="Jinja2 prompt template file (without --job)")
+    prompts.add_argument("--size", default="1K")
+    prompts.add_argument("--aspect", default="1:1")
+    prompts.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
+    prompts.add_argument("--variant", default="main")
+    prompts.add_argument("--prefix", default="bananaflow", help="key prefix, for the delta comparison")
+    prompts.add_argument("--bucket", help="bucket of earlier runs, for --previous-manifest latest")
+    prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
+    _add_catalog_arguments(prompts)
 
     down = sub.add_parser("down", help="stop the local Prefect server the demo left running")
     down.add_argument("--state-dir", default=".state")
@@ -78,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "prompts":
+            return cmd_prompts(args)
         if args.command == "demo":
             from bananaflow.demo import run_demo
 
@@ -97,14 +126,52 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE
 
 
+def parse_map(pairs: Sequence[str]) -> dict[str, str]:
+    """``--map sku="Variant SKU"`` options as the loader's {file column: our field} mapping."""
+    mapping: dict[str, str] = {}
+    for pair in pairs:
+        field, sep, column = pair.partition("=")
+        field, column = field.strip(), column.strip().strip("'\"")
+        if not sep or not field or not column:
+            raise BananaflowError(f'--map {pair!r} is not FIELD="Column", e.g. --map sku="Variant SKU"')
+        if column in mapping:
+            raise BananaflowError(f"--map uses the column {column!r} twice")
+        mapping[column] = field
+    return mapping
+
+
+def _job_from_args(args: argparse.Namespace, model: str):  # noqa: ANN202 (Job, imported lazily)
+    from bananaflow.jobspec import build_job
+
+    return build_job(
+        args.job, template=args.template, model=model, image_size=args.size, aspect_ratio=args.aspect,
+        variant=args.variant, preset=getattr(args, "output_preset", None),
+        writeback=getattr(args, "writeback", None), public_base_url=getattr(args, "public_base_url", None),
+    )
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from bananaflow.models import default_model_id
+    from bananaflow.preview import format_preview, preview
+
+    model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
+    job = _job_from_args(args, model)
+    result = preview(
+        args.catalog, job, prefix=args.prefix, encoding=args.encoding, catalog_preset=args.catalog_preset,
+        column_map=parse_map(args.map) or None, previous_manifest=args.previous_manifest, bucket=args.bucket,
+    )
+    print(format_preview(result, limit=max(0, args.limit)))
+    return EXIT_OK
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from bananaflow.models import default_model_id
-    from bananaflow.work import JobOptions
 
     if not args.bucket:
         raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
     model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
-    JobOptions(model=model, image_size=args.size, aspect_ratio=args.aspect, variant=args.variant).validate()
+    _job_from_args(args, model)  # a bad spec, template or option fails here, before any server starts
+    column_map = parse_map(args.map) or None
     if args.mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         from bananaflow.batch import choose_mode
         from bananaflow.provider_settings import ProviderSettings
@@ -133,6 +200,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             deadline_hours=args.deadline_hours,
             batch_max_items=args.batch_max_items,
             batch_poll_max_s=args.batch_poll_max,
+            job=args.job,
+            catalog_preset=args.catalog_preset,
+            column_map=column_map,
+            previous_manifest=args.previous_manifest,
+            writeback=args.writeback,
+            public_base_url=args.public_base_url,
+            output_preset=args.output_preset,
         ),
         show_progress=not args.no_progress,
     )

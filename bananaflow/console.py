@@ -66,9 +66,14 @@ def print_summary(summary: Mapping[str, object]) -> None:
     p50, p95 = summary.get("latency_p50_s"), summary.get("latency_p95_s")
     lines = [
         f"made {counts.get('succeeded', 0)}, failed {counts.get('failed', 0)}, blocked {counts.get('blocked', 0)}, "
-        f"already there {counts.get('skipped_exists', 0)}, rejected catalog rows {summary['rejected']}",
+        f"already there {counts.get('skipped_exists', 0)}, rejected catalog rows {summary['rejected']}"
+        + (f", unchanged since the previous run {counts['skipped_unchanged']}" if counts.get("skipped_unchanged") else "")
+        + (f", failed QA {counts['qa_failed']}" if counts.get("qa_failed") else ""),
         f"images:    s3://{summary['bucket']}/{summary['prefix']}",
-        *(f"manifest:  {uri}" for uri in dict(summary.get("manifest") or {}).values()),
+        *(
+            f"{'write-back' if kind == 'writeback' else 'manifest'}:{' ' if kind == 'writeback' else '  '}{uri}"
+            for kind, uri in dict(summary.get("manifest") or {}).items()
+        ),
     ]
     if summary.get("rejected_uri"):
         lines.append(f"rejected:  {summary['rejected_uri']}")

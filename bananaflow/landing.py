@@ -13,7 +13,17 @@ import time
 from datetime import datetime, timezone
 
 from bananaflow.errors import BananaflowError, StorageError, error_status
+from bananaflow.finishing import (
+    QAFailed,
+    derivative_keys_from_names,
+    derivative_names,
+    keys_json,
+    qa_failed_key,
+    qa_failed_stem,
+    upload_derivatives,
+)
 from bananaflow.keys import ext_for_mime
+from bananaflow.output_presets import Finished
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage
 from bananaflow.secrets import redact
@@ -48,15 +58,52 @@ class ImageLander:
         latency_s: float,
         started_at: str,
         batch_name: str = "",
+        finished: Finished | None = None,
     ) -> ManifestRow:
-        """Upload ``image`` under the item's key; a failed upload spools the bytes."""
+        """Upload ``image`` under the item's key; a failed upload spools the bytes.
+
+        With an output preset (``finished``), an image that passed QA is uploaded with its
+        derivatives; one that failed is kept under a ``qa-failed`` key (it was paid for) and
+        its row says ``qa_failed`` with the measured numbers.
+        """
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self.metadata(item, image, attempts, latency_s, batch_name)
         row = self.success_row(item, image, key, attempts, latency_s, started_at, batch_name)
+        if finished is not None:
+            row.qa = finished.report.to_json()
+            if not finished.report.passed:
+                key = qa_failed_key(item.key_stem, ext_for_mime(image.mime_type))
+                failure = QAFailed(finished.report.describe())
+                row.status, row.error_class, row.error_message = failure.status, "QAFailed", failure.message[:500]
+                row.key, row.uri = key, self.store.uri(key)
+                metadata[META_PREFIX + "qa-problems"] = row.error_message[:300]
+            else:
+                metadata[META_PREFIX + "derivatives"] = derivative_names(finished)
         try:
+            if finished is not None and finished.report.passed:
+                row.derivatives = keys_json(
+                    await asyncio.to_thread(upload_derivatives, self.store, item.key_stem, finished, metadata)
+                )
             await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
         except StorageError as exc:
+            row.derivatives = ""
+            metadata.pop(META_PREFIX + "derivatives", None)
             return self._spool_or_fail(row, key, image, metadata, exc)
+        return row
+
+    async def qa_failure_of_this_run(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow | None:
+        """This run already paid for an image of ``item`` that failed QA (a retried chunk):
+        report that failure again instead of paying a third time."""
+        key = await asyncio.to_thread(self.store.find_existing, qa_failed_stem(item.key_stem))
+        if key is None:
+            return None
+        row = await self.existing_row(item, key, started_at, t0)
+        if row.status != "succeeded":  # "succeeded" here means: stored by this same run
+            return None
+        head = await asyncio.to_thread(self.store.head, key)
+        row.status, row.error_class = "qa_failed", "QAFailed"
+        row.error_message = head.metadata.get(META_PREFIX + "qa-problems", "QA failed earlier in this run")
+        row.derivatives = ""
         return row
 
     def _spool_or_fail(
@@ -129,6 +176,7 @@ class ImageLander:
             finished_at=now_iso(),
             mode=meta.get("mode", "realtime") if same_run else self.mode,
             batch_name=meta.get("batch", "") if same_run else "",
+            derivatives=keys_json(derivative_keys_from_names(item.key_stem, meta.get("derivatives", ""))),
         )
         if same_run:
             row.latency_s = float(meta.get("latency-s", 0) or 0)

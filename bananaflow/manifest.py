@@ -21,7 +21,9 @@ from bananaflow.errors import StorageError
 from bananaflow.keys import join_key
 from bananaflow.storage import ImageStore, make_s3_client
 
-STATUSES = ("succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled")
+STATUSES = (
+    "succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled", "qa_failed", "skipped_unchanged",
+)
 
 
 @dataclass
@@ -55,6 +57,8 @@ class ManifestRow:
     finished_at: datetime | None = None
     mode: str = ""  # "realtime" or "batch": how the image was (or was to be) made
     batch_name: str = ""  # the provider's batch ("batches/..."), in batch mode
+    qa: str = ""  # JSON: the output preset's measured numbers
+    derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -65,7 +69,7 @@ class ManifestRow:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
 #: Columns added after the first release: a manifest written before them still reads.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives")
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")

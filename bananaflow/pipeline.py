@@ -14,10 +14,12 @@ import time
 from typing import Callable, Iterable
 
 from bananaflow.errors import ProviderError, RateLimited
+from bananaflow.finishing import apply_output_preset
 from bananaflow.landing import META_PREFIX, ImageLander, now_iso
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.ratelimit import RateController
+from bananaflow.references import ReferenceFetcher, ReferencePhotoError
 from bananaflow.retry import RetryPolicy, call_with_retries
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
@@ -44,6 +46,7 @@ class ItemProcessor:
         run_id: str,
         spool: Spool | None = None,
         listeners: Iterable[ItemListener] = (),
+        references: ReferenceFetcher | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -53,6 +56,7 @@ class ItemProcessor:
         self.spool = spool
         self.listeners = list(listeners)
         self.lander = ImageLander(store, run_id=run_id, spool=spool, mode="realtime")
+        self.references = references or ReferenceFetcher()
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -76,9 +80,21 @@ class ItemProcessor:
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self.lander.existing_row(item, existing, started_at, t0)
+        if item.output_preset:  # a retried chunk must not pay again for this run's QA failure
+            earlier = await self.lander.qa_failure_of_this_run(item, started_at, t0)
+            if earlier is not None:
+                return earlier
 
+        try:
+            references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
+        except ReferencePhotoError as exc:
+            return self.lander.failure_row(item, exc, attempts=0, started_at=started_at, t0=t0)
         request = ImageRequest(
-            prompt=item.prompt, model=item.model, aspect_ratio=item.aspect_ratio, image_size=item.image_size
+            prompt=item.prompt,
+            model=item.model,
+            aspect_ratio=item.aspect_ratio,
+            image_size=item.image_size,
+            reference_images=references,
         )
 
         admitted_at: list[float] = []  # latency counts from the first request, not the queue
@@ -97,5 +113,17 @@ class ItemProcessor:
             image, attempts = await call_with_retries(attempt, self.policy)
         except ProviderError as exc:
             return self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
+        finished = None
+        if item.output_preset:
+            regenerate = (lambda: call_with_retries(attempt, self.policy)) if item.regenerate_on_qa_failure else None
+            image, attempts, finished = await apply_output_preset(
+                item.output_preset, image, attempts, regenerate, context=f"row {item.row_number} (sku {item.sku})"
+            )
         latency = time.monotonic() - (admitted_at[0] if admitted_at else t0)
-        return await self.lander.land(item, image, attempts=attempts, latency_s=latency, started_at=started_at)
+        return await self.lander.land(
+            item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished
+        )
+
+
+def _wants_references(item: WorkItem) -> bool:
+    return bool(item.reference_links or item.group_reference_stem)

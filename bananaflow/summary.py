@@ -13,7 +13,7 @@ from typing import Iterable
 from bananaflow.manifest import ManifestRow
 
 #: Statuses that leave nothing for a person to do.
-OK_STATUSES = frozenset({"succeeded", "skipped_exists", "blocked"})
+OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})
 
 
 @dataclass
@@ -98,7 +98,7 @@ def summarize(
             "error_message": row.error_message,
         }
         for row in rows
-        if row.status not in ("succeeded", "skipped_exists")
+        if row.status not in ("succeeded", "skipped_exists", "skipped_unchanged")
     ][:max_failures]
     return RunSummary(
         run_id=run_id,

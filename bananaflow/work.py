@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bananaflow.catalog import CatalogLoad
+from bananaflow.catalog import CatalogLoad, split_links
 from bananaflow.keys import key_stem, params_hash
 from bananaflow.models import get_model
 from bananaflow.prompts import PromptTemplate
+
+if TYPE_CHECKING:
+    from bananaflow.jobspec import Job
 
 
 @dataclass(frozen=True)
@@ -32,7 +37,12 @@ class JobOptions:
 @dataclass(frozen=True)
 class WorkItem:
     """One image to make. ``key_stem`` is the object key without its extension, which
-    depends on the format the model returns."""
+    depends on the format the model returns.
+
+    ``reference_links`` are photos of the real product to send with the prompt;
+    ``group_reference_stem`` is the key stem of the image made for the first product of
+    the same ``item_group_id`` (same variant), sent too so the group keeps one look.
+    ``output_preset`` names the marketplace preset to convert and check the result with."""
 
     row_number: int
     sku: str
@@ -43,42 +53,101 @@ class WorkItem:
     image_size: str
     key_stem: str
     prompt_sha256: str
+    template: str = ""
+    output_preset: str = ""
+    reference_links: tuple[str, ...] = ()
+    group_reference_stem: str = ""
+    max_reference_side: int = 2048
+    regenerate_on_qa_failure: bool = False
 
 
 def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOptions, prefix: str) -> list[WorkItem]:
-    """Render every accepted row's prompt and fix its key.
+    """One variant per product, as the single-template flags describe (see ``plan_job``)."""
+    from bananaflow.jobspec import Job, JobSpec, ResolvedVariant, VariantSpec
 
-    The key digest covers the rendered prompt, model, ratio, size and the template's own
-    hash, so changing any of them makes a new image and leaves the others alone.
+    options.validate()
+    variant = ResolvedVariant(
+        options.variant, template, options.aspect_ratio, options.image_size, options.model, "", reference=False
+    )
+    spec = JobSpec(variants=[VariantSpec(name=options.variant)])
+    return plan_job(catalog, Job(spec=spec, variants=(variant,), overrides=()), prefix)
+
+
+def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
+    """Render every (accepted product x variant) prompt and fix its key.
+
+    The key digest covers the rendered prompt, model, ratio, size, the template's own hash
+    and the reference photos' locations, so changing any of them makes a new image and
+    leaves the others alone: editing one template regenerates exactly its variant.
     Raises ``TemplateError`` naming the row and field when a template can't be rendered.
     """
-    options.validate()
+    from bananaflow.references import resolve_link
+
+    refs = job.spec.references
+    base_dir: Path | str = (
+        catalog.source.rsplit("/", 1)[0] + "/"
+        if catalog.source.startswith("s3://")
+        else Path(catalog.source).expanduser().resolve().parent
+    )
+    group_leaders: dict[tuple[str, str], str] = {}
     items = []
     for row in catalog.accepted:
-        prompt = template.render(row.fields, row_number=row.row_number, sku=row.sku)
-        digest = params_hash(
-            prompt,
-            options.model,
-            {
-                "aspect_ratio": options.aspect_ratio,
-                "image_size": options.image_size,
+        group = row.fields.get(refs.group_field, "") if refs.group_reference else ""
+        for variant in job.variants:
+            template = job.template_for(variant, row.fields)
+            prompt = template.render(row.fields, row_number=row.row_number, sku=row.sku)
+            links: tuple[str, ...] = ()
+            if variant.reference:
+                links = tuple(
+                    resolve_link(link, base_dir)
+                    for column in (refs.field, refs.additional_field)
+                    if column
+                    for link in split_links(row.fields.get(column, ""))
+                )
+                if refs.max_images:
+                    links = links[: refs.max_images]
+            leader = group_leaders.get((group, variant.name), "") if group else ""
+            params: dict[str, object] = {
+                "aspect_ratio": variant.aspect_ratio,
+                "image_size": variant.image_size,
                 "template": template.content_hash,
-            },
-        )
-        items.append(
-            WorkItem(
-                row_number=row.row_number,
-                sku=row.sku,
-                variant=options.variant,
-                prompt=prompt,
-                model=options.model,
-                aspect_ratio=options.aspect_ratio,
-                image_size=options.image_size,
-                key_stem=key_stem(prefix, row.sku, options.variant, digest),
-                prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
+            }
+            if links:
+                params["references"] = list(links)
+            if leader:
+                params["group_reference"] = leader
+            digest = params_hash(prompt, variant.model, params)
+            stem = key_stem(prefix, row.sku, variant.name, digest)
+            if group and not leader:
+                group_leaders[(group, variant.name)] = stem
+            items.append(
+                WorkItem(
+                    row_number=row.row_number,
+                    sku=row.sku,
+                    variant=variant.name,
+                    prompt=prompt,
+                    model=variant.model,
+                    aspect_ratio=variant.aspect_ratio,
+                    image_size=variant.image_size,
+                    key_stem=stem,
+                    prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
+                    template=template.name,
+                    output_preset=variant.preset,
+                    reference_links=links,
+                    group_reference_stem=leader,
+                    max_reference_side=refs.max_side,
+                    regenerate_on_qa_failure=job.spec.qa.regenerate_once,
+                )
             )
-        )
     return items
+
+
+def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
+    """Items whose reference is another item's image run after it: first every item that
+    needs no sibling's image, then the rest."""
+    first = [item for item in items if not item.group_reference_stem]
+    later = [item for item in items if item.group_reference_stem]
+    return [w for w in (first, later) if w]
 
 
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:

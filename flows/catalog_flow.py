@@ -13,23 +13,27 @@ from prefect.utilities.urls import url_for
 from bananaflow.batch import choose_mode
 from bananaflow.batch.runner import PollPolicy
 from bananaflow.batch.sizing import BatchLimits
+from bananaflow.delta import split_previous
 from bananaflow.errors import ConfigurationError
+from bananaflow.jobspec import build_job
 from bananaflow.manifest import ManifestRow
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
+from bananaflow.references import require_edit_mode
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
-from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked
+from bananaflow.work import WorkItem, chunk_size_for, chunked, waves
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
 from tasks.batch import BatchSettings, generate_in_batches
 from tasks.generation import generate_images
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
+from tasks.writeback import write_back
 
 #: Threads that run chunk tasks; the rate controller, not this number, bounds requests.
 TASK_THREADS = 16
@@ -61,8 +65,20 @@ def catalog_to_images(
     deadline_hours: float | None = None,
     batch_max_items: int = 500,
     batch_poll_max_s: float = 300.0,
+    job: str | dict | None = None,
+    catalog_preset: str | None = None,
+    column_map: dict[str, str] | None = None,
+    previous_manifest: str | None = None,
+    writeback: str | None = None,
+    public_base_url: str | None = None,
+    output_preset: str | None = None,
 ) -> dict:
-    """Generate one image per catalog product and land it in S3 with a manifest.
+    """Generate the images of a job spec (or one image per product from the single-template
+    parameters) for every catalog product and land them in S3 with a manifest.
+
+    ``job`` is a YAML/TOML job spec path (or the spec itself as a dict); ``previous_manifest`` a manifest of an earlier
+    run, whose unchanged items are skipped without any call; ``writeback`` (shopify or
+    merchant) writes the new image URLs next to the manifest.
 
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
@@ -90,8 +106,8 @@ def catalog_to_images(
         controller, policy = limits.to_controller(), limits.to_policy()
     else:
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
-    options = JobOptions(model=model, image_size=image_size, aspect_ratio=aspect_ratio, variant=variant)
-    options.validate()
+    job_spec = build_job(job, template=template, model=model, image_size=image_size, aspect_ratio=aspect_ratio,
+                         variant=variant, preset=output_preset, writeback=writeback, public_base_url=public_base_url)
     choose_mode(mode, 0, provider_kind=provider_settings.kind, deadline_hours=deadline_hours)  # bad mode: fail early
 
     store.ensure_bucket()
@@ -99,29 +115,37 @@ def catalog_to_images(
     if spool.state().pending:
         logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
 
-    work = plan(catalog, template, options, prefix, encoding)
+    work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
+    if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
+        raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
+    require_edit_mode(work.items, provider_settings.kind)
+    items, unchanged = split_previous(work.items, previous_manifest, run_id, store=store, prefix=prefix)
     logger.info(
-        "%d products accepted, %d rejected; %d images to make with %s (%s, %s)",
-        len(work.items), len(work.rejected), len(work.items), model, aspect_ratio, image_size,
+        "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
+        len({i.sku for i in work.items}), len(work.rejected), len(work.items), len(job_spec.variants), len(unchanged),
     )
 
-    tracker = ProgressTracker(len(work.items))
+    tracker = ProgressTracker(len(items))
     announce(tracker)
     artifact = ProgressArtifact(tracker)
     resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
-    decision = choose_mode(mode, len(work.items), provider_kind=provider_settings.kind, deadline_hours=deadline_hours)
+    decision = choose_mode(mode, len(items), provider_kind=provider_settings.kind, deadline_hours=deadline_hours)
+    if decision.mode == "batch" and any(i.reference_links or i.group_reference_stem for i in items):
+        raise ConfigurationError("batch mode does not send reference photos yet: use --mode realtime for this job")
     logger.info("mode: %s (%s)", decision.mode, decision.reason)
     try:
-        if decision.mode == "batch":
-            poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
-                              give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
-            rows = generate_in_batches(run_id, work.items, BatchSettings(BatchLimits(max_items=batch_max_items), poll))
-        else:
-            chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
+        rows = list(unchanged)
+        # group siblings wait for the image of their group's first product (their reference)
+        for wave in waves(items):
+            if decision.mode == "batch":
+                poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
+                                  give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
+                rows.extend(generate_in_batches(run_id, wave, BatchSettings(BatchLimits(max_items=batch_max_items), poll)))
+                continue
+            chunks = chunked(wave, chunk_size_for(len(wave), controller.max_in_flight or concurrency))
             futures = generate_images.map(
                 run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
             )
-            rows: list[ManifestRow] = []
             for chunk, future in zip(chunks, futures):
                 rows.extend(_rows_of(chunk, future, run_id))
     finally:
@@ -131,6 +155,9 @@ def catalog_to_images(
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
     manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
+    writeback_uri = write_back(rows, job_spec, store, run_prefix, catalog, encoding)
+    if writeback_uri:
+        manifest_uris = {**manifest_uris, "writeback": writeback_uri}
 
     summary = summarize(
         rows, run_id=run_id, rejected=len(work.rejected), wall_s=time.monotonic() - t0, bucket=bucket, prefix=prefix

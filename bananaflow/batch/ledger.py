@@ -66,12 +66,17 @@ class BatchJob:
         raw = json.loads(data)
         known = {f.name for f in fields(cls)}
         raw = {k: v for k, v in raw.items() if k in known}  # records from newer versions still read
-        raw["items"] = [WorkItem(**item) for item in raw.get("items", [])]
+        raw["items"] = [_work_item(item) for item in raw.get("items", [])]
         return cls(**raw)
 
     @property
     def keys(self) -> set[str]:
         return {item.key_stem for item in self.items}
+
+
+def _work_item(raw: dict) -> WorkItem:
+    """A work item from its JSON record: JSON has lists where the item holds tuples."""
+    return WorkItem(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
 @dataclass

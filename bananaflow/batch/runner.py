@@ -23,6 +23,7 @@ from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.sizing import BatchLimits, split_into_batches
+from bananaflow.finishing import apply_output_preset
 from bananaflow.errors import (
     BadResponse,
     BatchNotCompleted,
@@ -304,5 +305,10 @@ class BatchRunner:
                                               verify_size=self.verify_size, batch=True)
         except (ProviderError, ConfigurationError) as exc:
             return self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
+        finished = None
+        if item.output_preset:  # QA as in realtime mode; a batch result cannot be regenerated in place
+            image, _, finished = await apply_output_preset(
+                item.output_preset, image, 1, None, context=f"row {item.row_number} (sku {item.sku})"
+            )
         return await self.lander.land(item, image, attempts=1, latency_s=_latency_since(started),
-                                      started_at=started, batch_name=job.batch_name)
+                                      started_at=started, batch_name=job.batch_name, finished=finished)

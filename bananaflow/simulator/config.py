@@ -26,6 +26,7 @@ SCRIPT_OUTCOMES: frozenset[str] = frozenset(
         "no_image",
         "thought_only",
         "wrong_size",
+        "off_white",
         "bad_base64",
         "reset",
         "blocked",

@@ -26,12 +26,14 @@ from bananaflow.simulator.faults.outcomes import choose_outcome
 from bananaflow.simulator.faults.quota import SCRIPTED_LIMIT, QuotaGate, QuotaRejection, per_day, per_minute
 from bananaflow.simulator.faults.script import Script
 from bananaflow.simulator.files import FileStore
-from bananaflow.simulator.images import render_image
+from bananaflow.simulator.images import WHITE, render_image
 from bananaflow.simulator.stats import RequestRecord, StatsRecorder
 from bananaflow.simulator.transport import DropConnection, bad_gateway_page, truncated
 
 # Outcomes whose answer carries a final image of the right kind (counted as served).
-IMAGE_OUTCOMES = frozenset({"ok", "slow", "wrong_size"})
+IMAGE_OUTCOMES = frozenset({"ok", "slow", "wrong_size", "off_white"})
+#: A grey studio sweep instead of white: the commonest way a real main image fails QA.
+OFF_WHITE = (228, 228, 232)
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def final_image(call: ImageCall, outcome: str, mime_type: str) -> FinalImage | N
     width, height = call.pixels
     if outcome == "wrong_size":  # what a relay that ignores imageSize does, only always wrong
         width, height = width // 2, height // 2
-    data = render_image(call.prompt, width, height, mime_type)
+    background = OFF_WHITE if outcome == "off_white" else WHITE
+    data = render_image(call.prompt, width, height, mime_type, background)
     encoded = base64.b64encode(data).decode("ascii")
     if outcome == "bad_base64":  # 4k+1 characters never decode, strictly or leniently
         encoded = encoded[: (len(encoded) // 8) * 4 + 1]

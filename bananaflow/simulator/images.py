@@ -34,12 +34,12 @@ def _darker(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]
     return tuple(int(c * (1 - amount)) for c in colour)  # type: ignore[return-value]
 
 
-def _draw_product(width: int, height: int, prompt: str) -> Image.Image:
-    """A bottle, box or jar (picked by the prompt hash) on white, on a small canvas of the
-    requested aspect ratio."""
+def _draw_product(width: int, height: int, prompt: str, background: tuple[int, int, int] = WHITE) -> Image.Image:
+    """A bottle, box or jar (picked by the prompt hash) on white (or ``background``), on a
+    small canvas of the requested aspect ratio."""
     scale = max(width, height) / _CANVAS_LONG_SIDE
     cw, ch = max(8, round(width / scale)), max(8, round(height / scale))
-    canvas = Image.new("RGB", (cw, ch), WHITE)
+    canvas = Image.new("RGB", (cw, ch), background)
     draw = ImageDraw.Draw(canvas)
     colour = product_colour(prompt)
     left, top = round(cw * (1 - FILL_FRACTION) / 2), round(ch * (1 - FILL_FRACTION) / 2)
@@ -63,11 +63,13 @@ def _draw_product(width: int, height: int, prompt: str) -> Image.Image:
 
 
 @lru_cache(maxsize=16)
-def render_image(prompt: str, width: int, height: int, mime_type: str) -> bytes:
+def render_image(
+    prompt: str, width: int, height: int, mime_type: str, background: tuple[int, int, int] = WHITE
+) -> bytes:
     """Encoded bytes (PNG or JPEG) of the product shot for ``prompt`` at exactly
     ``width`` x ``height``. Pure function of its arguments, so the same prompt, model,
     ratio and size always give the same bytes."""
-    image = _draw_product(width, height, prompt)
+    image = _draw_product(width, height, prompt, background)
     out = io.BytesIO()
     if mime_type == "image/png":
         image.save(out, format="PNG", compress_level=1)

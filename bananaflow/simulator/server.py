@@ -79,7 +79,7 @@ class SimulatorServer:
 
     def stats(self) -> dict[str, Any]:
         """Snapshot of the counters (see ``StatsRecorder.snapshot``). ``by_outcome`` words:
-        ok, slow, wrong_size, bad_base64, no_image, thought_only, text_only, truncated_json,
+        ok, slow, wrong_size, off_white, bad_base64, no_image, thought_only, text_only, truncated_json,
         blocked, prompt_blocked, 429, 429_day, 429_zero, 500, 503, html_502, reset,
         400, 404, bad_key."""
         return self._engine.stats.snapshot()
