@@ -12,11 +12,15 @@ import asyncio
 import logging
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Iterable
 
+from bananaflow.claims import KeyClaims
 from bananaflow.errors import (
     BananaflowError,
+    ClaimHeld,
     ProviderError,
+    QuotaExhausted,
     RateLimited,
     StorageError,
     error_status,
@@ -24,6 +28,7 @@ from bananaflow.errors import (
 from bananaflow.keys import ext_for_mime
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
+from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy, call_with_retries
 from bananaflow.secrets import redact
@@ -56,6 +61,8 @@ class ItemProcessor:
         run_id: str,
         spool: Spool | None = None,
         listeners: Iterable[ItemListener] = (),
+        claims: KeyClaims | None = None,
+        quota: QuotaBreaker | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -64,6 +71,8 @@ class ItemProcessor:
         self.run_id = run_id
         self.spool = spool
         self.listeners = list(listeners)
+        self.claims = claims
+        self.quota = quota
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -87,7 +96,26 @@ class ItemProcessor:
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self._row_for_existing(item, existing, started_at, t0)
+        if self.claims is None:
+            return await self._generate(item, started_at, t0)
+        claimed = await self.claims.claim(
+            item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.lease_s
+        )
+        if isinstance(claimed, str):  # another run made it while we waited
+            return await self._row_for_existing(item, claimed, started_at, t0)
+        if not claimed:
+            held = ClaimHeld(f"another run is still making this image (claim on {item.key_stem}); run again later")
+            return self._failure_row(item, held, attempts=0, started_at=started_at, t0=t0)
+        try:
+            # It may have landed between our first look and the claim.
+            existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
+            if existing is not None:
+                return await self._row_for_existing(item, existing, started_at, t0)
+            return await self._generate(item, started_at, t0)
+        finally:
+            await asyncio.to_thread(self.claims.release, item.key_stem)
 
+    async def _generate(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
         request = ImageRequest(
             prompt=item.prompt, model=item.model, aspect_ratio=item.aspect_ratio, image_size=item.image_size
         )
@@ -96,12 +124,18 @@ class ItemProcessor:
 
         async def attempt() -> GeneratedImage:
             async with self.controller.slot():
+                if self.quota is not None:
+                    self.quota.check()
                 if not admitted_at:
                     admitted_at.append(time.monotonic())
                 try:
                     return await self.provider.generate(request)
                 except RateLimited as exc:
                     self.controller.cooldown(exc.retry_after)
+                    raise
+                except QuotaExhausted as exc:
+                    if self.quota is not None:
+                        self.quota.trip(exc)
                     raise
 
         try:
@@ -112,14 +146,34 @@ class ItemProcessor:
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self._metadata(item, image, attempts, latency)
         row = self._success_row(item, image, key, attempts, latency, started_at)
+        journal = await asyncio.to_thread(self._journal, key, image, metadata)
         try:
             await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
         except StorageError as exc:
-            return self._spool_or_fail(row, key, image, metadata, exc)
+            return self._spool_or_fail(row, key, image, metadata, exc, journal)
+        if journal is not None and self.spool is not None:
+            self.spool.discard(key)
         return row
 
+    def _journal(self, key: str, image: GeneratedImage, metadata: dict[str, str]) -> Path | None:
+        """Write the paid bytes to the spool *before* uploading, so a crash between the
+        provider's answer and the upload loses nothing: the next run uploads them."""
+        if self.spool is None:
+            return None
+        try:
+            return self.spool.put(key, image.data, image.mime_type, metadata)
+        except OSError as exc:  # full or unwritable: upload straight away, unprotected
+            log.warning("could not keep %s in the local spool before upload: %s", key, exc)
+            return None
+
     def _spool_or_fail(
-        self, row: ManifestRow, key: str, image: GeneratedImage, metadata: dict[str, str], exc: StorageError
+        self,
+        row: ManifestRow,
+        key: str,
+        image: GeneratedImage,
+        metadata: dict[str, str],
+        exc: StorageError,
+        journal: Path | None = None,
     ) -> ManifestRow:
         """The image is paid for: keep it locally rather than drop it."""
         row.status = "failed"
@@ -127,11 +181,13 @@ class ItemProcessor:
         if self.spool is None:
             row.error_message = f"upload failed and no spool is configured: {exc.message}"
             return row
-        try:
-            path = self.spool.put(key, image.data, image.mime_type, metadata)
-        except OSError as spool_exc:
-            row.error_message = f"upload failed ({exc.message}) and spooling failed ({spool_exc})"
-            return row
+        path = journal
+        if path is None:
+            try:
+                path = self.spool.put(key, image.data, image.mime_type, metadata)
+            except OSError as spool_exc:
+                row.error_message = f"upload failed ({exc.message}) and spooling failed ({spool_exc})"
+                return row
         row.status = "spooled"
         row.error_message = f"upload failed ({exc.message}); image kept at {path}, uploaded on the next run"
         return row

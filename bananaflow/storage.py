@@ -288,6 +288,13 @@ class ImageStore:
             metadata=decode_metadata(resp.get("Metadata", {})),
         )
 
+    def delete(self, key: str) -> None:
+        """Remove one object; removing one that is not there is not an error (as in S3)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "delete", key) from None
+
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=key)

@@ -10,11 +10,13 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
-from bananaflow.errors import ConfigurationError
-from bananaflow.manifest import ManifestRow
+from bananaflow.claims import KeyClaims
+from bananaflow.errors import ConfigurationError, StorageError
+from bananaflow.manifest import ManifestRow, write_local
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
+from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
@@ -35,6 +37,16 @@ def default_spool_dir() -> Path:
     import os
 
     return Path(os.environ.get("BANANAFLOW_SPOOL_DIR") or Path.home() / ".cache" / "bananaflow" / "spool")
+
+
+def spool_max_bytes() -> int:
+    """``BANANAFLOW_SPOOL_MAX_MB`` (default 2048): how much disk paid-for images may hold."""
+    import os
+
+    try:
+        return int(float(os.environ.get("BANANAFLOW_SPOOL_MAX_MB") or 2048) * 1024 * 1024)
+    except ValueError:
+        raise ConfigurationError("BANANAFLOW_SPOOL_MAX_MB must be a number of megabytes") from None
 
 
 @flow(name="catalog-to-images", task_runner=ThreadPoolTaskRunner(max_workers=TASK_THREADS), log_prints=True)
@@ -84,9 +96,10 @@ def catalog_to_images(
     options.validate()
 
     store.ensure_bucket()
-    spool = Spool(default_spool_dir() / bucket)
-    if spool.state().pending:
-        logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
+    spool = Spool(default_spool_dir() / bucket, max_bytes=spool_max_bytes())
+    drained = spool.drain(store) if spool.state().pending else 0
+    if drained:
+        logger.info("uploaded %d images kept in the local spool by an earlier run", drained)
 
     work = plan(catalog, template, options, prefix, encoding)
     logger.info(
@@ -97,7 +110,11 @@ def catalog_to_images(
     tracker = ProgressTracker(len(work.items))
     announce(tracker)
     artifact = ProgressArtifact(tracker)
-    resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
+    claims = KeyClaims(store, run_id, lease_s=policy.deadline_s + 120)
+    resources.register(
+        run_id,
+        resources.RunResources(provider_settings, store, controller, policy, spool, tracker, claims, QuotaBreaker()),
+    )
     try:
         chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
         futures = generate_images.map(
@@ -109,10 +126,17 @@ def catalog_to_images(
     finally:
         resources.release(run_id)
     artifact.flush()
+    if spool.state().pending:  # S3 may be back: upload what this run had to keep locally
+        drained += spool.drain(store)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
-    manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
+    try:
+        manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
+    except StorageError as exc:  # S3 is down: the manifest must still exist somewhere
+        local = write_local(rows, spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
+        logger.warning("could not write the manifest to S3 (%s); kept it at %s", exc.message, local["csv"])
+        manifest_uris, rejected_uri = {kind: str(path) for kind, path in local.items()}, None
 
     summary = summarize(
         rows, run_id=run_id, rejected=len(work.rejected), wall_s=time.monotonic() - t0, bucket=bucket, prefix=prefix
@@ -121,6 +145,7 @@ def catalog_to_images(
     summary.rejected_uri = rejected_uri
     summary.flow_run_url = url_for("flow-run", obj_id=run_id)
     spool_state = spool.state()
+    summary.spool = {**spool_state.to_dict(), "uploaded": drained}
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)

@@ -1,0 +1,152 @@
+"""Claiming an image's key before paying for it, so two runs never generate it twice.
+
+A run that finds no object under a key still cannot be sure nobody else is making it: a
+second run of the same job (a cron overlap, a person clicking "run" twice) sees the same
+empty bucket. So before the first request for an item, its runner writes a small claim
+object next to where the image will land, with a conditional write (``If-None-Match: *``):
+S3 lets exactly one writer create it. The loser waits until the image appears (and reports
+it as existing) or the claim goes away.
+
+A claim names its run and process and carries an expiry, so a claim left behind by a
+crashed run (``kill -9``, a lost machine) does not block the key for ever: a claim of a
+process that is gone from this host is taken over at once, any other after its lease.
+A claim of the *same* run is its own (a retried chunk), and is simply taken back.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable, Protocol
+
+from bananaflow.errors import StorageError
+
+#: Appended to an item's key stem. Not ``.``: ``find_existing(stem)`` lists ``stem.*``
+#: and must never mistake a claim for the image.
+CLAIM_SUFFIX = "~claim"
+CLAIM_CONTENT_TYPE = "application/json"
+
+
+class _ClaimStore(Protocol):
+    def put_image(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str] | None = None, *, if_absent: bool = False
+    ) -> bool: ...
+
+    def get_bytes(self, key: str) -> bytes: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who is making the image under a key, and until when their claim holds."""
+
+    run_id: str
+    host: str
+    pid: int
+    expires_at: float
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.__dict__, sort_keys=True).encode()
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Claim | None:
+        """None for a claim object that is not ours to read (garbage, half a write)."""
+        try:
+            raw = json.loads(data)
+            return cls(str(raw["run_id"]), str(raw["host"]), int(raw["pid"]), float(raw["expires_at"]))
+        except (ValueError, KeyError, TypeError):
+            return None
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by someone else
+        return True
+    return True
+
+
+def claim_key(stem: str) -> str:
+    return stem + CLAIM_SUFFIX
+
+
+class KeyClaims:
+    """Claims keys for one run. ``lease_s`` must outlast one item's whole retry deadline
+    plus its upload, since a live claimant does not renew its claim."""
+
+    def __init__(
+        self,
+        store: _ClaimStore,
+        run_id: str,
+        *,
+        lease_s: float,
+        poll_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+        host: str | None = None,
+        pid: int | None = None,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.lease_s = lease_s
+        self.poll_s = poll_s
+        self.clock = clock
+        self.host = host or socket.gethostname()
+        self.pid = os.getpid() if pid is None else pid
+
+    def _mine(self) -> Claim:
+        return Claim(self.run_id, self.host, self.pid, self.clock() + self.lease_s)
+
+    def _stale(self, claim: Claim | None) -> bool:
+        """A claim nobody is working on: unreadable, expired, or its process is gone."""
+        if claim is None or claim.expires_at <= self.clock():
+            return True
+        return claim.host == self.host and claim.pid != self.pid and not _process_alive(claim.pid)
+
+    def try_claim(self, stem: str) -> bool:
+        """Claim ``stem`` now: True when this run holds it, False when another live run does.
+
+        Raises ``StorageError`` when S3 cannot be asked; callers then go ahead unclaimed
+        rather than stall (a paid duplicate is better than no image at all).
+        """
+        key = claim_key(stem)
+        if self.store.put_image(key, self._mine().to_bytes(), CLAIM_CONTENT_TYPE, if_absent=True):
+            return True
+        try:
+            current = Claim.from_bytes(self.store.get_bytes(key))
+        except StorageError:  # released between our write and this read: try again next poll
+            return False
+        if current is not None and current.run_id == self.run_id:
+            return True  # ours, from an earlier attempt of the same chunk
+        if not self._stale(current):
+            return False
+        # Take over a dead claim. Delete-then-create keeps the conditional write the only
+        # way in, so of two runs taking over at once still only one wins the create.
+        self.store.delete(key)
+        return self.store.put_image(key, self._mine().to_bytes(), CLAIM_CONTENT_TYPE, if_absent=True)
+
+    async def claim(self, stem: str, done: Callable[[], str | None], wait_s: float) -> str | bool:
+        """Wait until this run holds ``stem`` (True), or the image has appeared (its key,
+        from ``done``), or ``wait_s`` passed with another run still on it (False)."""
+        deadline = time.monotonic() + wait_s
+        while True:
+            if await asyncio.to_thread(self.try_claim, stem):
+                return True
+            existing = await asyncio.to_thread(done)
+            if existing:
+                return existing
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(self.poll_s)
+
+    def release(self, stem: str) -> None:
+        """Drop this run's claim; a failure to do so only delays the key until the lease ends."""
+        try:
+            self.store.delete(claim_key(stem))
+        except StorageError:
+            pass
