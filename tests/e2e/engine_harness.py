@@ -67,6 +67,7 @@ class Engine:
     concurrency: int = 4
     api_key: str = API_KEY
     claims: bool = True
+    claim_lease_s: float | None = None
 
     def run(self, work: list[WorkItem], run_id: str = "run-1", *, controller: RateController | None = None,
             quota: QuotaBreaker | None = None) -> list[ManifestRow]:
@@ -81,7 +82,8 @@ class Engine:
             processor = ItemProcessor(
                 provider, self.store, controller or RateController(self.concurrency), self.policy,
                 run_id=run_id, spool=Spool(self.spool_dir),
-                claims=KeyClaims(self.store, run_id, lease_s=self.policy.deadline_s + 10, poll_s=claim_poll_s)
+                claims=KeyClaims(self.store, run_id, lease_s=self.claim_lease_s or self.policy.deadline_s + 10,
+                                 poll_s=claim_poll_s)
                 if self.claims else None,
                 quota=quota if quota is not None else QuotaBreaker(),
             )
