@@ -93,6 +93,8 @@ class ItemProcessor:
         return row
 
     async def _process(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
+        if self.spool is not None and (spooled := self.spool.find(item.key_stem)):
+            return await self._row_for_spooled(item, spooled, started_at, t0)
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self._row_for_existing(item, existing, started_at, t0)
@@ -191,6 +193,19 @@ class ItemProcessor:
         row.status = "spooled"
         row.error_message = f"upload failed ({exc.message}); image kept at {path}, uploaded on the next run"
         return row
+
+    async def _row_for_spooled(self, item: WorkItem, key: str, started_at: str, t0: float) -> ManifestRow:
+        """Paid for already (by this run's earlier attempt or a crashed one) and waiting
+        locally: upload it now if S3 answers, never generate it again."""
+        assert self.spool is not None
+        try:
+            await asyncio.to_thread(self.spool.upload, key, self.store)
+        except StorageError as exc:
+            row = self._failure_row(item, exc, attempts=0, started_at=started_at, t0=t0)
+            row.status, row.key, row.uri = "spooled", key, self.store.uri(key)
+            row.error_message = f"upload failed ({exc.message}); image kept in the local spool, uploaded on the next run"
+            return row
+        return await self._row_for_existing(item, key, started_at, t0)
 
     def _metadata(self, item: WorkItem, image: GeneratedImage, attempts: int, latency: float) -> dict[str, str]:
         values = {

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Protocol
 
 from bananaflow.errors import StorageError
+from bananaflow.keys import _MIME_EXT
 
 log = logging.getLogger("bananaflow.spool")
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
+IMAGE_EXTENSIONS = tuple(dict.fromkeys(_MIME_EXT.values()))
 
 
 class _Uploader(Protocol):
@@ -106,6 +108,28 @@ class Spool:
         with self._lock:
             if self._used is not None:
                 self._used = max(0, self._used - size)
+
+    def find(self, stem: str) -> str | None:
+        """The key of a spooled image for ``stem`` (whatever its extension), if one waits here:
+        it is paid for, so it must be uploaded rather than generated again."""
+        for ext in IMAGE_EXTENSIONS:
+            key = f"{stem}.{ext}"
+            if self._paths(key)[0].exists():
+                return key
+        return None
+
+    def upload(self, key: str, store: _Uploader) -> bool:
+        """Upload one spooled image and forget it. False if it is no longer here; raises
+        ``StorageError`` if S3 still refuses it."""
+        bin_path, meta_path = self._paths(key)
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = bin_path.read_bytes()
+        except FileNotFoundError:
+            return False
+        store.put_image(meta["key"], data, meta["content_type"], meta["metadata"])
+        self.discard(key)
+        return True
 
     def drain(self, store: _Uploader) -> int:
         """Upload everything spooled; stop at the first ``StorageError`` (S3 is still down)

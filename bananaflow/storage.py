@@ -10,6 +10,7 @@ Keys given to the methods are full object keys. Build them with ``store.key(...)
 """
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -34,16 +35,21 @@ def make_s3_client(
     *,
     endpoint_url: str | None = None,
     region: str | None = None,
-    max_attempts: int = 5,
+    max_attempts: int | None = None,
     connect_timeout: float = 10.0,
     read_timeout: float = 120.0,
     session: boto3.session.Session | None = None,
 ) -> Any:
     """A thread-safe S3 client that honours the standard AWS environment.
 
-    SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
+    ``max_attempts`` defaults to ``AWS_MAX_ATTEMPTS`` (else 5). SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
     reject; 64 pooled connections because many workers upload at once.
     """
+    if max_attempts is None:  # the standard AWS variable, as every SDK reads it
+        try:
+            max_attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
+        except ValueError:
+            raise ConfigurationError("AWS_MAX_ATTEMPTS must be a whole number") from None
     config = botocore.config.Config(
         signature_version="s3v4",
         retries={"max_attempts": max_attempts, "mode": "standard"},
