@@ -96,6 +96,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
     model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
     JobOptions(model=model, image_size=args.size, aspect_ratio=args.aspect, variant=args.variant).validate()
+    from bananaflow.preflight import check_inputs
+
+    check_inputs(args.catalog, args.template, args.encoding)
     summary = run_flow(
         dict(
             catalog=args.catalog,

@@ -43,6 +43,11 @@ META_PREFIX = "bananaflow-"
 
 ItemListener = Callable[[ManifestRow], None]
 
+#: S3 allows 2 KB of metadata per object. A merchant's SKU can be 1,000 characters (and
+#: triple in size once percent-encoded); the key and the manifest keep it whole, so the
+#: metadata copy is cut rather than let an upload of a paid image fail.
+METADATA_SKU_CHARS = 64
+
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
@@ -210,7 +215,7 @@ class ItemProcessor:
     def _metadata(self, item: WorkItem, image: GeneratedImage, attempts: int, latency: float) -> dict[str, str]:
         values = {
             "run-id": self.run_id,
-            "sku": item.sku,
+            "sku": item.sku[:METADATA_SKU_CHARS],
             "variant": item.variant,
             "row": str(item.row_number),
             "model": image.model or item.model,
