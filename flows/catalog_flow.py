@@ -19,6 +19,7 @@ from bananaflow.provider_settings import ProviderSettings
 from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
+from bananaflow.secrets import install_log_redaction
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
@@ -72,6 +73,7 @@ def catalog_to_images(
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
     Returns the run summary as a dict.
     """
+    install_log_redaction()  # also when started from a deployment, not the CLI
     logger = get_run_logger()
     t0 = time.monotonic()
     run_id = str(flow_run.id)
