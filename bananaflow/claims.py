@@ -111,8 +111,8 @@ class KeyClaims:
     def try_claim(self, stem: str) -> bool:
         """Claim ``stem`` now: True when this run holds it, False when another live run does.
 
-        Raises ``StorageError`` when S3 cannot be asked; callers then go ahead unclaimed
-        rather than stall (a paid duplicate is better than no image at all).
+        Raises ``StorageError`` when S3 cannot be asked: the item then fails before any
+        request is paid for, and the next run makes it.
         """
         key = claim_key(stem)
         if self.store.put_image(key, self._mine().to_bytes(), CLAIM_CONTENT_TYPE, if_absent=True):
@@ -145,7 +145,9 @@ class KeyClaims:
             await asyncio.sleep(self.poll_s)
 
     def release(self, stem: str) -> None:
-        """Drop this run's claim; a failure to do so only delays the key until the lease ends."""
+        """Drop this run's claim once the image is stored or has failed for good. A failure
+        to delete only delays the key: a later run takes the claim over when this process
+        is gone or the lease has ended."""
         try:
             self.store.delete(claim_key(stem))
         except StorageError:
