@@ -11,6 +11,11 @@ A claim names its run and process and carries an expiry, so a claim left behind 
 crashed run (``kill -9``, a lost machine) does not block the key for ever: a claim of a
 process that is gone from this host is taken over at once, any other after its lease.
 A claim of the *same* run is its own (a retried chunk), and is simply taken back.
+
+Taking over is a conditional create too, never delete-then-create (two runs that both saw
+the dead claim would then both win): claims have generations, ``stem~claim`` then
+``stem~claim-1``, ``-2``, ..., the highest one is the one that counts, and only one run can
+create generation n+1. The holder deletes every generation when it is done.
 """
 from __future__ import annotations
 
@@ -38,6 +43,8 @@ class _ClaimStore(Protocol):
     def get_bytes(self, key: str) -> bytes: ...
 
     def delete(self, key: str) -> None: ...
+
+    def list_keys(self, prefix: str, max_keys: int = 1000) -> list[str]: ...
 
 
 @dataclass(frozen=True)
@@ -72,8 +79,17 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def claim_key(stem: str) -> str:
-    return stem + CLAIM_SUFFIX
+def claim_key(stem: str, generation: int = 0) -> str:
+    return stem + CLAIM_SUFFIX + (f"-{generation}" if generation else "")
+
+
+def _generation(stem: str, key: str) -> int | None:
+    rest = key[len(stem + CLAIM_SUFFIX):]
+    if rest == "":
+        return 0
+    if rest.startswith("-") and rest[1:].isdigit():
+        return int(rest[1:])
+    return None
 
 
 class KeyClaims:
@@ -114,21 +130,29 @@ class KeyClaims:
         Raises ``StorageError`` when S3 cannot be asked: the item then fails before any
         request is paid for, and the next run makes it.
         """
-        key = claim_key(stem)
-        if self.store.put_image(key, self._mine().to_bytes(), CLAIM_CONTENT_TYPE, if_absent=True):
-            return True
+        if self._create(claim_key(stem)):
+            return True  # the common case: nobody had claimed it
+        generations = self._generations(stem)
+        if not generations:
+            return False  # released just now; the next poll finds the image or claims it
+        top = max(generations)
         try:
-            current = Claim.from_bytes(self.store.get_bytes(key))
-        except StorageError:  # released between our write and this read: try again next poll
+            current = Claim.from_bytes(self.store.get_bytes(claim_key(stem, top)))
+        except StorageError:  # released between the listing and this read
             return False
         if current is not None and current.run_id == self.run_id:
             return True  # ours, from an earlier attempt of the same chunk
         if not self._stale(current):
             return False
-        # Take over a dead claim. Delete-then-create keeps the conditional write the only
-        # way in, so of two runs taking over at once still only one wins the create.
-        self.store.delete(key)
+        # Of all runs that saw this claim dead, exactly one creates the next generation.
+        return self._create(claim_key(stem, top + 1))
+
+    def _create(self, key: str) -> bool:
         return self.store.put_image(key, self._mine().to_bytes(), CLAIM_CONTENT_TYPE, if_absent=True)
+
+    def _generations(self, stem: str) -> list[int]:
+        found = (_generation(stem, key) for key in self.store.list_keys(stem + CLAIM_SUFFIX))
+        return [g for g in found if g is not None]
 
     async def claim(self, stem: str, done: Callable[[], str | None], wait_s: float) -> str | bool:
         """Wait until this run holds ``stem`` (True), or the image has appeared (its key,
@@ -149,6 +173,7 @@ class KeyClaims:
         to delete only delays the key: a later run takes the claim over when this process
         is gone or the lease has ended."""
         try:
-            self.store.delete(claim_key(stem))
+            for generation in sorted(self._generations(stem)):
+                self.store.delete(claim_key(stem, generation))
         except StorageError:
             pass

@@ -232,6 +232,14 @@ class ImageStore:
         )
         return keys[0] if keys else None
 
+    def list_keys(self, prefix: str, max_keys: int = 1000) -> list[str]:
+        """Keys that start with ``prefix`` (one page: for small, known sets of objects)."""
+        try:
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=max_keys)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "list", prefix) from None
+        return [obj["Key"] for obj in resp.get("Contents", [])]
+
     def put_image(
         self,
         key: str,

@@ -174,8 +174,8 @@ def report(args, rows, samples, wall, keys, stats, spool_left) -> int:  # noqa: 
     counts = Counter(row.status for row in rows)
     classes = Counter(row.error_class for row in rows if row.error_class)
     succeeded = {row.key for row in rows if row.status == "succeeded"}
-    images = {k for k in keys if not k.endswith(CLAIM_SUFFIX)}
-    claims = [k for k in keys if k.endswith(CLAIM_SUFFIX)]
+    images = {k for k in keys if CLAIM_SUFFIX not in k}
+    claims = [k for k in keys if CLAIM_SUFFIX in k]
     per_item = Counter(row.sku for row in rows)
     # An image the provider finished after the client's timeout is billed but never seen,
     # as with the real API: "slow" answers, and any answer a loaded machine made late.

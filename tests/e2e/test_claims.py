@@ -91,3 +91,30 @@ def test_a_waiting_run_reports_the_image_the_claimant_made(s3_env, tmp_path):
         assert sim.stats()["requests_total"] == 1
     assert first.status == "succeeded" and second.status == "skipped_exists"
     assert second.key == first.key
+
+
+def test_of_many_runs_taking_over_one_dead_claim_at_once_exactly_one_wins(s3_env):
+    import threading
+
+    store = store_for(s3_env, "claims")
+    (item,) = items(["CONTESTED"], "race")
+    dead = Claim("crashed-run", "other-host", 1, time.time() - 1)
+    store.put_bytes(claim_key(item.key_stem), dead.to_bytes(), "application/json")
+    contenders = [KeyClaims(store, f"run-{i}", lease_s=60) for i in range(8)]
+    start = threading.Barrier(len(contenders))
+    won: list[str] = []
+
+    def contend(claims: KeyClaims) -> None:
+        start.wait()
+        if claims.try_claim(item.key_stem):
+            won.append(claims.run_id)
+
+    threads = [threading.Thread(target=contend, args=(c,)) for c in contenders]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert len(won) == 1, won
+    winner = next(c for c in contenders if c.run_id == won[0])
+    winner.release(item.key_stem)
+    assert store.list_keys(item.key_stem) == [], "release removes every generation"
