@@ -1,5 +1,6 @@
-"""``kill -9`` of ``bananaflow run`` mid-batch, then the same command again: every image is
-paid for exactly once overall, no object is partial, and the manifest agrees with S3.
+"""``kill -9`` of ``bananaflow run`` mid-batch, then the same command again (twice at once):
+every image is paid for exactly once overall, no object is partial, and the manifests agree
+with S3.
 
 The CLI runs as a subprocess against a real Prefect server, the simulator (HTTP, in this
 process) and weed mini. The kill lands while the run is provably mid-batch and has no
