@@ -22,6 +22,7 @@ import asyncio
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -146,6 +147,8 @@ def main() -> int:
         serve_simulator(args.items)
         return 0
 
+    # Stopped with SIGTERM: unwind, so weed mini and the simulator stop with us.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sim = subprocess.Popen([sys.executable, __file__, "--serve-simulator", "--items", str(args.items)],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     with tempfile.TemporaryDirectory(prefix="bananaflow-soak-") as tmp:
