@@ -95,3 +95,19 @@ def test_daily_quota_defers_the_rest_without_asking_again(s3_env, tmp_path):
     assert stats["by_outcome"] == {"ok": 3, "429_day": 1}
     unsent = [row for row in rows if row.status == "deferred" and "not sent" in row.error_message]
     assert len(unsent) == 4
+
+
+def test_daily_quota_through_the_flow_defers_and_the_summary_says_so(prefect_api, s3_env, provider_env, tmp_path):
+    """The same through Prefect: a deferred item is not a success (the CLI exits 1), the
+    chunk is not retried for it, and the provider hears one refused request only."""
+    from flows.catalog_flow import catalog_to_images
+    from tests.e2e.conftest import products, write_catalog
+
+    sim = provider_env
+    sim.configure(requests_per_day=2)
+    catalog = write_catalog(tmp_path / "catalog.csv", products(6, "QD"))
+    summary = catalog_to_images(catalog=str(catalog), bucket="quota-flow", concurrency=1)
+    assert summary["counts"] == {"succeeded": 2, "deferred": 4}
+    assert not summary["ok"]
+    assert {f["error_class"] for f in summary["failures"]} == {"QuotaExhausted"}
+    assert sim.stats()["requests_total"] == 3
