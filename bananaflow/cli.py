@@ -170,8 +170,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.bucket:
         raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
     model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
-    _job_from_args(args, model)  # a bad spec, template or option fails here, before any server starts
+    job = _job_from_args(args, model)  # a bad spec, template or option fails here, before any server starts
     column_map = parse_map(args.map) or None
+    from bananaflow.preflight import check_inputs
+
+    check_inputs(args.catalog, job, prefix=args.prefix, encoding=args.encoding,
+                 catalog_preset=args.catalog_preset, column_map=column_map)
     if args.mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         from bananaflow.batch import choose_mode
         from bananaflow.provider_settings import ProviderSettings

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from bananaflow import progress as progress_events
 from bananaflow.progress import ProgressTracker
+from bananaflow.summary import spool_line
 
 console = Console()
 err_console = Console(stderr=True)
@@ -84,6 +85,9 @@ def print_summary(summary: Mapping[str, object]) -> None:
         f"latency p50 {p50 if p50 is not None else 'n/a'} s, p95 {p95 if p95 is not None else 'n/a'} s; "
         f"{summary['retries']} retries)",
     ]
+    spool = summary.get("spool") or {}
+    if spool.get("pending") or spool.get("uploaded"):  # type: ignore[union-attr]
+        lines.append(f"spool:     {spool_line(spool)}")  # type: ignore[arg-type]
     lines.append(f"run:       {summary.get('flow_run_url') or summary['run_id']}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)

@@ -9,8 +9,10 @@ fails puts the bytes in the spool rather than dropping them.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 from bananaflow.errors import BananaflowError, StorageError, error_status
 from bananaflow.finishing import (
@@ -31,8 +33,15 @@ from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.work import WorkItem
 
+log = logging.getLogger("bananaflow.landing")
+
 #: Object metadata bananaflow writes, read back to recognise its own objects on a re-run.
 META_PREFIX = "bananaflow-"
+
+#: S3 allows 2 KB of metadata per object. A merchant's SKU can be 1,000 characters (and
+#: triple in size once percent-encoded); the key and the manifest keep it whole, so the
+#: metadata copy is cut rather than let an upload of a paid image fail.
+METADATA_SKU_CHARS = 64
 
 
 def now_iso() -> str:
@@ -79,6 +88,7 @@ class ImageLander:
                 metadata[META_PREFIX + "qa-problems"] = row.error_message[:300]
             else:
                 metadata[META_PREFIX + "derivatives"] = derivative_names(finished)
+        journal = await asyncio.to_thread(self._journal, key, image, metadata)
         try:
             if finished is not None and finished.report.passed:
                 row.derivatives = keys_json(
@@ -88,8 +98,34 @@ class ImageLander:
         except StorageError as exc:
             row.derivatives = ""
             metadata.pop(META_PREFIX + "derivatives", None)
-            return self._spool_or_fail(row, key, image, metadata, exc)
+            return self._spool_or_fail(row, key, image, metadata, exc, journal)
+        if journal is not None and self.spool is not None:
+            self.spool.discard(key)
         return row
+
+    def _journal(self, key: str, image: GeneratedImage, metadata: dict[str, str]) -> Path | None:
+        """Write the paid bytes to the spool *before* uploading, so a crash between the
+        provider's answer and the upload loses nothing: the next run uploads them."""
+        if self.spool is None:
+            return None
+        try:
+            return self.spool.put(key, image.data, image.mime_type, metadata)
+        except OSError as exc:  # full or unwritable: upload straight away, unprotected
+            log.warning("could not keep %s in the local spool before upload: %s", key, exc)
+            return None
+
+    async def spooled_row(self, item: WorkItem, key: str, started_at: str, t0: float) -> ManifestRow:
+        """Paid for already (by this run's earlier attempt or a crashed one) and waiting
+        locally: upload it now if S3 answers, never generate it again."""
+        assert self.spool is not None
+        try:
+            await asyncio.to_thread(self.spool.upload, key, self.store)
+        except StorageError as exc:
+            row = self.failure_row(item, exc, attempts=0, started_at=started_at, t0=t0)
+            row.status, row.key, row.uri = "spooled", key, self.store.uri(key)
+            row.error_message = f"upload failed ({exc.message}); image kept in the local spool, uploaded on the next run"
+            return row
+        return await self.existing_row(item, key, started_at, t0)
 
     async def qa_failure_of_this_run(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow | None:
         """This run already paid for an image of ``item`` that failed QA (a retried chunk):
@@ -107,7 +143,13 @@ class ImageLander:
         return row
 
     def _spool_or_fail(
-        self, row: ManifestRow, key: str, image: GeneratedImage, metadata: dict[str, str], exc: StorageError
+        self,
+        row: ManifestRow,
+        key: str,
+        image: GeneratedImage,
+        metadata: dict[str, str],
+        exc: StorageError,
+        journal: Path | None = None,
     ) -> ManifestRow:
         """The image is paid for: keep it locally rather than drop it."""
         row.status = "failed"
@@ -115,11 +157,13 @@ class ImageLander:
         if self.spool is None:
             row.error_message = f"upload failed and no spool is configured: {exc.message}"
             return row
-        try:
-            path = self.spool.put(key, image.data, image.mime_type, metadata)
-        except OSError as spool_exc:
-            row.error_message = f"upload failed ({exc.message}) and spooling failed ({spool_exc})"
-            return row
+        path = journal
+        if path is None:
+            try:
+                path = self.spool.put(key, image.data, image.mime_type, metadata)
+            except OSError as spool_exc:
+                row.error_message = f"upload failed ({exc.message}) and spooling failed ({spool_exc})"
+                return row
         row.status = "spooled"
         row.error_message = f"upload failed ({exc.message}); image kept at {path}, uploaded on the next run"
         return row
@@ -129,7 +173,7 @@ class ImageLander:
     ) -> dict[str, str]:
         values = {
             "run-id": self.run_id,
-            "sku": item.sku,
+            "sku": item.sku[:METADATA_SKU_CHARS],
             "variant": item.variant,
             "row": str(item.row_number),
             "model": image.model or item.model,

@@ -69,7 +69,10 @@ def find_weed() -> str:
 
 
 def _port_free(port: int) -> bool:
+    """Nobody listens on ``port``. SO_REUSEADDR as weed (Go) itself binds: connections of a
+    stopped server lingering in TIME_WAIT must not keep it from restarting on its port."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((HOST, port))
         except OSError:

@@ -13,11 +13,13 @@ import logging
 import time
 from typing import Callable, Iterable
 
-from bananaflow.errors import ProviderError, RateLimited
+from bananaflow.claims import KeyClaims
+from bananaflow.errors import ClaimHeld, ProviderError, QuotaExhausted, RateLimited
 from bananaflow.finishing import apply_output_preset
 from bananaflow.landing import META_PREFIX, ImageLander, now_iso
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
+from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.references import ReferenceFetcher, ReferencePhotoError
 from bananaflow.retry import RetryPolicy, call_with_retries
@@ -47,6 +49,8 @@ class ItemProcessor:
         spool: Spool | None = None,
         listeners: Iterable[ItemListener] = (),
         references: ReferenceFetcher | None = None,
+        claims: KeyClaims | None = None,
+        quota: QuotaBreaker | None = None,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -57,6 +61,8 @@ class ItemProcessor:
         self.listeners = list(listeners)
         self.lander = ImageLander(store, run_id=run_id, spool=spool, mode="realtime")
         self.references = references or ReferenceFetcher()
+        self.claims = claims
+        self.quota = quota
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -77,9 +83,31 @@ class ItemProcessor:
         return row
 
     async def _process(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
+        if self.spool is not None and (spooled := self.spool.find(item.key_stem)):
+            return await self.lander.spooled_row(item, spooled, started_at, t0)
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self.lander.existing_row(item, existing, started_at, t0)
+        if self.claims is None:
+            return await self._generate(item, started_at, t0)
+        claimed = await self.claims.claim(
+            item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.lease_s
+        )
+        if isinstance(claimed, str):  # another run made it while we waited
+            return await self.lander.existing_row(item, claimed, started_at, t0)
+        if not claimed:
+            held = ClaimHeld(f"another run is still making this image (claim on {item.key_stem}); run again later")
+            return self.lander.failure_row(item, held, attempts=0, started_at=started_at, t0=t0)
+        try:
+            # It may have landed between our first look and the claim.
+            existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
+            if existing is not None:
+                return await self.lander.existing_row(item, existing, started_at, t0)
+            return await self._generate(item, started_at, t0)
+        finally:
+            await asyncio.to_thread(self.claims.release, item.key_stem)
+
+    async def _generate(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
         if item.output_preset:  # a retried chunk must not pay again for this run's QA failure
             earlier = await self.lander.qa_failure_of_this_run(item, started_at, t0)
             if earlier is not None:
@@ -101,12 +129,18 @@ class ItemProcessor:
 
         async def attempt() -> GeneratedImage:
             async with self.controller.slot():
+                if self.quota is not None:
+                    self.quota.check()
                 if not admitted_at:
                     admitted_at.append(time.monotonic())
                 try:
                     return await self.provider.generate(request)
                 except RateLimited as exc:
                     self.controller.cooldown(exc.retry_after)
+                    raise
+                except QuotaExhausted as exc:
+                    if self.quota is not None:
+                        self.quota.trip(exc)
                     raise
 
         try:

@@ -10,6 +10,7 @@ Keys given to the methods are full object keys. Build them with ``store.key(...)
 """
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
 from collections.abc import Mapping
@@ -34,16 +35,21 @@ def make_s3_client(
     *,
     endpoint_url: str | None = None,
     region: str | None = None,
-    max_attempts: int = 5,
+    max_attempts: int | None = None,
     connect_timeout: float = 10.0,
     read_timeout: float = 120.0,
     session: boto3.session.Session | None = None,
 ) -> Any:
     """A thread-safe S3 client that honours the standard AWS environment.
 
-    SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
+    ``max_attempts`` defaults to ``AWS_MAX_ATTEMPTS`` (else 5). SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
     reject; 64 pooled connections because many workers upload at once.
     """
+    if max_attempts is None:  # the standard AWS variable, as every SDK reads it
+        try:
+            max_attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
+        except ValueError:
+            raise ConfigurationError("AWS_MAX_ATTEMPTS must be a whole number") from None
     config = botocore.config.Config(
         signature_version="s3v4",
         retries={"max_attempts": max_attempts, "mode": "standard"},
@@ -226,6 +232,14 @@ class ImageStore:
         )
         return keys[0] if keys else None
 
+    def list_keys(self, prefix: str, max_keys: int = 1000) -> list[str]:
+        """Keys that start with ``prefix`` (one page: for small, known sets of objects)."""
+        try:
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=max_keys)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "list", prefix) from None
+        return [obj["Key"] for obj in resp.get("Contents", [])]
+
     def put_image(
         self,
         key: str,
@@ -287,6 +301,13 @@ class ImageStore:
             etag=str(resp.get("ETag", "")).strip('"'),
             metadata=decode_metadata(resp.get("Metadata", {})),
         )
+
+    def delete(self, key: str) -> None:
+        """Remove one object; removing one that is not there is not an error (as in S3)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "delete", key) from None
 
     def exists(self, key: str) -> bool:
         try:

@@ -34,6 +34,9 @@ class RunSummary:
     rejected_uri: str | None = None
     flow_run_url: str | None = None
     failures: list[dict[str, str]] = field(default_factory=list)
+    #: Local spool after the run: pending images/bytes waiting for S3, its bound, and how
+    #: many spooled images this run uploaded (``bananaflow.spool.SpoolState`` + "uploaded").
+    spool: dict[str, object] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> int:
@@ -66,6 +69,8 @@ class RunSummary:
             f"- retries: {self.retries}",
             *(f"- manifest ({kind}): `{uri}`" for kind, uri in self.manifest.items()),
         ]
+        if self.spool:
+            lines.append(f"- local spool: {spool_line(self.spool)}")
         if self.failures:
             lines += ["", "### Failures", "", "| row | sku | status | error | message |", "|---:|---|---|---|---|"]
             lines += [
@@ -115,6 +120,15 @@ def summarize(
         prefix=prefix,
         failures=failures,
     )
+
+
+def spool_line(spool: dict[str, object]) -> str:
+    """One line on what waits locally for S3 (and what this run uploaded from there)."""
+    pending, size, bound = int(spool.get("pending", 0)), int(spool.get("bytes", 0)), int(spool.get("max_bytes", 0))
+    text = f"{pending} images ({size / 1e6:.1f} MB of {bound / 1e6:.0f} MB) waiting for S3 in {spool.get('directory')}"
+    if spool.get("uploaded"):
+        text += f"; {spool['uploaded']} uploaded from it by this run"
+    return text
 
 
 def _percentile(values: list[float], pct: int) -> float | None:

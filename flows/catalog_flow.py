@@ -14,15 +14,18 @@ from bananaflow.batch import choose_mode
 from bananaflow.batch.runner import PollPolicy
 from bananaflow.batch.sizing import BatchLimits
 from bananaflow.delta import split_previous
-from bananaflow.errors import ConfigurationError
+from bananaflow.claims import KeyClaims
+from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.jobspec import build_job
-from bananaflow.manifest import ManifestRow
+from bananaflow.manifest import ManifestRow, write_local
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
+from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.references import require_edit_mode
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
+from bananaflow.secrets import install_log_redaction
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
@@ -43,6 +46,16 @@ def default_spool_dir() -> Path:
     import os
 
     return Path(os.environ.get("BANANAFLOW_SPOOL_DIR") or Path.home() / ".cache" / "bananaflow" / "spool")
+
+
+def spool_max_bytes() -> int:
+    """``BANANAFLOW_SPOOL_MAX_MB`` (default 2048): how much disk paid-for images may hold."""
+    import os
+
+    try:
+        return int(float(os.environ.get("BANANAFLOW_SPOOL_MAX_MB") or 2048) * 1024 * 1024)
+    except ValueError:
+        raise ConfigurationError("BANANAFLOW_SPOOL_MAX_MB must be a number of megabytes") from None
 
 
 @flow(name="catalog-to-images", task_runner=ThreadPoolTaskRunner(max_workers=TASK_THREADS), log_prints=True)
@@ -86,6 +99,7 @@ def catalog_to_images(
     auto (batch when there are enough items and ``deadline_hours`` allows). Returns the
     run summary as a dict.
     """
+    install_log_redaction()  # also when started from a deployment, not the CLI
     logger = get_run_logger()
     t0 = time.monotonic()
     run_id = str(flow_run.id)
@@ -111,9 +125,10 @@ def catalog_to_images(
     choose_mode(mode, 0, provider_kind=provider_settings.kind, deadline_hours=deadline_hours)  # bad mode: fail early
 
     store.ensure_bucket()
-    spool = Spool(default_spool_dir() / bucket)
-    if spool.state().pending:
-        logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
+    spool = Spool(default_spool_dir() / bucket, max_bytes=spool_max_bytes())
+    drained = spool.drain(store) if spool.state().pending else 0
+    if drained:
+        logger.info("uploaded %d images kept in the local spool by an earlier run", drained)
 
     work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
     if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
@@ -128,7 +143,11 @@ def catalog_to_images(
     tracker = ProgressTracker(len(items))
     announce(tracker)
     artifact = ProgressArtifact(tracker)
-    resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
+    claims = KeyClaims(store, run_id, lease_s=policy.deadline_s + 120)
+    resources.register(
+        run_id,
+        resources.RunResources(provider_settings, store, controller, policy, spool, tracker, claims, QuotaBreaker()),
+    )
     decision = choose_mode(mode, len(items), provider_kind=provider_settings.kind, deadline_hours=deadline_hours)
     if decision.mode == "batch" and any(i.reference_links or i.group_reference_stem for i in items):
         raise ConfigurationError("batch mode does not send reference photos yet: use --mode realtime for this job")
@@ -151,13 +170,21 @@ def catalog_to_images(
     finally:
         resources.release(run_id)
     artifact.flush()
+    if spool.state().pending:  # S3 may be back: upload what this run had to keep locally
+        drained += spool.drain(store)
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
-    manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
-    writeback_uri = write_back(rows, job_spec, store, run_prefix, catalog, encoding)
-    if writeback_uri:
-        manifest_uris = {**manifest_uris, "writeback": writeback_uri}
+    try:
+        manifest_uris, rejected_uri = write_outputs(rows, work.rejected, store, run_prefix)
+    except StorageError as exc:  # S3 is down: the manifest must still exist somewhere
+        local = write_local(rows, spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
+        logger.warning("could not write the manifest to S3 (%s); kept it at %s", exc.message, local["csv"])
+        manifest_uris, rejected_uri = {kind: str(path) for kind, path in local.items()}, None
+    else:
+        writeback_uri = write_back(rows, job_spec, store, run_prefix, catalog, encoding)
+        if writeback_uri:
+            manifest_uris = {**manifest_uris, "writeback": writeback_uri}
 
     summary = summarize(
         rows, run_id=run_id, rejected=len(work.rejected), wall_s=time.monotonic() - t0, bucket=bucket, prefix=prefix
@@ -166,6 +193,7 @@ def catalog_to_images(
     summary.rejected_uri = rejected_uri
     summary.flow_run_url = url_for("flow-run", obj_id=run_id)
     spool_state = spool.state()
+    summary.spool = {**spool_state.to_dict(), "uploaded": drained}
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)

@@ -74,6 +74,8 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
                 run_id=run_id,
                 spool=res.spool,
                 listeners=[res.progress.item_done],
+                claims=res.claims,
+                quota=res.quota,
             )
             return await processor.process_all(items)
         finally:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from bananaflow.claims import KeyClaims
 from bananaflow.progress import ProgressTracker
 from bananaflow.provider_settings import ProviderSettings
+from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
@@ -26,6 +28,8 @@ class RunResources:
     policy: RetryPolicy
     spool: Spool | None
     progress: ProgressTracker
+    claims: KeyClaims | None = None
+    quota: QuotaBreaker | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 
