@@ -48,9 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--no-progress", action="store_true")
 
-    down = sub.add_parser("down", help="stop the local Prefect server the demo left running")
+    down = sub.add_parser("down", help="stop what `up` or `demo` left running (workers, Prefect server)")
     down.add_argument("--state-dir", default=".state")
 
+    from bananaflow.ops_cli import add_ops_commands
+
+    add_ops_commands(sub)
     sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -75,10 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args)
         if args.command == "down":
             from bananaflow.local_prefect import stop_server
+            from bananaflow.ops_cli import stop_stack
 
+            if stop_stack(Path(args.state_dir)):
+                print("stopped the workers and local services of `bananaflow up`")
             stopped = stop_server(Path(args.state_dir) / "prefect")
             print("stopped the local Prefect server" if stopped else "no local Prefect server was running")
             return EXIT_OK
+        from bananaflow.ops_cli import run_ops_command
+
+        code = run_ops_command(args)
+        if code is not None:
+            return code
     except BananaflowError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         return EXIT_USAGE

@@ -17,12 +17,15 @@ from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
+from bananaflow.sharding import Shard
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
 from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
+from tasks.events import emit_batch_completed
+from tasks.gallery import publish_gallery
 from tasks.generation import generate_images
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
@@ -53,11 +56,15 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    shard_index: int = 0,
+    shard_count: int = 1,
 ) -> dict:
     """Generate one image per catalog product and land it in S3 with a manifest.
 
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
+    ``shard_index``/``shard_count`` make this run one shard of the catalog (see
+    flows/sharded_flow.py). Emits ``bananaflow.batch.completed`` when it ends.
     Returns the run summary as a dict.
     """
     logger = get_run_logger()
@@ -88,7 +95,11 @@ def catalog_to_images(
     if spool.state().pending:
         logger.info("uploading %d images kept in the local spool from an earlier run", spool.drain(store))
 
+    shard = Shard(shard_index, shard_count)
     work = plan(catalog, template, options, prefix, encoding)
+    if not shard.is_whole:  # every shard validates the whole catalog; only shard 1 reports rejections
+        work.items, work.rejected = shard.select(work.items), (work.rejected if shard.index == 0 else [])
+        logger.info("shard %s of the catalog: %d items", shard.label, len(work.items))
     logger.info(
         "%d products accepted, %d rejected; %d images to make with %s (%s, %s)",
         len(work.items), len(work.rejected), len(work.items), model, aspect_ratio, image_size,
@@ -124,6 +135,8 @@ def catalog_to_images(
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)
+    publish_gallery(rows, store, run_prefix)
+    emit_batch_completed(summary, catalog=catalog, shard=shard)
     return summary.to_dict()
 
 
