@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test up up-scaled down bench lock clean
+.PHONY: setup browser demo test up up-scaled down bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,8 +21,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/bananaflow demo
 
+## browser: headless Chromium + chromedriver (Debian packages) for the Prefect UI test
+browser:
+	@sh tools/install-browser.sh
+
 ## test: the whole test suite, end-to-end tests included
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
 ## up: local Prefect server (UI on 127.0.0.1:4200), a process worker, blocks and deployments

@@ -79,7 +79,8 @@ def build_gallery(
 
 
 def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, columns: int = 4) -> str:
-    """A markdown grid of thumbnails, each linking to its full-size image."""
+    """A markdown grid of thumbnails, each with a link to its full-size image (Prefect's
+    markdown renderer drops an image nested inside a link, so they sit side by side)."""
     if not entries:
         return "## Gallery\n\nNo images in this run."
     lines = [
@@ -92,7 +93,7 @@ def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, colu
     ]
     for start in range(0, len(entries), columns):
         cells = [
-            f"[![{_alt(e.sku)}]({e.thumb_url})]({e.image_url}) `{_alt(e.sku)}` {e.variant}"
+            f"![{_alt(e.sku)}]({e.thumb_url}) [{_alt(e.sku)} {e.variant}]({e.image_url})"
             for e in entries[start : start + columns]
         ]
         cells += [" "] * (columns - len(cells))

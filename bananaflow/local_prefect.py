@@ -55,7 +55,8 @@ def ensure_server(
     log = open(home / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-        env={**os.environ, **server_env(home), **(extra_env or {})},
+        # the UI asks the browser to call this URL; left alone it says port 4200 whatever --port is
+        env={**os.environ, **server_env(home), "PREFECT_UI_API_URL": api_url, **(extra_env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

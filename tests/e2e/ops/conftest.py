@@ -39,6 +39,9 @@ def started_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
     try:
         with temporary_settings(updates={PREFECT_API_URL: api_url}):
             yield api_url
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler.flush()  # send this process's last run logs before the server goes
     finally:
         stop_server(home)
 
@@ -88,3 +91,38 @@ def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, pol
             return value
         time.sleep(poll_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+INSTALL_BROWSER = Path(__file__).resolve().parents[3] / "tools" / "install-browser.sh"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium driven by chromedriver (Selenium). Installs the packages
+    with tools/install-browser.sh when they are missing; skips only where that cannot work
+    (no apt-get, not root), and says so."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        subprocess.run(["sh", str(INSTALL_BROWSER)], check=False, timeout=900)
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        if shutil.which("apt-get") and os.geteuid() == 0:
+            pytest.fail("apt-get could not install chromium + chromium-driver; see tools/install-browser.sh")
+        pytest.skip("no chromium/chromedriver and no way to install them here (needs apt-get as root): "
+                    "apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
+                "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    browser.set_page_load_timeout(60)
+    try:
+        yield browser
+    finally:
+        browser.quit()
