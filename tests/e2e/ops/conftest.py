@@ -41,7 +41,7 @@ def started_prefect_server(home: Path, extra_env: dict[str, str] | None = None) 
             yield api_url
             from prefect.logging.handlers import APILogHandler
 
-            APILogHandler.flush()  # send this process's last run logs before the server goes
+            APILogHandler().flush()  # send this process's last run logs before the server goes
     finally:
         stop_server(home)
 
