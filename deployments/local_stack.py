@@ -130,7 +130,7 @@ def _has_provider_key(environ: Mapping[str, str]) -> bool:
 
 def run_stack(args: argparse.Namespace) -> int:
     """Bring everything up, write ``stack.json``, then wait for SIGTERM and tear down."""
-    from bananaflow.local_prefect import ensure_server, server_env
+    from bananaflow.local_prefect import ensure_server, is_healthy, server_env
 
     state = Path(args.state_dir).resolve()
     home = state / "prefect"
@@ -139,6 +139,11 @@ def run_stack(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     extra = {}
+    if args.scaled and is_healthy(f"http://127.0.0.1:{args.port}/api"):
+        raise SystemExit(
+            f"a Prefect server already answers on port {args.port}; it would not use PostgreSQL and Redis. "
+            "Stop it first (`make down`), or pass --port"
+        )
     if args.scaled:
         database_url = os.environ.get("BANANAFLOW_PREFECT_DATABASE_URL", DEFAULT_DATABASE_URL)
         redis_url = os.environ.get("BANANAFLOW_PREFECT_REDIS_URL", DEFAULT_REDIS_URL)
