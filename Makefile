@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test down bench lock clean
+.PHONY: setup browser demo test up up-scaled down bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,11 +21,23 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/bananaflow demo
 
+## browser: headless Chromium + chromedriver (Debian packages) for the Prefect UI test
+browser:
+	@sh tools/install-browser.sh
+
 ## test: the whole test suite, end-to-end tests included
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest
 
-## down: stop the local Prefect server the demo leaves running
+## up: local Prefect server (UI on 127.0.0.1:4200), a process worker, blocks and deployments
+up: setup
+	$(BIN)/bananaflow up
+
+## up-scaled: the same on PostgreSQL (127.0.0.1:5432) + Redis messaging (127.0.0.1:6379), two workers
+up-scaled: setup
+	$(BIN)/bananaflow up --scaled
+
+## down: stop what `make up`/`make demo` left running
 down:
 	@if [ -x $(BIN)/bananaflow ]; then $(BIN)/bananaflow down; fi
 

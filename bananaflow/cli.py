@@ -84,9 +84,12 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
     _add_catalog_arguments(prompts)
 
-    down = sub.add_parser("down", help="stop the local Prefect server the demo left running")
+    down = sub.add_parser("down", help="stop what `up` or `demo` left running (workers, Prefect server)")
     down.add_argument("--state-dir", default=".state")
 
+    from bananaflow.ops_cli import add_ops_commands
+
+    add_ops_commands(sub)
     sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -113,10 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(args)
         if args.command == "down":
             from bananaflow.local_prefect import stop_server
+            from bananaflow.ops_cli import stop_stack
 
+            if stop_stack(Path(args.state_dir)):
+                print("stopped the workers and local services of `bananaflow up`")
             stopped = stop_server(Path(args.state_dir) / "prefect")
             print("stopped the local Prefect server" if stopped else "no local Prefect server was running")
             return EXIT_OK
+        from bananaflow.ops_cli import run_ops_command
+
+        code = run_ops_command(args)
+        if code is not None:
+            return code
     except BananaflowError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False)
         return EXIT_USAGE

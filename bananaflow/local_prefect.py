@@ -36,8 +36,18 @@ def is_healthy(api_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def ensure_server(home: Path, host: str = "127.0.0.1", port: int = 4200, wait_s: float = 90.0) -> str:
-    """Return the API URL of a healthy server on host:port, starting one if none answers."""
+def ensure_server(
+    home: Path,
+    host: str = "127.0.0.1",
+    port: int = 4200,
+    wait_s: float = 90.0,
+    extra_env: dict[str, str] | None = None,
+) -> str:
+    """Return the API URL of a healthy server on host:port, starting one if none answers.
+
+    ``extra_env`` configures a server this call starts (e.g. PostgreSQL and Redis settings
+    for the scaled setup); it does not change one that is already running.
+    """
     api_url = f"http://{host}:{port}/api"
     if is_healthy(api_url):
         return api_url
@@ -45,7 +55,8 @@ def ensure_server(home: Path, host: str = "127.0.0.1", port: int = 4200, wait_s:
     log = open(home / "server.log", "ab")
     proc = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", host, "--port", str(port)],
-        env={**os.environ, **server_env(home)},
+        # the UI asks the browser to call this URL; left alone it says port 4200 whatever --port is
+        env={**os.environ, **server_env(home), "PREFECT_UI_API_URL": api_url, **(extra_env or {})},
         stdout=log,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,

@@ -26,6 +26,7 @@ from bananaflow.references import require_edit_mode
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.secrets import install_log_redaction
+from bananaflow.sharding import Shard
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
@@ -33,6 +34,8 @@ from bananaflow.work import WorkItem, chunk_size_for, chunked, waves
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
 from tasks.batch import BatchSettings, generate_in_batches
+from tasks.events import emit_batch_completed
+from tasks.gallery import publish_gallery
 from tasks.generation import generate_images
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
@@ -85,6 +88,8 @@ def catalog_to_images(
     writeback: str | None = None,
     public_base_url: str | None = None,
     output_preset: str | None = None,
+    shard_index: int = 0,
+    shard_count: int = 1,
 ) -> dict:
     """Generate the images of a job spec (or one image per product from the single-template
     parameters) for every catalog product and land them in S3 with a manifest.
@@ -96,8 +101,10 @@ def catalog_to_images(
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
     ``mode``: realtime, batch (Gemini Batch mode: half price, results within 24 h) or
-    auto (batch when there are enough items and ``deadline_hours`` allows). Returns the
-    run summary as a dict.
+    auto (batch when there are enough items and ``deadline_hours`` allows).
+    ``shard_index``/``shard_count`` make this run one shard of the catalog (see
+    flows/sharded_flow.py). Emits ``bananaflow.batch.completed`` when it ends.
+    Returns the run summary as a dict.
     """
     install_log_redaction()  # also when started from a deployment, not the CLI
     logger = get_run_logger()
@@ -130,10 +137,16 @@ def catalog_to_images(
     if drained:
         logger.info("uploaded %d images kept in the local spool by an earlier run", drained)
 
+    shard = Shard(shard_index, shard_count)
     work = plan(catalog, job_spec, prefix, encoding, catalog_preset, column_map)
     if job_spec.spec.writeback.format == "shopify" and work.preset != "shopify":
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
     require_edit_mode(work.items, provider_settings.kind)
+    if not shard.is_whole:  # every shard validates the whole catalog; only shard 1 reports rejections
+        # a product group stays in one shard: its siblings need the leader's image as reference
+        work.items = shard.select(work.items, sku_of=lambda item: item.group_reference_stem or item.key_stem)
+        work.rejected = work.rejected if shard.index == 0 else []
+        logger.info("shard %s of the catalog: %d items", shard.label, len(work.items))
     items, unchanged = split_previous(work.items, previous_manifest, run_id, store=store, prefix=prefix)
     logger.info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
@@ -197,6 +210,8 @@ def catalog_to_images(
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)
     publish_summary(summary)
+    publish_gallery(rows, store, run_prefix)
+    emit_batch_completed(summary, catalog=catalog, shard=shard)
     return {**summary.to_dict(), "mode": decision.mode}
 
 

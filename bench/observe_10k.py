@@ -1,0 +1,165 @@
+"""Is a 10,000-item run fully observable? Prints figures; asserts nothing about speed.
+
+    .venv/bin/python bench/observe_10k.py [--items 10000] [--concurrency 32]
+
+Starts a real ``prefect server start`` (SQLite, the default broker: the setup a single
+machine gets), SeaweedFS ``weed mini`` and the simulator with tiny latency, runs the catalog
+flow in this process, then asks the *server* (not the flow) what it recorded:
+- task runs by state (none lost, none stuck Pending/Running);
+- the artifacts (progress at 100 %, summary, gallery);
+and reads the manifest back from S3 (every SKU once). Peak RSS of this process (the flow
+process) is reported from getrusage. Results: docs/operations.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import io
+import json
+import os
+import resource
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bananaflow.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
+from bananaflow.local_s3 import LocalS3Server  # noqa: E402
+
+import subprocess  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_catalog(path: Path, n: int) -> None:
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["sku", "title", "color"])
+        for i in range(n):
+            writer.writerow([f"B10K-{i:05d}", f"Stoneware mug {i}", ("red", "blue", "green")[i % 3]])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+
+    state = Path(tempfile.mkdtemp(prefix="bananaflow-bench-"))
+    home = state / "prefect"
+    api_url = ensure_server(home, port=free_port(), wait_s=150)
+    try:
+        with LocalS3Server(state / "s3") as s3, simulator_process() as sim_url:
+            os.environ.update({**s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
+                               "GEMINI_API_KEY": "bench-key-for-the-simulator", "GOOGLE_GEMINI_BASE_URL": sim_url,
+                               "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
+                               "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"})
+            return run(args, state, s3)
+    finally:
+        stop_server(home)
+
+
+@contextlib.contextmanager
+def simulator_process():  # noqa: ANN201
+    """The simulator in its own process, so the RSS measured here is the flow's alone."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bananaflow.cli", "simulator", "--port", str(port), "--latency", "0-0.01"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        import httpx
+
+        for _ in range(100):
+            try:
+                httpx.get(url, timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
+
+    from bananaflow.manifest import read_manifest
+    from flows.catalog_flow import catalog_to_images
+
+    catalog = state / "catalog.csv"
+    write_catalog(catalog, args.items)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.monotonic()
+    summary = catalog_to_images(catalog=str(catalog), bucket="bench-10k", prefix="bench", concurrency=args.concurrency)
+    wall = time.monotonic() - t0
+    rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    time.sleep(10)  # let the server's event pipeline settle before counting
+    run_id = summary["run_id"]
+    with get_client(sync_client=True) as client:
+        flow_filter = FlowRunFilter(id=FlowRunFilterId(any_=[run_id]))
+        task_runs, offset = [], 0
+        while True:
+            page = client.read_task_runs(flow_run_filter=flow_filter, limit=200, offset=offset)
+            task_runs += page
+            offset += len(page)
+            if len(page) < 200:
+                break
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+        flow_state = client.read_flow_run(run_id).state.name
+    by_state = Counter(t.state.name if t.state else "None" for t in task_runs)
+    chunk_runs = [t for t in task_runs if t.name.startswith("generate ")]
+    progress = [a for a in artifacts if a.key == "bananaflow-progress"]
+
+    manifest_path = state / "manifest.parquet"
+    manifest_path.write_bytes(
+        s3_get(s3, "bench-10k", summary["manifest"]["parquet"].removeprefix("s3://bench-10k/"))
+    )
+    rows = read_manifest(manifest_path)
+    skus = Counter(r.sku for r in rows)
+    figures = {
+        "items": args.items,
+        "concurrency": args.concurrency,
+        "wall_s": round(wall, 1),
+        "images_per_min": summary["images_per_min"],
+        "flow_state": flow_state,
+        "counts": summary["counts"],
+        "manifest_rows": len(rows),
+        "manifest_distinct_skus": len(skus),
+        "manifest_duplicates": sum(1 for n in skus.values() if n > 1),
+        "task_runs_recorded": len(task_runs),
+        "chunk_task_runs": len(chunk_runs),
+        "task_runs_by_state": dict(by_state),
+        "task_runs_not_completed": sum(n for s, n in by_state.items() if s != "Completed"),
+        "artifacts": sorted(a.key for a in artifacts if a.key),
+        "progress_artifact_final": float(progress[0].data) if progress else None,
+        "rss_before_run_mb": round(rss_before),
+        "rss_peak_mb": round(rss_peak),
+    }
+    print(json.dumps(figures, indent=2))
+    return 0
+
+
+def s3_get(s3, bucket: str, key: str) -> bytes:  # noqa: ANN001
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
+                          aws_secret_access_key=s3.secret_key.reveal(), region_name="us-east-1")
+    return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

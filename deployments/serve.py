@@ -1,0 +1,42 @@
+"""Serve bananaflow's deployments from one process: schedules and triggers without a work pool.
+
+    python -m deployments.serve --catalog s3://shop-feeds/catalog.csv --cron "0 2 * * *" \
+        --timezone Europe/Berlin
+
+Needs a Prefect server (``PREFECT_API_URL``) and the three blocks (``bananaflow blocks
+create-from-env``), or ``--no-blocks`` to let every run read the provider key and S3
+settings from this process's environment. Runs start as subprocesses of this one; stop it
+with Ctrl-C. For several machines use a work pool instead (deployments/prefect.yaml).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from prefect import serve
+
+from deployments.definitions import DEFAULT_CRON, DEFAULT_TIMEZONE, BlockNames, Schedule, build_deployments
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--catalog", required=True, help="catalog the nightly refresh and hourly retry read")
+    parser.add_argument("--cron", default=DEFAULT_CRON, help="nightly schedule (default: %(default)s)")
+    parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of --cron (default: %(default)s)")
+    parser.add_argument("--no-blocks", action="store_true", help="configure runs from the environment, not blocks")
+    parser.add_argument("--bucket", help="S3 bucket, with --no-blocks (endpoint and keys from AWS_* env)")
+    parser.add_argument("--prefix", default="bananaflow", help="key prefix, with --no-blocks (default: %(default)s)")
+    parser.add_argument("--limit", type=int, default=4, help="flow runs at once in this process (default: %(default)s)")
+    args = parser.parse_args(argv)
+    if args.no_blocks and not args.bucket:
+        parser.error("--no-blocks needs --bucket (the S3 bucket for images and manifests)")
+    blocks = BlockNames(None, None, None) if args.no_blocks else BlockNames()
+    defaults = {"bucket": args.bucket, "prefix": args.prefix} if args.no_blocks else {}
+    deployments = build_deployments(args.catalog, Schedule(args.cron, args.timezone), blocks, defaults)
+    serve(*deployments, limit=args.limit)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Real parts for the operations tests: a started ``prefect server start`` (UI, triggers and
+scheduler services on, unlike the test harness), process workers polling a work pool, the
+deployments of deployments/prefect.yaml, SeaweedFS and the simulator.
+
+Everything binds free ports on 127.0.0.1 and is stopped at the end of the session.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from bananaflow.local_prefect import ensure_server, server_env, stop_server
+from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from tests.e2e.conftest import TEST_API_KEY
+
+PROVIDER_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "BANANAFLOW_PROVIDER",
+                 "BANANAFLOW_AUTH_STYLE", "GOOGLE_GEMINI_BASE_URL", "PREFECT_API_URL", "PREFECT_PROFILE")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def started_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """``prefect server start`` on a free port, with its API URL set for this process."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    api_url = ensure_server(home, port=free_port(), wait_s=150, extra_env=extra_env)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield api_url
+            from prefect.logging.handlers import APILogHandler
+
+            APILogHandler().flush()  # send this process's last run logs before the server goes
+    finally:
+        stop_server(home)
+
+
+class OpsStack:
+    """One module's server, S3, simulator and the environment a subprocess needs to join them."""
+
+    def __init__(self, api_url: str, home: Path, s3, simulator: SimulatorServer, spool: Path) -> None:  # noqa: ANN001
+        self.api_url = api_url
+        self.ui_url = api_url.removesuffix("/api")
+        self.s3 = s3
+        self.simulator = simulator
+        base = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARS}
+        self.env = {
+            **base, **server_env(home), **s3.env(), "PREFECT_API_URL": api_url, "GEMINI_API_KEY": TEST_API_KEY,
+            "GOOGLE_GEMINI_BASE_URL": simulator.base_url, "BANANAFLOW_SPOOL_DIR": str(spool),
+            "PREFECT_LOGGING_LEVEL": "INFO",
+        }
+
+    def save_blocks(self, bucket: str, prefix: str = "bananaflow", max_in_flight: int = 4) -> None:
+        """The three blocks the deployments name, pointing at this module's parts."""
+        from blocks import GenerationLimits, ImageProviderBlock, register_all
+        from blocks.from_env import LIMITS_BLOCK, PROVIDER_BLOCK, STORE_BLOCK, store_block_from_env
+
+        register_all()
+        ImageProviderBlock(kind="gemini", base_url=self.simulator.base_url, api_key=SecretStr(TEST_API_KEY)).save(
+            PROVIDER_BLOCK, overwrite=True
+        )
+        store_block_from_env(bucket, prefix, self.s3.env()).save(STORE_BLOCK, overwrite=True)
+        GenerationLimits(max_in_flight=max_in_flight).save(LIMITS_BLOCK, overwrite=True)
+
+
+@pytest.fixture(scope="session")
+def ops_stack(tmp_path_factory, s3_server) -> Iterator[OpsStack]:
+    home = tmp_path_factory.mktemp("prefect-home")
+    with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.15))) as sim:
+        with started_prefect_server(home) as api_url:
+            yield OpsStack(api_url, home, s3_server, sim, tmp_path_factory.mktemp("spool"))
+
+
+def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.5):  # noqa: ANN201
+    """Poll ``predicate`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(poll_s)
+    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+INSTALL_BROWSER = Path(__file__).resolve().parents[3] / "tools" / "install-browser.sh"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium driven by chromedriver (Selenium). Installs the packages
+    with tools/install-browser.sh when they are missing; skips only where that cannot work
+    (no apt-get, not root), and says so."""
+    import shutil
+    import subprocess
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        subprocess.run(["sh", str(INSTALL_BROWSER)], check=False, timeout=900)
+    binary, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (binary and driver):
+        if shutil.which("apt-get") and os.geteuid() == 0:
+            pytest.fail("apt-get could not install chromium + chromium-driver; see tools/install-browser.sh")
+        pytest.skip("no chromium/chromedriver and no way to install them here (needs apt-get as root): "
+                    "apt-get install chromium chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1400,1000",
+                "--no-first-run", "--disable-extensions"):
+        options.add_argument(arg)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    browser.set_page_load_timeout(60)
+    try:
+        yield browser
+    finally:
+        browser.quit()

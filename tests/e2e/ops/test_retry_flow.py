@@ -1,0 +1,39 @@
+"""The hourly retry: re-runs the catalog only when the last manifest left work undone."""
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.conftest import products, write_catalog
+
+pytestmark = pytest.mark.e2e
+BUCKET = "ops-retry"
+
+
+def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_path, monkeypatch):
+    from flows.catalog_flow import catalog_to_images
+    from flows.retry_flow import retry_unfinished
+
+    monkeypatch.setenv("BANANAFLOW_SPOOL_DIR", str(tmp_path / "spool"))
+    ops_stack.save_blocks(BUCKET)
+    sim = ops_stack.simulator
+    # one product hits the daily quota (deferred, not retried within the run), then works later
+    sim.configure(script={"model RT003": ["429_day", "ok"]})
+    catalog = write_catalog(tmp_path / "catalog.csv", products(6, "RT"))
+    blocks = dict(provider_block="bananaflow-provider", store_block="bananaflow-store", limits_block="bananaflow-limits")
+    try:
+        first = catalog_to_images(catalog=str(catalog), **blocks)
+        assert first["counts"] == {"succeeded": 5, "deferred": 1}
+
+        calls = sim.stats()["requests_total"]
+        retried = retry_unfinished(catalog=str(catalog), **blocks)
+        assert retried["retried"] == 1
+        assert retried["summary"]["counts"] == {"succeeded": 1, "skipped_exists": 5}
+        assert sim.stats()["requests_total"] - calls == 1, "only the deferred item reached the provider"
+
+        # the newest manifest now has nothing undone: the next hour does nothing at all
+        calls = sim.stats()["requests_total"]
+        idle = retry_unfinished(catalog=str(catalog), **blocks)
+        assert idle["retried"] == 0 and idle["summary"] is None
+        assert idle["last_run"] and sim.stats()["requests_total"] == calls
+    finally:
+        sim.configure(script={})
