@@ -14,10 +14,10 @@ import time
 from datetime import datetime, timezone
 from typing import Callable, Iterable
 
+from bananaflow.admission import Admission, endpoint_label
+from bananaflow.dispatch import Dispatcher
 from bananaflow.errors import (
     BananaflowError,
-    ProviderError,
-    RateLimited,
     StorageError,
     error_status,
 )
@@ -25,7 +25,7 @@ from bananaflow.keys import ext_for_mime
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy, call_with_retries
+from bananaflow.retry import RetryPolicy
 from bananaflow.secrets import redact
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
@@ -56,6 +56,8 @@ class ItemProcessor:
         run_id: str,
         spool: Spool | None = None,
         listeners: Iterable[ItemListener] = (),
+        admission: Admission | None = None,
+        fallback_providers: Iterable[ImageProvider] = (),
     ) -> None:
         self.provider = provider
         self.store = store
@@ -64,6 +66,9 @@ class ItemProcessor:
         self.run_id = run_id
         self.spool = spool
         self.listeners = list(listeners)
+        # Admission (limits, breakers, fallback, budget) lives in bananaflow.dispatch/admission.
+        providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
+        self.dispatcher = Dispatcher(providers, admission or Admission.for_controller(controller), policy)
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -92,26 +97,17 @@ class ItemProcessor:
             prompt=item.prompt, model=item.model, aspect_ratio=item.aspect_ratio, image_size=item.image_size
         )
 
-        admitted_at: list[float] = []  # latency counts from the first request, not the queue
-
-        async def attempt() -> GeneratedImage:
-            async with self.controller.slot():
-                if not admitted_at:
-                    admitted_at.append(time.monotonic())
-                try:
-                    return await self.provider.generate(request)
-                except RateLimited as exc:
-                    self.controller.cooldown(exc.retry_after)
-                    raise
-
         try:
-            image, attempts = await call_with_retries(attempt, self.policy)
-        except ProviderError as exc:
+            sent = await self.dispatcher.generate(request, item.variant)
+        except BananaflowError as exc:  # provider errors, a parked quota, the budget
             return self._failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
-        latency = time.monotonic() - (admitted_at[0] if admitted_at else t0)
+        image, attempts = sent.image, sent.attempts
+        latency = time.monotonic() - sent.first_sent_at  # from the first request, not the queue
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self._metadata(item, image, attempts, latency)
         row = self._success_row(item, image, key, attempts, latency, started_at)
+        row.model, row.endpoint = image.model or sent.route.model, sent.route.endpoint
+        metadata[META_PREFIX + "endpoint"] = sent.route.endpoint
         try:
             await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
         except StorageError as exc:
@@ -172,6 +168,7 @@ class ItemProcessor:
             key=key,
             uri=self.store.uri(key),
             model=meta.get("model", item.model),
+            endpoint=meta.get("endpoint", ""),
             image_size=item.image_size,
             aspect_ratio=item.aspect_ratio,
             mime_type=head.content_type,
