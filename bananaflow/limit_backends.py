@@ -125,7 +125,7 @@ class InProcessBackend:
         span = meter.window_s + meter.margin_s
         while log and log[0][0] <= now - span:
             log.popleft()
-        wait = max(0.0, st.next_start.get(meter.name, 0.0) - now) if meter.spaced else 0.0
+        wait = max(0.0, st.next_start.get(meter.name, 0.0) - meter.tolerance_s - now) if meter.spaced else 0.0
         used = sum(entry[1] for entry in log)
         if used + amount > meter.limit + 1e-9:
             # the window frees enough once the oldest entries age out
@@ -234,7 +234,7 @@ for _, m in ipairs(meters) do
     end
     if m.spaced then
       local nxt = tonumber(redis.call('GET', key .. ':next') or '0')
-      if nxt - now > w then w = nxt - now end
+      if nxt - m.tolerance_s - now > w then w = nxt - m.tolerance_s - now end
     end
   end
   if w > wait then wait, by = w, m.name end
@@ -293,6 +293,7 @@ def _meter_json(meter: Meter) -> dict[str, object]:
     return {
         "kind": "window", "name": meter.name, "limit": meter.limit, "window_s": meter.window_s,
         "margin_s": meter.margin_s, "unit": meter.unit, "spaced": meter.spaced, "interval_s": meter.interval_s,
+        "tolerance_s": meter.tolerance_s,
     }
 
 

@@ -45,7 +45,9 @@ class WindowMeter:
     window never exceeds the limit under either. ``margin_s`` widens our window a little so
     network jitter between our clock and the server's cannot push a request into a window
     that the server still counts as full. ``spaced`` spreads starts ``window_s / limit``
-    apart (GCRA's emission interval) instead of bursting at the top of each window.
+    apart (GCRA's emission interval) instead of bursting at the top of each window;
+    ``burst`` lets that many start back to back first (GCRA's burst tolerance), which a run
+    that starts cold can use without ever exceeding the window's limit.
     """
 
     name: str
@@ -54,8 +56,11 @@ class WindowMeter:
     unit: Unit = "requests"
     spaced: bool = True
     margin_s: float = 0.25
+    burst: int = 1
 
     def __post_init__(self) -> None:
+        if self.burst < 1:
+            raise ValueError(f"{self.name}: burst must be at least 1")
         if self.limit <= 0:
             raise ValueError(f"{self.name}: limit must be positive, got {self.limit}")
         if self.window_s <= 0:
@@ -65,6 +70,11 @@ class WindowMeter:
     def interval_s(self) -> float:
         """Minimum gap between two starts when ``spaced``."""
         return self.window_s / self.limit if self.spaced else 0.0
+
+    @property
+    def tolerance_s(self) -> float:
+        """How far ahead of its spaced time a start may come (GCRA's tau)."""
+        return (self.burst - 1) * self.interval_s
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,8 @@ class DailyQuota:
 Meter = Union[WindowMeter, InFlightCap, DailyQuota]
 
 
-def RequestsPerMinute(limit: float) -> WindowMeter:  # noqa: N802 - reads like a class
-    return WindowMeter("requests_per_minute", limit, 60.0, "requests")
+def RequestsPerMinute(limit: float, burst: int = 1) -> WindowMeter:  # noqa: N802 - reads like a class
+    return WindowMeter("requests_per_minute", limit, 60.0, "requests", burst=burst)
 
 
 def ImagesPerMinute(limit: float) -> WindowMeter:  # noqa: N802

@@ -118,6 +118,7 @@ class RateController:
         max_in_flight: int | None = None,
         requests_per_minute: float | None = None,
         *,
+        burst: int = 1,
         images_per_minute: float | None = None,
         requests_per_day: int | None = None,
         spend_per_10min_usd: float | None = None,
@@ -141,7 +142,7 @@ class RateController:
         if max_in_flight is not None:
             fixed.append(InFlightCap(max_in_flight))
         if requests_per_minute is not None and adaptive is None:
-            fixed.append(RequestsPerMinute(requests_per_minute))
+            fixed.append(RequestsPerMinute(requests_per_minute, burst))
         if images_per_minute is not None:
             fixed.append(ImagesPerMinute(images_per_minute))
         if requests_per_day is not None:

@@ -222,3 +222,11 @@ def test_learned_limits_round_trip(tmp_path):
     assert store.get("sim/gemini-3-pro-image") is None
     store.save("sim/gemini-3-pro-image", 123.456)
     assert LearnedLimits(tmp_path / "limits.json").get("sim/gemini-3-pro-image") == 123.5
+
+
+def test_burst_starts_back_to_back_then_spaces(backend):
+    meter = WindowMeter("rpm", 60, 60.0, burst=3)  # one per second after a burst of 3
+    now = time.time()
+    assert all(backend.try_admit("s", [meter], Demand(), now).admitted for _ in range(3))
+    fourth = backend.try_admit("s", [meter], Demand(), now)
+    assert not fourth.admitted and 0.9 < fourth.wait_s <= 1.01
