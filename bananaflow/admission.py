@@ -168,3 +168,49 @@ class Admission:
         if self.budget is not None:
             out["budget"] = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
         return out
+
+
+LEARNED_LIMITS_ENV = "BANANAFLOW_LEARNED_LIMITS"
+
+
+def default_learned_limits_file() -> str:
+    """Where adaptive mode keeps learned limits between runs (``BANANAFLOW_LEARNED_LIMITS``)."""
+    import os
+
+    return os.environ.get(LEARNED_LIMITS_ENV) or str(Path.home() / ".cache" / "bananaflow" / "learned-limits.json")
+
+
+def admission_for_run(
+    *,
+    max_in_flight: int,
+    requests_per_minute: float | None = None,
+    images_per_minute: float | None = None,
+    requests_per_day: int | None = None,
+    spend_per_10min_usd: float | None = None,
+    adaptive: bool = False,
+    fallback_models: Iterable[str] = (),
+    allow_fallback: bool = True,
+    variant: str = "main",
+    max_cost_usd: float | None = None,
+) -> Admission:
+    """The ``Admission`` a catalog run's parameters describe. Limits are shared through
+    Redis when ``BANANAFLOW_REDIS_URL`` is set, else kept in this process."""
+    from bananaflow.errors import ConfigurationError
+
+    if max_cost_usd is not None and max_cost_usd <= 0:
+        raise ConfigurationError(f"max cost must be a positive number of USD, got {max_cost_usd}")
+    limits = LimitSettings(
+        max_in_flight=max_in_flight,
+        requests_per_minute=requests_per_minute,
+        images_per_minute=images_per_minute,
+        requests_per_day=requests_per_day,
+        spend_per_10min_usd=spend_per_10min_usd,
+        adaptive=adaptive,
+        learned_limits_file=default_learned_limits_file() if adaptive else None,
+    )
+    return Admission(
+        limits,
+        fallback=list(fallback_models),
+        no_fallback_variants=() if allow_fallback else (variant,),
+        max_cost_usd=max_cost_usd,
+    )

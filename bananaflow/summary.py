@@ -40,6 +40,7 @@ class RunSummary:
     quota_resets_at: str | None = None
     deferred_by_quota: int = 0
     deferred_by_budget: int = 0
+    limits: dict[str, object] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> int:
@@ -77,6 +78,10 @@ class RunSummary:
                 f"- daily quota used up: {self.deferred_by_quota} items deferred; the quota resets at "
                 f"{self.quota_resets_at} (midnight Pacific) — run the same command again after that"
             )
+        for scope, rpm in dict(self.limits.get("learned_rpm") or {}).items():
+            lines.append(f"- learned limit for {scope}: {rpm} requests/min (kept for the next run)")
+        for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
+            lines.append(f"- circuit breaker opened {n}x for {scope}")
         if self.deferred_by_budget:
             lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
         if self.failures:

@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
+from bananaflow.admission import admission_for_run
 from bananaflow.errors import ConfigurationError
 from bananaflow.manifest import ManifestRow
 from bananaflow.models import default_model_id
@@ -53,6 +54,13 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    images_per_minute: float | None = None,
+    requests_per_day: int | None = None,
+    spend_per_10min_usd: float | None = None,
+    adaptive: bool = False,
+    fallback_models: list[str] | None = None,
+    allow_fallback: bool = True,
+    max_cost_usd: float | None = None,
 ) -> dict:
     """Generate one image per catalog product and land it in S3 with a manifest.
 
@@ -82,6 +90,14 @@ def catalog_to_images(
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
     options = JobOptions(model=model, image_size=image_size, aspect_ratio=aspect_ratio, variant=variant)
     options.validate()
+    admission = admission_for_run(
+        max_in_flight=controller.max_in_flight or concurrency, requests_per_minute=controller.requests_per_minute,
+        images_per_minute=images_per_minute, requests_per_day=requests_per_day,
+        spend_per_10min_usd=spend_per_10min_usd, adaptive=adaptive, fallback_models=fallback_models or (),
+        allow_fallback=allow_fallback, variant=variant, max_cost_usd=max_cost_usd,
+    )
+    for fallback_model in fallback_models or ():
+        JobOptions(model=fallback_model, image_size=image_size, aspect_ratio=aspect_ratio).validate()
 
     store.ensure_bucket()
     spool = Spool(default_spool_dir() / bucket)
@@ -97,7 +113,8 @@ def catalog_to_images(
     tracker = ProgressTracker(len(work.items))
     announce(tracker)
     artifact = ProgressArtifact(tracker)
-    resources.register(run_id, resources.RunResources(provider_settings, store, controller, policy, spool, tracker))
+    resources.register(run_id, resources.RunResources(
+        provider_settings, store, controller, policy, spool, tracker, extra={"admission": admission}))
     try:
         chunks = chunked(work.items, chunk_size_for(len(work.items), controller.max_in_flight or concurrency))
         futures = generate_images.map(
@@ -108,6 +125,7 @@ def catalog_to_images(
             rows.extend(_rows_of(chunk, future, run_id))
     finally:
         resources.release(run_id)
+        admission.keep_learned_limits()
     artifact.flush()
 
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -120,6 +138,7 @@ def catalog_to_images(
     summary.manifest = manifest_uris
     summary.rejected_uri = rejected_uri
     summary.flow_run_url = url_for("flow-run", obj_id=run_id)
+    summary.limits = admission.report()
     spool_state = spool.state()
     if spool_state.pending:
         logger.warning("%d images wait in the local spool %s for S3 to return", spool_state.pending, spool_state.directory)

@@ -74,6 +74,7 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
                 run_id=run_id,
                 spool=res.spool,
                 listeners=[res.progress.item_done],
+                admission=res.extra.get("admission"),  # type: ignore[arg-type]
             )
             return await processor.process_all(items)
         finally:
