@@ -4,9 +4,11 @@ Google no longer publishes per-model limits, so a project often does not know it
 ``AdaptiveLimit`` finds it the way TCP finds a link's capacity: grow while requests succeed,
 cut multiplicatively when the provider pushes back.
 
-* slow start: +1 request/min per success until the first push-back (the rate doubles
-  about once a minute's worth of successes), then
-* additive increase: +``step`` requests/min per minute's worth of successes;
+* slow start: +``slow_start_growth`` requests/min per success until the first push-back
+  (at 2, the rate doubles about every 30 s of successes), then
+* additive increase: +``step`` requests/min per minute's worth of successes (by default a
+  tenth of the rate at the last cut, so a 600/min project climbs back within a minute and a
+  20/min one does not overshoot by much);
 * multiplicative decrease: x``decrease`` on a 429, and on 503s only when they are more
   than ``overload_share`` of recent answers (a few random 503s are the model's bad luck,
   not our rate); at most one cut per ``hold_s``, because answers already in flight were
@@ -33,7 +35,8 @@ class AdaptiveLimit:
         *,
         floor: float = 1.0,
         ceiling: float | None = None,
-        step: float = 6.0,
+        step: float | None = None,
+        slow_start_growth: float = 2.0,
         decrease: float = 0.85,
         overload_share: float = 0.10,
         hold_s: float = 2.0,
@@ -46,6 +49,8 @@ class AdaptiveLimit:
         self.floor = floor
         self.ceiling = ceiling
         self.step = step
+        self.slow_start_growth = slow_start_growth
+        self._cut_at = initial
         self.decrease = decrease
         self.overload_share = overload_share
         self.hold_s = hold_s
@@ -76,7 +81,8 @@ class AdaptiveLimit:
     def on_success(self) -> None:
         with self._lock:
             self._recent.append(False)
-            growth = 1.0 if self._slow_start else self.step / self._limit
+            step = self.step if self.step is not None else self._cut_at / 10
+            growth = self.slow_start_growth if self._slow_start else step / self._limit
             self._limit = self._clamp(self._limit + growth)
 
     def on_throttle(self, kind: str) -> None:
@@ -91,6 +97,7 @@ class AdaptiveLimit:
                 return
             self._last_cut = now
             self._slow_start = False
+            self._cut_at = self._limit
             self._limit = self._clamp(self._limit * self.decrease)
             self.cuts += 1
 

@@ -64,6 +64,19 @@ class LimitBackend(Protocol):
     def parked_until(self, scope: str, now: float) -> float | None: ...
 
 
+def next_start_after(meter: WindowMeter, scheduled: float, now: float) -> float:
+    """The spaced start after one made at ``now`` that was due at ``scheduled``.
+
+    A waiter wakes a little late (sleep overshoots by a millisecond or two); counting the
+    next interval from ``now`` would lose that much on every request, 1-2% of the rate at
+    600/min. Up to half an interval of lateness is credited instead, so the schedule keeps
+    its pace; after an idle spell the schedule starts afresh from ``now``. The sliding
+    window still bounds every 60 s exactly.
+    """
+    base = scheduled if scheduled >= now - meter.interval_s / 2 else now  # idle: start afresh
+    return base + meter.interval_s
+
+
 @dataclass
 class _ScopeState:
     windows: dict[str, collections.deque[tuple[float, float, str]]] = field(default_factory=dict)
@@ -115,7 +128,7 @@ class InProcessBackend:
                     continue
                 st.windows.setdefault(meter.name, collections.deque()).append((now, demand.amount(meter.unit), lease))
                 if meter.spaced:
-                    st.next_start[meter.name] = max(now, st.next_start.get(meter.name, 0.0)) + meter.interval_s
+                    st.next_start[meter.name] = next_start_after(meter, st.next_start.get(meter.name, 0.0), now)
             st.leases.add(lease)
             return Verdict(0.0, lease=lease)
 
@@ -260,7 +273,7 @@ for _, m in ipairs(meters) do
     redis.call('EXPIRE', key, math.ceil(span) + 60)
     if m.spaced then
       local nxt = tonumber(redis.call('GET', key .. ':next') or '0')
-      if nxt < now then nxt = now end
+      if nxt < now - m.interval_s / 2 then nxt = now end
       redis.call('SET', key .. ':next', tostring(nxt + m.interval_s), 'EX', math.ceil(span) + 60)
     end
   end

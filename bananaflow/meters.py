@@ -55,7 +55,7 @@ class WindowMeter:
     window_s: float
     unit: Unit = "requests"
     spaced: bool = True
-    margin_s: float = 0.25
+    margin_s: float = 0.1
     burst: int = 1
 
     def __post_init__(self) -> None:
