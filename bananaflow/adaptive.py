@@ -6,9 +6,9 @@ cut multiplicatively when the provider pushes back.
 
 * slow start: +``slow_start_growth`` requests/min per success until the first push-back
   (at 2, the rate doubles about every 30 s of successes), then
-* additive increase: +``step`` requests/min per minute's worth of successes (by default a
-  tenth of the rate at the last cut, so a 600/min project climbs back within a minute and a
-  20/min one does not overshoot by much);
+* additive increase: +``step`` requests/min per minute's worth of successes; by default a
+  tenth of the rate at the last cut up to 95% of it (climb back within a minute), then a
+  hundredth (probe slowly where the limit was found, as TCP CUBIC does near its last maximum);
 * multiplicative decrease: x``decrease`` on a 429, and on 503s only when they are more
   than ``overload_share`` of recent answers (a few random 503s are the model's bad luck,
   not our rate); at most one cut per ``hold_s``, because answers already in flight were
@@ -38,7 +38,7 @@ class AdaptiveLimit:
         step: float | None = None,
         slow_start_growth: float = 2.0,
         decrease: float = 0.85,
-        overload_share: float = 0.10,
+        overload_share: float = 0.20,
         hold_s: float = 2.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -81,8 +81,13 @@ class AdaptiveLimit:
     def on_success(self) -> None:
         with self._lock:
             self._recent.append(False)
-            step = self.step if self.step is not None else self._cut_at / 10
-            growth = self.slow_start_growth if self._slow_start else step / self._limit
+            if self._slow_start:
+                growth = self.slow_start_growth
+            elif self.step is not None:
+                growth = self.step / self._limit
+            else:  # climb back fast to just below where we were throttled, then probe slowly
+                near = self._limit >= 0.95 * self._cut_at
+                growth = self._cut_at / (100 if near else 10) / self._limit
             self._limit = self._clamp(self._limit + growth)
 
     def on_throttle(self, kind: str) -> None:

@@ -66,7 +66,7 @@ class Dispatcher:
             controller = self.admission.controller(route)
             until = controller.parked_until()
             if until is not None:
-                last = controller._parked_error(until.timestamp())
+                last = controller.parked_error(until.timestamp())
                 continue
             if self.admission.breaker(route).state == "open":
                 last = CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")

@@ -99,6 +99,14 @@ class _FifoTurn:
             self._busy = False
 
 
+def _burst(burst: int | None, max_in_flight: int | None, rpm: float) -> int:
+    """By default a cold start fills the in-flight cap at once instead of spacing the first
+    requests; the sliding window still holds every 60 s to the limit."""
+    if burst is not None:
+        return max(1, burst)
+    return max(1, min(max_in_flight or 1, int(rpm // 10) or 1))
+
+
 def _hand_over(fut: asyncio.Future[None]) -> None:
     if not fut.done():
         fut.set_result(None)
@@ -118,7 +126,7 @@ class RateController:
         max_in_flight: int | None = None,
         requests_per_minute: float | None = None,
         *,
-        burst: int = 1,
+        burst: int | None = None,
         images_per_minute: float | None = None,
         requests_per_day: int | None = None,
         spend_per_10min_usd: float | None = None,
@@ -142,7 +150,7 @@ class RateController:
         if max_in_flight is not None:
             fixed.append(InFlightCap(max_in_flight))
         if requests_per_minute is not None and adaptive is None:
-            fixed.append(RequestsPerMinute(requests_per_minute, burst))
+            fixed.append(RequestsPerMinute(requests_per_minute, _burst(burst, max_in_flight, requests_per_minute)))
         if images_per_minute is not None:
             fixed.append(ImagesPerMinute(images_per_minute))
         if requests_per_day is not None:
@@ -160,7 +168,8 @@ class RateController:
         """The meters in force right now (an adaptive rate changes as it learns)."""
         if self.adaptive is None:
             return self._fixed
-        return self._fixed + (RequestsPerMinute(self.adaptive.limit),)
+        limit = self.adaptive.limit
+        return self._fixed + (RequestsPerMinute(limit, _burst(None, self.max_in_flight, limit)),)
 
     def try_acquire(self, demand: Demand = Demand()) -> float:
         """Take a slot now and return 0.0, or return how long to wait before trying again.
@@ -172,7 +181,7 @@ class RateController:
         now = self._clock()
         verdict = self.backend.try_admit(self.scope, self.meters, demand, now)
         if verdict.parked_until is not None:
-            raise self._parked_error(verdict.parked_until)
+            raise self.parked_error(verdict.parked_until)
         if verdict.admitted:
             with self._lock:
                 self._leases.append(verdict.lease)  # type: ignore[arg-type]
@@ -181,7 +190,7 @@ class RateController:
                 self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self.stats.in_flight)
         return verdict
 
-    def _parked_error(self, until: float) -> QuotaExhausted:
+    def parked_error(self, until: float) -> QuotaExhausted:
         reset = datetime.fromtimestamp(until, timezone.utc)
         err = QuotaExhausted(
             f"the daily request quota of {self.scope} is used up; it resets at "

@@ -38,7 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--aspect", default="1:1")
     p.add_argument("--max-in-flight", type=int, default=8)
     p.add_argument("--rpm", type=float, default=None)
-    p.add_argument("--burst", type=int, default=1)
+    p.add_argument("--burst", type=int, default=None, help="starts allowed back to back (default: the in-flight cap)")
     p.add_argument("--adaptive", action="store_true", help="learn requests/min from 429/503 (AIMD)")
     p.add_argument("--adaptive-start", type=float, default=60.0)
     p.add_argument("--redis-url", help="share the limits through this Redis server")

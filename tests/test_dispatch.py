@@ -139,3 +139,20 @@ def test_breaker_opens_half_opens_and_closes():
     b.record_success()
     assert b.state == "closed" and b.allow() and b.allow()
     assert b.opened == 2
+
+
+def test_adaptive_rate_is_learned_from_429s_reported_and_kept_for_the_next_run(tmp_path):
+    state = tmp_path / "learned.json"
+    throttled = SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["429", "429", "429"]}, script_retry_delay=0.05)
+    with SimulatorServer(throttled) as sim:
+        limits = LimitSettings(max_in_flight=4, adaptive=True, adaptive_start_rpm=600, learned_limits_file=str(state))
+        admission = Admission(limits)
+        rows = run(sim, items(40), admission)
+        assert {r.status for r in rows} == {"succeeded"}
+        learned = admission.learned_limits()
+        (scope, rpm), = learned.items()
+        assert rpm < 560  # cut by the 429s (once: they came within one hold period), then regrown a little
+        admission.keep_learned_limits()
+    again = Admission(limits)
+    route = Route(scope.rsplit("/", 1)[0], PRO)
+    assert again.controller(route).adaptive.limit == pytest.approx(rpm, abs=0.1)
