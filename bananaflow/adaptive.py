@@ -9,7 +9,9 @@ cut multiplicatively when the provider pushes back.
 * additive increase: +``step`` requests/min per minute's worth of successes; by default a
   tenth of the rate at the last cut up to 95% of it (climb back within a minute), then a
   hundredth (probe slowly where the limit was found, as TCP CUBIC does near its last maximum);
-* multiplicative decrease: x``decrease`` on a 429, and on 503s only when they are more
+* multiplicative decrease: x``decrease`` on a 429 — and never above what the provider let
+  through in the last minute, which a 429 shows is about the limit (this ends slow start's
+  overshoot in one step), and on 503s only when they are more
   than ``overload_share`` of recent answers (a few random 503s are the model's bad luck,
   not our rate); at most one cut per ``hold_s``, because answers already in flight were
   sent at the old rate and say nothing about the new one.
@@ -60,6 +62,7 @@ class AdaptiveLimit:
         self._slow_start = True
         self._last_cut = -float("inf")
         self._recent: collections.deque[bool] = collections.deque(maxlen=50)  # True = overloaded
+        self._answered: collections.deque[float] = collections.deque()  # requests the provider counted
         self.cuts = 0
 
     def _clamp(self, value: float) -> float:
@@ -78,8 +81,15 @@ class AdaptiveLimit:
         with self._lock:
             return not self._slow_start
 
+    def _count_answer(self) -> None:
+        now = self._clock()
+        self._answered.append(now)
+        while self._answered and self._answered[0] <= now - 60.0:
+            self._answered.popleft()
+
     def on_success(self) -> None:
         with self._lock:
+            self._count_answer()
             self._recent.append(False)
             if self._slow_start:
                 growth = self.slow_start_growth
@@ -94,6 +104,7 @@ class AdaptiveLimit:
         """``kind`` is ``"429"`` (rate limited) or ``"503"`` (overloaded)."""
         with self._lock:
             if kind == "503":
+                self._count_answer()  # a 503 was counted against the quota too
                 self._recent.append(True)
                 if sum(self._recent) < self.overload_share * max(len(self._recent), 20):
                     return
@@ -102,8 +113,16 @@ class AdaptiveLimit:
                 return
             self._last_cut = now
             self._slow_start = False
-            self._cut_at = self._limit
-            self._limit = self._clamp(self._limit * self.decrease)
+            while self._answered and self._answered[0] <= now - 60.0:
+                self._answered.popleft()
+            counted = len(self._answered)
+            if kind == "429" and counted >= 10:
+                # what the provider let through in the last minute is the best measure of its limit
+                self._cut_at = min(self._limit, counted)
+                self._limit = self._clamp(min(self._limit * self.decrease, counted))
+            else:
+                self._cut_at = self._limit
+                self._limit = self._clamp(self._limit * self.decrease)
             self.cuts += 1
 
 

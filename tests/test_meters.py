@@ -214,7 +214,7 @@ def test_adaptive_limit_converges_near_a_hidden_limit():
         a.on_throttle("429") if a.limit > 300 else a.on_success()
         history.append(a.limit)
     tail = history[-5000:]
-    assert 250 < sum(tail) / len(tail) <= 305
+    assert 0.8 * 300 < sum(tail) / len(tail) <= 305  # a sawtooth just under the limit
 
 
 def test_learned_limits_round_trip(tmp_path):
