@@ -52,8 +52,11 @@ class Route:
 
 
 def endpoint_label(kind: str, base_url: str) -> str:
-    """``gemini:generativelanguage.googleapis.com`` — names an endpoint without secrets."""
-    return f"{kind}:{urlsplit(base_url).netloc or base_url}"
+    """``gemini:generativelanguage.googleapis.com`` — names an endpoint without secrets
+    (never the user:password a relay URL may carry, nor its path or query)."""
+    parts = urlsplit(base_url)
+    host = parts.hostname or "unknown-host"
+    return f"{kind}:{host}" + (f":{parts.port}" if parts.port else "")
 
 
 class Admission:

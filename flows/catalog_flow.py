@@ -86,6 +86,10 @@ def catalog_to_images(
     if limits_block:
         limits = GenerationLimits.load(limits_block)
         controller, policy = limits.to_controller(), limits.to_policy()
+        images_per_minute = images_per_minute or limits.images_per_minute
+        requests_per_day = requests_per_day or limits.requests_per_day
+        spend_per_10min_usd = spend_per_10min_usd or limits.spend_per_10min_usd
+        adaptive = adaptive or limits.adaptive
     else:
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
     options = JobOptions(model=model, image_size=image_size, aspect_ratio=aspect_ratio, variant=variant)

@@ -156,3 +156,8 @@ def test_adaptive_rate_is_learned_from_429s_reported_and_kept_for_the_next_run(t
     again = Admission(limits)
     route = Route(scope.rsplit("/", 1)[0], PRO)
     assert again.controller(route).adaptive.limit == pytest.approx(rpm, abs=0.1)
+
+
+def test_endpoint_label_never_carries_credentials():
+    assert endpoint_label("openai", "https://user:s3cret@relay.example:8443/v1?key=abc") == "openai:relay.example:8443"
+    assert endpoint_label("gemini", "https://generativelanguage.googleapis.com") == "gemini:generativelanguage.googleapis.com"
