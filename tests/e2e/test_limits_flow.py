@@ -64,3 +64,13 @@ def test_max_cost_stops_admitting_and_defers_the_rest(prefect_api, s3_env, provi
     assert summary["cost_usd"] <= 0.5
     assert summary["deferred_by_budget"] == deferred
     assert summary["limits"]["budget"]["max_cost_usd"] == 0.5
+
+
+def test_limits_block_carries_the_daily_quota(prefect_api, s3_env, provider_env, tmp_path):
+    from blocks import GenerationLimits
+
+    GenerationLimits(max_in_flight=1, requests_per_day=2).save("e2e-two-a-day", overwrite=True)
+    catalog = write_catalog(tmp_path / "catalog.csv", products(5, "LB"))
+    summary = run(catalog=str(catalog), bucket="e2e-limits-block", limits_block="e2e-two-a-day")
+    assert summary["counts"] == {"succeeded": 2, "deferred": 3}
+    assert provider_env.stats()["requests_total"] == 2  # parked by our own meter: no 429 needed
