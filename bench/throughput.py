@@ -319,6 +319,10 @@ def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_row
         "thought images). 429 share after warm-up (adaptive): requests after the first "
         f"{args.warmup:.0f} s.",
         "- *p50/p95 item s*: from an item's first request to the answer that carried its image.",
+        "- *images/min* counts images made over the engine's own wall time: an engine that gives up on items "
+        "early (*not done* > 0) finishes sooner and can show more than the ceiling for the images it did make.",
+        "- bananaflow feeds items into a window of max(100, 5 x cap) at a time, as the flow feeds chunks of at "
+        "most 100 items per task; the other engines start every item at once, as written.",
         "- bananaflow here is the engine (`ItemProcessor` + `RateController`), without Prefect, writing to an "
         "in-memory store (`bananaflow.memory_store`): the benchmark measures rate control, not S3.",
         f"- Waits written for the real service are divided by the time scale ({TIME_SCALE:.1f}x): the seed's "
