@@ -41,11 +41,15 @@ up-scaled: setup
 down:
 	@if [ -x $(BIN)/bananaflow ]; then $(BIN)/bananaflow down; fi
 
+## bench: throughput benchmark on the simulator (prints a table, writes docs/benchmarks.md + PNG)
+bench: setup
+	$(BIN)/python bench/throughput.py $(BENCH_ARGS)
+
 ## lock: re-resolve requirements.lock from pyproject.toml (needs pip-tools)
 lock:
 	$(BIN)/python -m pip install --quiet pip-tools
 	$(BIN)/pip-compile --quiet --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
-		--extra test --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
+		--extra test --extra bench --strip-extras --allow-unsafe -o requirements.lock pyproject.toml
 
 clean: down
 	rm -rf $(VENV) .state

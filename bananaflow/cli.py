@@ -44,6 +44,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--output-preset", help="marketplace preset for the single-template variant (e.g. amazon-main)")
     p.add_argument("--writeback", choices=("shopify", "merchant"), help="write the new image URLs back next to the manifest")
     p.add_argument("--public-base-url", help="public URL the bucket is served under (default: presigned URLs)")
+    _add_limit_arguments(p)
+    g = p.add_argument_group("fallback and budget")
+    g.add_argument("--fallback-model", action="append", default=[], metavar="MODEL",
+                   help="model to use when the main one is overloaded, failing or out of quota (repeatable, in order)")
+    g.add_argument("--no-fallback", action="store_true", help="this variant must be made by --model only")
+    g.add_argument("--max-cost", type=float, metavar="USD",
+                   help="stop sending at this spend (worst case reserved per call); the rest is deferred")
+    g.add_argument("--adaptive", action="store_true",
+                   help="learn requests/min from 429/503 answers (AIMD); --rpm is where it starts")
 
 
 def _add_catalog_arguments(p: argparse.ArgumentParser) -> None:
@@ -56,6 +65,15 @@ def _add_catalog_arguments(p: argparse.ArgumentParser) -> None:
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
     )
     p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under --prefix): only new or changed products are generated")
+
+
+def _add_limit_arguments(p: argparse.ArgumentParser) -> None:
+    """The project's limits as AI Studio shows them (shared with ``estimate``)."""
+    g = p.add_argument_group("limits (per project and model; BANANAFLOW_REDIS_URL shares them between workers)")
+    g.add_argument("--ipm", type=float, default=None, help="images per minute your project allows")
+    g.add_argument("--rpd", type=int, default=None, help="requests per day (resets at midnight Pacific)")
+    g.add_argument("--spend-cap", type=float, default=None, metavar="USD",
+                   help="spend limit per rolling 10 minutes ($10 Tier 1, $50 Tier 2, $200 Tier 3)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +102,17 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
     _add_catalog_arguments(prompts)
 
+    est = sub.add_parser("estimate", help="images, cost and time for a catalog at your limits, before any call")
+    est.add_argument("catalog", help="catalog file (as for run)")
+    est.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
+    est.add_argument("--size", default="1K")
+    est.add_argument("--aspect", default="1:1")
+    est.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: %(default)s)")
+    est.add_argument("--rpm", type=float, default=None, help="requests per minute your project allows")
+    est.add_argument("--latency", type=float, default=15.0, help="mean seconds per image (default: %(default)s)")
+    est.add_argument("--encoding")
+    _add_limit_arguments(est)
+
     down = sub.add_parser("down", help="stop what `up` or `demo` left running (workers, Prefect server)")
     down.add_argument("--state-dir", default=".state")
 
@@ -110,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "prompts":
             return cmd_prompts(args)
+        if args.command == "estimate":
+            return cmd_estimate(args)
         if args.command == "demo":
             from bananaflow.demo import run_demo
 
@@ -198,6 +229,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise BananaflowError(f"--batch-poll-max must be positive, got {args.batch_poll_max:g}")
     if args.deadline_hours is not None and args.deadline_hours <= 0:
         raise BananaflowError(f"--deadline-hours must be positive, got {args.deadline_hours:g}")
+    from bananaflow.work import JobOptions
+
+    for fallback in args.fallback_model:
+        JobOptions(model=fallback, image_size=args.size, aspect_ratio=args.aspect).validate()
+    if args.max_cost is not None and args.max_cost <= 0:
+        raise BananaflowError(f"--max-cost must be a positive number of USD, got {args.max_cost}")
     summary = run_flow(
         dict(
             catalog=args.catalog,
@@ -222,10 +259,40 @@ def cmd_run(args: argparse.Namespace) -> int:
             writeback=args.writeback,
             public_base_url=args.public_base_url,
             output_preset=args.output_preset,
+            images_per_minute=args.ipm,
+            requests_per_day=args.rpd,
+            spend_per_10min_usd=args.spend_cap,
+            adaptive=args.adaptive,
+            fallback_models=args.fallback_model,
+            allow_fallback=not args.no_fallback,
+            max_cost_usd=args.max_cost,
         ),
         show_progress=not args.no_progress,
     )
     return EXIT_OK if summary["ok"] else EXIT_ITEMS_FAILED
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from bananaflow.catalog import load_catalog
+    from bananaflow.estimate import estimate
+    from bananaflow.models import default_model_id
+    from bananaflow.work import JobOptions
+
+    model = args.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
+    JobOptions(model=model, image_size=args.size, aspect_ratio=args.aspect).validate()
+    if args.concurrency < 1 or args.latency <= 0:
+        raise BananaflowError("--concurrency must be at least 1 and --latency positive")
+    catalog = load_catalog(args.catalog, encoding=args.encoding)
+    result = estimate(
+        len(catalog.accepted), model=model, image_size=args.size, max_in_flight=args.concurrency,
+        requests_per_minute=args.rpm, images_per_minute=args.ipm, requests_per_day=args.rpd,
+        spend_per_10min_usd=args.spend_cap, latency_s=args.latency,
+    )
+    for line in result.lines():
+        print(line)
+    if catalog.rejected:
+        print(f"rejected:      {len(catalog.rejected)} catalog rows would be skipped (see `bananaflow run`)")
+    return EXIT_OK
 
 
 def run_flow(parameters: dict, *, show_progress: bool = True) -> dict:

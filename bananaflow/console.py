@@ -88,6 +88,7 @@ def print_summary(summary: Mapping[str, object]) -> None:
     spool = summary.get("spool") or {}
     if spool.get("pending") or spool.get("uploaded"):  # type: ignore[union-attr]
         lines.append(f"spool:     {spool_line(spool)}")  # type: ignore[arg-type]
+    lines += limit_lines(summary)
     lines.append(f"run:       {summary.get('flow_run_url') or summary['run_id']}")
     for line in lines:
         console.print(line, highlight=False, soft_wrap=True)
@@ -99,3 +100,19 @@ def print_summary(summary: Mapping[str, object]) -> None:
         for f in failures[:20]:  # type: ignore[index]
             ft.add_row(f["row_number"], f["sku"], f["status"], f["error_class"], f["error_message"][:120])
         console.print(ft)
+
+
+def limit_lines(summary: Mapping[str, object]) -> list[str]:
+    """What the limits did: quota reset, budget, learned rate, breakers."""
+    lines = []
+    if summary.get("deferred_by_quota"):
+        lines.append(f"quota:     daily quota used up, {summary['deferred_by_quota']} items deferred; it resets at "
+                     f"{summary.get('quota_resets_at')} (midnight Pacific): run the same command again after that")
+    if summary.get("deferred_by_budget"):
+        lines.append(f"budget:    --max-cost reached, {summary['deferred_by_budget']} items deferred to the next run")
+    limits = dict(summary.get("limits") or {})  # type: ignore[call-overload]
+    for scope, rpm in dict(limits.get("learned_rpm") or {}).items():
+        lines.append(f"learned:   {scope}: {rpm} requests/min (kept for the next run)")
+    for scope, n in dict(limits.get("breaker_opened") or {}).items():
+        lines.append(f"breaker:   opened {n}x for {scope}")
+    return lines

@@ -11,6 +11,7 @@ written into the manifest's ``status`` column for an item that ends with this er
     ├── TemplateError ............. a prompt template cannot be rendered for a row
     ├── StorageError .............. the image store (S3) refused or could not be reached
     ├── ClaimHeld ................. another live run is making this image right now (deferred)
+    ├── BudgetExhausted ........... --max-cost reached before this item was sent (deferred)
     └── ProviderError ............. anything from one call to an image model
         ├── TransportError ........ no HTTP answer                             (retryable)
         │   ├── ProviderTimeout ... connect/read/write timed out
@@ -24,6 +25,7 @@ written into the manifest's ``status`` column for an item that ends with this er
         │   ├── AuthError ......... 401/403, or 400 API_KEY_INVALID
         │   ├── InvalidRequest .... 400 INVALID_ARGUMENT
         │   └── ModelNotFound ..... 404 NOT_FOUND (unknown or retired model id)
+        ├── CircuitOpen ........... the route's circuit breaker is open (fall back, not retried)
         ├── ContentBlocked ........ safety finishReason or promptFeedback.blockReason
         ├── NoImageReturned ....... 200 without a non-thought image (NO_IMAGE, text only) (retryable)
         ├── BadResponse ........... 200 that cannot be used: not JSON, corrupt base64,
@@ -82,6 +84,13 @@ class StorageError(BananaflowError):
 class ClaimHeld(BananaflowError):
     """Another run that is still alive holds the claim on this image's key; it was left to
     that run rather than paid for twice. Run again later to pick up whatever it did not make."""
+
+    status = "deferred"
+
+
+class BudgetExhausted(BananaflowError):
+    """The run's ``--max-cost`` would be crossed by this item's worst-case cost, so it was
+    not sent. Deferred, not failed: the next run (with a new budget) picks it up."""
 
     status = "deferred"
 
@@ -194,6 +203,12 @@ class InvalidRequest(ClientError):
 
 class ModelNotFound(ClientError):
     """404: the model id is unknown or retired."""
+
+
+class CircuitOpen(ProviderError):
+    """The circuit breaker of an (endpoint, model) is open after repeated server errors:
+    requests are not sent there until it half-opens, so a failing model is not hammered.
+    Not retried on the same route: the dispatcher falls back to the next one instead."""
 
 
 class ContentBlocked(ProviderError):

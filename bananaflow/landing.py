@@ -68,6 +68,7 @@ class ImageLander:
         started_at: str,
         batch_name: str = "",
         finished: Finished | None = None,
+        endpoint: str = "",
     ) -> ManifestRow:
         """Upload ``image`` under the item's key; a failed upload spools the bytes.
 
@@ -78,6 +79,9 @@ class ImageLander:
         key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
         metadata = self.metadata(item, image, attempts, latency_s, batch_name)
         row = self.success_row(item, image, key, attempts, latency_s, started_at, batch_name)
+        if endpoint:  # which endpoint of a fallback chain made it
+            row.endpoint = endpoint
+            metadata[META_PREFIX + "endpoint"] = endpoint
         if finished is not None:
             row.qa = finished.report.to_json()
             if not finished.report.passed:
@@ -209,6 +213,7 @@ class ImageLander:
             key=key,
             uri=self.store.uri(key),
             model=meta.get("model", item.model),
+            endpoint=meta.get("endpoint", ""),
             image_size=item.image_size,
             aspect_ratio=item.aspect_ratio,
             mime_type=head.content_type,

@@ -40,6 +40,7 @@ class ManifestRow:
     key: str = ""
     uri: str = ""
     model: str = ""
+    endpoint: str = ""
     image_size: str = ""
     aspect_ratio: str = ""
     mime_type: str = ""

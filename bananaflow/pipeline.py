@@ -13,8 +13,10 @@ import logging
 import time
 from typing import Callable, Iterable
 
+from bananaflow.admission import Admission, endpoint_label
 from bananaflow.claims import KeyClaims
-from bananaflow.errors import ClaimHeld, ProviderError, QuotaExhausted, RateLimited
+from bananaflow.dispatch import Dispatcher
+from bananaflow.errors import BananaflowError, ClaimHeld, QuotaExhausted
 from bananaflow.finishing import apply_output_preset
 from bananaflow.landing import META_PREFIX, ImageLander, now_iso
 from bananaflow.manifest import ManifestRow
@@ -22,7 +24,7 @@ from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageReques
 from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.retry import RetryPolicy, call_with_retries
+from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.work import WorkItem
@@ -51,6 +53,8 @@ class ItemProcessor:
         references: ReferenceFetcher | None = None,
         claims: KeyClaims | None = None,
         quota: QuotaBreaker | None = None,
+        admission: Admission | None = None,
+        fallback_providers: Iterable[ImageProvider] = (),
     ) -> None:
         self.provider = provider
         self.store = store
@@ -63,6 +67,9 @@ class ItemProcessor:
         self.references = references or ReferenceFetcher()
         self.claims = claims
         self.quota = quota
+        # Admission (limits, breakers, fallback, budget) lives in bananaflow.dispatch/admission.
+        providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
+        self.dispatcher = Dispatcher(providers, admission or Admission.for_controller(controller), policy)
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
@@ -125,37 +132,33 @@ class ItemProcessor:
             reference_images=references,
         )
 
-        admitted_at: list[float] = []  # latency counts from the first request, not the queue
-
-        async def attempt() -> GeneratedImage:
-            async with self.controller.slot():
+        async def send() -> tuple[GeneratedImage, int]:
+            if self.quota is not None:
+                self.quota.check()  # after a per-day 429 the rest of the run is deferred unsent
+            try:
+                dispatched = await self.dispatcher.generate(request, item.variant)
+            except QuotaExhausted as exc:
                 if self.quota is not None:
-                    self.quota.check()
-                if not admitted_at:
-                    admitted_at.append(time.monotonic())
-                try:
-                    return await self.provider.generate(request)
-                except RateLimited as exc:
-                    self.controller.cooldown(exc.retry_after)
-                    raise
-                except QuotaExhausted as exc:
-                    if self.quota is not None:
-                        self.quota.trip(exc)
-                    raise
+                    self.quota.trip(exc)
+                raise
+            sent.append(dispatched)
+            return dispatched.image, dispatched.attempts
 
+        sent: list = []  # every dispatch of this item: the first one's send time, the last one's route
         try:
-            image, attempts = await call_with_retries(attempt, self.policy)
-        except ProviderError as exc:
+            image, attempts = await send()
+        except BananaflowError as exc:  # provider errors, a parked quota, the budget
             return self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
         finished = None
         if item.output_preset:
-            regenerate = (lambda: call_with_retries(attempt, self.policy)) if item.regenerate_on_qa_failure else None
+            regenerate = send if item.regenerate_on_qa_failure else None
             image, attempts, finished = await apply_output_preset(
                 item.output_preset, image, attempts, regenerate, context=f"row {item.row_number} (sku {item.sku})"
             )
-        latency = time.monotonic() - (admitted_at[0] if admitted_at else t0)
+        latency = time.monotonic() - sent[0].first_sent_at  # from the first request, not the queue
         return await self.lander.land(
-            item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished
+            item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished,
+            endpoint=sent[-1].route.endpoint,
         )
 
 

@@ -6,11 +6,14 @@ artifact and the manifest can never disagree.
 from __future__ import annotations
 
 import statistics
+import time
+from datetime import timezone
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from bananaflow.manifest import ManifestRow
+from bananaflow.meters import next_quota_reset
 
 #: Statuses that leave nothing for a person to do.
 OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})
@@ -37,6 +40,10 @@ class RunSummary:
     #: Local spool after the run: pending images/bytes waiting for S3, its bound, and how
     #: many spooled images this run uploaded (``bananaflow.spool.SpoolState`` + "uploaded").
     spool: dict[str, object] = field(default_factory=dict)
+    quota_resets_at: str | None = None
+    deferred_by_quota: int = 0
+    deferred_by_budget: int = 0
+    limits: dict[str, object] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> int:
@@ -71,6 +78,17 @@ class RunSummary:
         ]
         if self.spool:
             lines.append(f"- local spool: {spool_line(self.spool)}")
+        if self.deferred_by_quota:
+            lines.append(
+                f"- daily quota used up: {self.deferred_by_quota} items deferred; the quota resets at "
+                f"{self.quota_resets_at} (midnight Pacific) — run the same command again after that"
+            )
+        for scope, rpm in dict(self.limits.get("learned_rpm") or {}).items():
+            lines.append(f"- learned limit for {scope}: {rpm} requests/min (kept for the next run)")
+        for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
+            lines.append(f"- circuit breaker opened {n}x for {scope}")
+        if self.deferred_by_budget:
+            lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
         if self.failures:
             lines += ["", "### Failures", "", "| row | sku | status | error | message |", "|---:|---|---|---|---|"]
             lines += [
@@ -94,6 +112,14 @@ def summarize(
     counts = Counter(row.status for row in rows)
     latencies = sorted(row.latency_s for row in rows if row.status == "succeeded" and row.latency_s is not None)
     made = counts.get("succeeded", 0)
+    by_quota = sum(1 for row in rows if row.status == "deferred" and row.error_class == "QuotaExhausted")
+    by_budget = sum(1 for row in rows if row.status == "deferred" and row.error_class == "BudgetExhausted")
+    last = max((row.finished_at for row in rows if row.finished_at is not None), default=None)
+    resets_at = (
+        next_quota_reset(last.timestamp() if last else time.time()).astimezone(timezone.utc).isoformat(timespec="minutes")
+        if by_quota
+        else None
+    )
     failures = [
         {
             "row_number": str(row.row_number),
@@ -119,6 +145,9 @@ def summarize(
         bucket=bucket,
         prefix=prefix,
         failures=failures,
+        quota_resets_at=resets_at,
+        deferred_by_quota=by_quota,
+        deferred_by_budget=by_budget,
     )
 
 

@@ -13,10 +13,14 @@ class GenerationLimits(Block):
 
     _block_type_name = "Bananaflow Generation Limits"
     _block_type_slug = "bananaflow-generation-limits"
-    _description = "In-flight cap, requests per minute, retry attempts and deadline."
+    _description = "In-flight cap, requests/images per minute, requests per day, spend cap, retries."
 
     max_in_flight: int = Field(8, ge=1, description="Requests in flight at once.")
     requests_per_minute: float | None = Field(None, gt=0, description="Requests per minute; empty for no meter.")
+    images_per_minute: float | None = Field(None, gt=0, description="Images per minute; empty for no meter.")
+    requests_per_day: int | None = Field(None, ge=1, description="Requests per day (resets at midnight Pacific).")
+    spend_per_10min_usd: float | None = Field(None, gt=0, description="Spend cap per rolling 10 minutes, USD.")
+    adaptive: bool = Field(False, description="Learn requests per minute from 429/503 answers (AIMD).")
     max_attempts: int = Field(5, ge=1, description="Attempts per image for retryable errors.")
     deadline_s: float = Field(900.0, gt=0, description="Give up on an image after this many seconds.")
 

@@ -10,6 +10,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
+from bananaflow.admission import admission_for_run
 from bananaflow.batch import choose_mode
 from bananaflow.batch.runner import PollPolicy
 from bananaflow.batch.sizing import BatchLimits
@@ -30,7 +31,7 @@ from bananaflow.sharding import Shard
 from bananaflow.spool import Spool
 from bananaflow.storage import ImageStore
 from bananaflow.summary import summarize
-from bananaflow.work import WorkItem, chunk_size_for, chunked, waves
+from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked, waves
 from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 from tasks import resources
 from tasks.batch import BatchSettings, generate_in_batches
@@ -90,6 +91,13 @@ def catalog_to_images(
     output_preset: str | None = None,
     shard_index: int = 0,
     shard_count: int = 1,
+    images_per_minute: float | None = None,
+    requests_per_day: int | None = None,
+    spend_per_10min_usd: float | None = None,
+    adaptive: bool = False,
+    fallback_models: list[str] | None = None,
+    allow_fallback: bool = True,
+    max_cost_usd: float | None = None,
 ) -> dict:
     """Generate the images of a job spec (or one image per product from the single-template
     parameters) for every catalog product and land them in S3 with a manifest.
@@ -125,11 +133,23 @@ def catalog_to_images(
     if limits_block:
         limits = GenerationLimits.load(limits_block)
         controller, policy = limits.to_controller(), limits.to_policy()
+        images_per_minute = images_per_minute or limits.images_per_minute
+        requests_per_day = requests_per_day or limits.requests_per_day
+        spend_per_10min_usd = spend_per_10min_usd or limits.spend_per_10min_usd
+        adaptive = adaptive or limits.adaptive
     else:
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
     job_spec = build_job(job, template=template, model=model, image_size=image_size, aspect_ratio=aspect_ratio,
                          variant=variant, preset=output_preset, writeback=writeback, public_base_url=public_base_url)
     choose_mode(mode, 0, provider_kind=provider_settings.kind, deadline_hours=deadline_hours)  # bad mode: fail early
+    admission = admission_for_run(
+        max_in_flight=controller.max_in_flight or concurrency, requests_per_minute=controller.requests_per_minute,
+        images_per_minute=images_per_minute, requests_per_day=requests_per_day,
+        spend_per_10min_usd=spend_per_10min_usd, adaptive=adaptive, fallback_models=fallback_models or (),
+        allow_fallback=allow_fallback, variant=variant, max_cost_usd=max_cost_usd,
+    )
+    for fallback_model in fallback_models or ():
+        JobOptions(model=fallback_model, image_size=image_size, aspect_ratio=aspect_ratio).validate()
 
     store.ensure_bucket()
     spool = Spool(default_spool_dir() / bucket, max_bytes=spool_max_bytes())
@@ -159,7 +179,10 @@ def catalog_to_images(
     claims = KeyClaims(store, run_id, lease_s=policy.deadline_s + 120)
     resources.register(
         run_id,
-        resources.RunResources(provider_settings, store, controller, policy, spool, tracker, claims, QuotaBreaker()),
+        resources.RunResources(
+            provider_settings, store, controller, policy, spool, tracker, claims, QuotaBreaker(),
+            extra={"admission": admission},
+        ),
     )
     decision = choose_mode(mode, len(items), provider_kind=provider_settings.kind, deadline_hours=deadline_hours)
     if decision.mode == "batch" and any(i.reference_links or i.group_reference_stem for i in items):
@@ -182,6 +205,7 @@ def catalog_to_images(
                 rows.extend(_rows_of(chunk, future, run_id))
     finally:
         resources.release(run_id)
+        admission.keep_learned_limits()
     artifact.flush()
     if spool.state().pending:  # S3 may be back: upload what this run had to keep locally
         drained += spool.drain(store)
@@ -205,6 +229,7 @@ def catalog_to_images(
     summary.manifest = manifest_uris
     summary.rejected_uri = rejected_uri
     summary.flow_run_url = url_for("flow-run", obj_id=run_id)
+    summary.limits = admission.report()
     spool_state = spool.state()
     summary.spool = {**spool_state.to_dict(), "uploaded": drained}
     if spool_state.pending:

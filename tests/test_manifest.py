@@ -15,7 +15,7 @@ from bananaflow.manifest import COLUMNS, ManifestRow, manifest_frame, read_manif
 from bananaflow.storage import ImageStore
 
 EXPECTED_COLUMNS = (
-    "run_id row_number sku variant status error_class error_message key uri model image_size aspect_ratio "
+    "run_id row_number sku variant status error_class error_message key uri model endpoint image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
     "prompt_sha256 started_at finished_at mode batch_name qa derivatives"
 ).split()

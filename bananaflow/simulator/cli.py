@@ -37,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--rate-503", type=float, default=0.0, help="share of requests answered 503")
     parser.add_argument("--blocked-word", action="append", default=[], dest="blocked_words",
                         help="prompts containing it get an IMAGE_SAFETY block (repeatable)")
+    parser.add_argument("--thought-images", type=int, default=1,
+                        help="thought images before the final one in each answer (default: %(default)s)")
     parser.add_argument("--api-key", help="require this API key (default: accept any)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-turnaround", type=float, default=1.0, dest="batch_turnaround_s",
@@ -52,7 +54,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         host=args.host, port=args.port, latency_s=args.latency,
         requests_per_minute=args.rpm, max_in_flight=args.max_in_flight, requests_per_day=args.rpd,
         rate_500=args.rate_500, rate_503=args.rate_503, blocked_words=tuple(args.blocked_words),
-        api_key=args.api_key, seed=args.seed,
+        api_key=args.api_key, seed=args.seed, thought_images=args.thought_images,
         batch_turnaround_s=args.batch_turnaround_s, batch_outcome=args.batch_outcome,
     )
 
