@@ -37,11 +37,16 @@ def test_one_catalog_across_two_workers_every_item_exactly_once(two_workers, tmp
     items = products(40, "SHARD")
     catalog = write_catalog(tmp_path / "big.csv", items)
     calls_before = stack.simulator.stats()["requests_total"]
-
-    result = catalog_sharded(
-        catalog=str(catalog), shard_count=4, provider_block="bananaflow-provider", store_block="bananaflow-store",
-        limits_block="bananaflow-limits", timeout_s=400,
-    )
+    # images that take a while, as real ones do: a worker at its limit of two runs cannot
+    # finish its first shards and come back for the others before the second worker polls
+    stack.simulator.configure(latency_s=(2.0, 3.0))
+    try:
+        result = catalog_sharded(
+            catalog=str(catalog), shard_count=4, provider_block="bananaflow-provider", store_block="bananaflow-store",
+            limits_block="bananaflow-limits", timeout_s=400,
+        )
+    finally:
+        stack.simulator.configure(latency_s=(0.05, 0.15))
 
     assert [s["state"] for s in result["shards"]] == ["Completed"] * 4
     assert result["counts"] == {"succeeded": 40} and result["total"] == 40 and result["ok"]
