@@ -32,9 +32,9 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--concurrency", type=int, default=8, help="requests in flight at once (default: %(default)s)")
     p.add_argument("--rpm", type=float, default=None, help="requests per minute your project allows")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
-    p.add_argument("--mode", choices=("realtime", "batch", "auto"), default="realtime",
+    p.add_argument("--mode", choices=("realtime", "batch", "auto"), default=None,
                    help="realtime calls, Gemini Batch mode (half price, results within 24 h), or auto: "
-                   "batch for large jobs whose deadline allows (default: %(default)s)")
+                   "batch for large jobs whose deadline allows (default: the job spec's run.mode, else realtime)")
     p.add_argument("--deadline-hours", type=float, default=None,
                    help="the job must finish within this many hours (auto picks realtime under 24)")
     p.add_argument("--batch-max-items", type=int, default=500, help="images per batch at most (default: %(default)s)")
@@ -218,11 +218,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     check_inputs(args.catalog, job, prefix=args.prefix, encoding=args.encoding,
                  catalog_preset=args.catalog_preset, column_map=column_map)
-    if args.mode != "realtime":  # a relay has no Batch mode: say so before any work starts
+    mode = args.mode or job.spec.run.mode
+    if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         from bananaflow.batch import choose_mode
         from bananaflow.provider_settings import ProviderSettings
 
-        choose_mode(args.mode, 0, provider_kind=ProviderSettings.from_env(model=model).kind)
+        choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=model).kind)
     if args.batch_max_items < 1:
         raise BananaflowError(f"--batch-max-items must be at least 1, got {args.batch_max_items}")
     if args.batch_poll_max <= 0:

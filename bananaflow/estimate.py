@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from bananaflow.batch.choice import estimate_batch
 from bananaflow.models import get_model
 
 #: Mean seconds per image when the user gives none: the middle of Pro's 8-25 s.
@@ -22,6 +23,8 @@ class Estimate:
     image_size: str
     cost_standard_usd: float
     cost_batch_usd: float
+    batches: int
+    batch_max_hours: float
     images_per_min: float
     bound_by: str
     minutes: float
@@ -35,6 +38,8 @@ class Estimate:
             f"cost:          ${self.cost_standard_usd:,.2f} standard, ${self.cost_batch_usd:,.2f} batch (list price)",
             f"throughput:    {self.images_per_min:,.1f} images/min, bound by {self.bound_by}",
             f"time:          {self.minutes:,.1f} min ({hours:,.1f} h) of generation at that rate",
+            f"batch mode:    {self.batches} batch(es), results within {self.batch_max_hours:g} h "
+            f"at ${self.cost_batch_usd:,.2f} (--mode batch; its own, larger limits)",
         ]
         if self.requests_per_day:
             out.append(
@@ -67,6 +72,7 @@ def estimate(
     if spend_per_10min_usd:
         rates[f"spend cap ${spend_per_10min_usd:g} per 10 min"] = spend_per_10min_usd / price / 10
     bound_by, rate = min(rates.items(), key=lambda kv: kv[1])
+    batch = estimate_batch(images, model, image_size)
     minutes = images / rate if images else 0.0
     days = math.ceil(images / requests_per_day) if requests_per_day and images else (1 if images else 0)
     return Estimate(
@@ -74,7 +80,9 @@ def estimate(
         model=model,
         image_size=image_size,
         cost_standard_usd=round(images * price, 2),
-        cost_batch_usd=round(images * spend_batch(spec, image_size), 2),
+        cost_batch_usd=round(batch.cost_usd, 2),
+        batches=batch.batches,
+        batch_max_hours=batch.max_hours,
         images_per_min=rate,
         bound_by=bound_by,
         minutes=minutes,
@@ -82,6 +90,3 @@ def estimate(
         requests_per_day=requests_per_day,
     )
 
-
-def spend_batch(spec, image_size: str) -> float:  # noqa: ANN001 - ModelSpec
-    return spec.list_price(image_size, batch=True)

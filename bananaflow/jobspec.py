@@ -99,6 +99,15 @@ class QASpec(_Strict):
     regenerate_once: bool = False
 
 
+class RunSpec(_Strict):
+    """How the job is sent: realtime calls, Gemini Batch mode (half price, within 24 h) or
+    auto; ``deadline_hours`` is when the job must be done (auto picks realtime under 24).
+    The command line's ``--mode``/``--deadline-hours`` win over these."""
+
+    mode: Literal["realtime", "batch", "auto"] = "realtime"
+    deadline_hours: float | None = Field(None, gt=0)
+
+
 class WritebackSpec(_Strict):
     """Where the new image URLs go: a Shopify import CSV or a Merchant Center supplemental
     feed, with a public base URL or presigned URLs valid for ``presign_expiry_s``."""
@@ -127,6 +136,7 @@ class JobSpec(_Strict):
     references: ReferenceSpec = ReferenceSpec()
     qa: QASpec = QASpec()
     writeback: WritebackSpec = WritebackSpec()
+    run: RunSpec = RunSpec()
 
     @model_validator(mode="after")
     def _consistent(self) -> JobSpec:

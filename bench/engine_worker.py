@@ -30,7 +30,7 @@ from bananaflow.work import WorkItem
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base-url", required=True)
-    p.add_argument("--api-key", default="AIzaSyBENCH-0123456789abcdefghijklmnopq")
+    p.add_argument("--api-key", default="FAKE-BENCH-0123456789abcdefghijklmnopq")
     p.add_argument("--count", type=int, default=100)
     p.add_argument("--first", type=int, default=0, help="number of the first item (distinct prompts per worker)")
     p.add_argument("--model", default="gemini-3-pro-image")

@@ -57,7 +57,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--base-url", required=True)
-    p.add_argument("--api-key", default="AIzaSyBENCH-0123456789abcdefghijklmnopq")
+    p.add_argument("--api-key", default="FAKE-BENCH-0123456789abcdefghijklmnopq")
     p.add_argument("--count", type=int, default=100)
     p.add_argument("--model", default="gemini-3-pro-image")
     p.add_argument("--size", default="1K")

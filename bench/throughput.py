@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--adaptive-start", str(args.adaptive_start), "--retry-initial", f"{retry_initial:.4f}"]
                 label = "bananaflow (adaptive)"
             elif engine == "seed":
-                cmd = [PY, str(seed), *common, "--api-key", "AIzaSyBENCH-0123456789abcdefghijklmnopq",
+                cmd = [PY, str(seed), *common, "--api-key", "FAKE-BENCH-0123456789abcdefghijklmnopq",
                        "--size", "1K", "--workers", "10", "--interval", f"{0.5 / TIME_SCALE:.4f}",
                        "--base-delay", f"{2.0 / TIME_SCALE:.4f}"]
                 label = "seed thread pool"

@@ -78,7 +78,7 @@ def catalog_to_images(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
-    mode: str = "realtime",
+    mode: str | None = None,
     deadline_hours: float | None = None,
     batch_max_items: int = 500,
     batch_poll_max_s: float = 300.0,
@@ -108,7 +108,7 @@ def catalog_to_images(
 
     Configuration comes from the named Prefect blocks when given, otherwise from the
     environment (GEMINI_API_KEY, GOOGLE_GEMINI_BASE_URL, AWS_ENDPOINT_URL_S3, ...).
-    ``mode``: realtime, batch (Gemini Batch mode: half price, results within 24 h) or
+    ``mode`` (default: the job spec's ``run.mode``, else realtime): realtime, batch (Gemini Batch mode: half price, results within 24 h) or
     auto (batch when there are enough items and ``deadline_hours`` allows).
     ``shard_index``/``shard_count`` make this run one shard of the catalog (see
     flows/sharded_flow.py). Emits ``bananaflow.batch.completed`` when it ends.
@@ -141,6 +141,8 @@ def catalog_to_images(
         controller, policy = RateController(concurrency, requests_per_minute), RetryPolicy()
     job_spec = build_job(job, template=template, model=model, image_size=image_size, aspect_ratio=aspect_ratio,
                          variant=variant, preset=output_preset, writeback=writeback, public_base_url=public_base_url)
+    mode = mode or job_spec.spec.run.mode  # the parameter wins over the job spec's run: section
+    deadline_hours = deadline_hours or job_spec.spec.run.deadline_hours
     choose_mode(mode, 0, provider_kind=provider_settings.kind, deadline_hours=deadline_hours)  # bad mode: fail early
     admission = admission_for_run(
         max_in_flight=controller.max_in_flight or concurrency, requests_per_minute=controller.requests_per_minute,

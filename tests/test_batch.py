@@ -27,7 +27,7 @@ from bananaflow.simulator.gemini_wire import parse_generate_content
 from bananaflow.work import WorkItem
 
 PRO = "gemini-3-pro-image"
-KEY = "AIzaSyBATCH-unit-key-0123456789abcdefghij"
+KEY = "FAKE-BATCH-unit-key-0123456789abcdefghij"
 
 
 def item(n: int, size: str = "1K", model: str = PRO) -> WorkItem:

@@ -22,7 +22,7 @@ from bananaflow.storage import ImageStore
 from bananaflow.work import WorkItem
 
 PRO = "gemini-3-pro-image"
-KEY = "AIzaSyRUNNER-unit-key-0123456789abcdefgh"
+KEY = "FAKE-RUNNER-unit-key-0123456789abcdefgh"
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,7 @@ def items(n: int, model: str = PRO, variant: str = "main") -> list[WorkItem]:
 
 def run(sim: SimulatorServer, work: list[WorkItem], admission: Admission, *, extra_sims=()) -> list:
     def settings(s: SimulatorServer) -> ProviderSettings:
-        return ProviderSettings("gemini", s.base_url, Secret("AIzaSyTEST-dispatch-0123456789abcdefghij"), "header", PRO)
+        return ProviderSettings("gemini", s.base_url, Secret("FAKE-TEST-dispatch-0123456789abcdefghij"), "header", PRO)
 
     async def main():
         provider = make_provider(settings(sim))

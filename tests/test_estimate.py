@@ -41,3 +41,10 @@ def test_cli_estimate_refuses_a_bad_size_clearly(capsys, tmp_path):
     catalog.write_text("sku,title\nS1,Mug\n")
     assert main(["estimate", str(catalog), "--size", "8K"]) == 2
     assert "image size '8K' is not accepted" in capsys.readouterr().err.replace("\n", "")
+
+
+def test_estimate_shows_batch_mode_cost_and_time():
+    est = estimate(1000, model="gemini-3-pro-image", image_size="2K", max_in_flight=8, requests_per_minute=20)
+    assert est.cost_batch_usd == pytest.approx(67.0)
+    assert est.batches == 8  # 125 2K images fill the 1 GB results cap of one batch
+    assert any("8 batch(es), results within 24 h at $67.00" in line for line in est.lines())

@@ -131,3 +131,11 @@ def test_a_spec_given_as_data_like_a_prefect_parameter() -> None:
     assert [(v.name, v.preset, v.model) for v in job.variants] == [("main", "jd-main", "gemini-3-pro-image")]
     with pytest.raises(ConfigurationError, match=r"job spec \(parameter\): variants\[0\].size: Input should be a valid string"):
         build_job({"variants": [{"name": "main", "size": 2}]})
+
+
+def test_the_run_section_sets_mode_and_deadline_and_refuses_unknown_modes():
+    job = build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "auto", "deadline_hours": 36}})
+    assert job.spec.run.mode == "auto" and job.spec.run.deadline_hours == 36
+    assert build_job(None).spec.run.mode == "realtime"
+    with pytest.raises(ConfigurationError):
+        build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "overnight"}})

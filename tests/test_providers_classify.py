@@ -36,7 +36,7 @@ from bananaflow.providers.classify import (
 from bananaflow.providers.gemini import GeminiProvider
 from bananaflow.secrets import Secret
 
-KEY = "AIzaClassifyTestKey000000000000000000"
+KEY = "FAKEClassifyTestKey000000000000000000"
 MODEL = "gemini-3-pro-image"
 QUOTA_FAILURE = "type.googleapis.com/google.rpc.QuotaFailure"
 RETRY_INFO = "type.googleapis.com/google.rpc.RetryInfo"

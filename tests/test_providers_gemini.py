@@ -17,7 +17,7 @@ from bananaflow.providers import GeminiProvider, make_provider
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest, ReferenceImage, Usage
 from bananaflow.secrets import Secret
 
-KEY = "AIzaGeminiTestKey0000000000000000000000"
+KEY = "FAKEGeminiTestKey0000000000000000000000"
 PRO = "gemini-3-pro-image"
 
 

@@ -14,7 +14,7 @@ from bananaflow.providers import make_provider
 from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import Secret
 
-KEY = "AIzaLeakCanaryKeyZZZZ9876543210abcdef"
+KEY = "FAKELeakCanaryKeyZZZZ9876543210abcdef"
 PRO = "gemini-3-pro-image"
 
 

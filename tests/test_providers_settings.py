@@ -7,7 +7,7 @@ from bananaflow.errors import ConfigurationError
 from bananaflow.provider_settings import ProviderSettings
 from bananaflow.secrets import Secret
 
-GKEY = "AIzaSettingsKey1111111111111111111"
+GKEY = "FAKESettingsKey1111111111111111111"
 OKEY = "sk-settings-key-2222222222222222"
 
 

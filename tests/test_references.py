@@ -22,7 +22,7 @@ PHOTOS = FIXTURES / "photos"
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
-        pass
+        """Keep the test output free of one access-log line per request."""
 
 
 @pytest.fixture(scope="module")

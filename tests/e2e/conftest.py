@@ -10,7 +10,7 @@ import pytest
 from bananaflow.local_s3 import LocalS3Server
 from bananaflow.simulator import SimulatorConfig, SimulatorServer
 
-TEST_API_KEY = "AIzaSyTEST-e2e-key-0123456789abcdefghijkl"
+TEST_API_KEY = "FAKE-TEST-e2e-key-0123456789abcdefghijkl"
 
 
 @pytest.fixture(scope="session")

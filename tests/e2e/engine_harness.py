@@ -22,7 +22,7 @@ from bananaflow.storage import ImageStore, make_s3_client
 from bananaflow.work import WorkItem
 
 MODEL = "gemini-3-pro-image"
-API_KEY = "AIzaSyENGINE-harness-key-0123456789abcdef"
+API_KEY = "FAKE-ENGINE-harness-key-0123456789abcdef"
 
 
 def items(skus: list[str], prefix: str = "shop") -> list[WorkItem]:

@@ -195,3 +195,16 @@ def test_cli_mode_flag(prefect_api, s3_env, provider_env, tmp_path, capsys):
     assert "at list price" in capsys.readouterr().out
     assert sim.batch_stats()["batches_created"] == 1
     assert sim.stats()["by_route"]["generateContent"] == 3
+
+
+def test_the_job_spec_can_choose_batch_mode(prefect_api, s3_env, provider_env, tmp_path):
+    """`run: {mode: batch}` in a job spec sends the job through Batch mode without a flag."""
+    sim = provider_env
+    sim.configure(batch_turnaround_s=0.3)
+    catalog = write_catalog(tmp_path / "catalog.csv", products(3, "JS"))
+    job = {"variants": [{"name": "main", "prompt": "Studio photo of {{ title }} on white"}], "run": {"mode": "batch"}}
+    summary = run(catalog=str(catalog), bucket="e2e-batch-spec", job=job, **FAST_POLL)
+    assert summary["mode"] == "batch"
+    assert summary["counts"] == {"succeeded": 3}
+    assert sim.batch_stats()["batches_created"] == 1
+    assert sim.stats()["by_route"].get("generateContent", 0) == 0

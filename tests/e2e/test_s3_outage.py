@@ -2,6 +2,7 @@
 spool, the summary says so, and the next run uploads them instead of paying again."""
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -35,10 +36,8 @@ def use(server: LocalS3Server, monkeypatch) -> None:  # noqa: ANN001
             return
         except Exception as exc:  # noqa: BLE001
             if "404" in str(exc) or "Not Found" in str(exc):
-                try:
+                with contextlib.suppress(Exception):  # not ready yet, or made by the flow meanwhile
                     client.create_bucket(Bucket="outage")
-                except Exception:  # noqa: BLE001
-                    pass
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.2)

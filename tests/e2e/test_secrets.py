@@ -13,7 +13,7 @@ from tests.e2e.conftest import products, write_catalog
 
 pytestmark = pytest.mark.e2e
 
-API_KEY = "AIzaSyLEAKCANARY-0123456789abcdefghijklmn"
+API_KEY = "FAKE-LEAKCANARY-0123456789abcdefghijklmn"
 FAULTS = {
     "SEC000": ["reset", "ok"],
     "SEC001": ["html_502", "ok"],
