@@ -26,6 +26,10 @@ class ImageProviderBlock(Block):
     )
     model: str = Field(default_factory=default_model_id, description="Model id, e.g. gemini-3-pro-image.")
     timeout_s: float = Field(180.0, description="Per-request timeout in seconds.")
+    fallback_models: list[str] = Field(
+        default_factory=list,
+        description="Models to fall back to, in order, when the main one is overloaded, failing or out of quota.",
+    )
 
     def to_settings(self) -> ProviderSettings:
         """Engine settings; a field left empty falls back to the environment, then defaults."""

@@ -119,9 +119,12 @@ def catalog_to_images(
     t0 = time.monotonic()
     run_id = str(flow_run.id)
 
-    provider_settings = (
-        ImageProviderBlock.load(provider_block).to_settings() if provider_block else ProviderSettings.from_env(model=model)
-    )
+    if provider_block:
+        provider_config = ImageProviderBlock.load(provider_block)
+        provider_settings = provider_config.to_settings()
+        fallback_models = fallback_models or provider_config.fallback_models  # the parameter wins
+    else:
+        provider_settings = ProviderSettings.from_env(model=model)
     model = model or provider_settings.model or default_model_id()
     if store_block:
         store_config = ImageStoreBlock.load(store_block)

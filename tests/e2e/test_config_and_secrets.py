@@ -124,3 +124,27 @@ def test_the_key_never_leaks_even_as_query_parameter(prefect_api, s3_env, provid
     # the faults really happened: the 502 page and the 500 were retried
     frame = pd.read_csv(io.StringIO(places[summary["manifest"]["csv"].removeprefix("s3://e2e-secrets/")]), dtype=str)
     assert int(frame.loc[frame["sku"] == "SEC-001", "attempts"].iloc[0]) == 3
+
+
+def test_the_provider_blocks_fallback_chain_is_used(prefect_api, s3_env, provider_env, tmp_path, monkeypatch):
+    """A block's fallback_models take over when the main model fails: the manifest says which made it."""
+    from blocks import GenerationLimits, ImageProviderBlock, register_all
+
+    register_all()
+    ImageProviderBlock(
+        kind="gemini", base_url=provider_env.base_url, api_key=SecretStr(TEST_API_KEY),
+        fallback_models=["gemini-3.1-flash-image"],
+    ).save("e2e-fallback", overwrite=True)
+    GenerationLimits(max_in_flight=2, max_attempts=1).save("e2e-one-try", overwrite=True)
+    provider_env.configure(script={"model FB000": ["503"]})
+    monkeypatch.delenv("GEMINI_API_KEY")
+    summary = run(
+        catalog=str(write_catalog(tmp_path / "c.csv", products(2, "FB"))), bucket="e2e-fallback",
+        provider_block="e2e-fallback", limits_block="e2e-one-try",
+    )
+    assert summary["counts"] == {"succeeded": 2}
+    client = s3_client(s3_env)
+    key = summary["manifest"]["csv"].removeprefix("s3://e2e-fallback/")
+    frame = pd.read_csv(io.BytesIO(client.get_object(Bucket="e2e-fallback", Key=key)["Body"].read()), dtype=str)
+    models = dict(zip(frame["sku"], frame["model"]))
+    assert models == {"FB-000": "gemini-3.1-flash-image", "FB-001": "gemini-3-pro-image"}
