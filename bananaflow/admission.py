@@ -163,11 +163,17 @@ class Admission:
         with self._lock:
             breakers = {s: b.opened for s, b in self._breakers.items() if b.opened}
             parked = {}
+            throttled = {s: c.stats.throttled for s, c in self._controllers.items() if c.stats.throttled}
             for scope, ctl in self._controllers.items():
                 until = ctl.parked_until()
                 if until is not None:
                     parked[scope] = until.isoformat(timespec="minutes")
-        out: dict[str, object] = {"learned_rpm": self.learned_limits(), "breaker_opened": breakers, "parked_until": parked}
+        out: dict[str, object] = {
+            "learned_rpm": self.learned_limits(),
+            "breaker_opened": breakers,
+            "parked_until": parked,
+            "throttled": throttled,  # 429/503 answers that pushed back, per scope
+        }
         if self.budget is not None:
             out["budget"] = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
         return out

@@ -44,6 +44,7 @@ class RunSummary:
     deferred_by_quota: int = 0
     deferred_by_budget: int = 0
     limits: dict[str, object] = field(default_factory=dict)
+    fallbacks: int = 0
 
     @property
     def succeeded(self) -> int:
@@ -85,6 +86,10 @@ class RunSummary:
             )
         for scope, rpm in dict(self.limits.get("learned_rpm") or {}).items():
             lines.append(f"- learned limit for {scope}: {rpm} requests/min (kept for the next run)")
+        for scope, n in dict(self.limits.get("throttled") or {}).items():
+            lines.append(f"- throttled (429/503) {n}x on {scope}")
+        if self.fallbacks:
+            lines.append(f"- made by a fallback model: {self.fallbacks}")
         for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
             lines.append(f"- circuit breaker opened {n}x for {scope}")
         if self.deferred_by_budget:

@@ -235,6 +235,11 @@ def catalog_to_images(
     summary.rejected_uri = rejected_uri
     summary.flow_run_url = url_for("flow-run", obj_id=run_id)
     summary.limits = admission.report()
+    requested = {(i.row_number, i.variant): i.model for i in work.items}
+    summary.fallbacks = sum(  # made by another model than the item asked for
+        1 for r in rows
+        if r.status == "succeeded" and r.model and not r.model.startswith(requested.get((r.row_number, r.variant), r.model))
+    )
     spool_state = spool.state()
     summary.spool = {**spool_state.to_dict(), "uploaded": drained}
     if spool_state.pending:

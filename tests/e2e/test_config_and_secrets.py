@@ -148,3 +148,6 @@ def test_the_provider_blocks_fallback_chain_is_used(prefect_api, s3_env, provide
     frame = pd.read_csv(io.BytesIO(client.get_object(Bucket="e2e-fallback", Key=key)["Body"].read()), dtype=str)
     models = dict(zip(frame["sku"], frame["model"]))
     assert models == {"FB-000": "gemini-3.1-flash-image", "FB-001": "gemini-3-pro-image"}
+    assert summary["fallbacks"] == 1
+    markdown = {a.key: a for a in asyncio.run(_artifacts(summary["run_id"]))}["bananaflow-summary"].data
+    assert "made by a fallback model: 1" in markdown and "throttled (429/503) 1x" in markdown
