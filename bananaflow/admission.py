@@ -59,6 +59,10 @@ def endpoint_label(kind: str, base_url: str) -> str:
     return f"{kind}:{host}" + (f":{parts.port}" if parts.port else "")
 
 
+#: Failures it takes to open the breaker of a route that has no fallback: never.
+_NEVER_OPENS = 2**31
+
+
 class Admission:
     """Rate controllers, breakers, fallback chain and budget of one run."""
 
@@ -80,7 +84,9 @@ class Admission:
         self.fallback: tuple[Route | str, ...] = tuple(fallback)
         self.no_fallback_variants = frozenset(no_fallback_variants)
         self.budget = Budget(max_cost_usd) if max_cost_usd else None
-        self._breaker_args = (breaker_threshold, breaker_open_s)
+        # A breaker only helps when there is another route to take: with a single route, an
+        # open breaker would fail items that the retry policy carries through a storm.
+        self._breaker_args = (breaker_threshold if self.fallback else _NEVER_OPENS, breaker_open_s)
         self._lock = threading.Lock()
         self._controllers: dict[str, RateController] = {}
         self._breakers: dict[str, CircuitBreaker] = {}

@@ -16,12 +16,11 @@ from typing import Callable, Iterable
 from bananaflow.admission import Admission, endpoint_label
 from bananaflow.claims import KeyClaims
 from bananaflow.dispatch import Dispatcher
-from bananaflow.errors import BananaflowError, ClaimHeld, QuotaExhausted
+from bananaflow.errors import BananaflowError, ClaimHeld
 from bananaflow.finishing import apply_output_preset
 from bananaflow.landing import META_PREFIX, ImageLander, now_iso
 from bananaflow.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
-from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.references import ReferenceFetcher, ReferencePhotoError
 from bananaflow.retry import RetryPolicy
@@ -52,7 +51,6 @@ class ItemProcessor:
         listeners: Iterable[ItemListener] = (),
         references: ReferenceFetcher | None = None,
         claims: KeyClaims | None = None,
-        quota: QuotaBreaker | None = None,
         admission: Admission | None = None,
         fallback_providers: Iterable[ImageProvider] = (),
     ) -> None:
@@ -66,7 +64,6 @@ class ItemProcessor:
         self.lander = ImageLander(store, run_id=run_id, spool=spool, mode="realtime")
         self.references = references or ReferenceFetcher()
         self.claims = claims
-        self.quota = quota
         # Admission (limits, breakers, fallback, budget) lives in bananaflow.dispatch/admission.
         providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
         self.dispatcher = Dispatcher(providers, admission or Admission.for_controller(controller), policy)
@@ -133,14 +130,8 @@ class ItemProcessor:
         )
 
         async def send() -> tuple[GeneratedImage, int]:
-            if self.quota is not None:
-                self.quota.check()  # after a per-day 429 the rest of the run is deferred unsent
-            try:
-                dispatched = await self.dispatcher.generate(request, item.variant)
-            except QuotaExhausted as exc:
-                if self.quota is not None:
-                    self.quota.trip(exc)
-                raise
+            # after a per-day 429 the controller parks the model: the rest is deferred unsent
+            dispatched = await self.dispatcher.generate(request, item.variant)
             sent.append(dispatched)
             return dispatched.image, dispatched.attempts
 

@@ -193,7 +193,7 @@ class RateController:
     def parked_error(self, until: float) -> QuotaExhausted:
         reset = datetime.fromtimestamp(until, timezone.utc)
         err = QuotaExhausted(
-            f"the daily request quota of {self.scope} is used up; it resets at "
+            f"not sent: the daily request quota of {self.scope} is used up; it resets at "
             f"{reset.isoformat(timespec='minutes')} (midnight Pacific) — run again after that",
             reset_at=reset,
         )

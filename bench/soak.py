@@ -40,7 +40,6 @@ from bananaflow.local_s3 import LocalS3Server  # noqa: E402
 from bananaflow.pipeline import ItemProcessor  # noqa: E402
 from bananaflow.provider_settings import ProviderSettings  # noqa: E402
 from bananaflow.providers import make_provider  # noqa: E402
-from bananaflow.quota_breaker import QuotaBreaker  # noqa: E402
 from bananaflow.ratelimit import RateController  # noqa: E402
 from bananaflow.retry import RetryPolicy  # noqa: E402
 from bananaflow.secrets import Secret  # noqa: E402
@@ -102,7 +101,7 @@ async def run(args: argparse.Namespace, base_url: str, store: ImageStore, spool_
     settings = ProviderSettings("gemini", base_url, Secret(KEY), "header", MODEL, timeout_s=TIMEOUT_S)
     controller = RateController(args.concurrency)
     policy = RetryPolicy(max_attempts=4, initial_wait=0.02, max_wait=0.2, deadline_s=30)
-    spool, breaker = Spool(spool_dir), QuotaBreaker()
+    spool = Spool(spool_dir)
     samples: list[tuple[int, float, float]] = []
     done = 0
     t0 = time.monotonic()
@@ -122,7 +121,7 @@ async def run(args: argparse.Namespace, base_url: str, store: ImageStore, spool_
     async def one_chunk(chunk: list[WorkItem]) -> list:
         async with gate:
             processor = ItemProcessor(provider, store, controller, policy, run_id="soak", spool=spool,
-                                      listeners=[on_row], quota=breaker,
+                                      listeners=[on_row],
                                       claims=KeyClaims(store, "soak", lease_s=policy.deadline_s + 60))
             return await processor.process_all(chunk)
 

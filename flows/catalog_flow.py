@@ -22,7 +22,6 @@ from bananaflow.manifest import ManifestRow, write_local
 from bananaflow.models import default_model_id
 from bananaflow.progress import ProgressTracker, announce
 from bananaflow.provider_settings import ProviderSettings
-from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.references import require_edit_mode
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
@@ -185,7 +184,7 @@ def catalog_to_images(
     resources.register(
         run_id,
         resources.RunResources(
-            provider_settings, store, controller, policy, spool, tracker, claims, QuotaBreaker(),
+            provider_settings, store, controller, policy, spool, tracker, claims,
             extra={"admission": admission},
         ),
     )

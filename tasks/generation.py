@@ -75,7 +75,6 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
                 spool=res.spool,
                 listeners=[res.progress.item_done],
                 claims=res.claims,
-                quota=res.quota,
                 admission=res.extra.get("admission"),  # type: ignore[arg-type]
             )
             return await processor.process_all(items)

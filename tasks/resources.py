@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from bananaflow.claims import KeyClaims
 from bananaflow.progress import ProgressTracker
 from bananaflow.provider_settings import ProviderSettings
-from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.spool import Spool
@@ -29,7 +28,6 @@ class RunResources:
     spool: Spool | None
     progress: ProgressTracker
     claims: KeyClaims | None = None
-    quota: QuotaBreaker | None = None
     extra: dict[str, object] = field(default_factory=dict)
 
 

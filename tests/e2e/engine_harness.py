@@ -13,7 +13,6 @@ from bananaflow.manifest import ManifestRow
 from bananaflow.pipeline import ItemProcessor
 from bananaflow.provider_settings import ProviderSettings
 from bananaflow.providers import make_provider
-from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.secrets import Secret
@@ -69,12 +68,12 @@ class Engine:
     claims: bool = True
     claim_lease_s: float | None = None
 
-    def run(self, work: list[WorkItem], run_id: str = "run-1", *, controller: RateController | None = None,
-            quota: QuotaBreaker | None = None) -> list[ManifestRow]:
-        return asyncio.run(self.arun(work, run_id, controller=controller, quota=quota))
+    def run(self, work: list[WorkItem], run_id: str = "run-1", *, controller: RateController | None = None
+            ) -> list[ManifestRow]:
+        return asyncio.run(self.arun(work, run_id, controller=controller))
 
     async def arun(self, work: list[WorkItem], run_id: str = "run-1", *, controller: RateController | None = None,
-                   quota: QuotaBreaker | None = None, claim_poll_s: float = 0.1) -> list[ManifestRow]:
+                   claim_poll_s: float = 0.1) -> list[ManifestRow]:
         settings = ProviderSettings("gemini", self.base_url, Secret(self.api_key), "header", MODEL,
                                     timeout_s=self.timeout_s)
         provider = make_provider(settings)
@@ -85,7 +84,6 @@ class Engine:
                 claims=KeyClaims(self.store, run_id, lease_s=self.claim_lease_s or self.policy.deadline_s + 10,
                                  poll_s=claim_poll_s)
                 if self.claims else None,
-                quota=quota if quota is not None else QuotaBreaker(),
             )
             return await processor.process_all(work)
         finally:

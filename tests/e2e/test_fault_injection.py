@@ -10,7 +10,6 @@ import pytest
 
 from bananaflow import errors
 from bananaflow.claims import CLAIM_SUFFIX
-from bananaflow.quota_breaker import QuotaBreaker
 from bananaflow.ratelimit import RateController
 from bananaflow.retry import RetryPolicy
 from bananaflow.simulator import SimulatorConfig, SimulatorServer
@@ -62,8 +61,13 @@ def test_fault_ends_every_item_in_a_known_state(fault, s3_env, tmp_path):
     by_sku = {row.sku: row for row in rows}
     assert len(rows) == len(skus)  # counts add up: one row per item, none lost
     bad = by_sku["BAD"]
-    assert (bad.status, bad.error_class) == ("failed", expected_class.__name__)
-    assert bad.attempts == allowed and bad.key == "" and bad.error_message
+    if fault == "503" and bad.error_class == "CircuitOpen":
+        # a storm of server errors opened the circuit breaker: the item stopped early, failed fast
+        assert bad.status == "failed" and 1 <= bad.attempts <= allowed
+    else:
+        assert (bad.status, bad.error_class) == ("failed", expected_class.__name__)
+        assert bad.attempts == allowed
+    assert bad.key == "" and bad.error_message
     assert by_sku["FLAKY"].status == "succeeded" and by_sku["FLAKY"].attempts == 2
     for sku in ("OK-1", "OK-2", "OK-3"):
         assert by_sku[sku].status == "succeeded"
@@ -83,13 +87,13 @@ def test_daily_quota_defers_the_rest_without_asking_again(s3_env, tmp_path):
     store = store_for(s3_env, "faults")
     with SimulatorServer(SimulatorConfig(latency_s=(0.01, 0.02), requests_per_day=3)) as sim:
         engine = Engine(sim.base_url, store, tmp_path / "spool", policy=POLICY)
-        breaker = QuotaBreaker()
-        rows = engine.run(items([f"Q-{i}" for i in range(8)], "quota"), controller=RateController(1), quota=breaker)
+        controller = RateController(1)
+        rows = engine.run(items([f"Q-{i}" for i in range(8)], "quota"), controller=controller)
         stats = sim.stats()
     statuses = sorted(row.status for row in rows)
     assert statuses == ["deferred"] * 5 + ["succeeded"] * 3
     assert {row.error_class for row in rows if row.status == "deferred"} == {"QuotaExhausted"}
-    assert isinstance(breaker.cause, errors.QuotaExhausted)
+    assert controller.parked_until() is not None  # the model is parked until midnight Pacific
     # 3 images + the one request that learned the quota was gone
     assert stats["requests_total"] == 4
     assert stats["by_outcome"] == {"ok": 3, "429_day": 1}
