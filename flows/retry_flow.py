@@ -31,6 +31,7 @@ def retry_unfinished(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    job: str | None = None,
 ) -> dict:
     """Re-run ``catalog`` if the newest manifest under the prefix has unfinished items.
 
@@ -67,5 +68,6 @@ def retry_unfinished(
         provider_block=provider_block,
         store_block=store_block,
         limits_block=limits_block,
+        job=job,
     )
     return {"retried": len(unfinished), "last_run": last.run_dir, "summary": summary}

@@ -43,6 +43,7 @@ def catalog_sharded(
     provider_block: str | None = None,
     store_block: str | None = None,
     limits_block: str | None = None,
+    job: str | None = None,
     shard_deployment: str = SHARD_DEPLOYMENT,
     timeout_s: float = 6 * 3600,
 ) -> dict:
@@ -59,7 +60,7 @@ def catalog_sharded(
         catalog=catalog, bucket=bucket, prefix=prefix, template=template, model=model, image_size=image_size,
         aspect_ratio=aspect_ratio, variant=variant, concurrency=concurrency,
         requests_per_minute=requests_per_minute, provider_block=provider_block, store_block=store_block,
-        limits_block=limits_block,
+        limits_block=limits_block, job=job,
     )
     parent = str(flow_run.id)
     runs = [
