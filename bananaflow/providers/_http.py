@@ -63,6 +63,17 @@ async def send(
     return response
 
 
+async def post_json(
+    client: httpx.AsyncClient, settings: ProviderSettings, url: str, body: dict[str, Any], *, model: str
+) -> tuple[httpx.Response, dict[str, Any]]:
+    """POST ``body`` with the settings' one credential; the 2xx response and its JSON."""
+    headers, params = credentials(settings)
+    response = await send(
+        client, "POST", url, model=model, json=body, headers=headers, params=params, timeout=settings.timeout_s
+    )
+    return response, read_json(response, model=model)
+
+
 def read_json(response: httpx.Response, *, model: str | None = None) -> dict[str, Any]:
     """Parse a 2xx body that must be a JSON object; anything else is a ``BadResponse``."""
     try:

@@ -18,7 +18,7 @@ from bananaflow.errors import ConfigurationError, ContentBlocked, NoImageReturne
 from bananaflow.imaging import decode_base64_image
 from bananaflow.models import ModelSpec, get_model
 from bananaflow.provider_settings import ProviderSettings
-from bananaflow.providers._http import credentials, int_field, make_client, read_json, send, verify_image
+from bananaflow.providers._http import int_field, make_client, post_json, verify_image
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.secrets import redact
@@ -144,18 +144,9 @@ class GeminiProvider:
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """One attempt: validate, POST, parse, verify. Raises a classified ``ProviderError``."""
         spec = validate_request(request)
-        headers, params = credentials(self.settings)
-        response = await send(
-            self._client,
-            "POST",
-            self.endpoint(spec.id),
-            model=spec.id,
-            json=build_body(request, spec),
-            headers=headers,
-            params=params,
-            timeout=self.settings.timeout_s,
+        response, payload = await post_json(
+            self._client, self.settings, self.endpoint(spec.id), build_body(request, spec), model=spec.id
         )
-        payload = read_json(response, model=spec.id)
         if "error" in payload and not payload.get("candidates"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
         return await image_from_response(payload, request, spec, verify_size=self.settings.should_verify_size)

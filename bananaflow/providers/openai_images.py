@@ -16,7 +16,7 @@ from bananaflow.errors import ConfigurationError, NoImageReturned
 from bananaflow.imaging import decode_base64_image
 from bananaflow.models import ModelSpec
 from bananaflow.provider_settings import ProviderSettings
-from bananaflow.providers._http import credentials, download, int_field, make_client, read_json, send, verify_image
+from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import validate_request
@@ -91,18 +91,7 @@ class OpenAIImagesProvider:
                 "use the gemini provider for edit mode"
             )
         expected = spec.expected_pixels(request.aspect_ratio, request.image_size)
-        headers, params = credentials(self.settings)
-        response = await send(
-            self._client,
-            "POST",
-            self.url,
-            model=spec.id,
-            json=build_body(request, spec),
-            headers=headers,
-            params=params,
-            timeout=self.settings.timeout_s,
-        )
-        payload = read_json(response, model=spec.id)
+        response, payload = await post_json(self._client, self.settings, self.url, build_body(request, spec), model=spec.id)
         if "error" in payload and not payload.get("data"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
         data, declared = await self._image_bytes(payload, spec.id)
