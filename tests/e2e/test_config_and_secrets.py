@@ -136,18 +136,18 @@ def test_the_provider_blocks_fallback_chain_is_used(prefect_api, s3_env, provide
         fallback_models=["gemini-3.1-flash-image"],
     ).save("e2e-fallback", overwrite=True)
     GenerationLimits(max_in_flight=2, max_attempts=1).save("e2e-one-try", overwrite=True)
-    provider_env.configure(script={"model FB000": ["503"]})
+    provider_env.configure(script={"model PBF000": ["503"]})
     monkeypatch.delenv("GEMINI_API_KEY")
     summary = run(
-        catalog=str(write_catalog(tmp_path / "c.csv", products(2, "FB"))), bucket="e2e-fallback",
+        catalog=str(write_catalog(tmp_path / "c.csv", products(2, "PBF"))), bucket="e2e-block-fallback",
         provider_block="e2e-fallback", limits_block="e2e-one-try",
     )
     assert summary["counts"] == {"succeeded": 2}
     client = s3_client(s3_env)
-    key = summary["manifest"]["csv"].removeprefix("s3://e2e-fallback/")
-    frame = pd.read_csv(io.BytesIO(client.get_object(Bucket="e2e-fallback", Key=key)["Body"].read()), dtype=str)
+    key = summary["manifest"]["csv"].removeprefix("s3://e2e-block-fallback/")
+    frame = pd.read_csv(io.BytesIO(client.get_object(Bucket="e2e-block-fallback", Key=key)["Body"].read()), dtype=str)
     models = dict(zip(frame["sku"], frame["model"]))
-    assert models == {"FB-000": "gemini-3.1-flash-image", "FB-001": "gemini-3-pro-image"}
+    assert models == {"PBF-000": "gemini-3.1-flash-image", "PBF-001": "gemini-3-pro-image"}
     assert summary["fallbacks"] == 1
     markdown = {a.key: a for a in asyncio.run(_artifacts(summary["run_id"]))}["bananaflow-summary"].data
     assert "made by a fallback model: 1" in markdown and "throttled (429/503) 1x" in markdown

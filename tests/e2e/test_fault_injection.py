@@ -48,11 +48,11 @@ def test_fault_ends_every_item_in_a_known_state(fault, s3_env, tmp_path):
     script = {"<BAD>": [fault] * 10, "<FLAKY>": [fault, "ok"]}
     if storm:  # a storm: everyone is refused twice before it passes
         script.update({f"<OK-{i}>": [fault, fault, "ok"] for i in (1, 2, 3)})
-    config = SimulatorConfig(latency_s=(0.01, 0.05), script=script, script_retry_delay=0.1, slow_seconds=2.0)
+    config = SimulatorConfig(latency_s=(0.01, 0.05), script=script, script_retry_delay=0.1, slow_seconds=3.0)
     store = store_for(s3_env, "faults")
     prefix = f"f-{fault.replace('_', '-')}"
     with SimulatorServer(config) as sim:
-        engine = Engine(sim.base_url, store, tmp_path / "spool", policy=POLICY, timeout_s=0.5)
+        engine = Engine(sim.base_url, store, tmp_path / "spool", policy=POLICY, timeout_s=1.0)
         t0 = time.monotonic()
         rows = asyncio.run(asyncio.wait_for(engine.arun(items(skus, prefix)), HARD_LIMIT_S))
         elapsed = time.monotonic() - t0

@@ -22,13 +22,16 @@ def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_pat
     blocks = dict(provider_block="bananaflow-provider", store_block="bananaflow-store", limits_block="bananaflow-limits")
     try:
         first = catalog_to_images(catalog=str(catalog), **blocks)
-        assert first["counts"] == {"succeeded": 5, "deferred": 1}
+        # the per-day 429 parks the model: RT-003 and whatever was not sent yet are deferred
+        deferred = first["counts"]["deferred"]
+        assert first["counts"] == {"succeeded": 6 - deferred, "deferred": deferred} and deferred >= 1
+        assert "RT-003" in {f["sku"] for f in first["failures"] if f["status"] == "deferred"}
 
         calls = sim.stats()["requests_total"]
         retried = retry_unfinished(catalog=str(catalog), **blocks)
-        assert retried["retried"] == 1
-        assert retried["summary"]["counts"] == {"succeeded": 1, "skipped_exists": 5}
-        assert sim.stats()["requests_total"] - calls == 1, "only the deferred item reached the provider"
+        assert retried["retried"] == deferred
+        assert retried["summary"]["counts"] == {"succeeded": deferred, "skipped_exists": 6 - deferred}
+        assert sim.stats()["requests_total"] - calls == deferred, "only the deferred items reached the provider"
 
         # the newest manifest now has nothing undone: the next hour does nothing at all
         calls = sim.stats()["requests_total"]
