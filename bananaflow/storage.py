@@ -232,14 +232,6 @@ class ImageStore:
         )
         return keys[0] if keys else None
 
-    def list_keys(self, prefix: str, max_keys: int = 1000) -> list[str]:
-        """Keys that start with ``prefix`` (one page: for small, known sets of objects)."""
-        try:
-            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=max_keys)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._error(exc, "list", prefix) from None
-        return [obj["Key"] for obj in resp.get("Contents", [])]
-
     def put_image(
         self,
         key: str,
@@ -339,9 +331,3 @@ class ImageStore:
         except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
             raise self._error(exc, "list", prefix) from None
         return sorted(keys)
-
-    def delete(self, key: str) -> None:
-        try:
-            self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._error(exc, "delete", key) from None

@@ -1,7 +1,6 @@
 """Fallback, circuit breaking, daily-quota deferral and the budget, through the item
 pipeline against the real simulator (HTTP on 127.0.0.1) and an in-memory store."""
 import asyncio
-import time
 
 import pytest
 

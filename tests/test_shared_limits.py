@@ -6,7 +6,6 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
 
 from bananaflow.simulator import SimulatorConfig, SimulatorServer
 

@@ -2,7 +2,6 @@
 harness), SeaweedFS ``weed mini`` on 127.0.0.1 and the simulator's HTTP server."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
