@@ -26,6 +26,7 @@ from bananaflow.errors import ConfigurationError
 from bananaflow.meters import DailyQuota, Demand, InFlightCap, Meter, WindowMeter, next_quota_reset, quota_day
 
 REDIS_URL_ENV = "BANANAFLOW_REDIS_URL"
+REDIS_NAMESPACE_ENV = "BANANAFLOW_REDIS_NAMESPACE"
 #: How often a request waiting for an in-flight slot looks again (slots free when others finish).
 SLOT_POLL_S = 0.01
 
@@ -388,8 +389,11 @@ def _safe_url(url: str) -> str:
     return url
 
 
-def backend_from_env(environ: dict[str, str] | None = None, *, namespace: str = "bananaflow") -> LimitBackend:
-    """Redis when ``BANANAFLOW_REDIS_URL`` is set, otherwise this process only."""
+def backend_from_env(environ: dict[str, str] | None = None, *, namespace: str | None = None) -> LimitBackend:
+    """Redis when ``BANANAFLOW_REDIS_URL`` is set, otherwise this process only. Runs meter
+    together when they share the URL and ``BANANAFLOW_REDIS_NAMESPACE`` (default
+    ``bananaflow``): give two projects on one Redis different namespaces."""
     env = os.environ if environ is None else environ
     url = (env.get(REDIS_URL_ENV) or "").strip()
+    namespace = namespace or (env.get(REDIS_NAMESPACE_ENV) or "").strip() or "bananaflow"
     return RedisBackend(url, namespace=namespace) if url else InProcessBackend()

@@ -60,6 +60,7 @@ class ManifestRow:
     batch_name: str = ""  # the provider's batch ("batches/..."), in batch mode
     qa: str = ""  # JSON: the output preset's measured numbers
     derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
+    task_run_id: str = ""  # the Prefect task run that made it: where its logs are (``bananaflow find``)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -70,7 +71,7 @@ class ManifestRow:
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
 #: Columns added after the first release: a manifest written before them still reads.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id")
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")

@@ -34,6 +34,12 @@ def add_ops_commands(sub: argparse._SubParsersAction) -> None:
     up.add_argument("--timezone", help="time zone of --cron, e.g. Europe/Berlin")
     up.add_argument("--wait", type=float, default=240.0, help="seconds to wait for the stack (default: %(default)s)")
 
+    find = sub.add_parser("find", help="where a product's images are, and the task run that made them")
+    find.add_argument("sku")
+    find.add_argument("--bucket", default=os.environ.get("BANANAFLOW_BUCKET"), help="bucket the runs wrote to")
+    find.add_argument("--prefix", default="bananaflow")
+    find.add_argument("--runs", type=int, default=5, help="newest run manifests to look in (default: %(default)s)")
+
     blocks = sub.add_parser("blocks", help="bananaflow's Prefect blocks")
     blocks_sub = blocks.add_subparsers(dest="blocks_command", required=True)
     blocks_sub.add_parser("register", help="register the block types with the Prefect server")
@@ -50,6 +56,8 @@ def run_ops_command(args: argparse.Namespace) -> int | None:
         return cmd_up(args)
     if args.command == "blocks":
         return cmd_blocks(args)
+    if args.command == "find":
+        return cmd_find(args)
     return None
 
 
@@ -133,3 +141,33 @@ def cmd_blocks(args: argparse.Namespace) -> int:
     saved = save_blocks_from_env(args.bucket, args.prefix)
     print(f"saved blocks {saved.provider}, {saved.store}, {saved.limits} (secrets stored encrypted)")
     return 0
+
+
+def cmd_find(args: argparse.Namespace) -> int:
+    """One line per (run, variant) of the SKU, newest run first, with a link to the task
+    run (its logs and retries) when the Prefect UI is known (PREFECT_UI_URL / PREFECT_API_URL)."""
+    from bananaflow.run_history import find_product
+    from bananaflow.storage import ImageStore
+
+    if not args.bucket:
+        raise ConfigurationError("bananaflow find: pass --bucket (or set BANANAFLOW_BUCKET)")
+    found = find_product(ImageStore(args.bucket, args.prefix), args.sku, runs=args.runs)
+    if not found:
+        print(f"{args.sku}: not in the newest {args.runs} run manifests under s3://{args.bucket}/{args.prefix}")
+        return 1
+    ui = _prefect_ui_url()
+    for run_dir, row in found:
+        where = row.uri or row.key if row.status in ("succeeded", "skipped_exists", "skipped_unchanged", "spooled") else (
+            f"{row.error_class}: {row.error_message}".strip(": ")
+        )
+        task_run = f"{ui}/runs/task-run/{row.task_run_id}" if ui and row.task_run_id else row.task_run_id
+        print(f"{run_dir}  {row.sku}  row {row.row_number}  {row.variant}  {row.status}  {where}" + (f"  task run {task_run}" if task_run else ""))
+    return 0
+
+
+def _prefect_ui_url() -> str:
+    """The UI of the Prefect server this shell talks to (environment or active profile)."""
+    from prefect.settings import get_current_settings
+
+    ui = get_current_settings().ui_url
+    return str(ui).rstrip("/") if ui else ""

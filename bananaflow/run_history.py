@@ -76,3 +76,14 @@ def manifests_of_runs(store: ImageStore, flow_run_names: Iterable[str]) -> dict[
         if name in wanted:
             found[name] = key
     return {name: load_run_manifest(store, key) for name, key in found.items()}
+
+
+def find_product(store: ImageStore, sku: str, runs: int = 5) -> list[tuple[str, ManifestRow]]:
+    """``(run_dir, row)`` for every manifest row of ``sku`` in the newest ``runs`` run
+    manifests, newest run first: where its images are, or why they are not."""
+    wanted = sku.strip()
+    found: list[tuple[str, ManifestRow]] = []
+    for key in reversed(manifest_keys(store)[-max(1, runs):]):
+        manifest = load_run_manifest(store, key)
+        found += [(manifest.run_dir, row) for row in manifest.rows if row.sku == wanted]
+    return found

@@ -95,12 +95,18 @@ class RunSummary:
         if self.deferred_by_budget:
             lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
         if self.failures:
-            lines += ["", "### Failures", "", "| row | sku | status | error | message |", "|---:|---|---|---|---|"]
+            lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
+                      "|---:|---|---|---|---|---|"]
             lines += [
-                f"| {f['row_number']} | {_cell(f['sku'])} | {f['status']} | {f['error_class']} | {_cell(f['error_message'])} |"
+                f"| {f['row_number']} | {_cell(f['sku'])} | {f['status']} | {f['error_class']} | {_cell(f['error_message'])} "
+                f"| {_link(f.get('task_run_url', ''))} |"
                 for f in self.failures
             ]
         return "\n".join(lines)
+
+
+def _link(url: str) -> str:
+    return f"[logs]({url})" if url else ""
 
 
 def summarize(
@@ -132,6 +138,7 @@ def summarize(
             "status": row.status,
             "error_class": row.error_class,
             "error_message": row.error_message,
+            "task_run_id": row.task_run_id,
         }
         for row in rows
         if row.status not in ("succeeded", "skipped_exists", "skipped_unchanged")

@@ -152,9 +152,14 @@ def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
 
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
     """Split work into task-sized chunks (a Prefect task run costs 10-40 ms and floods a
-    SQLite server's event queue past a few thousand per run, so one run is many items)."""
+    SQLite server's event queue past a few thousand per run, so one run is many items).
+
+    Items are ordered by SKU first: a chunk then covers one contiguous range of SKUs, so
+    its task run, named by its first and last SKU, is where a person looks for a product.
+    """
     size = max(1, size)
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    ordered = sorted(items, key=lambda item: (item.sku, item.variant))
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def chunk_size_for(total: int, concurrency: int, *, most: int = 100) -> int:

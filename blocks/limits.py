@@ -1,6 +1,8 @@
 """How hard to push the provider."""
 from __future__ import annotations
 
+import math
+
 from prefect.blocks.core import Block
 from pydantic import Field
 
@@ -23,9 +25,36 @@ class GenerationLimits(Block):
     adaptive: bool = Field(False, description="Learn requests per minute from 429/503 answers (AIMD).")
     max_attempts: int = Field(5, ge=1, description="Attempts per image for retryable errors.")
     deadline_s: float = Field(900.0, gt=0, description="Give up on an image after this many seconds.")
+    worker_slots: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "Runs (e.g. catalog shards on several workers) that may generate at once with these limits, held by "
+            "a Prefect global concurrency limit. Without BANANAFLOW_REDIS_URL each run gets 1/slots of every "
+            "limit above, so together they stay within them. Empty: no cross-worker guard."
+        ),
+    )
 
     def to_controller(self) -> RateController:
         return RateController(self.max_in_flight, self.requests_per_minute)
+
+    def split(self, slots: int) -> "GenerationLimits":
+        """This block's limits for one of ``slots`` runs that must stay, together, within
+        them: every meter divided (in-flight and per-day rounded down, at least 1)."""
+        if slots <= 1:
+            return self
+        def share(value: float | None) -> float | None:
+            return None if value is None else value / slots
+
+        return self.model_copy(
+            update={
+                "max_in_flight": max(1, self.max_in_flight // slots),
+                "requests_per_minute": share(self.requests_per_minute),
+                "images_per_minute": share(self.images_per_minute),
+                "requests_per_day": None if self.requests_per_day is None else max(1, math.floor(self.requests_per_day / slots)),
+                "spend_per_10min_usd": share(self.spend_per_10min_usd),
+            }
+        )
 
     def to_policy(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, deadline_s=self.deadline_s)

@@ -11,7 +11,9 @@ watch a real run. With ``GEMINI_API_KEY`` (or ``OPENAI_API_KEY``) and AWS_* set,
 blocks point at the real provider and bucket instead.
 
 ``--scaled``: the server uses PostgreSQL and Redis messaging (settings below), and two
-workers poll the pool, which is what ``catalog-sharded`` fans out onto.
+workers poll the pool, which is what ``catalog-sharded`` fans out onto; the runs on both
+workers keep their rate meters in Redis (``BANANAFLOW_REDIS_URL``), so the limits hold
+for the two together.
 """
 from __future__ import annotations
 
@@ -29,9 +31,11 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREFECT_FILE = PROJECT_DIR / "deployments" / "prefect.yaml"
 DEFAULT_POOL = "bananaflow"
-#: Defaults for --scaled; override with BANANAFLOW_PREFECT_DATABASE_URL / BANANAFLOW_PREFECT_REDIS_URL.
+#: Defaults for --scaled; override with BANANAFLOW_PREFECT_DATABASE_URL / BANANAFLOW_PREFECT_REDIS_URL
+#: (the server's messaging) and BANANAFLOW_REDIS_URL (the meters the workers' runs share).
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/bananaflow_prefect"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/5"
+DEFAULT_LIMITS_REDIS_URL = "redis://127.0.0.1:6379/6"
 LOCAL_BUCKET = "bananaflow-local"
 
 
@@ -149,6 +153,8 @@ def run_stack(args: argparse.Namespace) -> int:
         redis_url = os.environ.get("BANANAFLOW_PREFECT_REDIS_URL", DEFAULT_REDIS_URL)
         ensure_database(database_url)
         extra = scaled_server_env(database_url, redis_url)
+        # the workers' runs share one set of meters: limits hold across both workers
+        os.environ.setdefault("BANANAFLOW_REDIS_URL", DEFAULT_LIMITS_REDIS_URL)
     api_url = ensure_server(home, port=args.port, extra_env=extra)
     os.environ.update({**server_env(home), "PREFECT_API_URL": api_url})
 

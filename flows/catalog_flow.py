@@ -37,6 +37,7 @@ from tasks.batch import BatchSettings, generate_in_batches
 from tasks.events import emit_batch_completed
 from tasks.gallery import publish_gallery
 from tasks.generation import generate_images
+from tasks.guard import WorkerGuard, worker_guard
 from tasks.planning import plan
 from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
 from tasks.writeback import write_back
@@ -132,8 +133,16 @@ def catalog_to_images(
         store = ImageStore(bucket, prefix)
     else:
         raise ConfigurationError("no bucket: pass bucket=... or store_block=... (an ImageStoreBlock name)")
+    guard = WorkerGuard(GenerationLimits())
     if limits_block:
-        limits = GenerationLimits.load(limits_block)
+        guard = worker_guard(limits_block, GenerationLimits.load(limits_block))
+        limits = guard.limits
+        if guard.split:
+            logger.info(
+                "limits block %s: %d runs may generate at once and no BANANAFLOW_REDIS_URL is set, so this run "
+                "uses 1/%d of each limit (in flight %d)", limits_block, limits.worker_slots, limits.worker_slots,
+                limits.max_in_flight,
+            )
         controller, policy = limits.to_controller(), limits.to_policy()
         images_per_minute = images_per_minute or limits.images_per_minute
         requests_per_day = requests_per_day or limits.requests_per_day
@@ -194,19 +203,9 @@ def catalog_to_images(
     logger.info("mode: %s (%s)", decision.mode, decision.reason)
     try:
         rows = list(unchanged)
-        # group siblings wait for the image of their group's first product (their reference)
-        for wave in waves(items):
-            if decision.mode == "batch":
-                poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
-                                  give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
-                rows.extend(generate_in_batches(run_id, wave, BatchSettings(BatchLimits(max_items=batch_max_items), poll)))
-                continue
-            chunks = chunked(wave, chunk_size_for(len(wave), controller.max_in_flight or concurrency))
-            futures = generate_images.map(
-                run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
-            )
-            for chunk, future in zip(chunks, futures):
-                rows.extend(_rows_of(chunk, future, run_id))
+        with guard.hold():
+            rows.extend(_generate(run_id, items, decision.mode, controller.max_in_flight or concurrency,
+                                  batch_max_items, batch_poll_max_s, deadline_hours))
     finally:
         resources.release(run_id)
         admission.keep_learned_limits()
@@ -247,6 +246,28 @@ def catalog_to_images(
     publish_gallery(rows, store, run_prefix)
     emit_batch_completed(summary, catalog=catalog, shard=shard)
     return {**summary.to_dict(), "mode": decision.mode}
+
+
+def _generate(
+    run_id: str, items: list[WorkItem], mode: str, max_in_flight: int, batch_max_items: int, batch_poll_max_s: float,
+    deadline_hours: float | None,
+) -> list[ManifestRow]:
+    """Every item's row: chunk tasks (realtime) or provider batches, wave after wave, since
+    group siblings wait for the image of their group's first product (their reference)."""
+    rows: list[ManifestRow] = []
+    for wave in waves(items):
+        if mode == "batch":
+            poll = PollPolicy(initial_s=min(10.0, batch_poll_max_s), max_interval_s=batch_poll_max_s,
+                              give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
+            rows.extend(generate_in_batches(run_id, wave, BatchSettings(BatchLimits(max_items=batch_max_items), poll)))
+            continue
+        chunks = chunked(wave, chunk_size_for(len(wave), max_in_flight))
+        futures = generate_images.map(
+            run_id=unmapped(run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
+        )
+        for chunk, future in zip(chunks, futures):
+            rows.extend(_rows_of(chunk, future, run_id))
+    return rows
 
 
 def _rows_of(chunk: list[WorkItem], future, run_id: str) -> list[ManifestRow]:  # noqa: ANN001

@@ -39,13 +39,17 @@ def _is_retryable_row(row: ManifestRow) -> bool:
 
 
 def chunk_name() -> str:
+    """``SKU-0100 … SKU-0149 · 50 images (3/40)``: chunks hold SKU-sorted items (see
+    ``work.chunked``), so the name's range tells a person which task run made a product,
+    and the manifest's ``task_run_id`` (``bananaflow find SKU``) links it exactly."""
     params = task_run.parameters
     items = params.get("items") or []
     if not items:
         return "generate (empty)"
     first, last = items[0].sku, items[-1].sku
     span = first if first == last else f"{first} … {last}"
-    return f"generate {params.get('label', '')}: {span}".replace("  ", " ")
+    label = f" ({params['label']})" if params.get("label") else ""
+    return f"{span} · {len(items)} image{'s' if len(items) != 1 else ''}{label}"
 
 
 @task(
@@ -82,6 +86,8 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
             await provider.aclose()
 
     rows = asyncio.run(run())
+    for row in rows:
+        row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]
     if retryable and task_run.run_count <= CHUNK_RETRIES:
         raise RetryableItemsFailed(

@@ -7,6 +7,7 @@ from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.utilities.urls import url_for
 
 from bananaflow.catalog import Rejection, rejections_to_csv
 from bananaflow.manifest import ManifestRow, write_manifest
@@ -31,6 +32,9 @@ def write_outputs(
 
 def publish_summary(summary: RunSummary) -> None:
     """The end-of-run summary and failures table, as artifacts on the flow run."""
+    for failure in summary.failures:  # a link from each failed product to its task run's logs
+        if failure.get("task_run_id"):
+            failure["task_run_url"] = url_for("task-run", obj_id=failure["task_run_id"]) or ""
     create_markdown_artifact(summary.to_markdown(), key="bananaflow-summary", description="bananaflow run summary")
     if summary.failures:
         create_table_artifact(summary.failures, key="bananaflow-failures", description="Items that did not succeed")

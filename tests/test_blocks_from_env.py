@@ -24,3 +24,27 @@ def test_limits_block_reads_numbers_and_names_a_bad_one():
     assert limits_block_from_env({}).max_in_flight == 8
     with pytest.raises(ConfigurationError, match="BANANAFLOW_RPM='fast'"):
         limits_block_from_env({"BANANAFLOW_RPM": "fast"})
+
+
+def test_limits_split_between_worker_slots_stay_within_the_whole() -> None:
+    from blocks.limits import GenerationLimits
+
+    whole = GenerationLimits(max_in_flight=5, requests_per_minute=60, images_per_minute=30, requests_per_day=7,
+                             spend_per_10min_usd=3.0, worker_slots=2, max_attempts=4)
+    part = whole.split(2)
+    assert (part.max_in_flight, part.requests_per_minute, part.images_per_minute, part.requests_per_day,
+            part.spend_per_10min_usd) == (2, 30, 15, 3, 1.5)
+    assert part.max_attempts == 4 and whole.max_in_flight == 5  # retries are per image; the block is unchanged
+    assert GenerationLimits(max_in_flight=1).split(4).max_in_flight == 1  # never zero: every run can work
+    assert whole.split(1) is whole
+
+
+def test_no_worker_slots_means_no_guard_and_the_whole_limits() -> None:
+    from blocks.limits import GenerationLimits
+    from tasks.guard import worker_guard
+
+    limits = GenerationLimits(max_in_flight=6)
+    guard = worker_guard("bananaflow-limits", limits, environ={})
+    assert guard.name is None and guard.limits is limits and not guard.split
+    with guard.hold():  # nothing to acquire: runs at once, with no Prefect server
+        assert guard.limits.max_in_flight == 6

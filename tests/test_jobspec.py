@@ -139,3 +139,23 @@ def test_the_run_section_sets_mode_and_deadline_and_refuses_unknown_modes():
     assert build_job(None).spec.run.mode == "realtime"
     with pytest.raises(ConfigurationError):
         build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "overnight"}})
+
+
+def test_chunks_hold_contiguous_sku_ranges_whatever_the_catalog_order() -> None:
+    """A chunk's task run is named by its first and last SKU, so a product lies in the
+    chunk whose range holds it; a product's variants stay side by side."""
+    from bananaflow.work import chunked
+
+    job = load_job(EXAMPLE_JOB)
+    items = plan_job(load_catalog(str(ROOT / "examples" / "catalog.csv")), job, "shop")
+    items.reverse()
+    chunks = chunked(items, 7)
+    assert sum(len(c) for c in chunks) == len(items) and {id(i) for c in chunks for i in c} == {id(i) for i in items}
+    spans = [(c[0].sku, c[-1].sku) for c in chunks]
+    assert all(first <= last for first, last in spans)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "ranges follow each other without overlap"
+    for chunk in chunks:
+        first, last = chunk[0].sku, chunk[-1].sku
+        assert {i.sku for i in items if first < i.sku < last} <= {i.sku for i in chunk}
+    mug = [i.variant for c in chunks for i in c if i.sku == "MUG-001"]
+    assert mug == ["banner", "lifestyle", "main"]

@@ -17,7 +17,7 @@ from bananaflow.storage import ImageStore
 EXPECTED_COLUMNS = (
     "run_id row_number sku variant status error_class error_message key uri model endpoint image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
-    "prompt_sha256 started_at finished_at mode batch_name qa derivatives"
+    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id"
 ).split()
 T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=timezone.utc)
 
@@ -59,13 +59,14 @@ def test_columns_are_exactly_the_contract() -> None:
 
 def test_a_manifest_written_before_the_mode_columns_still_reads(tmp_path: Path) -> None:
     paths = write_local(sample_rows(), tmp_path)
-    old = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False).drop(columns=["mode", "batch_name"])
+    later = ["mode", "batch_name", "task_run_id"]
+    old = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False).drop(columns=later)
     old.to_csv(tmp_path / "old.csv", index=False)
-    pd.read_parquet(paths["parquet"]).drop(columns=["mode", "batch_name"]).to_parquet(tmp_path / "old.parquet")
+    pd.read_parquet(paths["parquet"]).drop(columns=later).to_parquet(tmp_path / "old.parquet")
     for name in ("old.csv", "old.parquet"):
         rows = read_manifest(tmp_path / name)
         assert [r.sku for r in rows] == [r.sku for r in sample_rows()]
-        assert {(r.mode, r.batch_name) for r in rows} == {("", "")}
+        assert {(r.mode, r.batch_name, r.task_run_id) for r in rows} == {("", "", "")}
 
 
 def test_status_is_validated_and_times_are_utc() -> None:
@@ -106,3 +107,23 @@ def test_s3_round_trip(store: ImageStore) -> None:
     assert store.head("shop/runs/run-1/manifest.csv").content_type.startswith("text/csv")
     frame = pd.read_parquet(io.BytesIO(store.get_bytes("shop/runs/run-1/manifest.parquet")))
     assert list(frame.columns) == EXPECTED_COLUMNS and frame.loc[0, "width"] == 2048
+
+
+def test_find_product_lists_its_rows_newest_run_first(store: ImageStore) -> None:
+    from bananaflow.run_history import find_product
+
+    store = ImageStore(store.bucket, prefix="find")  # runs of its own: other tests write under "shop"
+    first = sample_rows()
+    first[0].task_run_id = "11111111-1111-1111-1111-111111111111"
+    again = ManifestRow(run_id="run-2", row_number=2, sku="00123", variant="main", status="skipped_exists",
+                        key=first[0].key, task_run_id="22222222-2222-2222-2222-222222222222")
+    write_manifest(first, store, store.key("runs", "20261127T020000Z-nightly-a"))
+    write_manifest([again], store, store.key("runs", "20261128T020000Z-nightly-b"))
+
+    found = find_product(store, " 00123 ")
+    assert [(run, row.status, row.task_run_id) for run, row in found] == [
+        ("20261128T020000Z-nightly-b", "skipped_exists", "22222222-2222-2222-2222-222222222222"),
+        ("20261127T020000Z-nightly-a", "succeeded", "11111111-1111-1111-1111-111111111111"),
+    ]
+    assert [run for run, _ in find_product(store, "00123", runs=1)] == ["20261128T020000Z-nightly-b"]
+    assert find_product(store, "00999") == []

@@ -1,6 +1,6 @@
 """What a person sees of a run in Prefect: a progress artifact that moves, the summary,
 the failures table, a gallery of thumbnails behind presigned URLs, task runs named by the
-products they hold, and logs without secrets. Run through blocks on a started server."""
+range of products they hold (and `bananaflow find` for one product), and logs without secrets. Run through blocks on a started server."""
 from __future__ import annotations
 
 import contextvars
@@ -116,22 +116,50 @@ def test_summary_failures_and_gallery_artifacts(finished_run, ops_stack):
         assert max(Image.open(io.BytesIO(resp.content)).size) <= 256
 
 
-def test_task_runs_are_named_by_the_products_they_hold(finished_run):
+def _chunk_task_runs(flow_run_id) -> list:  # noqa: ANN001
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return [t for t in tasks if t.task_key.startswith("generate_images")]
+
+
+def test_task_runs_are_named_by_the_range_of_products_they_hold(finished_run):
+    run, _, _ = finished_run
+    chunks = _chunk_task_runs(run.id)
+    assert len(chunks) == 4 and all(t.state.is_completed() for t in chunks)
+    spans = sorted(tuple(t.name.split(" · ")[0].split(" … ")) for t in chunks)
+    # SKU-ordered chunks: contiguous ranges that together cover every product once
+    assert spans == [("OBS-000", "OBS-008"), ("OBS-009", "OBS-017"), ("OBS-018", "OBS-026"), ("OBS-027", "OBS-035")]
+    assert all(t.name.endswith(("· 9 images (1/4)", "· 9 images (2/4)", "· 9 images (3/4)", "· 9 images (4/4)")) for t in chunks)
+
+
+def test_one_product_leads_to_the_task_run_that_made_it(finished_run, ops_stack):
+    """A product in the middle of a chunk: `bananaflow find` links its task run, and the
+    failures table links the blocked product's."""
+    import subprocess
+    import sys
 
     run, _, _ = finished_run
-    with get_client(sync_client=True) as client:
-        tasks = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-        found = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="OBS-035")),
-        )
-    chunks = [t for t in tasks if t.task_key.startswith("generate_images") or t.name.startswith("generate ")]
-    assert chunks and all(t.state.is_completed() for t in chunks)
-    assert all(t.name.startswith("generate ") and "OBS-" in t.name for t in chunks)
-    # the UI's task run search finds the chunk that holds the last product
-    assert len(found) == 1 and found[0].name.startswith("generate ")
+    by_id = {str(t.id): t for t in _chunk_task_runs(run.id)}
+    out = subprocess.run(
+        [sys.executable, "-m", "bananaflow.cli", "find", "OBS-013", "--bucket", BUCKET],
+        env=ops_stack.env, capture_output=True, text=True, timeout=120,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (line,) = [ln for ln in out.stdout.splitlines() if "OBS-013" in ln or "task run" in ln]
+    assert " main  succeeded  s3://ops-observe/" in line
+    task_run_id = line.rsplit("/runs/task-run/", 1)[1].strip()
+    assert line.split("task run ")[1].startswith(ops_stack.ui_url)
+    assert by_id[task_run_id].name.startswith("OBS-009 … OBS-017")
+
+    (failures,) = _artifacts(run.id, "bananaflow-failures")
+    (blocked,) = json.loads(failures.data)
+    assert by_id[blocked["task_run_id"]].name.startswith("OBS-000 … OBS-008")
+    assert blocked["task_run_url"] == f"{ops_stack.ui_url}/runs/task-run/{blocked['task_run_id']}"
+    (md,) = _artifacts(run.id, "bananaflow-summary")
+    assert f"[logs]({blocked['task_run_url']})" in md.data
 
 
 def test_logs_and_artifacts_carry_no_secret(finished_run, ops_stack):

@@ -1,58 +1,71 @@
-"""Scale-out on Prefect: one catalog split into shard runs on a pool that two workers poll."""
+"""Scale-out on Prefect: one catalog split into shard runs on a pool that two workers poll,
+with the project's limits holding for the two workers together.
+
+* On the session's server (SQLite, no Redis): the limits block's ``worker_slots`` makes
+  each shard take its share of the limits while it holds a slot of a Prefect global
+  concurrency limit (the coarse cross-worker guard).
+* On a server like production (``make up-scaled``): PostgreSQL, Redis messaging, and the
+  workers' runs metering through Redis (``BANANAFLOW_REDIS_URL``).
+
+The simulator's own counters judge both: its peak in-flight count and its busiest minute.
+"""
 from __future__ import annotations
 
 import io
+import os
+import uuid
 
 import boto3
 import pandas as pd
 import pytest
 
-from deployments.local_stack import create_work_pool, deploy_all, start_worker, stop_process
+from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from deployments.local_stack import (
+    create_work_pool,
+    deploy_all,
+    ensure_database,
+    scaled_server_env,
+    start_worker,
+    stop_process,
+)
 from tests.e2e.conftest import products, write_catalog
+from tests.e2e.ops.conftest import OpsStack, started_prefect_server
 
 pytestmark = pytest.mark.e2e
-POOL = "ops-scale"
 BUCKET = "ops-scale"
+MAX_IN_FLIGHT = 4
+#: The scaled server's messaging gets a Redis database of its own, emptied first (default 12).
+PREFECT_REDIS_URL = os.environ.get("BANANAFLOW_TEST_PREFECT_REDIS_URL", "redis://127.0.0.1:6379/12")
+#: The workers' shared meters (namespaced keys in the meter tests' database).
+LIMITS_REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
-@pytest.fixture(scope="module")
-def two_workers(ops_stack, tmp_path_factory):
-    """Each worker takes at most two flow runs, so four shards need both of them."""
-    ops_stack.save_blocks(BUCKET, max_in_flight=3)
-    create_work_pool(POOL, ops_stack.env)
-    deploy_all(ops_stack.env, catalog="unused.csv", pool=POOL, names=["catalog-shard"])
-    logs = tmp_path_factory.mktemp("workers")
-    workers = [start_worker(POOL, f"scale-worker-{i}", ops_stack.env, logs / f"worker-{i}.log", limit=2) for i in (1, 2)]
-    try:
-        yield ops_stack, [logs / f"worker-{i}.log" for i in (1, 2)]
-    finally:
-        for worker in workers:
-            stop_process(worker)
+def _workers(stack: OpsStack, pool: str, logs, env: dict[str, str]) -> list:  # noqa: ANN001
+    """Two workers that take at most two flow runs each, so four shards need both of them."""
+    create_work_pool(pool, env)
+    deploy_all(env, catalog="unused.csv", pool=pool, names=["catalog-shard"])
+    return [start_worker(pool, f"{pool}-worker-{i}", env, logs / f"worker-{i}.log", limit=2) for i in (1, 2)]
 
 
-def test_one_catalog_across_two_workers_every_item_exactly_once(two_workers, tmp_path):
+def _run_sharded(stack: OpsStack, catalog, limits_block: str) -> dict:  # noqa: ANN001
     from flows.sharded_flow import catalog_sharded
 
-    stack, worker_logs = two_workers
-    items = products(40, "SHARD")
-    catalog = write_catalog(tmp_path / "big.csv", items)
-    calls_before = stack.simulator.stats()["requests_total"]
     # images that take a while, as real ones do: a worker at its limit of two runs cannot
     # finish its first shards and come back for the others before the second worker polls
-    stack.simulator.configure(latency_s=(2.0, 3.0))
+    stack.simulator.configure(latency_s=(1.0, 1.5))
     try:
-        result = catalog_sharded(
+        return catalog_sharded(
             catalog=str(catalog), shard_count=4, provider_block="bananaflow-provider", store_block="bananaflow-store",
-            limits_block="bananaflow-limits", timeout_s=400,
+            limits_block=limits_block, timeout_s=400,
         )
     finally:
         stack.simulator.configure(latency_s=(0.05, 0.15))
 
-    assert [s["state"] for s in result["shards"]] == ["Completed"] * 4
-    assert result["counts"] == {"succeeded": 40} and result["total"] == 40 and result["ok"]
-    # the provider was asked for each image once: no shard overlapped another
-    assert stack.simulator.stats()["requests_total"] - calls_before == 40
 
+def _assert_every_item_exactly_once(stack: OpsStack, result: dict, items: list[dict], calls: int) -> None:
+    assert [s["state"] for s in result["shards"]] == ["Completed"] * 4
+    assert result["counts"] == {"succeeded": len(items)} and result["total"] == len(items) and result["ok"]
+    assert calls == len(items), "the provider was asked for each image once: no shard overlapped another"
     client = boto3.client(
         "s3", endpoint_url=stack.s3.endpoint_url, aws_access_key_id=stack.s3.access_key,
         aws_secret_access_key=stack.s3.secret_key.reveal(), region_name="us-east-1",
@@ -65,7 +78,8 @@ def test_one_catalog_across_two_workers_every_item_exactly_once(two_workers, tmp
         seen += list(frame["sku"])
     assert sorted(seen) == sorted(p["sku"] for p in items), "every SKU in exactly one shard's manifest"
 
-    # both workers ran shards, and every shard ran with the same limits block
+
+def _assert_both_workers_ran_shards(catalog, worker_logs, limits_block: str) -> None:  # noqa: ANN001
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
 
@@ -73,10 +87,123 @@ def test_one_catalog_across_two_workers_every_item_exactly_once(two_workers, tmp
         shard_runs = prefect.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["bananaflow-shard"])))
     shard_runs = [r for r in shard_runs if r.parameters.get("catalog") == str(catalog)]
     assert len(shard_runs) == 4
-    assert {r.parameters["limits_block"] for r in shard_runs} == {"bananaflow-limits"}
+    assert {r.parameters["limits_block"] for r in shard_runs} == {limits_block}
     assert sorted(r.parameters["shard_index"] for r in shard_runs) == [0, 1, 2, 3]
     ran_on = [
         sum(f"Flow run '{r.name}' submitted to infrastructure" in log.read_text(errors="replace") for r in shard_runs)
         for log in worker_logs
     ]
     assert sum(ran_on) == 4 and all(n >= 1 for n in ran_on), f"shards per worker: {ran_on}"
+
+
+def test_without_redis_a_prefect_concurrency_limit_keeps_two_workers_within_the_limits(ops_stack, tmp_path):
+    """No shared meter: each shard holds one of two slots and uses half the in-flight cap,
+    so four shard runs on two workers never have more than the cap in flight together."""
+    from blocks import GenerationLimits
+
+    ops_stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
+    GenerationLimits(max_in_flight=MAX_IN_FLIGHT, worker_slots=2).save("bananaflow-limits-slotted", overwrite=True)
+    env = {k: v for k, v in ops_stack.env.items() if k != "BANANAFLOW_REDIS_URL"}
+    workers = _workers(ops_stack, "ops-scale", tmp_path, env)
+    items = products(40, "SHARD")
+    catalog = write_catalog(tmp_path / "big.csv", items)
+    ops_stack.simulator.reset()  # its peak in-flight count is this test's alone
+    try:
+        result = _run_sharded(ops_stack, catalog, "bananaflow-limits-slotted")
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    stats = ops_stack.simulator.stats()
+
+    _assert_every_item_exactly_once(ops_stack, result, items, stats["requests_total"])
+    _assert_both_workers_ran_shards(catalog, [tmp_path / "worker-1.log", tmp_path / "worker-2.log"],
+                                    "bananaflow-limits-slotted")
+    assert stats["max_in_flight_seen"] <= MAX_IN_FLIGHT
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as prefect:
+        guard = prefect.read_global_concurrency_limit_by_name("bananaflow-bananaflow-limits-slotted")
+    assert guard.limit == 2 and guard.active_slots == 0  # every shard gave its slot back
+
+
+@pytest.fixture(scope="module")
+def scaled_stack(tmp_path_factory, s3_server):
+    """``make up-scaled`` in miniature: a Prefect server on a PostgreSQL database of its own
+    with Redis messaging, on free ports; the database is dropped afterwards."""
+    import asyncpg
+    import redis
+
+    database = f"bananaflow_test_{uuid.uuid4().hex[:8]}"
+    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
+    try:
+        ensure_database(database_url)
+        redis.Redis.from_url(PREFECT_REDIS_URL).flushdb()
+    except (OSError, asyncpg.PostgresError, redis.RedisError) as exc:  # this machine kind and CI run both
+        pytest.skip(f"the scaled server needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379: {exc}")
+    home = tmp_path_factory.mktemp("prefect-scaled")
+    try:
+        with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.15))) as sim:
+            with started_prefect_server(home, extra_env=scaled_server_env(database_url, PREFECT_REDIS_URL)) as api_url:
+                stack = OpsStack(api_url, home, s3_server, sim, tmp_path_factory.mktemp("spool-scaled"))
+                stack.env.update(BANANAFLOW_REDIS_URL=LIMITS_REDIS_URL, BANANAFLOW_REDIS_NAMESPACE=f"bftest-{uuid.uuid4().hex[:8]}")
+                yield stack, database
+    finally:
+        _drop_database(database)
+
+
+def _drop_database(database: str) -> None:
+    import asyncio
+
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
+
+
+def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_path):
+    """The production shape: the runs' meters live in Redis, so the two workers together
+    keep the in-flight cap and the per-minute limit; the server's runs live in PostgreSQL
+    and its events went through Redis streams."""
+    import asyncio
+
+    import asyncpg
+    import redis
+
+    from blocks import GenerationLimits
+
+    stack, database = scaled_stack
+    rpm = 20  # 28 images: the last 8 must wait for the shared minute, though four shards ask at once
+    stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
+    GenerationLimits(max_in_flight=MAX_IN_FLIGHT, requests_per_minute=rpm).save("bananaflow-limits", overwrite=True)
+    workers = _workers(stack, "ops-scaled", tmp_path, stack.env)
+    items = products(28, "SCALED")
+    catalog = write_catalog(tmp_path / "scaled.csv", items)
+    try:
+        result = _run_sharded(stack, catalog, "bananaflow-limits")
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    stats = stack.simulator.stats()
+
+    _assert_every_item_exactly_once(stack, result, items, stats["requests_total"])
+    _assert_both_workers_ran_shards(catalog, [tmp_path / "worker-1.log", tmp_path / "worker-2.log"], "bananaflow-limits")
+    assert stats["max_in_flight_seen"] <= MAX_IN_FLIGHT
+    assert stats["max_requests_in_any_60s_window"] <= rpm
+    assert "429" not in stats["by_outcome"], stats["by_outcome"]
+
+    async def shard_runs_in_postgres() -> int:
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=database)
+        try:
+            return await conn.fetchval("SELECT count(*) FROM flow_run WHERE 'bananaflow-shard' = ANY(SELECT jsonb_array_elements_text(tags))")
+        finally:
+            await conn.close()
+
+    assert asyncio.run(shard_runs_in_postgres()) == 4
+    messaging = redis.Redis.from_url(PREFECT_REDIS_URL)
+    assert messaging.type("events") == b"stream" and messaging.xinfo_stream("events")["entries-added"] > 0
