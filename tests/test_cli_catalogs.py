@@ -83,3 +83,10 @@ def test_prompts_preview_counts_only_what_changed_since_a_manifest(tmp_path: Pat
     assert "6 images unchanged since the previous run (skipped, free)" in out
     assert "3 images to generate (main 1, lifestyle 1, banner 1)" in out
     assert "estimated cost at list price: $0.51" in out
+
+
+def test_find_without_a_bucket_is_one_clear_error(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("BANANAFLOW_BUCKET", raising=False)
+    assert main(["find", "MUG-001"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "pass --bucket" in err and "Traceback" not in err

@@ -126,3 +126,64 @@ def chromium():
         yield browser
     finally:
         browser.quit()
+
+
+#: The scaled server's messaging gets a Redis database of its own, emptied first (default 12).
+PREFECT_REDIS_URL = os.environ.get("BANANAFLOW_TEST_PREFECT_REDIS_URL", "redis://127.0.0.1:6379/12")
+#: The workers' shared meters (namespaced keys in the meter tests' database).
+LIMITS_REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+class ScaledServices:
+    """A fresh PostgreSQL database and an empty Redis database for one scaled Prefect server."""
+
+    def __init__(self) -> None:
+        import uuid
+
+        self.database = f"bananaflow_test_{uuid.uuid4().hex[:8]}"
+        self.database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{self.database}"
+        self.prefect_redis_url = PREFECT_REDIS_URL
+        #: what a worker needs to meter with the other workers (and with no one else)
+        self.meters_env = {"BANANAFLOW_REDIS_URL": LIMITS_REDIS_URL,
+                           "BANANAFLOW_REDIS_NAMESPACE": f"bftest-{uuid.uuid4().hex[:8]}"}
+
+    @property
+    def server_env(self) -> dict[str, str]:
+        from deployments.local_stack import scaled_server_env
+
+        return scaled_server_env(self.database_url, self.prefect_redis_url)
+
+    def drop_database(self) -> None:
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
+
+@pytest.fixture(scope="module")
+def scaled_services() -> Iterator[ScaledServices]:
+    """PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, as this machine kind and CI
+    run them; the database is dropped afterwards."""
+    import asyncpg
+    import redis
+
+    from deployments.local_stack import ensure_database
+
+    services = ScaledServices()
+    try:
+        ensure_database(services.database_url)
+        redis.Redis.from_url(services.prefect_redis_url).flushdb()
+    except (OSError, asyncpg.PostgresError, redis.RedisError) as exc:
+        pytest.skip(f"the scaled server needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379: {exc}")
+    try:
+        yield services
+    finally:
+        services.drop_database()

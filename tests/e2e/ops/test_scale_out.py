@@ -12,32 +12,19 @@ The simulator's own counters judge both: its peak in-flight count and its busies
 from __future__ import annotations
 
 import io
-import os
-import uuid
 
 import boto3
 import pandas as pd
 import pytest
 
 from bananaflow.simulator import SimulatorConfig, SimulatorServer
-from deployments.local_stack import (
-    create_work_pool,
-    deploy_all,
-    ensure_database,
-    scaled_server_env,
-    start_worker,
-    stop_process,
-)
+from deployments.local_stack import create_work_pool, deploy_all, start_worker, stop_process
 from tests.e2e.conftest import products, write_catalog
 from tests.e2e.ops.conftest import OpsStack, started_prefect_server
 
 pytestmark = pytest.mark.e2e
 BUCKET = "ops-scale"
 MAX_IN_FLIGHT = 4
-#: The scaled server's messaging gets a Redis database of its own, emptied first (default 12).
-PREFECT_REDIS_URL = os.environ.get("BANANAFLOW_TEST_PREFECT_REDIS_URL", "redis://127.0.0.1:6379/12")
-#: The workers' shared meters (namespaced keys in the meter tests' database).
-LIMITS_REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def _workers(stack: OpsStack, pool: str, logs, env: dict[str, str]) -> list:  # noqa: ANN001
@@ -127,43 +114,15 @@ def test_without_redis_a_prefect_concurrency_limit_keeps_two_workers_within_the_
 
 
 @pytest.fixture(scope="module")
-def scaled_stack(tmp_path_factory, s3_server):
+def scaled_stack(tmp_path_factory, s3_server, scaled_services):
     """``make up-scaled`` in miniature: a Prefect server on a PostgreSQL database of its own
-    with Redis messaging, on free ports; the database is dropped afterwards."""
-    import asyncpg
-    import redis
-
-    database = f"bananaflow_test_{uuid.uuid4().hex[:8]}"
-    database_url = f"postgresql+asyncpg://postgres@127.0.0.1:5432/{database}"
-    try:
-        ensure_database(database_url)
-        redis.Redis.from_url(PREFECT_REDIS_URL).flushdb()
-    except (OSError, asyncpg.PostgresError, redis.RedisError) as exc:  # this machine kind and CI run both
-        pytest.skip(f"the scaled server needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379: {exc}")
+    with Redis messaging, on free ports, and workers whose runs meter through Redis."""
     home = tmp_path_factory.mktemp("prefect-scaled")
-    try:
-        with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.15))) as sim:
-            with started_prefect_server(home, extra_env=scaled_server_env(database_url, PREFECT_REDIS_URL)) as api_url:
-                stack = OpsStack(api_url, home, s3_server, sim, tmp_path_factory.mktemp("spool-scaled"))
-                stack.env.update(BANANAFLOW_REDIS_URL=LIMITS_REDIS_URL, BANANAFLOW_REDIS_NAMESPACE=f"bftest-{uuid.uuid4().hex[:8]}")
-                yield stack, database
-    finally:
-        _drop_database(database)
-
-
-def _drop_database(database: str) -> None:
-    import asyncio
-
-    import asyncpg
-
-    async def drop() -> None:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(drop())
+    with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.15))) as sim:
+        with started_prefect_server(home, extra_env=scaled_services.server_env) as api_url:
+            stack = OpsStack(api_url, home, s3_server, sim, tmp_path_factory.mktemp("spool-scaled"))
+            stack.env.update(scaled_services.meters_env)
+            yield stack, scaled_services
 
 
 def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_path):
@@ -177,7 +136,7 @@ def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_
 
     from blocks import GenerationLimits
 
-    stack, database = scaled_stack
+    stack, services = scaled_stack
     rpm = 20  # 28 images: the last 8 must wait for the shared minute, though four shards ask at once
     stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
     GenerationLimits(max_in_flight=MAX_IN_FLIGHT, requests_per_minute=rpm).save("bananaflow-limits", overwrite=True)
@@ -198,12 +157,12 @@ def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_
     assert "429" not in stats["by_outcome"], stats["by_outcome"]
 
     async def shard_runs_in_postgres() -> int:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=database)
+        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=services.database)
         try:
             return await conn.fetchval("SELECT count(*) FROM flow_run WHERE 'bananaflow-shard' = ANY(SELECT jsonb_array_elements_text(tags))")
         finally:
             await conn.close()
 
     assert asyncio.run(shard_runs_in_postgres()) == 4
-    messaging = redis.Redis.from_url(PREFECT_REDIS_URL)
+    messaging = redis.Redis.from_url(services.prefect_redis_url)
     assert messaging.type("events") == b"stream" and messaging.xinfo_stream("events")["entries-added"] > 0
