@@ -46,6 +46,13 @@ class Budget:
         with self._lock:
             return self.spent_usd + self.reserved_usd + usd <= self.max_cost_usd + 1e-9
 
+    def fits_once_settled(self, usd: float) -> bool:
+        """Whether ``usd`` could fit once the open reservations settle (they settle at or
+        below what they reserved): if not, nothing will make room and the work is deferred;
+        if so, it is worth waiting for the calls in flight to answer."""
+        with self._lock:
+            return self.spent_usd + usd <= self.max_cost_usd + 1e-9
+
     def reserve(self, usd: float) -> bool:
         """Reserve ``usd`` if it fits under the cap; False (and nothing reserved) if not."""
         with self._lock:

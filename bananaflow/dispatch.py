@@ -9,6 +9,7 @@ final: another model would refuse the same prompt.
 """
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, replace
 from typing import Mapping
@@ -28,6 +29,9 @@ from bananaflow.errors import (
 )
 from bananaflow.meters import Demand, next_quota_reset
 from bananaflow.models import get_model
+
+#: How often an item that the open reservations crowd out looks again at the budget.
+BUDGET_POLL_S = 0.05
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.retry import RetryPolicy, call_with_retries
 
@@ -96,8 +100,10 @@ class Dispatcher:
         first_sent: list[float] = []
 
         async def attempt() -> GeneratedImage:
-            if budget is not None and not budget.can_afford(worst):
-                raise _budget_error(budget.max_cost_usd)
+            while budget is not None and not budget.can_afford(worst):
+                if not budget.fits_once_settled(worst):  # spent for real: no answer will make room
+                    raise _budget_error(budget.max_cost_usd)
+                await asyncio.sleep(BUDGET_POLL_S)  # calls in flight hold worst cases; they settle lower
             async with controller.slot(demand) as lease:
                 if not breaker.allow():  # checked at the last moment: it may have opened while we queued
                     raise CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")

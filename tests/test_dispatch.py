@@ -107,6 +107,8 @@ def test_budget_stops_admitting_at_the_cap_and_defers_the_rest():
         deferred = [r for r in rows if r.status == "deferred"]
         assert len(made) + len(deferred) == 10
         assert len(made) >= 3  # real costs are below the worst case, so settled room is reused
+        spent = sum(r.cost_usd for r in made)
+        assert spent + worst > worst * 3.5, "it deferred only what could no longer fit"
         assert sum(r.cost_usd for r in made) <= worst * 3.5
         assert all(r.error_class == "BudgetExhausted" and r.attempts == 0 for r in deferred)
         assert sim.stats()["requests_total"] == len(made)
@@ -119,6 +121,29 @@ def test_budget_reservations_never_overshoot_under_concurrency():
     budget.settle(0.4, 0.1)
     assert budget.reserve(0.4)
     assert budget.spent_usd == pytest.approx(0.1) and budget.reserved_usd == pytest.approx(0.8)
+
+
+def test_a_reservation_in_flight_makes_others_wait_not_give_up():
+    budget = Budget(1.0)
+    assert budget.reserve(0.6)  # a call in flight holds its worst case
+    assert not budget.can_afford(0.6) and budget.fits_once_settled(0.6)  # wait: it will settle lower
+    budget.settle(0.6, 0.3)
+    assert budget.can_afford(0.6) and budget.reserve(0.6)
+    budget.settle(0.6, 0.6)
+    assert not budget.fits_once_settled(0.6)  # 0.9 is spent for real: defer
+
+
+def test_budget_with_calls_in_flight_defers_only_what_cannot_fit():
+    """Four in flight at once: items crowded out by others' open worst cases wait for them
+    to settle instead of being deferred while real room is left."""
+    worst = worst_case_cost_usd(get_model(PRO), "1K")
+    cap = worst * 3.5
+    with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.1))) as sim:
+        rows = run(sim, items(12), Admission(LimitSettings(max_in_flight=4), max_cost_usd=cap))
+    made = [r for r in rows if r.status == "succeeded"]
+    spent = sum(r.cost_usd for r in made)
+    assert spent <= cap and spent + worst > cap
+    assert len(made) + sum(r.status == "deferred" for r in rows) == 12
 
 
 def test_breaker_opens_half_opens_and_closes():

@@ -59,11 +59,18 @@ def test_fallback_model_makes_the_images_and_the_manifest_names_it(prefect_api, 
 def test_max_cost_stops_admitting_and_defers_the_rest(prefect_api, s3_env, provider_env, tmp_path):
     catalog = write_catalog(tmp_path / "catalog.csv", products(8, "MC"))
     summary = run(catalog=str(catalog), bucket="e2e-budget", concurrency=1, max_cost_usd=0.5)
+    from bananaflow.budget import worst_case_cost_usd
+    from bananaflow.models import default_model_id, get_model
+
     made, deferred = summary["counts"].get("succeeded", 0), summary["counts"].get("deferred", 0)
-    assert made + deferred == 8 and made >= 3 and deferred >= 1
+    assert made + deferred == 8 and made >= 1 and deferred >= 1
     assert summary["cost_usd"] <= 0.5
     assert summary["deferred_by_budget"] == deferred
-    assert summary["limits"]["budget"]["max_cost_usd"] == 0.5
+    budget = summary["limits"]["budget"]
+    assert budget["max_cost_usd"] == 0.5 and budget["spent_usd"] <= 0.5
+    # it stopped only when it had to: one more call's worst case would have crossed the cap
+    # (a call that timed out counts at its worst case, since the provider may still bill it)
+    assert budget["spent_usd"] + worst_case_cost_usd(get_model(default_model_id()), "1K") > 0.5
 
 
 def test_limits_block_carries_the_daily_quota(prefect_api, s3_env, provider_env, tmp_path):
