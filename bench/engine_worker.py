@@ -75,18 +75,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.monotonic()
     rows = []
 
-    # Items enter a bounded window, as the flow feeds them in chunks of at most 100 per task:
-    # the controller still decides when each request goes, but 10,000 items are not 10,000
-    # coroutines alive at once.
-    window = asyncio.Semaphore(max(100, 5 * args.max_in_flight))
+    # Items enter a bounded window (``process_stream``), as the flow feeds them in chunks of at
+    # most 100 per task: the controller still decides when each request goes, but 10,000 items
+    # are not 10,000 coroutines alive at once.
+    async def collect() -> None:
+        async for row in processor.process_stream(items, window=max(100, 5 * args.max_in_flight)):
+            rows.append(row)
 
-    async def one(item: WorkItem) -> None:
-        async with window:
-            rows.append(await processor.process(item))
-
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
     try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.stop_after)
+        await asyncio.wait_for(collect(), timeout=args.stop_after)
     except asyncio.TimeoutError:
         pass
     finally:
