@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rpm", type=float, default=None)
     p.add_argument("--burst", type=int, default=None, help="starts allowed back to back (default: the in-flight cap)")
     p.add_argument("--adaptive", action="store_true", help="learn requests/min from 429/503 (AIMD)")
-    p.add_argument("--adaptive-start", type=float, default=60.0)
+    p.add_argument("--adaptive-start", type=float, default=None,
+                   help="requests/min adaptive mode slow-starts from (default: unmetered until the first push-back)")
     p.add_argument("--redis-url", help="share the limits through this Redis server")
     p.add_argument("--namespace", default="bananaflow-bench")
     p.add_argument("--retry-initial", type=float, default=1.0, help="first retry wait (scale with the simulator's time)")
