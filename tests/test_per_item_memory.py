@@ -28,12 +28,16 @@ def image() -> GeneratedImage:
 
 
 class CountingProvider:
-    """Answers every request after a millisecond, counting requests in progress."""
+    """Counts requests in progress; holds every answer until ``hold_until`` requests are in
+    progress at once (so a test sees the window fill, however slow the machine), then
+    answers at once."""
 
     name = "gemini"
     base_url = "http://provider.test"
 
-    def __init__(self) -> None:
+    def __init__(self, hold_until: int = 1) -> None:
+        self.hold_until = hold_until
+        self.gate = asyncio.Event()
         self.active = 0
         self.most_active = 0
         self.sent = 0
@@ -44,7 +48,10 @@ class CountingProvider:
         self.active += 1
         self.most_active = max(self.most_active, self.active)
         try:
-            await asyncio.sleep(0.001)
+            if self.active >= self.hold_until:
+                self.gate.set()
+            await self.gate.wait()
+            await asyncio.sleep(0)
             return image()
         except asyncio.CancelledError:
             self.cancelled += 1
@@ -105,7 +112,7 @@ def test_a_re_run_reads_its_own_rows_back_from_the_memory_store():
 
 
 def test_process_stream_yields_every_row_with_at_most_window_items_in_progress():
-    provider = CountingProvider()
+    provider = CountingProvider(hold_until=7)
 
     async def main() -> list[ManifestRow]:
         return [row async for row in processor(provider).process_stream(iter(items(50)), window=7)]
