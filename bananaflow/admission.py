@@ -25,7 +25,10 @@ class LimitSettings:
     """A project's limits for one scope, as AI Studio shows them (None: not metered).
 
     ``adaptive`` learns requests per minute from 429/503 answers instead of trusting
-    ``requests_per_minute`` (which, if given, is where learning starts).
+    ``requests_per_minute``. Learning starts at the limit an earlier run learned (from
+    ``learned_limits_file``), else slow-starts from ``requests_per_minute`` or
+    ``adaptive_start_rpm`` if either is given, else sends unmetered (in-flight cap only)
+    until the provider first pushes back.
     """
 
     max_in_flight: int | None = 8
@@ -34,7 +37,7 @@ class LimitSettings:
     requests_per_day: int | None = None
     spend_per_10min_usd: float | None = None
     adaptive: bool = False
-    adaptive_start_rpm: float = 60.0
+    adaptive_start_rpm: float | None = None
     learned_limits_file: str | None = None
 
 
@@ -118,8 +121,11 @@ class Admission:
         lim = self.limits
         adaptive = None
         if lim.adaptive:
-            start = (self._learned.get(scope) if self._learned else None) or lim.requests_per_minute or lim.adaptive_start_rpm
-            adaptive = AdaptiveLimit(start)
+            learned = self._learned.get(scope) if self._learned else None
+            if learned:
+                adaptive = AdaptiveLimit.resume(learned)
+            else:
+                adaptive = AdaptiveLimit(lim.requests_per_minute or lim.adaptive_start_rpm)
         return RateController(
             lim.max_in_flight,
             lim.requests_per_minute,
@@ -152,7 +158,8 @@ class Admission:
     def learned_limits(self) -> dict[str, float]:
         """Requests per minute learned by adaptive controllers, by scope."""
         with self._lock:
-            return {s: round(c.adaptive.limit, 1) for s, c in self._controllers.items() if c.adaptive is not None}
+            limits = {s: c.adaptive.limit for s, c in self._controllers.items() if c.adaptive is not None}
+        return {s: round(v, 1) for s, v in limits.items() if v is not None}  # None: not metered yet
 
     def keep_learned_limits(self) -> None:
         """Save learned limits for the next run (only ones the provider actually pushed back on)."""
@@ -161,8 +168,9 @@ class Admission:
         with self._lock:
             learned = [(s, c.adaptive) for s, c in self._controllers.items() if c.adaptive is not None]
         for scope, adaptive in learned:
-            if adaptive.learned:
-                self._learned.save(scope, adaptive.limit)
+            limit = adaptive.limit
+            if adaptive.learned and limit is not None:
+                self._learned.save(scope, limit)
 
     def report(self) -> dict[str, object]:
         """Facts for the run summary."""

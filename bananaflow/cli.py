@@ -52,7 +52,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-cost", type=float, metavar="USD",
                    help="stop sending at this spend (worst case reserved per call); the rest is deferred")
     g.add_argument("--adaptive", action="store_true",
-                   help="learn requests/min from 429/503 answers (AIMD); --rpm is where it starts")
+                   help="learn requests/min from 429/503 answers (AIMD); starts unmetered (in-flight cap only) "
+                        "until the first 429, or slow-starts from --rpm")
 
 
 def _add_catalog_arguments(p: argparse.ArgumentParser) -> None:

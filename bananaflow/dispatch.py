@@ -111,6 +111,7 @@ class Dispatcher:
                     raise _budget_error(budget.max_cost_usd)
                 billed = worst  # until the answer says otherwise: a timeout may still be billed
                 sent[0] += 1
+                controller.record_sent()
                 if not first_sent:
                     first_sent.append(time.monotonic())
                 try:

@@ -9,6 +9,7 @@ fails puts the bytes in the spool rather than dropping them.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from datetime import datetime, timezone
@@ -42,6 +43,14 @@ META_PREFIX = "bananaflow-"
 #: triple in size once percent-encoded); the key and the manifest keep it whole, so the
 #: metadata copy is cut rather than let an upload of a paid image fail.
 METADATA_SKU_CHARS = 64
+
+
+@functools.cache
+def meta_key(name: str) -> str:
+    """``bananaflow-<name>``, one shared string per name: every object's metadata uses the
+    same key objects instead of building 17 new strings per image (a store that keeps
+    metadata, such as the in-memory one, would otherwise hold 1 KB of keys per image)."""
+    return META_PREFIX + name
 
 
 def now_iso() -> str:
@@ -81,7 +90,7 @@ class ImageLander:
         row = self.success_row(item, image, key, attempts, latency_s, started_at, batch_name)
         if endpoint:  # which endpoint of a fallback chain made it
             row.endpoint = endpoint
-            metadata[META_PREFIX + "endpoint"] = endpoint
+            metadata[meta_key("endpoint")] = endpoint
         if finished is not None:
             row.qa = finished.report.to_json()
             if not finished.report.passed:
@@ -89,9 +98,9 @@ class ImageLander:
                 failure = QAFailed(finished.report.describe())
                 row.status, row.error_class, row.error_message = failure.status, "QAFailed", failure.message[:500]
                 row.key, row.uri = key, self.store.uri(key)
-                metadata[META_PREFIX + "qa-problems"] = row.error_message[:300]
+                metadata[meta_key("qa-problems")] = row.error_message[:300]
             else:
-                metadata[META_PREFIX + "derivatives"] = derivative_names(finished)
+                metadata[meta_key("derivatives")] = derivative_names(finished)
         journal = await asyncio.to_thread(self._journal, key, image, metadata)
         try:
             if finished is not None and finished.report.passed:
@@ -101,7 +110,7 @@ class ImageLander:
             await asyncio.to_thread(self.store.put_image, key, image.data, image.mime_type, metadata)
         except StorageError as exc:
             row.derivatives = ""
-            metadata.pop(META_PREFIX + "derivatives", None)
+            metadata.pop(meta_key("derivatives"), None)
             return self._spool_or_fail(row, key, image, metadata, exc, journal)
         if journal is not None and self.spool is not None:
             self.spool.discard(key)
@@ -142,7 +151,7 @@ class ImageLander:
             return None
         head = await asyncio.to_thread(self.store.head, key)
         row.status, row.error_class = "qa_failed", "QAFailed"
-        row.error_message = head.metadata.get(META_PREFIX + "qa-problems", "QA failed earlier in this run")
+        row.error_message = head.metadata.get(meta_key("qa-problems"), "QA failed earlier in this run")
         row.derivatives = ""
         return row
 
@@ -196,7 +205,7 @@ class ImageLander:
         }
         if batch_name:
             values["batch"] = batch_name
-        return {META_PREFIX + k: v for k, v in values.items()}
+        return {meta_key(k): v for k, v in values.items()}
 
     async def existing_row(self, item: WorkItem, key: str, started_at: str, t0: float) -> ManifestRow:
         """An object under this item's key exists. Made by this same run (a retried chunk):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Callable, Iterable
+from typing import AsyncIterator, Callable, Iterable
 
 from bananaflow.admission import Admission, endpoint_label
 from bananaflow.claims import KeyClaims
@@ -71,6 +71,45 @@ class ItemProcessor:
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""
         return list(await asyncio.gather(*(self.process(item) for item in items)))
+
+    async def process_stream(self, items: Iterable[WorkItem], *, window: int = 100) -> AsyncIterator[ManifestRow]:
+        """Rows as items finish (completion order), with at most ``window`` items in progress.
+
+        For long runs in one place: ``process_all`` starts a task per item up front, so
+        10,000 items are 10,000 tasks (and their coroutines) alive until the last one ends;
+        here ``window`` workers take the next item when they finish one, and what stays
+        behind per item is only the row the caller keeps. The controller, not the window,
+        still decides when each request goes: make the window a few times the in-flight cap.
+        Leaving the loop early (or being cancelled) cancels the items still in progress.
+        """
+        if window < 1:
+            raise ValueError("window must be at least 1")
+        source = iter(items)
+        rows: asyncio.Queue[ManifestRow | None] = asyncio.Queue()
+
+        async def worker() -> None:
+            try:
+                for item in source:  # one iterator shared by all workers: each item is taken once
+                    rows.put_nowait(await self.process(item))
+            finally:
+                rows.put_nowait(None)  # this worker is done
+
+        workers = [asyncio.ensure_future(worker()) for _ in range(window)]
+        try:
+            running = len(workers)
+            while running:
+                row = await rows.get()
+                if row is None:
+                    running -= 1
+                else:
+                    yield row
+            for task in workers:  # ``process`` never raises, but the items iterable may
+                if task.done() and not task.cancelled() and task.exception() is not None:
+                    raise task.exception()  # type: ignore[misc]
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
 
     async def process(self, item: WorkItem) -> ManifestRow:
         started_at, t0 = _now(), time.monotonic()

@@ -37,6 +37,10 @@ from bananaflow.meters import (
 
 #: Longest single sleep while waiting; a cooldown or park set by another worker is noticed this soon.
 _MAX_SLEEP_S = 1.0
+#: The requests-per-minute meter of an adaptive scope before its first push-back: it never
+#: holds a request back, but logs each start, so once a limit is learned the requests of the
+#: minute before count against it (the provider counted them too).
+UNMETERED_RPM = 1e9
 
 
 @dataclass
@@ -169,6 +173,8 @@ class RateController:
         if self.adaptive is None:
             return self._fixed
         limit = self.adaptive.limit
+        if limit is None:  # not metered until the first push-back: the window still logs every start
+            return self._fixed + (RequestsPerMinute(UNMETERED_RPM, self.max_in_flight or 1),)
         return self._fixed + (RequestsPerMinute(limit, _burst(None, self.max_in_flight, limit)),)
 
     def try_acquire(self, demand: Demand = Demand()) -> float:
@@ -234,6 +240,11 @@ class RateController:
         """Replace the reserved worst-case cost of a request by its real cost."""
         if reserved.cost_usd:
             self.backend.settle(self.scope, lease, self.meters, reserved, actual_cost_usd)
+
+    def record_sent(self) -> None:
+        """A request admitted by ``acquire`` is being sent now (an adaptive rate counts it)."""
+        if self.adaptive is not None:
+            self.adaptive.on_sent()
 
     def record_success(self) -> None:
         if self.adaptive is not None:

@@ -34,10 +34,11 @@ class JobOptions:
         get_model(self.model).validate(self.aspect_ratio, self.image_size)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkItem:
     """One image to make. ``key_stem`` is the object key without its extension, which
-    depends on the format the model returns.
+    depends on the format the model returns. A run plans every item up front, so items
+    have slots (no per-instance ``__dict__``).
 
     ``reference_links`` are photos of the real product to send with the prompt;
     ``group_reference_stem`` is the key stem of the image made for the first product of

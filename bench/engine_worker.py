@@ -40,7 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rpm", type=float, default=None)
     p.add_argument("--burst", type=int, default=None, help="starts allowed back to back (default: the in-flight cap)")
     p.add_argument("--adaptive", action="store_true", help="learn requests/min from 429/503 (AIMD)")
-    p.add_argument("--adaptive-start", type=float, default=60.0)
+    p.add_argument("--adaptive-start", type=float, default=None,
+                   help="requests/min adaptive mode slow-starts from (default: unmetered until the first push-back)")
     p.add_argument("--redis-url", help="share the limits through this Redis server")
     p.add_argument("--namespace", default="bananaflow-bench")
     p.add_argument("--retry-initial", type=float, default=1.0, help="first retry wait (scale with the simulator's time)")
@@ -75,18 +76,15 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     t0 = time.monotonic()
     rows = []
 
-    # Items enter a bounded window, as the flow feeds them in chunks of at most 100 per task:
-    # the controller still decides when each request goes, but 10,000 items are not 10,000
-    # coroutines alive at once.
-    window = asyncio.Semaphore(max(100, 5 * args.max_in_flight))
+    # Items enter a bounded window (``process_stream``), as the flow feeds them in chunks of at
+    # most 100 per task: the controller still decides when each request goes, but 10,000 items
+    # are not 10,000 coroutines alive at once.
+    async def collect() -> None:
+        async for row in processor.process_stream(items, window=max(100, 5 * args.max_in_flight)):
+            rows.append(row)
 
-    async def one(item: WorkItem) -> None:
-        async with window:
-            rows.append(await processor.process(item))
-
-    tasks = [asyncio.ensure_future(one(item)) for item in items]
     try:
-        await asyncio.wait_for(asyncio.gather(*tasks), timeout=args.stop_after)
+        await asyncio.wait_for(collect(), timeout=args.stop_after)
     except asyncio.TimeoutError:
         pass
     finally:

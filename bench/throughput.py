@@ -202,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--latency", default="0.2-1.5")
     p.add_argument("--rate-503", type=float, default=0.03)
     p.add_argument("--warmup", type=float, default=90.0, help="seconds of adaptive warm-up excluded from its 429 share")
-    p.add_argument("--adaptive-start", type=float, default=120.0, help="where adaptive mode starts (requests/min)")
+    p.add_argument("--adaptive-start", type=float, default=None,
+                   help="requests/min adaptive mode slow-starts from (default: the engine's default, unmetered "
+                        "under the in-flight cap until the first push-back)")
     p.add_argument("--rss-items", default="1000,10000", help="bananaflow memory runs; empty to skip")
     p.add_argument("--engines", default="bananaflow,bananaflow-adaptive,seed,gather")
     p.add_argument("--seed-baseline", help="path of seed_threadpool.py (default: ../shared/baselines/)")
@@ -241,7 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                 label = "bananaflow (known limits)"
             elif engine == "bananaflow-adaptive":
                 cmd = [*worker, *common, "--max-in-flight", str(args.cap), "--adaptive",
-                       "--adaptive-start", str(args.adaptive_start), "--retry-initial", f"{retry_initial:.4f}"]
+                       "--retry-initial", f"{retry_initial:.4f}"]
+                if args.adaptive_start is not None:
+                    cmd += ["--adaptive-start", str(args.adaptive_start)]
                 label = "bananaflow (adaptive)"
             elif engine == "seed":
                 cmd = [PY, str(seed), *common, "--api-key", "FAKE-BENCH-0123456789abcdefghijklmnopq",
@@ -328,6 +332,11 @@ def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_row
         f"- Waits written for the real service are divided by the time scale ({TIME_SCALE:.1f}x): the seed's "
         "0.5 s start spacing and 2 s first retry, bananaflow's 1 s first retry.",
     ]
+    if any("adaptive" in r.name for r in results):
+        start = ("sends unmetered (in-flight cap only) until the first 429, then meters at the rate the simulator "
+                 "took in the last minute (AIMD from there)" if args.adaptive_start is None
+                 else f"slow-starts from {args.adaptive_start:g} requests/min")
+        doc.append(f"- bananaflow (adaptive) knows no limit and no learned value from an earlier run: it {start}.")
     for r in results:
         if r.note:
             doc.append(f"- {r.name}: {r.note}.")

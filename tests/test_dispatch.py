@@ -182,6 +182,34 @@ def test_adaptive_rate_is_learned_from_429s_reported_and_kept_for_the_next_run(t
     assert again.controller(route).adaptive.limit == pytest.approx(rpm, abs=0.1)
 
 
+def test_unmetered_adaptive_start_learns_from_the_first_429_and_the_next_run_starts_there(tmp_path):
+    state = tmp_path / "learned.json"
+    throttled = SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["ok"] * 8 + ["429"]}, script_retry_delay=0.05)
+    with SimulatorServer(throttled) as sim:
+        limits = LimitSettings(max_in_flight=4, adaptive=True, learned_limits_file=str(state))
+        admission = Admission(limits)
+        rows = run(sim, items(12), admission)
+        assert {r.status for r in rows} == {"succeeded"}
+        (scope, rpm), = admission.learned_limits().items()  # metered since the 429
+        admission.keep_learned_limits()
+    again = Admission(limits)
+    adaptive = again.controller(Route(scope.rsplit("/", 1)[0], PRO)).adaptive
+    assert adaptive.limit == pytest.approx(rpm, abs=0.1)
+    assert not adaptive.learned  # used as found; saved again only after a push-back of its own
+
+
+def test_a_per_day_429_parks_the_model_and_teaches_the_adaptive_rate_nothing(tmp_path):
+    state = tmp_path / "learned.json"
+    with SimulatorServer(SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["429_day"]})) as sim:
+        admission = Admission(LimitSettings(max_in_flight=1, adaptive=True, learned_limits_file=str(state)))
+        rows = run(sim, items(3), admission)
+        admission.keep_learned_limits()
+        assert {r.status for r in rows} == {"deferred"}
+        assert sim.stats()["requests_total"] == 1  # parked: the rest was not sent
+    assert admission.learned_limits() == {}  # still unmetered: a used-up day is not a per-minute limit
+    assert not state.exists()
+
+
 def test_endpoint_label_never_carries_credentials():
     assert endpoint_label("openai", "https://user:s3cret@relay.example:8443/v1?key=abc") == "openai:relay.example:8443"
     assert endpoint_label("gemini", "https://generativelanguage.googleapis.com") == "gemini:generativelanguage.googleapis.com"
