@@ -60,7 +60,7 @@ class CountingProvider:
             self.active -= 1
 
     async def aclose(self) -> None:
-        pass
+        """Nothing to close: no connection was opened."""
 
 
 def processor(provider: CountingProvider, store: MemoryStore | None = None) -> ItemProcessor:
@@ -155,9 +155,8 @@ def test_process_stream_passes_on_an_error_of_the_items_iterable():
 
 
 def test_process_stream_refuses_an_empty_window():
-    async def main() -> None:
-        async for _ in processor(CountingProvider()).process_stream(items(1), window=0):
-            pass
+    async def main() -> list[ManifestRow]:
+        return [row async for row in processor(CountingProvider()).process_stream(items(1), window=0)]
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="window"):
         asyncio.run(main())
