@@ -8,16 +8,15 @@ commands that need Prefect import it lazily or run it in a subprocess.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bananaflow.errors import ConfigurationError
+from bananaflow.local_prefect import stop_process_group
 
 STACK_PID, STACK_STATE, STACK_LOG = "stack.pid", "stack.json", "stack.log"
 
@@ -105,20 +104,7 @@ def stop_stack(state: Path, wait_s: float = 40.0) -> bool:
     """Stop the supervisor ``up`` started (it stops its workers and local servers)."""
     pid = _stack_pid(state)
     (state / STACK_PID).unlink(missing_ok=True)
-    if not pid:
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    return True
+    return stop_process_group(pid, wait_s) if pid else False
 
 
 def _stack_pid(state: Path) -> int | None:

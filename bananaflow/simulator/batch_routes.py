@@ -261,13 +261,22 @@ def _finish(engine: SimulatorEngine, batch: SimBatch) -> None:
     batch.end_state = state
 
 
-async def get_batch(request: Request) -> Response:
+def _batch_of(request: Request) -> tuple[SimulatorEngine, SimBatch] | Response:
+    """The engine and the batch the path names, or the 401/404 answer to give instead."""
     if (denied := _unauthorized(request)) is not None:
         return denied
     engine = _engine(request)
     batch = engine.batches.batch(request.path_params["batch_id"])
     if batch is None:
         return google_error(404, f"Batch batches/{request.path_params['batch_id']} not found.")
+    return engine, batch
+
+
+async def get_batch(request: Request) -> Response:
+    found = _batch_of(request)
+    if isinstance(found, Response):
+        return found
+    engine, batch = found
     state = batch.state_at(engine.config.batch_turnaround_s, time.monotonic())
     if state == "due":
         def finish_once() -> None:
@@ -302,12 +311,10 @@ async def list_batches(request: Request) -> Response:
 
 
 async def cancel_batch(request: Request) -> Response:
-    if (denied := _unauthorized(request)) is not None:
-        return denied
-    engine = _engine(request)
-    batch = engine.batches.batch(request.path_params["batch_id"])
-    if batch is None:
-        return google_error(404, f"Batch batches/{request.path_params['batch_id']} not found.")
+    found = _batch_of(request)
+    if isinstance(found, Response):
+        return found
+    engine, batch = found
     with batch.lock:
         if batch.end_state not in TERMINAL:
             batch.end_state, batch.ended = CANCELLED, datetime.now(timezone.utc)

@@ -153,19 +153,27 @@ class ScaledServices:
 
         return scaled_server_env(self.database_url, self.prefect_redis_url)
 
+    def count(self, sql: str) -> int:
+        """One number from the server's database, e.g. how many flow runs it recorded."""
+        return int(self._on(self.database, lambda conn: conn.fetchval(sql)))
+
     def drop_database(self) -> None:
+        self._on("postgres", lambda conn: conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+
+    @staticmethod
+    def _on(database: str, query):  # noqa: ANN001, ANN205 (an asyncpg call and its result)
         import asyncio
 
         import asyncpg
 
-        async def drop() -> None:
-            conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+        async def run():  # noqa: ANN202
+            conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=database)
             try:
-                await conn.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+                return await query(conn)
             finally:
                 await conn.close()
 
-        asyncio.run(drop())
+        return asyncio.run(run())
 
 
 @pytest.fixture(scope="module")

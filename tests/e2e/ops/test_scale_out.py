@@ -83,6 +83,24 @@ def _assert_both_workers_ran_shards(catalog, worker_logs, limits_block: str) -> 
     assert sum(ran_on) == 4 and all(n >= 1 for n in ran_on), f"shards per worker: {ran_on}"
 
 
+def _shards_on_two_workers(stack: OpsStack, pool: str, tmp_path, env: dict[str, str], items: list[dict],
+                           limits_block: str) -> dict:  # noqa: ANN001
+    """Run ``items`` as 4 shards on two fresh workers; check every item was made exactly
+    once and both workers took shards; return the simulator's counters for this run."""
+    workers = _workers(stack, pool, tmp_path, env)
+    catalog = write_catalog(tmp_path / "catalog.csv", items)
+    stack.simulator.reset()  # its peak counters are this run's alone
+    try:
+        result = _run_sharded(stack, catalog, limits_block)
+    finally:
+        for worker in workers:
+            stop_process(worker)
+    stats = stack.simulator.stats()
+    _assert_every_item_exactly_once(stack, result, items, stats["requests_total"])
+    _assert_both_workers_ran_shards(catalog, [tmp_path / "worker-1.log", tmp_path / "worker-2.log"], limits_block)
+    return stats
+
+
 def test_without_redis_a_prefect_concurrency_limit_keeps_two_workers_within_the_limits(ops_stack, tmp_path):
     """No shared meter: each shard holds one of two slots and uses half the in-flight cap,
     so four shard runs on two workers never have more than the cap in flight together."""
@@ -91,20 +109,8 @@ def test_without_redis_a_prefect_concurrency_limit_keeps_two_workers_within_the_
     ops_stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
     GenerationLimits(max_in_flight=MAX_IN_FLIGHT, worker_slots=2).save("bananaflow-limits-slotted", overwrite=True)
     env = {k: v for k, v in ops_stack.env.items() if k != "BANANAFLOW_REDIS_URL"}
-    workers = _workers(ops_stack, "ops-scale", tmp_path, env)
-    items = products(40, "SHARD")
-    catalog = write_catalog(tmp_path / "big.csv", items)
-    ops_stack.simulator.reset()  # its peak in-flight count is this test's alone
-    try:
-        result = _run_sharded(ops_stack, catalog, "bananaflow-limits-slotted")
-    finally:
-        for worker in workers:
-            stop_process(worker)
-    stats = ops_stack.simulator.stats()
-
-    _assert_every_item_exactly_once(ops_stack, result, items, stats["requests_total"])
-    _assert_both_workers_ran_shards(catalog, [tmp_path / "worker-1.log", tmp_path / "worker-2.log"],
-                                    "bananaflow-limits-slotted")
+    stats = _shards_on_two_workers(ops_stack, "ops-scale", tmp_path, env, products(40, "SHARD"),
+                                   "bananaflow-limits-slotted")
     assert stats["max_in_flight_seen"] <= MAX_IN_FLIGHT
     from prefect.client.orchestration import get_client
 
@@ -129,9 +135,6 @@ def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_
     """The production shape: the runs' meters live in Redis, so the two workers together
     keep the in-flight cap and the per-minute limit; the server's runs live in PostgreSQL
     and its events went through Redis streams."""
-    import asyncio
-
-    import asyncpg
     import redis
 
     from blocks import GenerationLimits
@@ -140,29 +143,12 @@ def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_
     rpm = 20  # 28 images: the last 8 must wait for the shared minute, though four shards ask at once
     stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
     GenerationLimits(max_in_flight=MAX_IN_FLIGHT, requests_per_minute=rpm).save("bananaflow-limits", overwrite=True)
-    workers = _workers(stack, "ops-scaled", tmp_path, stack.env)
-    items = products(28, "SCALED")
-    catalog = write_catalog(tmp_path / "scaled.csv", items)
-    try:
-        result = _run_sharded(stack, catalog, "bananaflow-limits")
-    finally:
-        for worker in workers:
-            stop_process(worker)
-    stats = stack.simulator.stats()
-
-    _assert_every_item_exactly_once(stack, result, items, stats["requests_total"])
-    _assert_both_workers_ran_shards(catalog, [tmp_path / "worker-1.log", tmp_path / "worker-2.log"], "bananaflow-limits")
+    stats = _shards_on_two_workers(stack, "ops-scaled", tmp_path, stack.env, products(28, "SCALED"), "bananaflow-limits")
     assert stats["max_in_flight_seen"] <= MAX_IN_FLIGHT
     assert stats["max_requests_in_any_60s_window"] <= rpm
     assert "429" not in stats["by_outcome"], stats["by_outcome"]
 
-    async def shard_runs_in_postgres() -> int:
-        conn = await asyncpg.connect(host="127.0.0.1", port=5432, user="postgres", database=services.database)
-        try:
-            return await conn.fetchval("SELECT count(*) FROM flow_run WHERE 'bananaflow-shard' = ANY(SELECT jsonb_array_elements_text(tags))")
-        finally:
-            await conn.close()
-
-    assert asyncio.run(shard_runs_in_postgres()) == 4
+    shard_runs = "SELECT count(*) FROM flow_run WHERE 'bananaflow-shard' = ANY(SELECT jsonb_array_elements_text(tags))"
+    assert services.count(shard_runs) == 4
     messaging = redis.Redis.from_url(services.prefect_redis_url)
     assert messaging.type("events") == b"stream" and messaging.xinfo_stream("events")["entries-added"] > 0
