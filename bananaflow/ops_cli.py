@@ -37,6 +37,8 @@ def add_ops_commands(sub: argparse._SubParsersAction) -> None:
     find.add_argument("sku")
     find.add_argument("--bucket", default=os.environ.get("BANANAFLOW_BUCKET"), help="bucket the runs wrote to")
     find.add_argument("--prefix", default="bananaflow")
+    find.add_argument("--store-block", help="an image store block instead of --bucket/--prefix, e.g. bananaflow-store "
+                      "(what `make up` saved: its endpoint and keys come with it)")
     find.add_argument("--runs", type=int, default=5, help="newest run manifests to look in (default: %(default)s)")
 
     blocks = sub.add_parser("blocks", help="bananaflow's Prefect blocks")
@@ -133,13 +135,18 @@ def cmd_find(args: argparse.Namespace) -> int:
     """One line per (run, variant) of the SKU, newest run first, with a link to the task
     run (its logs and retries) when the Prefect UI is known (PREFECT_UI_URL / PREFECT_API_URL)."""
     from bananaflow.run_history import find_product
-    from bananaflow.storage import ImageStore
 
-    if not args.bucket:
-        raise ConfigurationError("bananaflow find: pass --bucket (or set BANANAFLOW_BUCKET)")
-    found = find_product(ImageStore(args.bucket, args.prefix), args.sku, runs=args.runs)
+    if not (args.bucket or args.store_block):
+        raise ConfigurationError("bananaflow find: pass --bucket (or set BANANAFLOW_BUCKET), or --store-block NAME")
+    from flows.store_config import resolve_store
+
+    try:
+        store = resolve_store(args.bucket, args.prefix, args.store_block)
+    except ValueError as exc:  # Prefect's answer for a block name it does not have
+        raise ConfigurationError(f"bananaflow find: {exc}") from None
+    found = find_product(store, args.sku, runs=args.runs)
     if not found:
-        print(f"{args.sku}: not in the newest {args.runs} run manifests under s3://{args.bucket}/{args.prefix}")
+        print(f"{args.sku}: not in the newest {args.runs} run manifests under s3://{store.bucket}/{store.prefix}")
         return 1
     ui = _prefect_ui_url()
     for run_dir, row in found:

@@ -1,7 +1,8 @@
 """`make up-scaled` as a new user runs it: `bananaflow up --scaled` brings up a Prefect server
 on PostgreSQL with Redis messaging, two workers, the blocks and the deployments (with the
 bundled simulator and S3 server, as no provider key is set); the `scale-out` deployment then
-runs the example catalog on the pool, and `bananaflow down` stops all of it."""
+runs the example catalog on the pool, `bananaflow find` locates one product through the
+saved store block, and `bananaflow down` stops all of it."""
 from __future__ import annotations
 
 import os
@@ -62,6 +63,11 @@ def test_up_scaled_runs_the_example_catalog_across_two_workers_then_down_stops_i
                 shards = [r for r in client.read_flow_runs() if "bananaflow-shard" in r.tags]
             assert len(shards) == 2 and all(r.state.is_completed() for r in shards)
 
+        # a person looks for one product: the store block `up` saved knows the endpoint and keys
+        found = _bananaflow(["find", "MUG-001", "--store-block", "bananaflow-store"], {**env, "PREFECT_API_URL": api_url}, 120)
+        assert found.returncode == 0, found.stdout + found.stderr
+        assert " MUG-001  row 2  main  succeeded  s3://bananaflow-local/" in found.stdout
+        assert f"task run http://127.0.0.1:{port}/runs/task-run/" in found.stdout
         # the scale-out run and its two shards
         assert scaled_services.count("SELECT count(*) FROM flow_run WHERE state_type = 'COMPLETED'") == 3
         stack_pid = int((state / "stack.pid").read_text())
