@@ -15,16 +15,16 @@ import resource
 import sys
 import time
 
-from bananaflow.admission import Admission, LimitSettings
-from bananaflow.limit_backends import InProcessBackend, RedisBackend
-from bananaflow.memory_store import MemoryStore
-from bananaflow.pipeline import ItemProcessor
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.limits.admission import Admission, LimitSettings
+from bananaflow.limits.backends import InProcessBackend, RedisBackend
+from bananaflow.testing.memory_store import MemoryStore
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.secrets import Secret
-from bananaflow.work import WorkItem
+from bananaflow.planning.work import WorkItem
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

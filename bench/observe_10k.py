@@ -27,8 +27,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bananaflow.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.local_s3 import LocalS3Server  # noqa: E402
+from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
+from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
 
 import subprocess  # noqa: E402
 
@@ -72,7 +72,7 @@ def simulator_process():  # noqa: ANN201
     """The simulator in its own process, so the RSS measured here is the flow's alone."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bananaflow.cli", "simulator", "--port", str(port), "--latency", "0-0.01"],
+        [sys.executable, "-m", "bananaflow.cli.main", "simulator", "--port", str(port), "--latency", "0-0.01"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
@@ -95,8 +95,8 @@ def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
-    from bananaflow.manifest import read_manifest
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow.reports.manifest import read_manifest
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     catalog = state / "catalog.csv"
     write_catalog(catalog, args.items)

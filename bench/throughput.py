@@ -8,7 +8,7 @@ simulator (reset in between), and is judged by the simulator's counters and requ
 
 * bananaflow: the engine (``ItemProcessor`` + rate controller, ``bench/engine_worker.py``)
   with known limits, and in adaptive mode (limits unknown, learned by AIMD); images go to an
-  in-memory store (``bananaflow.memory_store``), since S3 is not what is measured;
+  in-memory store (``bananaflow.testing.memory_store``), since S3 is not what is measured;
 * seed: ``../shared/baselines/seed_threadpool.py``, the thread pool most articles recommend;
 * gather: a plain ``asyncio.gather`` + semaphore loop (``bench/naive_gather.py``).
 
@@ -76,7 +76,7 @@ class Simulator:
     """The simulator as its own process (its CPU and memory are not any engine's)."""
 
     def __init__(self, *options: str) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "bananaflow.simulator.cli", "--port", "0", *options],
+        self.proc = subprocess.Popen([PY, "-m", "bananaflow.testing.simulator.cli", "--port", "0", *options],
                                      stdout=subprocess.PIPE, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         self.base_url = self.proc.stdout.readline().strip()
@@ -328,7 +328,7 @@ def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_row
         "- bananaflow feeds items into a window of max(100, 5 x cap) at a time, as the flow feeds chunks of at "
         "most 100 items per task; the other engines start every item at once, as written.",
         "- bananaflow here is the engine (`ItemProcessor` + `RateController`), without Prefect, writing to an "
-        "in-memory store (`bananaflow.memory_store`): the benchmark measures rate control, not S3.",
+        "in-memory store (`bananaflow.testing.memory_store`): the benchmark measures rate control, not S3.",
         f"- Waits written for the real service are divided by the time scale ({TIME_SCALE:.1f}x): the seed's "
         "0.5 s start spacing and 2 s first retry, bananaflow's 1 s first retry.",
     ]

@@ -4,9 +4,9 @@ Each block only *wraps* an engine object (``ProviderSettings``, ``ImageStore``,
 ``RateController``/``RetryPolicy``) so a plain script and a deployed flow configure the
 engine the same way. Secrets are ``SecretStr`` fields: the UI and API show them masked.
 """
-from blocks.limits import GenerationLimits
-from blocks.provider import ImageProviderBlock
-from blocks.store import ImageStoreBlock
+from bananaflow_prefect.blocks.limits import GenerationLimits
+from bananaflow_prefect.blocks.provider import ImageProviderBlock
+from bananaflow_prefect.blocks.store import ImageStoreBlock
 
 __all__ = ["GenerationLimits", "ImageProviderBlock", "ImageStoreBlock", "register_all"]
 

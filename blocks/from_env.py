@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from bananaflow.errors import ConfigurationError
-from blocks.limits import GenerationLimits
-from blocks.provider import ImageProviderBlock
-from blocks.store import ImageStoreBlock
+from bananaflow_prefect.blocks.limits import GenerationLimits
+from bananaflow_prefect.blocks.provider import ImageProviderBlock
+from bananaflow_prefect.blocks.store import ImageStoreBlock
 
 PROVIDER_BLOCK, STORE_BLOCK, LIMITS_BLOCK = "bananaflow-provider", "bananaflow-store", "bananaflow-limits"
 
@@ -64,7 +64,7 @@ def limits_block_from_env(environ: Mapping[str, str] = os.environ) -> Generation
 
 def save_blocks_from_env(bucket: str, prefix: str = "bananaflow", *, overwrite: bool = True) -> SavedBlocks:
     """Register the block types and save the three blocks on the current Prefect server."""
-    from blocks import register_all
+    from bananaflow_prefect.blocks import register_all
 
     register_all()
     provider = ImageProviderBlock.from_env()

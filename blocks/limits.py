@@ -6,8 +6,8 @@ import math
 from prefect.blocks.core import Block
 from pydantic import Field
 
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
 
 
 class GenerationLimits(Block):

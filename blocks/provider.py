@@ -6,8 +6,8 @@ from typing import Literal
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
 
-from bananaflow.models import default_model_id
-from bananaflow.provider_settings import GEMINI_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL, ProviderSettings
+from bananaflow.providers.models import default_model_id
+from bananaflow.providers.settings import GEMINI_DEFAULT_BASE_URL, OPENAI_DEFAULT_BASE_URL, ProviderSettings
 from bananaflow.secrets import Secret
 
 

@@ -8,7 +8,7 @@ from pydantic import Field, SecretStr
 
 import boto3
 
-from bananaflow.storage import ImageStore, make_s3_client
+from bananaflow.landing.storage import ImageStore, make_s3_client
 
 
 class ImageStoreBlock(Block):

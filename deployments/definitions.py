@@ -11,9 +11,9 @@ from datetime import timedelta
 from prefect.events import DeploymentEventTrigger
 from prefect.schedules import Cron, Interval
 
-from flows.catalog_flow import catalog_to_images
-from flows.retry_flow import retry_unfinished
-from flows.sharded_flow import catalog_sharded
+from bananaflow_prefect.flows.catalog_flow import catalog_to_images
+from bananaflow_prefect.flows.retry_flow import retry_unfinished
+from bananaflow_prefect.flows.sharded_flow import catalog_sharded
 
 DEFAULT_CRON = "0 2 * * *"
 DEFAULT_TIMEZONE = "UTC"

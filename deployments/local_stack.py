@@ -134,7 +134,7 @@ def _has_provider_key(environ: Mapping[str, str]) -> bool:
 
 def run_stack(args: argparse.Namespace) -> int:
     """Bring everything up, write ``stack.json``, then wait for SIGTERM and tear down."""
-    from bananaflow.local_prefect import ensure_server, is_healthy, server_env
+    from bananaflow.devstack.local_prefect import ensure_server, is_healthy, server_env
 
     state = Path(args.state_dir).resolve()
     home = state / "prefect"
@@ -161,9 +161,9 @@ def run_stack(args: argparse.Namespace) -> int:
     with contextlib.ExitStack() as stack:
         bucket = args.bucket
         if not _has_provider_key(os.environ):
-            from bananaflow.demo import DEMO_API_KEY, demo_simulator_config
-            from bananaflow.local_s3 import LocalS3Server
-            from bananaflow.simulator import SimulatorServer
+            from bananaflow.cli.demo import DEMO_API_KEY, demo_simulator_config
+            from bananaflow.devstack.local_s3 import LocalS3Server
+            from bananaflow.testing.simulator import SimulatorServer
 
             s3 = stack.enter_context(LocalS3Server(state / "s3"))
             sim = stack.enter_context(SimulatorServer(demo_simulator_config()))
@@ -176,7 +176,7 @@ def run_stack(args: argparse.Namespace) -> int:
         if not bucket:
             raise SystemExit("bananaflow up: pass --bucket (or BANANAFLOW_BUCKET) for the S3 bucket to write to")
 
-        from blocks.from_env import save_blocks_from_env
+        from bananaflow_prefect.blocks.from_env import save_blocks_from_env
 
         save_blocks_from_env(bucket, args.prefix)
         create_work_pool(args.pool, os.environ)

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from prefect import serve
 
-from deployments.definitions import DEFAULT_CRON, DEFAULT_TIMEZONE, BlockNames, Schedule, build_deployments
+from bananaflow_prefect.deployments.definitions import DEFAULT_CRON, DEFAULT_TIMEZONE, BlockNames, Schedule, build_deployments
 
 
 def main(argv: Sequence[str] | None = None) -> int:

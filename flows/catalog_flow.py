@@ -10,37 +10,37 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
-from bananaflow.admission import admission_for_run
+from bananaflow.limits.admission import admission_for_run
 from bananaflow.batch import choose_mode
 from bananaflow.batch.runner import PollPolicy
 from bananaflow.batch.sizing import BatchLimits
-from bananaflow.delta import split_previous
-from bananaflow.claims import KeyClaims
+from bananaflow.planning.delta import split_previous
+from bananaflow.landing.claims import KeyClaims
 from bananaflow.errors import ConfigurationError, StorageError
-from bananaflow.jobspec import build_job
-from bananaflow.manifest import ManifestRow, write_local
-from bananaflow.models import default_model_id
-from bananaflow.progress import ProgressTracker, announce
-from bananaflow.provider_settings import ProviderSettings
-from bananaflow.references import require_edit_mode
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
+from bananaflow.planning.jobspec import build_job
+from bananaflow.reports.manifest import ManifestRow, write_local
+from bananaflow.providers.models import default_model_id
+from bananaflow.reports.progress import ProgressTracker, announce
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.catalog.references import require_edit_mode
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.secrets import install_log_redaction
-from bananaflow.sharding import Shard
-from bananaflow.spool import Spool
-from bananaflow.storage import ImageStore
-from bananaflow.summary import summarize
-from bananaflow.work import JobOptions, WorkItem, chunk_size_for, chunked, waves
-from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
-from tasks import resources
-from tasks.batch import BatchSettings, generate_in_batches
-from tasks.events import emit_batch_completed
-from tasks.gallery import publish_gallery
-from tasks.generation import generate_images
-from tasks.guard import WorkerGuard, worker_guard
-from tasks.planning import plan
-from tasks.reporting import ProgressArtifact, publish_summary, write_outputs
-from tasks.writeback import write_back
+from bananaflow.planning.sharding import Shard
+from bananaflow.landing.spool import Spool
+from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.summary import summarize
+from bananaflow.planning.work import JobOptions, WorkItem, chunk_size_for, chunked, waves
+from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.tasks import resources
+from bananaflow_prefect.tasks.batch import BatchSettings, generate_in_batches
+from bananaflow_prefect.tasks.events import emit_batch_completed
+from bananaflow_prefect.tasks.gallery import publish_gallery
+from bananaflow_prefect.tasks.generation import generate_images
+from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
+from bananaflow_prefect.tasks.planning import plan
+from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, write_outputs
+from bananaflow_prefect.tasks.writeback import write_back
 
 #: Threads that run chunk tasks; the rate controller, not this number, bounds requests.
 TASK_THREADS = 16

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from bananaflow.run_history import latest_run_manifest
-from flows.catalog_flow import catalog_to_images
-from flows.store_config import resolve_store
+from bananaflow.reports.run_history import latest_run_manifest
+from bananaflow_prefect.flows.catalog_flow import catalog_to_images
+from bananaflow_prefect.flows.store_config import resolve_store
 
 
 @flow(name="retry-unfinished", log_prints=True)

@@ -5,7 +5,7 @@ shard (``run_deployment(..., timeout=0)``, so they run in parallel on whichever 
 poll the pool), waits for them, then reads every shard's manifest from the bucket and
 publishes one table for the whole catalog. Each shard is an ordinary ``catalog-to-images``
 run with ``shard_index``/``shard_count``; shards are disjoint by a hash of the SKU
-(``bananaflow.sharding``), and the deterministic object keys make a re-run of a shard that
+(``bananaflow.planning.sharding``), and the deterministic object keys make a re-run of a shard that
 died skip what it already made. Every shard must load the same limits (pass
 ``limits_block``) so each worker paces itself the same way.
 """
@@ -20,8 +20,8 @@ from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.run_history import manifests_of_runs
-from flows.store_config import resolve_store
+from bananaflow.reports.run_history import manifests_of_runs
+from bananaflow_prefect.flows.store_config import resolve_store
 
 #: The deployment each shard runs as (see deployments/prefect.yaml).
 SHARD_DEPLOYMENT = "catalog-to-images/catalog-shard"

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.storage import ImageStore
-from blocks import ImageStoreBlock
+from bananaflow.landing.storage import ImageStore
+from bananaflow_prefect.blocks import ImageStoreBlock
 
 
 def resolve_store(bucket: str | None, prefix: str, store_block: str | None) -> ImageStore:

@@ -19,10 +19,10 @@ from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, PollPolicy, Submission
 from bananaflow.batch.sizing import BatchLimits
 from bananaflow.errors import BatchNotCompleted, is_retryable
-from bananaflow.landing import ImageLander, now_iso
-from bananaflow.manifest import ManifestRow
-from bananaflow.work import WorkItem
-from tasks import resources
+from bananaflow.landing.lander import ImageLander, now_iso
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.planning.work import WorkItem
+from bananaflow_prefect.tasks import resources
 
 T = TypeVar("T")
 

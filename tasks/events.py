@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from prefect.events import emit_event
 
-from bananaflow.sharding import Shard
-from bananaflow.summary import RunSummary
+from bananaflow.planning.sharding import Shard
+from bananaflow.reports.summary import RunSummary
 
 BATCH_COMPLETED = "bananaflow.batch.completed"
 CATALOG_UPDATED = "catalog.updated"

@@ -5,9 +5,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from bananaflow.errors import StorageError
-from bananaflow.gallery import build_gallery, gallery_markdown
-from bananaflow.manifest import ManifestRow
-from bananaflow.storage import ImageStore
+from bananaflow.reports.gallery import build_gallery, gallery_markdown
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.storage import ImageStore
 
 
 @task(name="make-thumbnails", cache_policy=None, persist_result=False)

@@ -8,11 +8,11 @@ from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
-from bananaflow.manifest import ManifestRow
-from bananaflow.pipeline import ItemProcessor
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.providers import make_provider
-from bananaflow.work import WorkItem
-from tasks import resources
+from bananaflow.planning.work import WorkItem
+from bananaflow_prefect.tasks import resources
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried
 #: chunk pays only for its failed items: the others are found in S3 under their keys.

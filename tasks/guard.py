@@ -18,8 +18,8 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import ContextManager
 
-from bananaflow.limit_backends import REDIS_URL_ENV
-from blocks.limits import GenerationLimits
+from bananaflow.limits.backends import REDIS_URL_ENV
+from bananaflow_prefect.blocks.limits import GenerationLimits
 
 #: How long a run waits for a slot before it fails (other shards hold them for their whole run).
 SLOT_WAIT_S = 24 * 3600.0

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 from prefect import task
 
-from bananaflow.catalog import CatalogLoad, Rejection, load_catalog
-from bananaflow.jobspec import Job
-from bananaflow.work import WorkItem, plan_job
+from bananaflow.catalog.loader import CatalogLoad, Rejection, load_catalog
+from bananaflow.planning.jobspec import Job
+from bananaflow.planning.work import WorkItem, plan_job
 
 
 @dataclass

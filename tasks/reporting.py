@@ -9,11 +9,11 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.utilities.urls import url_for
 
-from bananaflow.catalog import Rejection, rejections_to_csv
-from bananaflow.manifest import ManifestRow, write_manifest
-from bananaflow.progress import ProgressTracker
-from bananaflow.storage import ImageStore
-from bananaflow.summary import RunSummary
+from bananaflow.catalog.loader import Rejection, rejections_to_csv
+from bananaflow.reports.manifest import ManifestRow, write_manifest
+from bananaflow.reports.progress import ProgressTracker
+from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.summary import RunSummary
 
 
 @task(name="write-manifest", cache_policy=None, persist_result=False)

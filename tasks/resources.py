@@ -10,13 +10,13 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from bananaflow.claims import KeyClaims
-from bananaflow.progress import ProgressTracker
-from bananaflow.provider_settings import ProviderSettings
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
-from bananaflow.spool import Spool
-from bananaflow.storage import ImageStore
+from bananaflow.landing.claims import KeyClaims
+from bananaflow.reports.progress import ProgressTracker
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.spool import Spool
+from bananaflow.landing.storage import ImageStore
 
 
 @dataclass

@@ -5,10 +5,10 @@ from prefect import get_run_logger, task
 
 from bananaflow.errors import BananaflowError
 
-from bananaflow.jobspec import Job
-from bananaflow.manifest import ManifestRow
-from bananaflow.storage import ImageStore
-from bananaflow.writeback import merchant_supplemental, shopify_csv
+from bananaflow.planning.jobspec import Job
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
 
 FILE_NAMES = {"shopify": ("shopify_products.csv", "text/csv; charset=utf-8"),
               "merchant": ("merchant_supplemental.tsv", "text/tab-separated-values; charset=utf-8")}

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from bananaflow.adaptive import AdaptiveLimit
-from bananaflow.admission import Admission, LimitSettings, Route
-from bananaflow.ratelimit import RateController
+from bananaflow.limits.adaptive import AdaptiveLimit
+from bananaflow.limits.admission import Admission, LimitSettings, Route
+from bananaflow.limits.controller import RateController
 
 
 class Clock:

@@ -17,14 +17,14 @@ from bananaflow.batch.jsonl import input_file, input_line, read_results
 from bananaflow.batch.ledger import BatchJob, job_id_for
 from bananaflow.batch.sizing import BatchLimits, split_into_batches
 from bananaflow.errors import ConfigurationError, ModelNotFound
-from bananaflow.models import get_model
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.models import get_model
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.gemini import build_body
 from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import Secret
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
-from bananaflow.simulator.gemini_wire import parse_generate_content
-from bananaflow.work import WorkItem
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.testing.simulator.gemini_wire import parse_generate_content
+from bananaflow.planning.work import WorkItem
 
 PRO = "gemini-3-pro-image"
 KEY = "FAKE-BATCH-unit-key-0123456789abcdefghij"

@@ -12,14 +12,14 @@ from bananaflow.batch.jsonl import input_file
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.runner import BatchRunner, PollPolicy
 from bananaflow.batch.sizing import BatchLimits
-from bananaflow.landing import ImageLander, now_iso
-from bananaflow.local_s3 import LocalS3Server
-from bananaflow.manifest import ManifestRow
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.landing.lander import ImageLander, now_iso
+from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
-from bananaflow.storage import ImageStore
-from bananaflow.work import WorkItem
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.work import WorkItem
 
 PRO = "gemini-3-pro-image"
 KEY = "FAKE-RUNNER-unit-key-0123456789abcdefgh"

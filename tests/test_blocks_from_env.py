@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bananaflow.errors import ConfigurationError
-from blocks.from_env import limits_block_from_env, store_block_from_env
+from bananaflow_prefect.blocks.from_env import limits_block_from_env, store_block_from_env
 
 
 def test_store_block_takes_boto3s_standard_variables():
@@ -27,7 +27,7 @@ def test_limits_block_reads_numbers_and_names_a_bad_one():
 
 
 def test_limits_split_between_worker_slots_stay_within_the_whole() -> None:
-    from blocks.limits import GenerationLimits
+    from bananaflow_prefect.blocks.limits import GenerationLimits
 
     whole = GenerationLimits(max_in_flight=5, requests_per_minute=60, images_per_minute=30, requests_per_day=7,
                              spend_per_10min_usd=3.0, worker_slots=2, max_attempts=4)
@@ -40,8 +40,8 @@ def test_limits_split_between_worker_slots_stay_within_the_whole() -> None:
 
 
 def test_no_worker_slots_means_no_guard_and_the_whole_limits() -> None:
-    from blocks.limits import GenerationLimits
-    from tasks.guard import worker_guard
+    from bananaflow_prefect.blocks.limits import GenerationLimits
+    from bananaflow_prefect.tasks.guard import worker_guard
 
     limits = GenerationLimits(max_in_flight=6)
     guard = worker_guard("bananaflow-limits", limits, environ={})

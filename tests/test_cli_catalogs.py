@@ -1,11 +1,11 @@
-"""The ``prompts`` preview and the new ``run`` options, through ``bananaflow.cli.main``."""
+"""The ``prompts`` preview and the new ``run`` options, through ``bananaflow.cli.main.main``."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from bananaflow.cli import EXIT_OK, EXIT_USAGE, main, parse_map
+from bananaflow.cli.main import EXIT_OK, EXIT_USAGE, main, parse_map
 from bananaflow.errors import BananaflowError
 
 ROOT = Path(__file__).parent.parent
@@ -69,10 +69,10 @@ def test_parse_map_reads_field_equals_column() -> None:
 
 
 def test_prompts_preview_counts_only_what_changed_since_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bananaflow.catalog import load_catalog
-    from bananaflow.jobspec import load_job
-    from bananaflow.manifest import ManifestRow, write_local
-    from bananaflow.work import plan_job
+    from bananaflow.catalog.loader import load_catalog
+    from bananaflow.planning.jobspec import load_job
+    from bananaflow.reports.manifest import ManifestRow, write_local
+    from bananaflow.planning.work import plan_job
 
     items = plan_job(load_catalog(SHOPIFY), load_job(JOB), "bananaflow")
     done = [ManifestRow(run_id="r", row_number=i.row_number, sku=i.sku, variant=i.variant, status="succeeded",

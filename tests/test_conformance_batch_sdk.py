@@ -15,8 +15,8 @@ from google.genai import errors as genai_errors
 from google.genai import types
 from PIL import Image
 
-from bananaflow.models import get_model
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.providers.models import get_model
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 PRO = "gemini-3-pro-image"
 TERMINAL = {"JOB_STATE_SUCCEEDED", "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"}

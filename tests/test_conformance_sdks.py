@@ -14,8 +14,8 @@ from google.genai import types
 from openai import OpenAI
 from PIL import Image
 
-from bananaflow.models import get_model
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.providers.models import get_model
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 PRO = "gemini-3-pro-image"
 

@@ -11,14 +11,14 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bananaflow.catalog import load_catalog
-from bananaflow.delta import split_previous, split_unchanged
+from bananaflow.catalog.loader import load_catalog
+from bananaflow.planning.delta import split_previous, split_unchanged
 from bananaflow.errors import ConfigurationError
-from bananaflow.jobspec import WritebackSpec, build_job
-from bananaflow.manifest import ManifestRow, read_manifest, write_local
-from bananaflow.storage import ImageStore
-from bananaflow.work import plan_job
-from bananaflow.writeback import merchant_supplemental, shopify_csv
+from bananaflow.planning.jobspec import WritebackSpec, build_job
+from bananaflow.reports.manifest import ManifestRow, read_manifest, write_local
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.work import plan_job
+from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"
 SHOPIFY = str(FIXTURES / "shopify_products.csv")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from deployments.definitions import BlockNames, Schedule, build_deployments
+from bananaflow_prefect.deployments.definitions import BlockNames, Schedule, build_deployments
 
 YAML = Path(__file__).resolve().parent.parent / "deployments" / "prefect.yaml"
 

@@ -4,20 +4,20 @@ import asyncio
 
 import pytest
 
-from bananaflow.admission import Admission, LimitSettings, Route, endpoint_label
-from bananaflow.breaker import CircuitBreaker
-from bananaflow.budget import Budget, worst_case_cost_usd
-from bananaflow.memory_store import MemoryStore
-from bananaflow.models import get_model
-from bananaflow.pipeline import ItemProcessor
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.limits.admission import Admission, LimitSettings, Route, endpoint_label
+from bananaflow.limits.breaker import CircuitBreaker
+from bananaflow.limits.budget import Budget, worst_case_cost_usd
+from bananaflow.testing.memory_store import MemoryStore
+from bananaflow.providers.models import get_model
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.secrets import Secret
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
-from bananaflow.summary import summarize
-from bananaflow.work import WorkItem
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.reports.summary import summarize
+from bananaflow.planning.work import WorkItem
 
 PRO, FLASH = "gemini-3-pro-image", "gemini-3.1-flash-image"
 FAST = RetryPolicy(max_attempts=3, initial_wait=0.01, max_wait=0.05, deadline_s=30)

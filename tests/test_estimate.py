@@ -1,7 +1,7 @@
 import pytest
 
-from bananaflow.cli import main
-from bananaflow.estimate import estimate
+from bananaflow.cli.main import main
+from bananaflow.planning.estimate import estimate
 
 
 def test_estimate_is_bound_by_the_tightest_limit_and_counts_quota_days():

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.catalog import load_catalog
+from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError
 
 FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"

@@ -4,8 +4,8 @@ import io
 
 from PIL import Image
 
-from bananaflow.gallery import GalleryEntry, gallery_markdown, make_thumbnail, sample_rows
-from bananaflow.manifest import ManifestRow
+from bananaflow.reports.gallery import GalleryEntry, gallery_markdown, make_thumbnail, sample_rows
+from bananaflow.reports.manifest import ManifestRow
 
 
 def _png(size: tuple[int, int], mode: str = "RGBA") -> bytes:

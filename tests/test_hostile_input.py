@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.catalog import load_catalog
+from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError, TemplateError
-from bananaflow.keys import MAX_SKU_SEGMENT
-from bananaflow.jobspec import build_job
-from bananaflow.preflight import check_inputs
-from bananaflow.prompts import PromptTemplate
-from bananaflow.storage import decode_metadata, encode_metadata
-from bananaflow.work import JobOptions, plan_work
+from bananaflow.planning.keys import MAX_SKU_SEGMENT
+from bananaflow.planning.jobspec import build_job
+from bananaflow.planning.preflight import check_inputs
+from bananaflow.planning.prompts import PromptTemplate
+from bananaflow.landing.storage import decode_metadata, encode_metadata
+from bananaflow.planning.work import JobOptions, plan_work
 
 HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
@@ -56,7 +56,7 @@ def test_hostile_skus_become_safe_unique_keys_and_titles_stay_text() -> None:
 
 
 def test_hostile_sku_metadata_fits_in_headers_and_round_trips() -> None:
-    from bananaflow.landing import METADATA_SKU_CHARS
+    from bananaflow.landing.lander import METADATA_SKU_CHARS
 
     for sku in ["x" * 1000, "日本語のマグ" * 100, "line\nbreak\x1b[31m"]:
         encoded = encode_metadata({"bananaflow-sku": sku[:METADATA_SKU_CHARS], "bananaflow-row": "2"})
@@ -144,7 +144,7 @@ def test_a_200000_row_catalog_loads_and_validates(tmp_path: Path) -> None:
     ],
 )
 def test_cli_exits_2_with_one_line_for_an_unusable_input(args: list[str], message: str) -> None:
-    argv = [sys.executable, "-m", "bananaflow.cli", "run", hostile(args[0]), *args[1:], "--bucket", "never-used"]
+    argv = [sys.executable, "-m", "bananaflow.cli.main", "run", hostile(args[0]), *args[1:], "--bucket", "never-used"]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PREFECT_API"))}
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 2

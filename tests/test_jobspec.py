@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.catalog import load_catalog
+from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import ConfigurationError
-from bananaflow.jobspec import build_job, load_job
-from bananaflow.prompts import PromptTemplate
-from bananaflow.work import JobOptions, plan_job, plan_work, waves
+from bananaflow.planning.jobspec import build_job, load_job
+from bananaflow.planning.prompts import PromptTemplate
+from bananaflow.planning.work import JobOptions, plan_job, plan_work, waves
 
 ROOT = Path(__file__).parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"
@@ -144,7 +144,7 @@ def test_the_run_section_sets_mode_and_deadline_and_refuses_unknown_modes():
 def test_chunks_hold_contiguous_sku_ranges_whatever_the_catalog_order() -> None:
     """A chunk's task run is named by its first and last SKU, so a product lies in the
     chunk whose range holds it; a product's variants stay side by side."""
-    from bananaflow.work import chunked
+    from bananaflow.planning.work import chunked
 
     job = load_job(EXAMPLE_JOB)
     items = plan_job(load_catalog(str(ROOT / "examples" / "catalog.csv")), job, "shop")

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from bananaflow.adaptive import AdaptiveLimit, LearnedLimits
+from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
 from bananaflow.errors import QuotaExhausted
-from bananaflow.limit_backends import InProcessBackend, RedisBackend, backend_from_env
-from bananaflow.meters import (
+from bananaflow.limits.backends import InProcessBackend, RedisBackend, backend_from_env
+from bananaflow.limits.meters import (
     QUOTA_TZ,
     DailyQuota,
     Demand,
@@ -19,7 +19,7 @@ from bananaflow.meters import (
     next_quota_reset,
     quota_day,
 )
-from bananaflow.ratelimit import RateController
+from bananaflow.limits.controller import RateController
 
 REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

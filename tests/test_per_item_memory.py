@@ -5,14 +5,14 @@ import pickle
 
 import pytest
 
-from bananaflow.landing import META_PREFIX, ImageLander, meta_key
-from bananaflow.manifest import ManifestRow
-from bananaflow.memory_store import MemoryStore
-from bananaflow.pipeline import ItemProcessor
+from bananaflow.landing.lander import META_PREFIX, ImageLander, meta_key
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.testing.memory_store import MemoryStore
+from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
-from bananaflow.work import WorkItem
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.planning.work import WorkItem
 
 FLASH = "gemini-3.1-flash-image"
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.0, max_wait=0.0, deadline_s=30)

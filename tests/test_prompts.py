@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bananaflow.errors import TemplateError
-from bananaflow.prompts import PromptTemplate, join_list, strip_html, truncate_words
+from bananaflow.planning.prompts import PromptTemplate, join_list, strip_html, truncate_words
 
 EXAMPLES = Path(__file__).parent.parent / "examples" / "templates"
 

@@ -23,7 +23,7 @@ from bananaflow.errors import (
     ServerError,
     is_retryable,
 )
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.base import ImageRequest
 from bananaflow.providers.classify import (
     PACIFIC,

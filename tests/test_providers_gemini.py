@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.errors import BadResponse, ConfigurationError, ContentBlocked, NoImageReturned
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import GeminiProvider, make_provider
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest, ReferenceImage, Usage
 from bananaflow.secrets import Secret

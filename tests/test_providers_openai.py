@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.errors import AuthError, BadResponse, ConfigurationError, NoImageReturned, RateLimited
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import OpenAIImagesProvider, make_provider
 from bananaflow.providers.base import GeneratedImage, ImageRequest, ReferenceImage
 from bananaflow.providers.openai_images import generations_url

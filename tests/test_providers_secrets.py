@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from bananaflow.errors import ProviderError
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
 from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import Secret

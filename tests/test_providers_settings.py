@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 
 GKEY = "FAKESettingsKey1111111111111111111"

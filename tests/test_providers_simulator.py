@@ -6,7 +6,7 @@ from typing import Any, Iterator
 
 import pytest
 
-simulator = pytest.importorskip("bananaflow.simulator")
+simulator = pytest.importorskip("bananaflow.testing.simulator")
 
 from bananaflow.errors import (  # noqa: E402
     AuthError,
@@ -21,9 +21,9 @@ from bananaflow.errors import (  # noqa: E402
     RateLimited,
     ServerError,
 )
-from bananaflow.provider_settings import ProviderSettings  # noqa: E402
+from bananaflow.providers.settings import ProviderSettings  # noqa: E402
 from bananaflow.providers import GeneratedImage, ImageRequest, make_provider  # noqa: E402
-from bananaflow.retry import RetryPolicy, call_with_retries  # noqa: E402
+from bananaflow.generation.retry import RetryPolicy, call_with_retries  # noqa: E402
 from bananaflow.secrets import Secret  # noqa: E402
 
 KEY = "sim-test-key-0123456789"

@@ -3,7 +3,7 @@ import threading
 
 import pytest
 
-from bananaflow.ratelimit import RateController
+from bananaflow.limits.controller import RateController
 
 
 class FakeClock:

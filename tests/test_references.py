@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bananaflow.references import ReferenceFetcher, ReferencePhotoError, resolve_link
-from bananaflow.work import WorkItem
+from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError, resolve_link
+from bananaflow.planning.work import WorkItem
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PHOTOS = FIXTURES / "photos"
@@ -120,7 +120,7 @@ def test_relative_links_resolve_against_the_catalog_folder(tmp_path: Path) -> No
 
 def test_edit_mode_is_refused_up_front_on_a_provider_without_it() -> None:
     from bananaflow.errors import ConfigurationError
-    from bananaflow.references import require_edit_mode
+    from bananaflow.catalog.references import require_edit_mode
 
     require_edit_mode([item("x.jpg")], "gemini")
     require_edit_mode([item()], "openai")

@@ -25,7 +25,7 @@ from bananaflow.errors import (
     RateLimited,
     ServerError,
 )
-from bananaflow.retry import RetryPolicy, call_with_retries
+from bananaflow.generation.retry import RetryPolicy, call_with_retries
 
 
 class FakeClock:

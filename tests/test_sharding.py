@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.sharding import Shard
+from bananaflow.planning.sharding import Shard
 
 
 def test_shards_partition_the_catalog_without_overlap_or_gaps():

@@ -7,7 +7,7 @@ import uuid
 from pathlib import Path
 
 
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 from tests.test_meters import _redis_or_skip, REDIS_URL
 

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bananaflow.models import get_model
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.providers.models import get_model
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 PRO = "gemini-3-pro-image"
 FLASH_31 = "gemini-3.1-flash-image"
@@ -461,7 +461,7 @@ def test_request_log_and_http_control_endpoints(sim: SimulatorServer) -> None:
 
 def test_cli_prints_url_and_stops_cleanly_on_sigterm() -> None:
     process = subprocess.Popen(
-        [sys.executable, "-c", "from bananaflow.simulator.cli import main; raise SystemExit(main())",
+        [sys.executable, "-c", "from bananaflow.testing.simulator.cli import main; raise SystemExit(main())",
          "--port", "0", "--latency", "0-0.01", "--rpm", "5", "--blocked-word", "gun", "--seed", "3"],
         stdout=subprocess.PIPE, text=True,
     )

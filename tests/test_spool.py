@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from bananaflow.errors import StorageError
-from bananaflow.spool import Spool
-from bananaflow.summary import summarize
+from bananaflow.landing.spool import Spool
+from bananaflow.reports.summary import summarize
 
 
 class Bucket:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.catalog import load_catalog
+from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import StorageError
-from bananaflow.local_s3 import LocalS3Server, find_weed, pick_ports
-from bananaflow.storage import ImageStore, make_s3_client
+from bananaflow.devstack.local_s3 import LocalS3Server, find_weed, pick_ports
+from bananaflow.landing.storage import ImageStore, make_s3_client
 
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 

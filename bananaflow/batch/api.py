@@ -18,7 +18,7 @@ from urllib.parse import quote
 import httpx
 
 from bananaflow.errors import BadResponse, ProviderError
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import credentials, int_field, make_client, read_json, send
 from bananaflow.providers.classify import classify_response, classify_transport_error
 

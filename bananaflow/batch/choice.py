@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from bananaflow.batch.sizing import BatchLimits, expected_result_bytes
 from bananaflow.errors import ConfigurationError
-from bananaflow.models import get_model
+from bananaflow.providers.models import get_model
 
 MODES = ("realtime", "batch", "auto")
 #: Google completes a batch "within 24 hours"; a deadline shorter than this may be missed.

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 
 from bananaflow.errors import StorageError
-from bananaflow.storage import ImageStore
-from bananaflow.work import WorkItem
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.work import WorkItem
 
 LEDGER_DIR = ("runs", "_batches")
 

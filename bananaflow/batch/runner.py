@@ -23,7 +23,7 @@ from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.sizing import BatchLimits, split_into_batches
-from bananaflow.finishing import apply_output_preset
+from bananaflow.generation.finishing import apply_output_preset
 from bananaflow.errors import (
     BadResponse,
     BatchNotCompleted,
@@ -34,14 +34,14 @@ from bananaflow.errors import (
     ServerError,
     is_retryable,
 )
-from bananaflow.landing import ImageLander, now_iso
-from bananaflow.manifest import ManifestRow
-from bananaflow.models import get_model
+from bananaflow.landing.lander import ImageLander, now_iso
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.providers.models import get_model
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import image_from_response
-from bananaflow.retry import RetryPolicy, call_with_retries
-from bananaflow.storage import ImageStore
-from bananaflow.work import WorkItem
+from bananaflow.generation.retry import RetryPolicy, call_with_retries
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.work import WorkItem
 
 log = logging.getLogger("bananaflow.batch")
 

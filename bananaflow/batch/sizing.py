@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.work import WorkItem
+from bananaflow.planning.work import WorkItem
 
 #: Expected base64 bytes of one result line per image size (PNG, the larger format,
 #: plus usage metadata and one thought image): 2K ≈ 8 MB as the reference measures.

@@ -21,7 +21,7 @@ class ReferenceImage:
 @dataclass(frozen=True)
 class ImageRequest:
     """One image to generate. ``model``, ``aspect_ratio`` and ``image_size`` are validated
-    against ``bananaflow.models`` before any call."""
+    against ``bananaflow.providers.models`` before any call."""
 
     prompt: str
     model: str

@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 
 from bananaflow.errors import ConfigurationError, NoImageReturned
-from bananaflow.imaging import decode_base64_image
-from bananaflow.models import ModelSpec
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.generation.imaging import decode_base64_image
+from bananaflow.providers.models import ModelSpec
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.providers.classify import classify_status

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.local_s3 import LocalS3Server
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 TEST_API_KEY = "FAKE-TEST-e2e-key-0123456789abcdefghijkl"
 

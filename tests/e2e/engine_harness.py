@@ -7,18 +7,18 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from bananaflow.claims import KeyClaims
-from bananaflow.keys import key_stem, params_hash
-from bananaflow.manifest import ManifestRow
-from bananaflow.pipeline import ItemProcessor
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.landing.claims import KeyClaims
+from bananaflow.planning.keys import key_stem, params_hash
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.secrets import Secret
-from bananaflow.spool import Spool
-from bananaflow.storage import ImageStore, make_s3_client
-from bananaflow.work import WorkItem
+from bananaflow.landing.spool import Spool
+from bananaflow.landing.storage import ImageStore, make_s3_client
+from bananaflow.planning.work import WorkItem
 
 MODEL = "gemini-3-pro-image"
 API_KEY = "FAKE-ENGINE-harness-key-0123456789abcdef"

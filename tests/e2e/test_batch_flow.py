@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bananaflow.models import get_model
+from bananaflow.providers.models import get_model
 from tests.e2e.conftest import products, write_catalog
 from tests.e2e.test_catalog_flow import image_keys, run, s3_client
 
@@ -122,7 +122,7 @@ def test_expired_batch_defers_its_items_for_a_later_run(prefect_api, s3_env, pro
 _CRASHING_RUN = textwrap.dedent(
     """
     import json, sys
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
     catalog_to_images(**json.loads(sys.argv[1]))
     """
 )
@@ -180,7 +180,7 @@ def test_crash_while_polling_then_resume_creates_no_second_batch(prefect_api, s3
 
 
 def test_cli_mode_flag(prefect_api, s3_env, provider_env, tmp_path, capsys):
-    from bananaflow.cli import EXIT_OK, main
+    from bananaflow.cli.main import EXIT_OK, main
 
     sim = provider_env
     sim.configure(batch_turnaround_s=0.3)

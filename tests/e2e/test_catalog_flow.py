@@ -9,7 +9,7 @@ import pytest
 from botocore.config import Config
 from PIL import Image
 
-from bananaflow.models import get_model
+from bananaflow.providers.models import get_model
 from tests.e2e.conftest import products, write_catalog
 
 pytestmark = pytest.mark.e2e
@@ -34,7 +34,7 @@ def image_keys(client, bucket: str, prefix: str) -> list[str]:
 
 
 def run(**params):
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     return catalog_to_images(**params)
 
@@ -139,7 +139,7 @@ def test_thought_images_are_never_uploaded(prefect_api, s3_env, provider_env, tm
 def test_prefect_retries_a_chunk_whose_items_failed_retryably(prefect_api, s3_env, provider_env, tmp_path):
     """With one attempt per image in the engine, a 503 fails the item; Prefect's task retry
     runs the chunk again, which pays only for the failed item."""
-    from blocks import GenerationLimits
+    from bananaflow_prefect.blocks import GenerationLimits
 
     sim = provider_env
     GenerationLimits(max_in_flight=2, max_attempts=1).save("one-attempt", overwrite=True)

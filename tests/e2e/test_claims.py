@@ -9,8 +9,8 @@ import time
 
 import pytest
 
-from bananaflow.claims import Claim, KeyClaims, claim_key
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.landing.claims import Claim, KeyClaims, claim_key
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.engine_harness import Engine, items, store_for
 
 pytestmark = pytest.mark.e2e

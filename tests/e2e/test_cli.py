@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 def bananaflow(args: list[str], env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bananaflow.cli", *args],
+        [sys.executable, "-m", "bananaflow.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,

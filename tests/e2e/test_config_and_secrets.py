@@ -49,7 +49,7 @@ def test_progress_and_summary_artifacts_are_on_the_run(prefect_api, s3_env, prov
 
 
 def test_blocks_configure_provider_and_store_without_environment(prefect_api, s3_env, provider_env, tmp_path, monkeypatch):
-    from blocks import ImageProviderBlock, ImageStoreBlock, register_all
+    from bananaflow_prefect.blocks import ImageProviderBlock, ImageStoreBlock, register_all
 
     register_all()
     ImageProviderBlock(kind="gemini", base_url=provider_env.base_url, api_key=SecretStr(TEST_API_KEY)).save(
@@ -128,7 +128,7 @@ def test_the_key_never_leaks_even_as_query_parameter(prefect_api, s3_env, provid
 
 def test_the_provider_blocks_fallback_chain_is_used(prefect_api, s3_env, provider_env, tmp_path, monkeypatch):
     """A block's fallback_models take over when the main model fails: the manifest says which made it."""
-    from blocks import GenerationLimits, ImageProviderBlock, register_all
+    from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, register_all
 
     register_all()
     ImageProviderBlock(

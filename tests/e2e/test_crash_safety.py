@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bananaflow.claims import CLAIM_SUFFIX
-from bananaflow.models import get_model
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.landing.claims import CLAIM_SUFFIX
+from bananaflow.providers.models import get_model
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import TEST_API_KEY, products, write_catalog
 
 pytestmark = pytest.mark.e2e
@@ -46,7 +46,7 @@ def cli_env(prefect_api: str, s3_server, sim: SimulatorServer, tmp_path) -> dict
 
 
 def bananaflow_cmd(catalog, bucket: str) -> list[str]:  # noqa: ANN001
-    return [sys.executable, "-m", "bananaflow.cli", "run", str(catalog), "--bucket", bucket, "--prefix", "crash",
+    return [sys.executable, "-m", "bananaflow.cli.main", "run", str(catalog), "--bucket", bucket, "--prefix", "crash",
             "--concurrency", "4", "--no-progress"]
 
 

@@ -9,10 +9,10 @@ import time
 import pytest
 
 from bananaflow import errors
-from bananaflow.claims import CLAIM_SUFFIX
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.landing.claims import CLAIM_SUFFIX
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.engine_harness import Engine, items, store_for
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +104,7 @@ def test_daily_quota_defers_the_rest_without_asking_again(s3_env, tmp_path):
 def test_daily_quota_through_the_flow_defers_and_the_summary_says_so(prefect_api, s3_env, provider_env, tmp_path):
     """The same through Prefect: a deferred item is not a success (the CLI exits 1), the
     chunk is not retried for it, and the provider hears one refused request only."""
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
     from tests.e2e.conftest import products, write_catalog
 
     sim = provider_env

@@ -11,13 +11,13 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bananaflow.pipeline import ItemProcessor
-from bananaflow.provider_settings import ProviderSettings
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
-from bananaflow.ratelimit import RateController
-from bananaflow.retry import RetryPolicy
-from bananaflow.storage import ImageStore
-from bananaflow.work import WorkItem
+from bananaflow.limits.controller import RateController
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.work import WorkItem
 
 pytestmark = pytest.mark.e2e
 PHOTOS = Path(__file__).parent.parent / "fixtures" / "photos"

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bananaflow.catalog import load_catalog
-from bananaflow.storage import decode_metadata
+from bananaflow.catalog.loader import load_catalog
+from bananaflow.landing.storage import decode_metadata
 
 pytestmark = pytest.mark.e2e
 
@@ -20,7 +20,7 @@ SAFE_KEY = re.compile(r"^hostile/[A-Za-z0-9._-]+/main-[0-9a-f]{12}\.png$")
 
 
 def test_hostile_skus_land_safely(prefect_api, s3_env, provider_env):
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     skus = [row.sku for row in load_catalog(str(CORPUS)).accepted]
     summary = catalog_to_images(catalog=str(CORPUS), bucket="hostile", prefix="hostile", concurrency=4)

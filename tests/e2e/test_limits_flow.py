@@ -59,8 +59,8 @@ def test_fallback_model_makes_the_images_and_the_manifest_names_it(prefect_api, 
 def test_max_cost_stops_admitting_and_defers_the_rest(prefect_api, s3_env, provider_env, tmp_path):
     catalog = write_catalog(tmp_path / "catalog.csv", products(8, "MC"))
     summary = run(catalog=str(catalog), bucket="e2e-budget", concurrency=1, max_cost_usd=0.5)
-    from bananaflow.budget import worst_case_cost_usd
-    from bananaflow.models import default_model_id, get_model
+    from bananaflow.limits.budget import worst_case_cost_usd
+    from bananaflow.providers.models import default_model_id, get_model
 
     made, deferred = summary["counts"].get("succeeded", 0), summary["counts"].get("deferred", 0)
     assert made + deferred == 8 and made >= 1 and deferred >= 1
@@ -74,7 +74,7 @@ def test_max_cost_stops_admitting_and_defers_the_rest(prefect_api, s3_env, provi
 
 
 def test_limits_block_carries_the_daily_quota(prefect_api, s3_env, provider_env, tmp_path):
-    from blocks import GenerationLimits
+    from bananaflow_prefect.blocks import GenerationLimits
 
     GenerationLimits(max_in_flight=1, requests_per_day=2).save("e2e-two-a-day", overwrite=True)
     catalog = write_catalog(tmp_path / "catalog.csv", products(5, "LB"))

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.local_s3 import LocalS3Server
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import TEST_API_KEY, products, write_catalog
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,7 @@ def restart(state_dir, port: int, secret: str) -> LocalS3Server:  # noqa: ANN001
 
 
 def test_s3_down_mid_run_spools_paid_images_and_the_next_run_uploads_them(prefect_api, tmp_path, monkeypatch):
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     monkeypatch.setenv("GEMINI_API_KEY", TEST_API_KEY)
     monkeypatch.setenv("BANANAFLOW_SPOOL_DIR", str(tmp_path / "spool"))

@@ -8,7 +8,7 @@ import logging
 
 import pytest
 
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import products, write_catalog
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ async def prefect_records(flow_run_id: str) -> list[str]:
 
 
 def test_no_secret_leaks_anywhere(prefect_api, s3_env, monkeypatch, tmp_path, caplog):
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     s3_secret = s3_env.secret_key.reveal()
     monkeypatch.setenv("GEMINI_API_KEY", API_KEY)

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from bananaflow.storage import ImageStore
+from bananaflow.landing.storage import ImageStore
 
 pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).parent.parent / "fixtures"
@@ -33,7 +33,7 @@ writeback: {format: shopify, presign_expiry_s: 3600}
 
 
 def run(**params):  # noqa: ANN003, ANN201
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     return catalog_to_images(**params)
 

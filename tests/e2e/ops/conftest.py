@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from bananaflow.local_prefect import ensure_server, server_env, stop_server
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
+from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import TEST_API_KEY
 
 PROVIDER_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "BANANAFLOW_PROVIDER",
@@ -63,8 +63,8 @@ class OpsStack:
 
     def save_blocks(self, bucket: str, prefix: str = "bananaflow", max_in_flight: int = 4) -> None:
         """The three blocks the deployments name, pointing at this module's parts."""
-        from blocks import GenerationLimits, ImageProviderBlock, register_all
-        from blocks.from_env import LIMITS_BLOCK, PROVIDER_BLOCK, STORE_BLOCK, store_block_from_env
+        from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, register_all
+        from bananaflow_prefect.blocks.from_env import LIMITS_BLOCK, PROVIDER_BLOCK, STORE_BLOCK, store_block_from_env
 
         register_all()
         ImageProviderBlock(kind="gemini", base_url=self.simulator.base_url, api_key=SecretStr(TEST_API_KEY)).save(
@@ -149,7 +149,7 @@ class ScaledServices:
 
     @property
     def server_env(self) -> dict[str, str]:
-        from deployments.local_stack import scaled_server_env
+        from bananaflow_prefect.deployments.local_stack import scaled_server_env
 
         return scaled_server_env(self.database_url, self.prefect_redis_url)
 
@@ -183,7 +183,7 @@ def scaled_services() -> Iterator[ScaledServices]:
     import asyncpg
     import redis
 
-    from deployments.local_stack import ensure_database
+    from bananaflow_prefect.deployments.local_stack import ensure_database
 
     services = ScaledServices()
     try:

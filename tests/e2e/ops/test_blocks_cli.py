@@ -14,7 +14,7 @@ BANANAFLOW = str(Path(sys.executable).parent / "bananaflow")
 
 
 def test_blocks_created_from_the_environment_configure_the_engine(ops_stack):
-    from blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+    from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
 
     env = {**ops_stack.env, "BANANAFLOW_MAX_IN_FLIGHT": "6", "BANANAFLOW_RPM": "90"}
     register = subprocess.run([BANANAFLOW, "blocks", "register"], env=env, capture_output=True, text=True, timeout=120)

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from deployments.local_stack import PROJECT_DIR, create_work_pool, deploy_all, start_worker, stop_process
+from bananaflow_prefect.deployments.local_stack import PROJECT_DIR, create_work_pool, deploy_all, start_worker, stop_process
 from tests.e2e.conftest import TEST_API_KEY, products, write_catalog
 from tests.e2e.ops.conftest import wait_until
 

@@ -46,7 +46,7 @@ def _flow_run_named(name: str):  # noqa: ANN202
 def finished_run(ops_stack, tmp_path_factory):
     """One catalog run (one product refused by the safety filter), with the progress
     artifact sampled from another thread while it ran."""
-    from flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     ops_stack.save_blocks(BUCKET, max_in_flight=2)
     sim = ops_stack.simulator
@@ -144,7 +144,7 @@ def test_one_product_leads_to_the_task_run_that_made_it(finished_run, ops_stack)
     run, _, _ = finished_run
     by_id = {str(t.id): t for t in _chunk_task_runs(run.id)}
     out = subprocess.run(
-        [sys.executable, "-m", "bananaflow.cli", "find", "OBS-013", "--bucket", BUCKET],
+        [sys.executable, "-m", "bananaflow.cli.main", "find", "OBS-013", "--bucket", BUCKET],
         env=ops_stack.env, capture_output=True, text=True, timeout=120,
     )
     assert out.returncode == 0, out.stderr[-2000:]

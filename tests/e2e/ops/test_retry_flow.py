@@ -10,8 +10,8 @@ BUCKET = "ops-retry"
 
 
 def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_path, monkeypatch):
-    from flows.catalog_flow import catalog_to_images
-    from flows.retry_flow import retry_unfinished
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
+    from bananaflow_prefect.flows.retry_flow import retry_unfinished
 
     monkeypatch.setenv("BANANAFLOW_SPOOL_DIR", str(tmp_path / "spool"))
     ops_stack.save_blocks(BUCKET)

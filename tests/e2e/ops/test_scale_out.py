@@ -17,8 +17,8 @@ import boto3
 import pandas as pd
 import pytest
 
-from bananaflow.simulator import SimulatorConfig, SimulatorServer
-from deployments.local_stack import create_work_pool, deploy_all, start_worker, stop_process
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
+from bananaflow_prefect.deployments.local_stack import create_work_pool, deploy_all, start_worker, stop_process
 from tests.e2e.conftest import products, write_catalog
 from tests.e2e.ops.conftest import OpsStack, started_prefect_server
 
@@ -35,7 +35,7 @@ def _workers(stack: OpsStack, pool: str, logs, env: dict[str, str]) -> list:  # 
 
 
 def _run_sharded(stack: OpsStack, catalog, limits_block: str) -> dict:  # noqa: ANN001
-    from flows.sharded_flow import catalog_sharded
+    from bananaflow_prefect.flows.sharded_flow import catalog_sharded
 
     # images that take a while, as real ones do: a worker at its limit of two runs cannot
     # finish its first shards and come back for the others before the second worker polls
@@ -104,7 +104,7 @@ def _shards_on_two_workers(stack: OpsStack, pool: str, tmp_path, env: dict[str, 
 def test_without_redis_a_prefect_concurrency_limit_keeps_two_workers_within_the_limits(ops_stack, tmp_path):
     """No shared meter: each shard holds one of two slots and uses half the in-flight cap,
     so four shard runs on two workers never have more than the cap in flight together."""
-    from blocks import GenerationLimits
+    from bananaflow_prefect.blocks import GenerationLimits
 
     ops_stack.save_blocks(BUCKET, max_in_flight=MAX_IN_FLIGHT)
     GenerationLimits(max_in_flight=MAX_IN_FLIGHT, worker_slots=2).save("bananaflow-limits-slotted", overwrite=True)
@@ -137,7 +137,7 @@ def test_on_postgres_and_redis_two_workers_share_their_meters(scaled_stack, tmp_
     and its events went through Redis streams."""
     import redis
 
-    from blocks import GenerationLimits
+    from bananaflow_prefect.blocks import GenerationLimits
 
     stack, services = scaled_stack
     rpm = 20  # 28 images: the last 8 must wait for the shared minute, though four shards ask at once

@@ -20,7 +20,7 @@ DEPLOYMENTS = {"nightly-refresh", "retry-unfinished", "on-catalog-updated", "cat
 
 
 def _bananaflow(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bananaflow.cli", *args], cwd=PROJECT, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "bananaflow.cli.main", *args], cwd=PROJECT, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 
@@ -79,6 +79,6 @@ def test_up_scaled_runs_the_example_catalog_across_two_workers_then_down_stops_i
 
 
 def _is_healthy(api_url: str) -> bool:
-    from bananaflow.local_prefect import is_healthy
+    from bananaflow.devstack.local_prefect import is_healthy
 
     return is_healthy(api_url)

@@ -1,0 +1,530 @@
+"""Loading a merchant's catalog into validated rows, every value a string.
+
+Catalogs come from spreadsheets and feed exports: CSV with or without a BOM, TSV (Google
+Merchant), JSON Lines, Parquet, Excel. Everything is read as text so a SKU ``00123``
+stays ``00123`` and a price ``9.90`` is not turned into ``9.9``.
+
+Two kinds of problem are kept apart on purpose. A file that cannot be read at all (missing,
+empty, binary, no ``sku`` column) raises ``CatalogError`` saying what was expected. A bad
+*row* (no SKU, duplicate SKU, empty title, a field too long, a broken CSV line) becomes a
+``Rejection`` with the line number the merchant sees in their editor, and the rest of the
+catalog still runs: one typo must not block 10,000 products.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import pandas as pd
+
+from bananaflow.catalog import feeds
+from bananaflow.catalog.rows import RawRow
+from bananaflow.errors import CatalogError
+
+_DELIMITERS = (",", "\t", ";", "|")
+_EXCEL_MAGIC = b"PK\x03\x04"
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """One accepted product. ``fields`` holds every column by name (values stripped, missing
+    values as ""), so templates can use any column the merchant has."""
+
+    row_number: int
+    sku: str
+    fields: dict[str, str] = field(hash=False)
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A row that will not be generated, and why, in words a merchant can act on."""
+
+    row_number: int
+    sku: str
+    reason: str
+
+
+@dataclass
+class CatalogLoad:
+    """The outcome of reading one catalog."""
+
+    accepted: list[CatalogRow]
+    rejected: list[Rejection]
+    columns: list[str]
+    source: str
+    preset: str = ""
+
+    def to_frame(self) -> pd.DataFrame:
+        """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
+        records = [{"row_number": r.row_number, **r.fields} for r in self.accepted]
+        frame = pd.DataFrame.from_records(records, columns=["row_number", *self.columns])
+        return frame.astype({c: "string" for c in self.columns})
+
+
+# -- reading bytes -------------------------------------------------------------------------
+def _read_bytes(source: str) -> bytes:
+    if source.startswith("s3://"):
+        return _read_s3(source)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise CatalogError(f"catalog {source} does not exist")
+    if path.is_dir():
+        raise CatalogError(f"catalog {source} is a directory; expected a CSV, TSV, JSONL or Parquet file")
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise CatalogError(f"cannot read catalog {source}: {exc.strerror or exc}") from None
+
+
+def _read_s3(uri: str) -> bytes:
+    import botocore.exceptions
+
+    from bananaflow.landing.storage import make_s3_client
+
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise CatalogError(f"catalog location {uri!r} is not s3://bucket/key")
+    try:
+        response = make_s3_client().get_object(Bucket=bucket, Key=key)
+        return response["Body"].read()
+    except botocore.exceptions.ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "error")
+        raise CatalogError(f"cannot read catalog {uri}: S3 said {code}") from None
+    except botocore.exceptions.BotoCoreError as exc:
+        raise CatalogError(f"cannot read catalog {uri}: {type(exc).__name__}") from None
+
+
+def _looks_chinese(text: str) -> bool:
+    """True when most non-ASCII characters of ``text`` are CJK ideographs or CJK punctuation:
+    the only sign that a file which is not UTF-8 was really written as GBK/GB18030, since a
+    cp1252 file often decodes as GB18030 too, into nonsense."""
+    wide = [c for c in text if ord(c) > 127]
+    if not wide:
+        return False
+    cjk = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef")
+    return cjk / len(wide) >= 0.9
+
+
+def _decode(data: bytes, name: str, encoding: str | None) -> str:
+    """UTF-8 (BOM or not) unless told otherwise; a wrong guess is an error, not mojibake.
+    UTF-16 with a BOM is what Excel's "Unicode Text" export writes, so it is accepted too.
+    A file that is not UTF-8 but reads as Chinese text in GB18030 (a superset of GBK and
+    GB2312, what Excel and WPS write on Chinese Windows) is taken as GB18030."""
+    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        encoding = "utf-16"
+    if encoding is None and b"\x00" in data[:65536]:
+        raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
+    if encoding and encoding.lower().replace("-", "").replace("_", "") in ("gbk", "gb2312", "cp936"):
+        encoding = "gb18030"  # the superset: GBK files with newer characters still read
+    try:
+        return data.decode(encoding or "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        if encoding is None:
+            try:
+                text = data.decode("gb18030")
+            except UnicodeDecodeError:
+                pass
+            else:
+                if _looks_chinese(text):
+                    return text
+        line = data[: exc.start].count(b"\n") + 1
+        hint = "re-save it as UTF-8 or pass encoding='cp1252' (Excel on Windows), 'latin-1' or 'gb18030'"
+        raise CatalogError(
+            f"{name} is not valid {encoding or 'UTF-8'} (byte 0x{data[exc.start]:02x} on line {line}); {hint}"
+        ) from None
+    except LookupError:
+        raise CatalogError(f"unknown encoding {encoding!r} for {name}") from None
+
+
+def _kind(name: str, data: bytes) -> str:
+    """File format from content first (a Parquet file named .csv is still Parquet), then
+    from the extension, then by sniffing the first line."""
+    if data[:4] == b"PAR1":
+        return "parquet"
+    if data[:4] == _EXCEL_MAGIC:
+        return "excel"
+    suffix = PurePosixPath(name.lower()).suffix
+    if suffix in (".jsonl", ".ndjson", ".json"):
+        return "json"
+    if suffix in (".tsv", ".tab"):
+        return "tsv"
+    if suffix == ".parquet":
+        return "parquet"
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n")
+    if head[:1] in (b"{", b"["):
+        return "json"
+    return "csv"
+
+
+# -- parsers -------------------------------------------------------------------------------
+def _text_value(value: Any) -> str:
+    """Any parsed value as catalog text: None/NaN become "", integers stay integers."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value, ensure_ascii=False, default=str)
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is pd.NA or value is pd.NaT:
+        return ""
+    return str(value)
+
+
+def _header(names: list[str], name: str) -> list[str]:
+    header = [h.strip().lstrip("\ufeff") for h in names]
+    seen: set[str] = set()
+    for column in header:
+        if column and column in seen:
+            raise CatalogError(f"{name} has the column '{column}' twice; rename one of them")
+        seen.add(column)
+    return header
+
+
+def _sniff_delimiter(first_line: str, kind: str) -> str:
+    if kind == "tsv":
+        return "\t"
+    counts = {d: first_line.count(d) for d in _DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    return best if counts[best] else ","
+
+
+def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterator[RawRow]]:
+    """CSV/TSV via the csv module, which reports the line each record starts on (pandas does
+    not), so a rejection points at the line the merchant sees, even after quoted newlines."""
+    first_line = text.split("\n", 1)[0]
+    delimiter = _sniff_delimiter(first_line, kind)
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    consumed = 0
+    header: list[str] | None = None
+    try:
+        for record in reader:
+            consumed = reader.line_num
+            if any(cell.strip() for cell in record):
+                header = _header(record, name)
+                break
+    except csv.Error as exc:
+        raise CatalogError(f"{name} line {reader.line_num}: the header cannot be read ({exc})") from None
+    if header is None:
+        raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
+    lines: list[str] = []
+
+    def first_cell(line_number: int) -> str:
+        """Best-effort SKU of a line the csv module gave up on, for the rejection report."""
+        if not lines:
+            lines.extend(re.split(r"\r\n|\r|\n", text))
+        line = lines[line_number - 1] if 0 < line_number <= len(lines) else ""
+        if header and header[0] == "sku":
+            return line.split(delimiter, 1)[0].strip().strip('"')
+        return ""
+
+    def rows() -> Iterator[RawRow]:
+        nonlocal consumed
+        while True:
+            start = consumed + 1
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:  # strict mode: stray or unclosed quotes; reading goes on
+                consumed = reader.line_num
+                yield RawRow(start, {"sku": first_cell(start)}, _quote_problem(str(exc), start, consumed))
+                continue
+            consumed = reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue  # blank lines are common at the end of hand-edited files
+            if len(record) != len(header):
+                yield RawRow(start, _zip(header, record), _shape_problem(record, header, start, consumed))
+                continue
+            yield RawRow(start, _zip(header, record))
+
+    return [h for h in header if h], rows()
+
+
+def _quote_problem(error: str, start: int, end: int) -> str:
+    if "unexpected end of data" in error:
+        return f"a quote opened on line {start} is never closed, so lines {start}-{end} could not be read"
+    return f"line cannot be parsed ({error}); double any quote inside a quoted value"
+
+
+def _zip(header: list[str], record: list[str]) -> dict[str, str]:
+    values = {h: (record[i] if i < len(record) else "") for i, h in enumerate(header) if h}
+    return {k: v.strip() for k, v in values.items()}
+
+
+def _shape_problem(record: list[str], header: list[str], start: int, end: int) -> str:
+    reason = f"line has {len(record)} fields but the header has {len(header)}"
+    if end > start:
+        return reason + f"; a quoted value runs from line {start} to {end} — is a closing quote missing?"
+    if len(record) > len(header):
+        return reason + "; quote values that contain the delimiter"
+    return reason
+
+
+def _parse_json(text: str, name: str) -> tuple[list[str], Iterator[RawRow]]:
+    """JSON Lines (one object per line, numbered by line) or one JSON array of objects."""
+    records: list[tuple[int, Any, str]] = []
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            items = json.loads(stripped)
+        except json.JSONDecodeError as exc:
+            raise CatalogError(f"{name} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
+        records = [(i + 1, item, "") for i, item in enumerate(items)]
+    else:
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                records.append((number, json.loads(line), ""))
+            except json.JSONDecodeError as exc:
+                records.append((number, None, f"line is not valid JSON ({exc.msg} at column {exc.colno})"))
+    if not records:
+        raise CatalogError(f"{name} is empty; expected one JSON object per line with 'sku' and 'title'")
+    if all(problem for _, _, problem in records):
+        raise CatalogError(f"{name} is not JSON Lines: no line parses as a JSON object")
+    columns: dict[str, None] = {}
+    for _, obj, _ in records:
+        if isinstance(obj, dict):
+            columns.update((str(k).strip(), None) for k in obj)
+
+    def rows() -> Iterator[RawRow]:
+        for number, obj, problem in records:
+            if problem:
+                yield RawRow(number, {}, problem)
+            elif not isinstance(obj, dict):
+                yield RawRow(number, {}, f"line holds a JSON {type(obj).__name__}, not an object")
+            else:
+                values = {str(k).strip(): _text_value(v).strip() for k, v in obj.items()}
+                yield RawRow(number, {c: values.get(c, "") for c in columns})
+
+    return list(columns), rows()
+
+
+def _parse_table(frame_rows: list[dict[str, Any]], columns: list[str]) -> tuple[list[str], Iterator[RawRow]]:
+    """Parquet and Excel: numbered as a spreadsheet shows them, header = row 1."""
+    header = _header(columns, "catalog")
+
+    def rows() -> Iterator[RawRow]:
+        for index, record in enumerate(frame_rows):
+            values = {h: _text_value(record.get(orig)).strip() for h, orig in zip(header, columns) if h}
+            if any(values.values()):
+                yield RawRow(index + 2, values)
+
+    return [h for h in header if h], rows()
+
+
+def _parse_parquet(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]:
+    import pyarrow.parquet as pq
+
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises several types for a corrupt file
+        raise CatalogError(f"{name} is not a readable Parquet file: {str(exc)[:200]}") from None
+    # pyarrow, not pandas: an integer column with nulls must not come back as 123.0
+    return _parse_table(table.to_pylist(), [str(c) for c in table.column_names])
+
+
+def _parse_excel(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]:
+    try:
+        frame = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False, sheet_name=0)
+    except Exception as exc:
+        raise CatalogError(f"{name} is not a readable Excel workbook: {str(exc)[:200]}") from None
+    return _parse_table(frame.to_dict("records"), [str(c) for c in frame.columns])
+
+
+# -- validation ----------------------------------------------------------------------------
+#: Columns holding photo locations, checked per row so a broken link is a rejection with its
+#: row number rather than a failed fetch hours later.
+LINK_COLUMNS = ("image_link", "additional_image_link")
+_SCHEMES = ("http", "https", "s3")
+
+
+def split_links(value: str) -> list[str]:
+    """``additional_image_link`` holds up to 10 links separated by commas."""
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def link_problem(link: str) -> str | None:
+    """Why ``link`` cannot be a product photo location, or None. Accepted: http(s) URLs,
+    ``s3://bucket/key`` and local paths (relative to the catalog's folder)."""
+    if any(c.isspace() for c in link):
+        return "contains whitespace; percent-encode spaces as %20"
+    scheme, sep, rest = link.partition("://")
+    if not sep:
+        if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?![\\/])", link) and not re.match(r"^[a-zA-Z]:[\\/]", link):
+            return "is not an http(s) URL, s3://bucket/key or a file path"
+        return None
+    if scheme.lower() not in _SCHEMES:
+        return f"scheme '{scheme}' is not supported; use http(s)://, s3:// or a file path"
+    host, _, path = rest.partition("/")
+    if not host:
+        return "has no host"
+    if scheme.lower() == "s3" and not path:
+        return "is not s3://bucket/key"
+    return None
+
+
+def _missing_columns_error(name: str, columns: list[str], required: tuple[str, ...]) -> CatalogError | None:
+    missing = [c for c in required if c not in columns]
+    if not missing:
+        return None
+    found = ", ".join(columns) if columns else "(no columns)"
+    lowered = {c.lower(): c for c in columns}
+    hints = [f"'{lowered[m.lower()]}' differs only in case" for m in missing if m.lower() in lowered]
+    what = " or ".join(f"'{m}'" for m in missing)
+    noun = "column" if len(missing) == 1 else "columns"
+    message = f"{name} has no {what} {noun}; found: {found} — rename a column or map it"
+    if hints:
+        message += f" ({'; '.join(hints)})"
+    return CatalogError(message)
+
+
+def _validate(
+    raw_rows: Iterator[RawRow],
+    required: tuple[str, ...],
+    max_field_chars: int,
+    field_limits: Mapping[str, int] | None = None,
+) -> tuple[list[CatalogRow], list[Rejection]]:
+    field_limits = field_limits or {}
+    accepted: list[CatalogRow] = []
+    rejected: list[Rejection] = []
+    first_seen: dict[str, int] = {}
+    for raw in raw_rows:
+        sku = raw.values.get("sku", "")
+        if raw.problem:
+            rejected.append(Rejection(raw.row_number, sku, raw.problem))
+            continue
+        reasons: list[str] = []
+        if not sku:
+            reasons.append("missing sku")
+        elif sku in first_seen:
+            reasons.append(f"duplicate sku '{sku}' (first on row {first_seen[sku]})")
+        for column in required:
+            if column != "sku" and not raw.values.get(column, ""):
+                reasons.append(f"empty {column}")
+        for column, value in raw.values.items():
+            limit = field_limits.get(column, max_field_chars)
+            if len(value) > limit:
+                reasons.append(f"{column} is {len(value)} characters; the limit is {limit}")
+        for column in LINK_COLUMNS:
+            for link in split_links(raw.values.get(column, "")) if column in raw.values else ():
+                problem = link_problem(link)
+                if problem:
+                    reasons.append(f"bad {column} {link[:80]!r}: {problem}")
+        if reasons:
+            rejected.append(Rejection(raw.row_number, sku, "; ".join(reasons)))
+            continue
+        first_seen[sku] = raw.row_number
+        accepted.append(CatalogRow(raw.row_number, sku, dict(raw.values)))
+    return accepted, rejected
+
+
+def read_catalog_bytes(source: str) -> tuple[bytes, str]:
+    """The catalog's bytes (gunzipped) and its file name without ``.gz``."""
+    name = PurePosixPath(source).name or source
+    data = _read_bytes(source)
+    if data[:2] == b"\x1f\x8b":
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
+        name = name.removesuffix(".gz")
+    return data, name
+
+
+def decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
+    """Catalog bytes as text, with the same detection ``load_catalog`` uses."""
+    return _decode(data, name, encoding)
+
+
+def load_catalog(
+    source: str,
+    *,
+    encoding: str | None = None,
+    required: tuple[str, ...] = ("sku", "title"),
+    max_field_chars: int = 5000,
+    rename: Mapping[str, str] | None = None,
+    preset: str | None = None,
+) -> CatalogLoad:
+    """Read and validate a catalog from a local path or ``s3://bucket/key``.
+
+    ``rename`` maps the file's column names to ours (``{"id": "sku", "Title": "title"}``),
+    for feeds whose columns we should not ask the merchant to edit. ``preset`` (``shopify``,
+    ``merchant``) maps a known export onto our fields; without one, a file with no ``sku``
+    column is recognised as a Shopify or Merchant Center export by its columns.
+    ``"none"`` turns recognition off.
+    """
+    source = str(source)
+    data, name = read_catalog_bytes(source)
+    if not data.strip():
+        raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
+    kind = _kind(name, data)
+    if kind == "parquet":
+        columns, raw_rows = _parse_parquet(data, name)
+    elif kind == "excel":
+        columns, raw_rows = _parse_excel(data, name)
+    else:
+        text = _decode(data, name, encoding)
+        columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
+    feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
+    field_limits: dict[str, int] = {}
+    if feed is not None:
+        columns, raw_rows = feed.apply(columns, raw_rows, name)
+        field_limits = dict(feed.field_limits)
+    if rename:
+        columns, raw_rows = _renamed(columns, raw_rows, dict(rename), name)
+    error = _missing_columns_error(name, columns, required)
+    if error:
+        raise error
+    accepted, rejected = _validate(raw_rows, required, max_field_chars, field_limits)
+    return CatalogLoad(
+        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else ""
+    )
+
+
+def _renamed(
+    columns: list[str], raw_rows: Iterator[RawRow], mapping: dict[str, str], name: str
+) -> tuple[list[str], Iterator[RawRow]]:
+    """``mapping`` is {file column: our column}. A mapped column replaces a column that
+    already has the target name (``sku`` = "Variant SKU" wins over a preset's ``sku``)."""
+    missing = [source for source in mapping if source not in columns]
+    if missing:
+        found = ", ".join(columns)
+        raise CatalogError(f"{name} has no column '{missing[0]}' to map; found: {found}")
+    replaced = {target for source, target in mapping.items() if target != source} - set(mapping)
+    new_columns = [mapping.get(c, c) for c in columns if c not in replaced]
+    if len(set(new_columns)) != len(new_columns):
+        raise CatalogError(f"renaming the columns of {name} would give two columns the same name")
+
+    def rows() -> Iterator[RawRow]:
+        for raw in raw_rows:
+            values = {k: v for k, v in raw.values.items() if k not in replaced}
+            yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem)
+
+    return new_columns, rows()
+
+
+def rejections_to_csv(rejected: list[Rejection]) -> bytes:
+    """The rejection report (row_number, sku, reason) as UTF-8 CSV for the merchant."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["row_number", "sku", "reason"])
+    for item in rejected:
+        writer.writerow([item.row_number, item.sku, item.reason])
+    return buffer.getvalue().encode("utf-8")

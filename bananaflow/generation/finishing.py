@@ -1,0 +1,102 @@
+"""From a generated image to marketplace-ready files: the pipeline's output-preset step.
+
+Runs between "the provider answered" and "the original is uploaded": convert and check the
+image with its variant's preset (``bananaflow.generation.output_presets``), optionally pay for one more
+attempt when QA fails, and upload the derivatives *before* the original, because the
+original's key is what marks an item done: a crash in between leaves an item that is
+simply made again, never one that looks done but lacks its derivatives.
+
+An image that fails QA is still paid for, so it is kept, under ``.../qa-failed/`` where the
+next run's existence check does not see it: the item ends ``qa_failed`` with the measured
+numbers, and the next run tries again.
+"""
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+from collections.abc import Awaitable, Callable
+
+from bananaflow.errors import BananaflowError, ProviderError
+from bananaflow.generation.output_presets import Finished, finish
+from bananaflow.providers.base import GeneratedImage
+
+log = logging.getLogger("bananaflow.generation.finishing")
+
+QA_FAILED_FOLDER = "qa-failed"
+
+
+class QAFailed(BananaflowError):
+    """The image came back but does not meet its output preset's rules."""
+
+    status = "qa_failed"
+
+
+def derivative_key(stem: str, name: str, extension: str) -> str:
+    """``{stem}--{name}.{ext}``: beside the original, outside its ``{stem}.`` existence prefix."""
+    return f"{stem}--{name}.{extension}"
+
+
+def qa_failed_stem(stem: str) -> str:
+    """Where an image that failed QA is kept: a folder the existence check of ``stem`` does
+    not look in, so the next run makes the item again."""
+    folder, _, name = stem.rpartition("/")
+    return "/".join(p for p in (folder, QA_FAILED_FOLDER, name) if p)
+
+
+def qa_failed_key(stem: str, extension: str) -> str:
+    return f"{qa_failed_stem(stem)}.{extension}"
+
+
+def derivative_names(finished: Finished) -> str:
+    """Compact list for object metadata (``amazon-main.jpg,thumb.jpg``), so a later run that
+    finds the original can list its derivatives without listing the bucket."""
+    return ",".join(f"{d.name}.{d.extension}" for d in finished.derivatives)
+
+
+def derivative_keys_from_names(stem: str, names: str) -> dict[str, str]:
+    keys = {}
+    for entry in filter(None, (n.strip() for n in (names or "").split(","))):
+        name, _, extension = entry.rpartition(".")
+        if name and extension:
+            keys[name] = derivative_key(stem, name, extension)
+    return keys
+
+
+async def apply_output_preset(
+    preset: str,
+    image: GeneratedImage,
+    attempts: int,
+    regenerate: Callable[[], Awaitable[tuple[GeneratedImage, int]]] | None,
+    *,
+    context: str = "",
+) -> tuple[GeneratedImage, int, Finished]:
+    """Finish ``image`` with ``preset``; with ``regenerate``, one more generation when QA
+    fails (both are paid: the returned image's cost is their sum)."""
+    finished = await asyncio.to_thread(finish, image.data, preset)
+    if finished.report.passed or regenerate is None:
+        return image, attempts, finished
+    log.info("%s: %s; generating once more", context, finished.report.describe())
+    try:
+        second, more = await regenerate()
+    except ProviderError as exc:  # keep the first (paid) image and its failed report
+        log.warning("%s: regeneration after failed QA did not succeed: %s", context, exc.message)
+        return image, attempts + getattr(exc, "attempts", 1), finished
+    second_finished = await asyncio.to_thread(finish, second.data, preset)
+    total = dataclasses.replace(second, cost_usd=round(image.cost_usd + second.cost_usd, 6))
+    return total, attempts + more, second_finished
+
+
+def upload_derivatives(store, stem: str, finished: Finished, metadata: dict[str, str]) -> dict[str, str]:  # noqa: ANN001
+    """Upload each derivative beside the original; returns ``{name: key}``."""
+    keys = {}
+    for derivative in finished.derivatives:
+        key = derivative_key(stem, derivative.name, derivative.extension)
+        store.put_image(key, derivative.data, derivative.mime_type, metadata)
+        keys[derivative.name] = key
+    return keys
+
+
+def keys_json(keys: dict[str, str]) -> str:
+    return json.dumps(keys, sort_keys=True) if keys else ""

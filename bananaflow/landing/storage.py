@@ -1,0 +1,333 @@
+"""The S3 image store: where generated images, sidecars and manifests land.
+
+Any S3-compatible server works through boto3's standard environment (AWS_ENDPOINT_URL_S3,
+AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION), so MinIO, R2, SeaweedFS or AWS need
+no bananaflow-specific settings. Every boto error becomes a ``StorageError`` with a short,
+credential-free message: a failed upload must say what to fix, not dump a botocore trace.
+
+Keys given to the methods are full object keys. Build them with ``store.key(...)`` or
+``store.image_key(...)``, which apply the store's prefix exactly once.
+"""
+from __future__ import annotations
+
+import os
+import re
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import botocore.config
+import botocore.exceptions
+
+from bananaflow.errors import ConfigurationError, StorageError
+from bananaflow.planning.keys import join_key, key_stem, normalize_prefix, object_key
+
+_MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
+_META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_ENCODED = "utf-8''"  # RFC 8187 marker for values that were percent-encoded
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+
+
+def make_s3_client(
+    *,
+    endpoint_url: str | None = None,
+    region: str | None = None,
+    max_attempts: int | None = None,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 120.0,
+    session: boto3.session.Session | None = None,
+) -> Any:
+    """A thread-safe S3 client that honours the standard AWS environment.
+
+    ``max_attempts`` defaults to ``AWS_MAX_ATTEMPTS`` (else 5). SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
+    reject; 64 pooled connections because many workers upload at once.
+    """
+    if max_attempts is None:  # the standard AWS variable, as every SDK reads it
+        try:
+            max_attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
+        except ValueError:
+            raise ConfigurationError("AWS_MAX_ATTEMPTS must be a whole number") from None
+    config = botocore.config.Config(
+        signature_version="s3v4",
+        retries={"max_attempts": max_attempts, "mode": "standard"},
+        max_pool_connections=64,
+        connect_timeout=connect_timeout,
+        read_timeout=read_timeout,
+    )
+    session = session or boto3.session.Session()  # a fresh session: the default one is not thread-safe
+    return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def encode_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Metadata S3 can carry in HTTP headers: lower-case keys (S3 lower-cases them anyway),
+    printable-ASCII values.
+
+    Other values (accents, CJK titles, newlines) are percent-encoded behind ``utf-8''`` so
+    they survive and ``decode_metadata`` restores them; a newline never reaches a header.
+    """
+    out: dict[str, str] = {}
+    for raw_key, raw_value in metadata.items():
+        key = str(raw_key).strip().lower()
+        if not _META_KEY.match(key):
+            raise ValueError(f"metadata key {raw_key!r} must be letters, digits, '-' or '_'")
+        value = str(raw_value)
+        printable = all(32 <= ord(c) < 127 for c in value)
+        if not printable or value.startswith(_ENCODED):
+            value = _ENCODED + urllib.parse.quote(value, safe="")
+        out[key] = value
+    size = sum(len(k) + len(v) for k, v in out.items())
+    if size > _MAX_METADATA_BYTES:
+        raise ValueError(
+            f"object metadata is {size} bytes; S3 allows {_MAX_METADATA_BYTES}. "
+            "Put long values such as prompts in a sidecar object instead"
+        )
+    return out
+
+
+def decode_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
+    """Inverse of ``encode_metadata``."""
+    return {
+        k: urllib.parse.unquote(v[len(_ENCODED):]) if v.startswith(_ENCODED) else v
+        for k, v in metadata.items()
+    }
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What ``head`` learns about an object without downloading it."""
+
+    key: str
+    content_type: str
+    size: int
+    etag: str
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+class ImageStore:
+    """One bucket (and optional key prefix) that images and manifests are written to."""
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        client: Any = None,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        if not _BUCKET.match(bucket or ""):
+            raise ConfigurationError(
+                f"bucket name {bucket!r} is not valid: use 3-63 lower-case letters, digits, '.' or '-'"
+            )
+        self.bucket = bucket
+        self.prefix = normalize_prefix(prefix)
+        self.region = region
+        self.client = client if client is not None else make_s3_client(endpoint_url=endpoint_url, region=region)
+
+    def __repr__(self) -> str:
+        return f"ImageStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint={self.endpoint_url!r})"
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(getattr(self.client.meta, "endpoint_url", "") or "")
+
+    # -- keys --------------------------------------------------------------------------
+    def key(self, *parts: str) -> str:
+        """A full object key under this store's prefix."""
+        return join_key(self.prefix, *parts)
+
+    def image_stem(self, sku: str, variant: str, digest: str) -> str:
+        """``key_stem`` under this store's prefix."""
+        return key_stem(self.prefix, sku, variant, digest)
+
+    def image_key(self, sku: str, variant: str, digest: str, ext: str) -> str:
+        """``object_key`` under this store's prefix."""
+        return object_key(self.prefix, sku, variant, digest, ext)
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{key}"
+
+    # -- errors ------------------------------------------------------------------------
+    def _error(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
+        """Translate a boto/botocore exception into a short message that says what to fix."""
+        where = self.uri(key) if key is not None else f"bucket '{self.bucket}'"
+        endpoint = self.endpoint_url or "the S3 endpoint"
+        if isinstance(exc, botocore.exceptions.NoCredentialsError):
+            return StorageError(
+                f"no S3 credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
+                "AWS_SECRET_ACCESS_KEY (or an AWS profile)"
+            )
+        if isinstance(
+            exc,
+            (
+                botocore.exceptions.EndpointConnectionError,
+                botocore.exceptions.ConnectionClosedError,
+                botocore.exceptions.ConnectTimeoutError,
+            ),
+        ):
+            return StorageError(f"cannot reach S3 at {endpoint}: is the server running?")
+        if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+            return StorageError(f"S3 at {endpoint} timed out during {action} {where}")
+        if isinstance(exc, botocore.exceptions.ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
+            if code in _CREDENTIAL_CODES:
+                return StorageError(
+                    f"S3 at {endpoint} refused the credentials ({code}) to {action} {where}: "
+                    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+                )
+            if code in ("AccessDenied", "403"):
+                return StorageError(f"S3 denied access ({code}) to {action} {where}: check the bucket policy or keys")
+            if code == "NoSuchBucket":
+                return StorageError(f"bucket '{self.bucket}' does not exist at {endpoint}; create it (ensure_bucket)")
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return StorageError(f"{where} does not exist")
+            message = str(err.get("Message") or "")[:200]
+            return StorageError(f"S3 could not {action} {where}: {code} {message}".rstrip())
+        if isinstance(exc, botocore.exceptions.BotoCoreError):
+            return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {str(exc)[:200]}")
+        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}")
+
+    @staticmethod
+    def _code(exc: botocore.exceptions.ClientError) -> str:
+        return str(exc.response.get("Error", {}).get("Code", ""))
+
+    # -- bucket ------------------------------------------------------------------------
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it is absent, so a first run on a fresh server just works."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+            return
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+                raise self._error(exc, "open") from None
+        except (botocore.exceptions.BotoCoreError, ValueError) as exc:
+            raise self._error(exc, "open") from None
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        region = self.region or self.client.meta.region_name
+        if region and region != "us-east-1" and "amazonaws.com" in self.endpoint_url:
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
+        try:
+            self.client.create_bucket(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise self._error(exc, "create") from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "create") from None
+
+    # -- objects -----------------------------------------------------------------------
+    def find_existing(self, stem: str) -> str | None:
+        """The key of an object ``stem.<ext>`` if one exists: the image was already made,
+        whatever format the model returned that time."""
+        want = stem + "."
+        try:
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=want, MaxKeys=50)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "list", want) from None
+        keys = sorted(
+            obj["Key"] for obj in resp.get("Contents", []) if "/" not in obj["Key"][len(want):]
+        )
+        return keys[0] if keys else None
+
+    def put_image(
+        self,
+        key: str,
+        data: bytes,
+        content_type: str,
+        metadata: Mapping[str, str] | None = None,
+        *,
+        if_absent: bool = False,
+    ) -> bool:
+        """Upload an image with its ContentType and metadata.
+
+        With ``if_absent`` the write is conditional (If-None-Match: *), so two workers that
+        race on the same key cannot both land; returns False when the object was already there.
+        """
+        kwargs: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": key,
+            "Body": data,
+            "ContentType": content_type,
+            "Metadata": encode_metadata(metadata or {}),
+        }
+        if if_absent:
+            kwargs["IfNoneMatch"] = "*"
+        try:
+            self.client.put_object(**kwargs)
+        except botocore.exceptions.ClientError as exc:
+            if if_absent and self._code(exc) in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                return False
+            raise self._error(exc, "upload", key) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "upload", key) from None
+        return True
+
+    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
+        """Upload a non-image object (sidecar JSON, manifest, rejection report)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "upload", key) from None
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=key)
+            return resp["Body"].read()
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "download", key) from None
+
+    def head(self, key: str) -> ObjectInfo:
+        """Type, size and decoded user metadata of one object: enough to report an image a
+        previous run made without downloading it."""
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "inspect", key) from None
+        return ObjectInfo(
+            key=key,
+            content_type=str(resp.get("ContentType", "")),
+            size=int(resp.get("ContentLength", 0)),
+            etag=str(resp.get("ETag", "")).strip('"'),
+            metadata=decode_metadata(resp.get("Metadata", {})),
+        )
+
+    def delete(self, key: str) -> None:
+        """Remove one object; removing one that is not there is not an error (as in S3)."""
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "delete", key) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+            return True
+        except botocore.exceptions.ClientError as exc:
+            if self._code(exc) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._error(exc, "inspect", key) from None
+        except botocore.exceptions.BotoCoreError as exc:
+            raise self._error(exc, "inspect", key) from None
+
+    def presigned_url(self, key: str, expires_s: int = 3600) -> str:
+        """A SigV4 GET URL anyone can open until it expires (for review pages and feeds)."""
+        try:
+            return self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_s)
+            )
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "presign", key) from None
+
+    # -- small state objects (batch ledger) -------------------------------------------
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix`` (a full key prefix), sorted."""
+        keys: list[str] = []
+        try:
+            for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+                keys += [obj["Key"] for obj in page.get("Contents", [])]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+            raise self._error(exc, "list", prefix) from None
+        return sorted(keys)

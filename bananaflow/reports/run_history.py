@@ -1,0 +1,89 @@
+"""Finding earlier runs' manifests in the bucket: what the retry and shard flows read.
+
+Every run writes ``<prefix>/runs/<UTC stamp>-<flow run name>/manifest.parquet``. The stamp
+sorts by time, and the flow run name ties a manifest to its Prefect run, so no database
+beyond the bucket itself is needed to answer "what did the last run leave undone?".
+"""
+from __future__ import annotations
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import botocore.exceptions
+
+from bananaflow.errors import StorageError
+from bananaflow.planning.keys import join_key
+from bananaflow.reports.manifest import ManifestRow, read_manifest
+from bananaflow.landing.storage import ImageStore
+
+#: Statuses a later run can still turn into an image.
+RETRYABLE_STATUSES = frozenset({"failed", "deferred"})
+MANIFEST_NAME = "manifest.parquet"
+
+
+@dataclass(frozen=True)
+class RunManifest:
+    key: str
+    run_dir: str  # "<stamp>-<flow run name>"
+    rows: list[ManifestRow]
+
+    @property
+    def counts(self) -> Counter[str]:
+        return Counter(row.status for row in self.rows)
+
+    @property
+    def to_retry(self) -> list[ManifestRow]:
+        return [row for row in self.rows if row.status in RETRYABLE_STATUSES]
+
+
+def manifest_keys(store: ImageStore) -> list[str]:
+    """Keys of every run manifest under the store's prefix, oldest first."""
+    runs = join_key(store.prefix, "runs") + "/"
+    keys: list[str] = []
+    try:
+        for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=runs):
+            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/" + MANIFEST_NAME)]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        raise StorageError(f"cannot list run manifests in s3://{store.bucket}/{runs}: {type(exc).__name__}") from None
+    return sorted(keys)
+
+
+def load_run_manifest(store: ImageStore, key: str) -> RunManifest:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / MANIFEST_NAME
+        path.write_bytes(store.get_bytes(key))
+        rows = read_manifest(path)
+    return RunManifest(key=key, run_dir=key.rsplit("/", 2)[-2], rows=rows)
+
+
+def latest_run_manifest(store: ImageStore) -> RunManifest | None:
+    """The most recent run's manifest, or None before the first run."""
+    keys = manifest_keys(store)
+    return load_run_manifest(store, keys[-1]) if keys else None
+
+
+def manifests_of_runs(store: ImageStore, flow_run_names: Iterable[str]) -> dict[str, RunManifest]:
+    """The manifest of each named flow run (the newest if a name ran twice); absent names
+    are missing from the result, which is how a caller notices a shard that wrote none."""
+    wanted = set(flow_run_names)
+    found: dict[str, str] = {}
+    for key in manifest_keys(store):
+        run_dir = key.rsplit("/", 2)[-2]
+        name = run_dir.partition("-")[2]
+        if name in wanted:
+            found[name] = key
+    return {name: load_run_manifest(store, key) for name, key in found.items()}
+
+
+def find_product(store: ImageStore, sku: str, runs: int = 5) -> list[tuple[str, ManifestRow]]:
+    """``(run_dir, row)`` for every manifest row of ``sku`` in the newest ``runs`` run
+    manifests, newest run first: where its images are, or why they are not."""
+    wanted = sku.strip()
+    found: list[tuple[str, ManifestRow]] = []
+    for key in reversed(manifest_keys(store)[-max(1, runs):]):
+        manifest = load_run_manifest(store, key)
+        found += [(manifest.run_dir, row) for row in manifest.rows if row.sku == wanted]
+    return found

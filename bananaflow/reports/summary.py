@@ -1,0 +1,188 @@
+"""What a run did, in numbers a person reads at the end of it.
+
+Built only from manifest rows (plus the run's own facts), so the summary, the Prefect
+artifact and the manifest can never disagree.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from datetime import timezone
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from bananaflow.reports.manifest import ManifestRow
+from bananaflow.limits.meters import next_quota_reset
+
+#: Statuses that leave nothing for a person to do.
+OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})
+
+
+@dataclass
+class RunSummary:
+    run_id: str
+    total: int
+    counts: dict[str, int]
+    rejected: int
+    cost_usd: float
+    wall_s: float
+    images_per_min: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    retries: int
+    bucket: str
+    prefix: str
+    manifest: dict[str, str] = field(default_factory=dict)
+    rejected_uri: str | None = None
+    flow_run_url: str | None = None
+    failures: list[dict[str, str]] = field(default_factory=list)
+    #: Local spool after the run: pending images/bytes waiting for S3, its bound, and how
+    #: many spooled images this run uploaded (``bananaflow.landing.spool.SpoolState`` + "uploaded").
+    spool: dict[str, object] = field(default_factory=dict)
+    quota_resets_at: str | None = None
+    deferred_by_quota: int = 0
+    deferred_by_budget: int = 0
+    limits: dict[str, object] = field(default_factory=dict)
+    fallbacks: int = 0
+
+    @property
+    def succeeded(self) -> int:
+        return self.counts.get("succeeded", 0)
+
+    @property
+    def ok(self) -> bool:
+        """Every item succeeded, already existed, or was refused by the safety filter."""
+        return all(status in OK_STATUSES for status, n in self.counts.items() if n)
+
+    def to_dict(self) -> dict[str, object]:
+        out = dict(self.__dict__)
+        out["ok"] = self.ok
+        return out
+
+    def to_markdown(self) -> str:
+        lines = [
+            f"## bananaflow run `{self.run_id}`",
+            "",
+            "| status | items |",
+            "|---|---:|",
+            *(f"| {status} | {n} |" for status, n in sorted(self.counts.items())),
+            f"| **total** | **{self.total}** |",
+            "",
+            f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
+            f"- images in `s3://{self.bucket}/{self.prefix}`",
+            f"- cost at list price: ${self.cost_usd:.2f}",
+            f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
+            f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
+            f"- retries: {self.retries}",
+            *(f"- manifest ({kind}): `{uri}`" for kind, uri in self.manifest.items()),
+        ]
+        if self.spool:
+            lines.append(f"- local spool: {spool_line(self.spool)}")
+        if self.deferred_by_quota:
+            lines.append(
+                f"- daily quota used up: {self.deferred_by_quota} items deferred; the quota resets at "
+                f"{self.quota_resets_at} (midnight Pacific) — run the same command again after that"
+            )
+        for scope, rpm in dict(self.limits.get("learned_rpm") or {}).items():
+            lines.append(f"- learned limit for {scope}: {rpm} requests/min (kept for the next run)")
+        for scope, n in dict(self.limits.get("throttled") or {}).items():
+            lines.append(f"- throttled (429/503) {n}x on {scope}")
+        if self.fallbacks:
+            lines.append(f"- made by a fallback model: {self.fallbacks}")
+        for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
+            lines.append(f"- circuit breaker opened {n}x for {scope}")
+        if self.deferred_by_budget:
+            lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
+        if self.failures:
+            lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
+                      "|---:|---|---|---|---|---|"]
+            lines += [
+                f"| {f['row_number']} | {_cell(f['sku'])} | {f['status']} | {f['error_class']} | {_cell(f['error_message'])} "
+                f"| {_link(f.get('task_run_url', ''))} |"
+                for f in self.failures
+            ]
+        return "\n".join(lines)
+
+
+def _link(url: str) -> str:
+    return f"[logs]({url})" if url else ""
+
+
+def summarize(
+    rows: Iterable[ManifestRow],
+    *,
+    run_id: str,
+    rejected: int,
+    wall_s: float,
+    bucket: str,
+    prefix: str,
+    max_failures: int = 50,
+) -> RunSummary:
+    rows = list(rows)
+    counts = Counter(row.status for row in rows)
+    latencies = sorted(row.latency_s for row in rows if row.status == "succeeded" and row.latency_s is not None)
+    made = counts.get("succeeded", 0)
+    by_quota = sum(1 for row in rows if row.status == "deferred" and row.error_class == "QuotaExhausted")
+    by_budget = sum(1 for row in rows if row.status == "deferred" and row.error_class == "BudgetExhausted")
+    last = max((row.finished_at for row in rows if row.finished_at is not None), default=None)
+    resets_at = (
+        next_quota_reset(last.timestamp() if last else time.time()).astimezone(timezone.utc).isoformat(timespec="minutes")
+        if by_quota
+        else None
+    )
+    failures = [
+        {
+            "row_number": str(row.row_number),
+            "sku": row.sku,
+            "status": row.status,
+            "error_class": row.error_class,
+            "error_message": row.error_message,
+            "task_run_id": row.task_run_id,
+        }
+        for row in rows
+        if row.status not in ("succeeded", "skipped_exists", "skipped_unchanged")
+    ][:max_failures]
+    return RunSummary(
+        run_id=run_id,
+        total=len(rows),
+        counts=dict(counts),
+        rejected=rejected,
+        cost_usd=round(sum(row.cost_usd or 0.0 for row in rows), 4),
+        wall_s=round(wall_s, 2),
+        images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
+        latency_p50_s=_percentile(latencies, 50),
+        latency_p95_s=_percentile(latencies, 95),
+        retries=sum(max(0, (row.attempts or 0) - 1) for row in rows),
+        bucket=bucket,
+        prefix=prefix,
+        failures=failures,
+        quota_resets_at=resets_at,
+        deferred_by_quota=by_quota,
+        deferred_by_budget=by_budget,
+    )
+
+
+def spool_line(spool: dict[str, object]) -> str:
+    """One line on what waits locally for S3 (and what this run uploaded from there)."""
+    pending, size, bound = int(spool.get("pending", 0)), int(spool.get("bytes", 0)), int(spool.get("max_bytes", 0))
+    text = f"{pending} images ({size / 1e6:.1f} MB of {bound / 1e6:.0f} MB) waiting for S3 in {spool.get('directory')}"
+    if spool.get("uploaded"):
+        text += f"; {spool['uploaded']} uploaded from it by this run"
+    return text
+
+
+def _percentile(values: list[float], pct: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 3)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[pct - 1], 3)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")[:200]

@@ -1,0 +1,49 @@
+"""The native route: ``POST /{v1,v1beta}/models/{model}:generateContent``.
+
+Both API versions are served because the official SDK defaults to ``v1`` while the
+reference document (and most hand-written clients) use ``v1beta``.
+"""
+from __future__ import annotations
+
+import json
+from typing import Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bananaflow.testing.simulator.calls import ImageCall, WireError
+from bananaflow.testing.simulator.engine import SimulatorEngine
+from bananaflow.testing.simulator.gemini_render import GeminiRenderer
+from bananaflow.testing.simulator.gemini_wire import lookup_model, parse_generate_content
+
+ROUTE_NAME = "generateContent"
+API_VERSIONS = ("v1beta", "v1")
+
+
+def _parser(model_id: str, api_version: str) -> Callable[[bytes], ImageCall]:
+    def parse(body: bytes) -> ImageCall:
+        spec = lookup_model(model_id, api_version)  # an unknown model is a 404 whatever the body
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise WireError(400, "Invalid JSON payload received. Unexpected token.") from None
+        return parse_generate_content(spec, raw)
+
+    return parse
+
+
+async def generate_content(request: Request) -> Response:
+    """Answer one ``generateContent`` call through the shared engine."""
+    engine: SimulatorEngine = request.app.state.engine
+    model_id = request.path_params["model"]
+    api_version = request.url.path.split("/")[1]
+    return await engine.handle(
+        request, ROUTE_NAME, GeminiRenderer(engine.config), _parser(model_id, api_version), model_hint=model_id
+    )
+
+
+routes = [
+    Route(f"/{version}/models/{{model}}:generateContent", generate_content, methods=["POST"])
+    for version in API_VERSIONS
+]
