@@ -15,7 +15,8 @@ import resource
 import sys
 import time
 
-from bananaflow.limits.admission import Admission, LimitSettings
+from bananaflow.limits.admission import Admission
+from bananaflow.limits.settings import LimitSettings
 from bananaflow.limits.backends import InProcessBackend, RedisBackend
 from bananaflow.testing.memory_store import MemoryStore
 from bananaflow.generation.pipeline import ItemProcessor
@@ -70,8 +71,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     policy = RetryPolicy(max_attempts=8, initial_wait=args.retry_initial, max_wait=args.retry_initial * 30,
                          deadline_s=3600)
     store = MemoryStore()
-    processor = ItemProcessor(provider, store, RateController(args.max_in_flight), policy,
-                              run_id="bench", admission=admission)
+    processor = ItemProcessor(provider, store, admission, policy,
+                              run_id="bench")
     items = work_items(args.first, args.count, args.model, args.size, args.aspect)
     t0 = time.monotonic()
     rows = []

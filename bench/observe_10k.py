@@ -95,14 +95,16 @@ def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
-    from bananaflow.reports.manifest import read_manifest
+    from bananaflow.landing.manifest import read_manifest
+    from bananaflow.options import DeliveryOptions, LimitOptions
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     catalog = state / "catalog.csv"
     write_catalog(catalog, args.items)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.monotonic()
-    summary = catalog_to_images(catalog=str(catalog), bucket="bench-10k", prefix="bench", concurrency=args.concurrency)
+    summary = catalog_to_images(catalog=str(catalog), delivery=DeliveryOptions(bucket="bench-10k", prefix="bench"),
+                                limits=LimitOptions(max_in_flight=args.concurrency))
     wall = time.monotonic() - t0
     rss_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims  # noqa: E402
-from bananaflow.planning.keys import key_stem, params_hash  # noqa: E402
+from bananaflow.landing.keys import key_stem, params_hash  # noqa: E402
 from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
 from bananaflow.generation.pipeline import ItemProcessor  # noqa: E402
 from bananaflow.providers.settings import ProviderSettings  # noqa: E402

@@ -11,9 +11,10 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from bananaflow.errors import ConfigurationError
+from bananaflow.limits.settings import LimitSettings
 from bananaflow_prefect.blocks.limits import GenerationLimits
 from bananaflow_prefect.blocks.provider import ImageProviderBlock
 from bananaflow_prefect.blocks.store import ImageStoreBlock
@@ -42,24 +43,30 @@ def store_block_from_env(bucket: str, prefix: str = "bananaflow", environ: Mappi
     )
 
 
+#: Short names kept for variables that existed before every limit could be set this way.
+_LIMIT_ENV_ALIASES = {"requests_per_minute": "BANANAFLOW_RPM"}
+
+
+def limit_env_var(field: str) -> str:
+    """``BANANAFLOW_<FIELD>`` (``BANANAFLOW_RPM`` for requests per minute)."""
+    return _LIMIT_ENV_ALIASES.get(field, f"BANANAFLOW_{field.upper()}")
+
+
 def limits_block_from_env(environ: Mapping[str, str] = os.environ) -> GenerationLimits:
-    """``BANANAFLOW_MAX_IN_FLIGHT``, ``BANANAFLOW_RPM``, ``BANANAFLOW_MAX_ATTEMPTS``,
-    ``BANANAFLOW_DEADLINE_S``; unset ones keep the block's defaults."""
-    fields = {
-        "max_in_flight": ("BANANAFLOW_MAX_IN_FLIGHT", int),
-        "requests_per_minute": ("BANANAFLOW_RPM", float),
-        "max_attempts": ("BANANAFLOW_MAX_ATTEMPTS", int),
-        "deadline_s": ("BANANAFLOW_DEADLINE_S", float),
-    }
+    """Every ``LimitSettings`` field from ``BANANAFLOW_<FIELD>`` (``BANANAFLOW_MAX_IN_FLIGHT``,
+    ``BANANAFLOW_RPM``, ``BANANAFLOW_WORKER_SLOTS`` ...); unset ones keep the block's defaults."""
     values = {}
-    for field, (var, kind) in fields.items():
-        raw = (environ.get(var) or "").strip()
+    for field in LimitSettings.model_fields:
+        raw = (environ.get(limit_env_var(field)) or "").strip()
         if raw:
-            try:
-                values[field] = kind(raw)
-            except ValueError:
-                raise ConfigurationError(f"{var}={raw!r} is not a number") from None
-    return GenerationLimits(**values)
+            values[field] = raw
+    try:
+        return GenerationLimits(**values)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = str(problem["loc"][0])
+        var = limit_env_var(field)
+        raise ConfigurationError(f"{var}={environ.get(var)!r}: {problem['msg']}") from None
 
 
 def save_blocks_from_env(bucket: str, prefix: str = "bananaflow", *, overwrite: bool = True) -> SavedBlocks:

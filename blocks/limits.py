@@ -1,60 +1,18 @@
-"""How hard to push the provider."""
+"""How hard to push the provider: ``LimitSettings`` stored as a Prefect block."""
 from __future__ import annotations
 
-import math
-
 from prefect.blocks.core import Block
-from pydantic import Field
 
-from bananaflow.limits.controller import RateController
-from bananaflow.generation.retry import RetryPolicy
+from bananaflow.limits.settings import LimitSettings
 
 
-class GenerationLimits(Block):
-    """The project's limits as AI Studio shows them, and how long to keep retrying."""
+class GenerationLimits(LimitSettings, Block):
+    """The project's limits as AI Studio shows them, and how long to keep retrying.
+
+    Its fields are ``bananaflow.limits.settings.LimitSettings``: the one definition the CLI,
+    the flow's ``limits`` parameter and the rate controllers share.
+    """
 
     _block_type_name = "Bananaflow Generation Limits"
     _block_type_slug = "bananaflow-generation-limits"
     _description = "In-flight cap, requests/images per minute, requests per day, spend cap, retries."
-
-    max_in_flight: int = Field(8, ge=1, description="Requests in flight at once.")
-    requests_per_minute: float | None = Field(None, gt=0, description="Requests per minute; empty for no meter.")
-    images_per_minute: float | None = Field(None, gt=0, description="Images per minute; empty for no meter.")
-    requests_per_day: int | None = Field(None, ge=1, description="Requests per day (resets at midnight Pacific).")
-    spend_per_10min_usd: float | None = Field(None, gt=0, description="Spend cap per rolling 10 minutes, USD.")
-    adaptive: bool = Field(False, description="Learn requests per minute from 429/503 answers (AIMD).")
-    max_attempts: int = Field(5, ge=1, description="Attempts per image for retryable errors.")
-    deadline_s: float = Field(900.0, gt=0, description="Give up on an image after this many seconds.")
-    worker_slots: int | None = Field(
-        None,
-        ge=1,
-        description=(
-            "Runs (e.g. catalog shards on several workers) that may generate at once with these limits, held by "
-            "a Prefect global concurrency limit. Without BANANAFLOW_REDIS_URL each run gets 1/slots of every "
-            "limit above, so together they stay within them. Empty: no cross-worker guard."
-        ),
-    )
-
-    def to_controller(self) -> RateController:
-        return RateController(self.max_in_flight, self.requests_per_minute)
-
-    def split(self, slots: int) -> "GenerationLimits":
-        """This block's limits for one of ``slots`` runs that must stay, together, within
-        them: every meter divided (in-flight and per-day rounded down, at least 1)."""
-        if slots <= 1:
-            return self
-        def share(value: float | None) -> float | None:
-            return None if value is None else value / slots
-
-        return self.model_copy(
-            update={
-                "max_in_flight": max(1, self.max_in_flight // slots),
-                "requests_per_minute": share(self.requests_per_minute),
-                "images_per_minute": share(self.images_per_minute),
-                "requests_per_day": None if self.requests_per_day is None else max(1, math.floor(self.requests_per_day / slots)),
-                "spend_per_10min_usd": share(self.spend_per_10min_usd),
-            }
-        )
-
-    def to_policy(self) -> RetryPolicy:
-        return RetryPolicy(max_attempts=self.max_attempts, deadline_s=self.deadline_s)

@@ -1,6 +1,6 @@
 """Serve bananaflow's deployments from one process: schedules and triggers without a work pool.
 
-    python -m deployments.serve --catalog s3://shop-feeds/catalog.csv --cron "0 2 * * *" \
+    python -m bananaflow_prefect.deployments.serve --catalog s3://shop-feeds/catalog.csv --cron "0 2 * * *" \
         --timezone Europe/Berlin
 
 Needs a Prefect server (``PREFECT_API_URL``) and the three blocks (``bananaflow blocks
@@ -16,11 +16,12 @@ from collections.abc import Sequence
 
 from prefect import serve
 
-from bananaflow_prefect.deployments.definitions import DEFAULT_CRON, DEFAULT_TIMEZONE, BlockNames, Schedule, build_deployments
+from bananaflow.options import BlockNames
+from bananaflow_prefect.deployments.definitions import DEFAULT_BLOCKS, DEFAULT_CRON, DEFAULT_TIMEZONE, Schedule, build_deployments
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bananaflow_prefect.deployments.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--catalog", required=True, help="catalog the nightly refresh and hourly retry read")
     parser.add_argument("--cron", default=DEFAULT_CRON, help="nightly schedule (default: %(default)s)")
     parser.add_argument("--timezone", default=DEFAULT_TIMEZONE, help="IANA time zone of --cron (default: %(default)s)")
@@ -31,8 +32,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.no_blocks and not args.bucket:
         parser.error("--no-blocks needs --bucket (the S3 bucket for images and manifests)")
-    blocks = BlockNames(None, None, None) if args.no_blocks else BlockNames()
-    defaults = {"bucket": args.bucket, "prefix": args.prefix} if args.no_blocks else {}
+    blocks = BlockNames() if args.no_blocks else DEFAULT_BLOCKS
+    defaults = {"delivery": {"bucket": args.bucket, "prefix": args.prefix}} if args.no_blocks else {}
     deployments = build_deployments(args.catalog, Schedule(args.cron, args.timezone), blocks, defaults)
     serve(*deployments, limit=args.limit)
     return 0

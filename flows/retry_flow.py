@@ -11,35 +11,41 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from bananaflow.reports.run_history import latest_run_manifest
+from bananaflow.landing.run_history import latest_run_manifest
+from bananaflow.options import (
+    BlockNames,
+    CatalogOptions,
+    DeliveryOptions,
+    ExecutionOptions,
+    ImageOptions,
+    LimitOptions,
+    SpendOptions,
+)
 from bananaflow_prefect.flows.catalog_flow import catalog_to_images
-from bananaflow_prefect.flows.store_config import resolve_store
+from bananaflow_prefect.flows.configure import RunOptions, resolve_store
 
 
 @flow(name="retry-unfinished", log_prints=True)
 def retry_unfinished(
     catalog: str,
-    bucket: str | None = None,
-    prefix: str = "bananaflow",
-    template: str | None = None,
-    model: str | None = None,
-    image_size: str = "1K",
-    aspect_ratio: str = "1:1",
-    variant: str = "main",
-    concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    provider_block: str | None = None,
-    store_block: str | None = None,
-    limits_block: str | None = None,
-    job: str | None = None,
+    images: ImageOptions = ImageOptions(),
+    reading: CatalogOptions = CatalogOptions(),
+    delivery: DeliveryOptions = DeliveryOptions(),
+    limits: LimitOptions = LimitOptions(),  # type: ignore[valid-type]
+    spend: SpendOptions = SpendOptions(),
+    execution: ExecutionOptions = ExecutionOptions(),
+    blocks: BlockNames = BlockNames(),
 ) -> dict:
     """Re-run ``catalog`` if the newest manifest under the prefix has unfinished items.
 
-    Takes the nightly run's parameters (same catalog, bucket, template, size...), so the
-    re-run computes the same keys. Returns ``{"retried": n, "last_run": ..., "summary": ...}``.
+    Takes the nightly run's options whole (same catalog, job, column map, limits, budget...)
+    and forwards them unchanged, so the re-run computes the same keys.
+    Returns ``{"retried": n, "last_run": ..., "summary": ...}``.
     """
     logger = get_run_logger()
-    store = resolve_store(bucket, prefix, store_block)
+    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend,
+                         execution=execution, blocks=blocks)
+    store, _ = resolve_store(options)
     last = latest_run_manifest(store)
     if last is None:
         logger.info("no run manifest under s3://%s/%s yet: nothing to retry", store.bucket, store.prefix)
@@ -54,20 +60,5 @@ def retry_unfinished(
         len(unfinished),
         ", ".join(f"{n} {s}" for s, n in sorted(last.counts.items()) if s in ("failed", "deferred")),
     )
-    summary = catalog_to_images(
-        catalog=catalog,
-        bucket=bucket,
-        prefix=prefix,
-        template=template,
-        model=model,
-        image_size=image_size,
-        aspect_ratio=aspect_ratio,
-        variant=variant,
-        concurrency=concurrency,
-        requests_per_minute=requests_per_minute,
-        provider_block=provider_block,
-        store_block=store_block,
-        limits_block=limits_block,
-        job=job,
-    )
+    summary = catalog_to_images(catalog=catalog, **dict(options))
     return {"retried": len(unfinished), "last_run": last.run_dir, "summary": summary}

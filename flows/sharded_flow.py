@@ -19,64 +19,46 @@ from prefect.client.orchestration import get_client
 from prefect.deployments import run_deployment
 from prefect.runtime import flow_run
 
-from bananaflow.errors import ConfigurationError
-from bananaflow.reports.run_history import manifests_of_runs
-from bananaflow_prefect.flows.store_config import resolve_store
-
-#: The deployment each shard runs as (see deployments/prefect.yaml).
-SHARD_DEPLOYMENT = "catalog-to-images/catalog-shard"
+from bananaflow.landing.run_history import manifests_of_runs
+from bananaflow.options import (
+    BlockNames,
+    CatalogOptions,
+    DeliveryOptions,
+    ExecutionOptions,
+    ImageOptions,
+    LimitOptions,
+    RunOptions,
+    SpendOptions,
+)
+from bananaflow_prefect.flows.configure import resolve_store
 
 
 @flow(name="catalog-sharded", log_prints=True)
 def catalog_sharded(
     catalog: str,
-    shard_count: int = 2,
-    bucket: str | None = None,
-    prefix: str = "bananaflow",
-    template: str | None = None,
-    model: str | None = None,
-    image_size: str = "1K",
-    aspect_ratio: str = "1:1",
-    variant: str = "main",
-    concurrency: int = 8,
-    requests_per_minute: float | None = None,
-    provider_block: str | None = None,
-    store_block: str | None = None,
-    limits_block: str | None = None,
-    job: str | None = None,
-    shard_deployment: str = SHARD_DEPLOYMENT,
-    timeout_s: float = 6 * 3600,
+    images: ImageOptions = ImageOptions(),
+    reading: CatalogOptions = CatalogOptions(),
+    delivery: DeliveryOptions = DeliveryOptions(),
+    limits: LimitOptions = LimitOptions(),  # type: ignore[valid-type]
+    spend: SpendOptions = SpendOptions(),
+    execution: ExecutionOptions = ExecutionOptions(shard_count=2),
+    blocks: BlockNames = BlockNames(),
 ) -> dict:
-    """Run ``catalog`` as ``shard_count`` deployment runs and report them as one.
+    """Run ``catalog`` as ``execution.shard_count`` runs of ``execution.shard_deployment``,
+    each given this run's options whole (budget, fallback, column map... included) plus its
+    shard index, and report them as one.
 
     Returns ``{"shards": [...], "counts": {...}, "total": n, "ok": bool}``, where each shard
     entry has its flow run name, state and manifest.
     """
-    if shard_count < 1:
-        raise ConfigurationError(f"shard_count must be at least 1, got {shard_count}")
     logger = get_run_logger()
-    store = resolve_store(bucket, prefix, store_block)  # fail here, not in N shards, on a bad store
-    shared = dict(
-        catalog=catalog, bucket=bucket, prefix=prefix, template=template, model=model, image_size=image_size,
-        aspect_ratio=aspect_ratio, variant=variant, concurrency=concurrency,
-        requests_per_minute=requests_per_minute, provider_block=provider_block, store_block=store_block,
-        limits_block=limits_block, job=job,
-    )
-    parent = str(flow_run.id)
-    runs = [
-        run_deployment(
-            shard_deployment,
-            parameters={**shared, "shard_index": i, "shard_count": shard_count},
-            timeout=0,
-            idempotency_key=f"{parent}-shard-{i}-of-{shard_count}",  # a retried parent starts no twins
-            flow_run_name=f"{flow_run.name}-shard-{i + 1}-of-{shard_count}",
-            tags=["bananaflow-shard"],
-        )
-        for i in range(shard_count)
-    ]
-    logger.info("started %d shard runs of %s: %s", shard_count, shard_deployment, ", ".join(r.name for r in runs))
-
-    finished = _wait_for_all([r.id for r in runs], timeout_s)
+    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend,
+                         execution=execution, blocks=blocks)
+    store, _ = resolve_store(options)  # fail here, not in N shards, on a bad store
+    runs = [_start_shard(catalog, options, index) for index in range(execution.shard_count)]
+    logger.info("started %d shard runs of %s: %s", len(runs), execution.shard_deployment,
+                ", ".join(r.name for r in runs))
+    finished = _wait_for_all([r.id for r in runs], execution.shard_wait_s)
     manifests = manifests_of_runs(store, [r.name for r in finished])
     counts: dict[str, int] = {}
     table = []
@@ -87,7 +69,7 @@ def catalog_sharded(
             counts[status] = counts.get(status, 0) + n
         table.append(
             {
-                "shard": f"{index + 1}/{shard_count}",
+                "shard": f"{index + 1}/{execution.shard_count}",
                 "flow_run": run.name,
                 "state": run.state.name if run.state else "?",
                 "items": str(sum(shard_counts.values())),
@@ -101,6 +83,20 @@ def catalog_sharded(
     if not all_completed:
         logger.warning("some shard runs did not complete: %s", ", ".join(r["flow_run"] for r in table if r["state"] != "Completed"))
     return {"shards": table, "counts": counts, "total": sum(counts.values()), "ok": ok}
+
+
+def _start_shard(catalog: str, options: RunOptions, index: int):  # noqa: ANN202 (a FlowRun)
+    """One shard's deployment run, started without waiting (the shards run in parallel)."""
+    count = options.execution.shard_count
+    shard = options.with_changes(execution={"shard_index": index})
+    return run_deployment(
+        options.execution.shard_deployment,
+        parameters={"catalog": catalog, **shard.as_parameters()},
+        timeout=0,
+        idempotency_key=f"{flow_run.id}-shard-{index}-of-{count}",  # a retried parent starts no twins
+        flow_run_name=f"{flow_run.name}-shard-{index + 1}-of-{count}",
+        tags=["bananaflow-shard"],
+    )
 
 
 def _wait_for_all(flow_run_ids: list, timeout_s: float, poll_s: float = 2.0) -> list:  # noqa: ANN001

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
 from typing import Awaitable, Callable, TypeVar
 
 from prefect import task
@@ -16,26 +15,19 @@ from prefect.futures import PrefectFuture
 
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.ledger import BatchJob
-from bananaflow.batch.runner import BatchPlan, BatchRunner, PollPolicy, Submission
-from bananaflow.batch.sizing import BatchLimits
+from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
 from bananaflow.errors import BatchNotCompleted, is_retryable
-from bananaflow.landing.lander import ImageLander, now_iso
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
-from bananaflow_prefect.tasks import resources
+from bananaflow_prefect.tasks import run_context
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class BatchSettings:
-    limits: BatchLimits = BatchLimits()
-    poll: PollPolicy = PollPolicy()
-
-
 def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
-    res = resources.get(run_id)
-    settings: BatchSettings = res.extra.get("batch", BatchSettings())  # type: ignore[assignment]
+    res = run_context.get(run_id)
+    settings = res.batch
 
     async def go() -> T:
         api = GeminiBatchAPI(res.provider_settings)
@@ -111,9 +103,9 @@ def collect_batch(run_id: str, submission: Submission, status: BatchStatus | Non
     return submission.rows + _run(run_id, lambda runner: runner.collect(submission.job, status))
 
 
-def generate_in_batches(run_id: str, items: list[WorkItem], settings: BatchSettings) -> list[ManifestRow]:
-    """The whole batch mode for one flow run: rows for every item, whatever fails."""
-    resources.get(run_id).extra["batch"] = settings
+def generate_in_batches(run_id: str, items: list[WorkItem]) -> list[ManifestRow]:
+    """The whole batch mode for one flow run (its ``RunContext.batch`` settings): rows for
+    every item, whatever fails."""
     plan = plan_batches(run_id, items)
     named = [job for job in plan.resumed if job.batch_name]
     unnamed = [job for job in plan.resumed if not job.batch_name]
@@ -136,9 +128,9 @@ def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) ->
     if future.state.is_completed():
         return future.result()
     message = f"batch task ended {future.state.name}: {future.state.message or ''}".strip()
-    lander = ImageLander(resources.get(run_id).store, run_id=run_id, mode="batch")
+    lander = ImageLander(run_context.get(run_id).store, run_id=run_id, mode="batch")
     exc = BatchNotCompleted(message[:400])
     rows = [lander.failure_row(item, exc, attempts=0, started_at=now_iso(), t0=time.monotonic()) for item in batch_items]
     for row in rows:
-        resources.get(run_id).progress.item_done(row)
+        run_context.get(run_id).progress.item_done(row)
     return rows

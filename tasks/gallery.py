@@ -6,7 +6,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from bananaflow.errors import StorageError
 from bananaflow.reports.gallery import build_gallery, gallery_markdown
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 
 

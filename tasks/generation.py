@@ -4,15 +4,16 @@ from __future__ import annotations
 import asyncio
 
 from prefect import task
+from prefect.futures import PrefectFuture
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.providers import make_provider
 from bananaflow.planning.work import WorkItem
-from bananaflow_prefect.tasks import resources
+from bananaflow_prefect.tasks import run_context
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried
 #: chunk pays only for its failed items: the others are found in S3 under their keys.
@@ -65,27 +66,26 @@ def chunk_name() -> str:
 def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list[ManifestRow]:
     """Generate, verify and upload a chunk of images; returns their manifest rows (never
     the bytes). Raises only to ask Prefect for a retry of retryable failures."""
-    res = resources.get(run_id)
+    run = run_context.get(run_id)
 
-    async def run() -> list[ManifestRow]:
-        provider = make_provider(res.provider_settings)
+    async def make() -> list[ManifestRow]:
+        provider = make_provider(run.provider_settings)
         try:
             processor = ItemProcessor(
                 provider,
-                res.store,
-                res.controller,
-                res.policy,
+                run.store,
+                run.admission,
+                run.policy,
                 run_id=run_id,
-                spool=res.spool,
-                listeners=[res.progress.item_done],
-                claims=res.claims,
-                admission=res.extra.get("admission"),  # type: ignore[arg-type]
+                spool=run.spool,
+                listeners=[run.progress.item_done],
+                claims=run.claims,
             )
             return await processor.process_all(items)
         finally:
             await provider.aclose()
 
-    rows = asyncio.run(run())
+    rows = asyncio.run(make())
     for row in rows:
         row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]
@@ -95,3 +95,20 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
         )
     return rows
+
+
+def rows_of_chunk(chunk: list[WorkItem], future: PrefectFuture, run_id: str) -> list[ManifestRow]:
+    """A chunk's rows; if the task itself died (not an item), its items still get rows."""
+    future.wait()
+    state = future.state
+    if state.is_completed():
+        return future.result()
+    message = f"generation task ended {state.name}: {state.message or ''}".strip()
+    return [
+        ManifestRow(
+            run_id=run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
+            error_class="TaskFailed", mode="realtime", error_message=message[:500], model=item.model,
+            image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,
+        )
+        for item in chunk
+    ]

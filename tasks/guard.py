@@ -5,7 +5,7 @@ The precise per-request limits live in the engine (in this process, or in Redis 
 but slow when saturated (see docs/operations.md), so they guard something coarse instead:
 how many runs generate with one limits block at once. A run holds one slot from its first
 request to its last; with ``worker_slots = N`` and no Redis, each run also takes 1/N of
-every limit (``GenerationLimits.split``), so N runs on N workers together stay within the
+every limit (``LimitSettings.split``), so N runs on N workers together stay within the
 project's limits, and a fifth shard on a four-slot limit waits for a slot instead of
 pushing the provider over. The limit shows, with its active slots, under Concurrency in
 the Prefect UI.
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import ContextManager
 
 from bananaflow.limits.backends import REDIS_URL_ENV
-from bananaflow_prefect.blocks.limits import GenerationLimits
+from bananaflow.limits.settings import LimitSettings
 
 #: How long a run waits for a slot before it fails (other shards hold them for their whole run).
 SLOT_WAIT_S = 24 * 3600.0
@@ -33,7 +33,7 @@ def guard_name(limits_block: str) -> str:
 class WorkerGuard:
     """The limits one run may use, and the slot it holds while it generates."""
 
-    limits: GenerationLimits
+    limits: LimitSettings
     name: str | None = None  # the global concurrency limit, when the block asks for one
     split: bool = False  # whether ``limits`` is this run's share (no shared backend)
 
@@ -41,7 +41,7 @@ class WorkerGuard:
         return _slot(self.name) if self.name else nullcontext()
 
 
-def worker_guard(limits_block: str, limits: GenerationLimits, environ: dict[str, str] | None = None) -> WorkerGuard:
+def worker_guard(limits_block: str, limits: LimitSettings, environ: dict[str, str] | None = None) -> WorkerGuard:
     """The guard a run on ``limits_block`` runs under (none when the block has no ``worker_slots``)."""
     if not limits.worker_slots:
         return WorkerGuard(limits)

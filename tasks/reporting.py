@@ -10,7 +10,7 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.utilities.urls import url_for
 
 from bananaflow.catalog.loader import Rejection, rejections_to_csv
-from bananaflow.reports.manifest import ManifestRow, write_manifest
+from bananaflow.landing.manifest import ManifestRow, write_manifest
 from bananaflow.reports.progress import ProgressTracker
 from bananaflow.landing.storage import ImageStore
 from bananaflow.reports.summary import RunSummary

@@ -6,7 +6,7 @@ from prefect import get_run_logger, task
 from bananaflow.errors import BananaflowError
 
 from bananaflow.planning.jobspec import Job
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
 

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from bananaflow.limits.adaptive import AdaptiveLimit
-from bananaflow.limits.admission import Admission, LimitSettings, Route
+from bananaflow.limits.admission import Admission, Route
+from bananaflow.limits.settings import LimitSettings
 from bananaflow.limits.controller import RateController
 
 
@@ -158,7 +159,7 @@ def test_the_controller_sends_unmetered_but_counts_the_minute_once_a_limit_is_le
 def test_admission_starts_unmetered_from_a_given_rate_or_where_an_earlier_run_ended(tmp_path):
     route = Route("gemini:sim", "gemini-3-pro-image")
     state = tmp_path / "learned.json"
-    fresh = Admission(LimitSettings(adaptive=True, learned_limits_file=str(state)))
+    fresh = Admission(LimitSettings(adaptive=True), learned_limits_file=str(state))
     assert fresh.controller(route).adaptive.limit is None
     assert fresh.learned_limits() == {}  # nothing learned, nothing reported
     fresh.keep_learned_limits()
@@ -168,7 +169,7 @@ def test_admission_starts_unmetered_from_a_given_rate_or_where_an_earlier_run_en
     assert given.controller(route).adaptive.limit == 90.0
 
     state.write_text(json.dumps({route.scope: 420.0}))
-    resumed = Admission(LimitSettings(adaptive=True, requests_per_minute=90, learned_limits_file=str(state)))
+    resumed = Admission(LimitSettings(adaptive=True, requests_per_minute=90), learned_limits_file=str(state))
     adaptive = resumed.controller(route).adaptive
     assert adaptive.limit == 420.0 and not adaptive.learned
     assert resumed.learned_limits() == {route.scope: 420.0}

@@ -12,10 +12,10 @@ import pytest
 
 from bananaflow.batch import api as batch_api
 from bananaflow.batch.api import GeminiBatchAPI, status_from_operation
-from bananaflow.batch.choice import choose_mode, estimate_batch
+from bananaflow.planning.mode import choose_mode, estimate_batch
 from bananaflow.batch.jsonl import input_file, input_line, read_results
 from bananaflow.batch.ledger import BatchJob, job_id_for
-from bananaflow.batch.sizing import BatchLimits, split_into_batches
+from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
 from bananaflow.errors import ConfigurationError, ModelNotFound
 from bananaflow.providers.models import get_model
 from bananaflow.providers.settings import ProviderSettings

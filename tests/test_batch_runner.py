@@ -11,10 +11,10 @@ from bananaflow.batch.api import GeminiBatchAPI
 from bananaflow.batch.jsonl import input_file
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.runner import BatchRunner, PollPolicy
-from bananaflow.batch.sizing import BatchLimits
-from bananaflow.landing.lander import ImageLander, now_iso
+from bananaflow.planning.batch_sizing import BatchLimits
+from bananaflow.generation.lander import ImageLander, now_iso
 from bananaflow.devstack.local_s3 import LocalS3Server
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer

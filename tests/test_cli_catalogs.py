@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.cli.main import EXIT_OK, EXIT_USAGE, main, parse_map
+from bananaflow.cli.arguments import parse_map
+from bananaflow.cli.main import EXIT_OK, EXIT_USAGE, main
 from bananaflow.errors import BananaflowError
 
 ROOT = Path(__file__).parent.parent
@@ -71,7 +72,7 @@ def test_parse_map_reads_field_equals_column() -> None:
 def test_prompts_preview_counts_only_what_changed_since_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bananaflow.catalog.loader import load_catalog
     from bananaflow.planning.jobspec import load_job
-    from bananaflow.reports.manifest import ManifestRow, write_local
+    from bananaflow.landing.manifest import ManifestRow, write_local
     from bananaflow.planning.work import plan_job
 
     items = plan_job(load_catalog(SHOPIFY), load_job(JOB), "bananaflow")

@@ -15,7 +15,7 @@ from bananaflow.catalog.loader import load_catalog
 from bananaflow.planning.delta import split_previous, split_unchanged
 from bananaflow.errors import ConfigurationError
 from bananaflow.planning.jobspec import WritebackSpec, build_job
-from bananaflow.reports.manifest import ManifestRow, read_manifest, write_local
+from bananaflow.landing.manifest import ManifestRow, read_manifest, write_local
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import plan_job
 from bananaflow.reports.writeback import merchant_supplemental, shopify_csv

@@ -1,13 +1,20 @@
-"""deployments/prefect.yaml (work pools) and deployments/definitions.py (serve) must agree."""
+"""deployments/prefect.yaml (work pools) is generated from deployments/definitions.py (serve)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import yaml
 
-from bananaflow_prefect.deployments.definitions import BlockNames, Schedule, build_deployments
+from bananaflow.options import BlockNames, RunOptions
+from bananaflow_prefect.deployments.definitions import Schedule, build_deployments, prefect_yaml
 
 YAML = Path(__file__).resolve().parent.parent / "deployments" / "prefect.yaml"
+
+
+def test_prefect_yaml_is_generated_from_the_definitions():
+    assert YAML.read_text() == prefect_yaml(), (
+        "deployments/prefect.yaml is stale: python -m bananaflow_prefect.deployments.definitions > deployments/prefect.yaml"
+    )
 
 
 def test_yaml_and_served_deployments_are_the_same_set():
@@ -16,17 +23,20 @@ def test_yaml_and_served_deployments_are_the_same_set():
     assert [d["name"] for d in spec] == [d.name for d in served]
     for entry, deployment in zip(spec, served):
         assert entry["entrypoint"].split(":")[1].replace("_", "-") == deployment.flow_name
-        assert entry["parameters"]["store_block"] == deployment.parameters["store_block"] == "bananaflow-store"
+        assert entry["parameters"]["blocks"] == deployment.parameters["blocks"]
+        assert entry["parameters"]["blocks"]["store"] == "bananaflow-store"
         assert bool(entry.get("triggers")) == bool(deployment.triggers)
+        # every parameter a deployment passes is a valid run option group
+        RunOptions.model_validate({k: v for k, v in deployment.parameters.items() if k != "catalog"})
 
 
 def test_serve_takes_cron_and_time_zone_as_parameters():
     nightly, retry, triggered, *_ = build_deployments(
-        "cat.csv", Schedule("15 3 * * 1-5", "America/New_York"), BlockNames(None, None, None), {"bucket": "b"}
+        "cat.csv", Schedule("15 3 * * 1-5", "America/New_York"), BlockNames(), {"delivery": {"bucket": "b"}}
     )
     assert nightly.schedules[0].schedule.cron == "15 3 * * 1-5"
     assert nightly.schedules[0].schedule.timezone == "America/New_York"
-    assert nightly.parameters == {"catalog": "cat.csv", "bucket": "b"}
+    assert nightly.parameters == {"catalog": "cat.csv", "delivery": {"bucket": "b"}}
     assert retry.schedules[0].schedule.interval.total_seconds() == 3600
     (trigger,) = triggered.triggers
     assert trigger.expect == {"catalog.updated"}

@@ -4,7 +4,8 @@ import asyncio
 
 import pytest
 
-from bananaflow.limits.admission import Admission, LimitSettings, Route, endpoint_label
+from bananaflow.limits.admission import Admission, Route, endpoint_label
+from bananaflow.limits.settings import LimitSettings
 from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget, worst_case_cost_usd
 from bananaflow.testing.memory_store import MemoryStore
@@ -38,8 +39,8 @@ def run(sim: SimulatorServer, work: list[WorkItem], admission: Admission, *, ext
         provider = make_provider(settings(sim))
         fallbacks = [make_provider(settings(s)) for s in extra_sims]
         try:
-            proc = ItemProcessor(provider, MemoryStore(), RateController(8), FAST, run_id="r1",
-                                 admission=admission, fallback_providers=fallbacks)
+            proc = ItemProcessor(provider, MemoryStore(), admission or RateController(8), FAST, run_id="r1",
+                                 fallback_providers=fallbacks)
             return await proc.process_all(work)
         finally:
             for p in (provider, *fallbacks):
@@ -169,15 +170,15 @@ def test_adaptive_rate_is_learned_from_429s_reported_and_kept_for_the_next_run(t
     state = tmp_path / "learned.json"
     throttled = SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["429", "429", "429"]}, script_retry_delay=0.05)
     with SimulatorServer(throttled) as sim:
-        limits = LimitSettings(max_in_flight=4, adaptive=True, adaptive_start_rpm=600, learned_limits_file=str(state))
-        admission = Admission(limits)
+        limits = LimitSettings(max_in_flight=4, adaptive=True, adaptive_start_rpm=600)
+        admission = Admission(limits, learned_limits_file=str(state))
         rows = run(sim, items(40), admission)
         assert {r.status for r in rows} == {"succeeded"}
         learned = admission.learned_limits()
         (scope, rpm), = learned.items()
         assert rpm < 560  # cut by the 429s (once: they came within one hold period), then regrown a little
         admission.keep_learned_limits()
-    again = Admission(limits)
+    again = Admission(limits, learned_limits_file=str(state))
     route = Route(scope.rsplit("/", 1)[0], PRO)
     assert again.controller(route).adaptive.limit == pytest.approx(rpm, abs=0.1)
 
@@ -186,13 +187,13 @@ def test_unmetered_adaptive_start_learns_from_the_first_429_and_the_next_run_sta
     state = tmp_path / "learned.json"
     throttled = SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["ok"] * 8 + ["429"]}, script_retry_delay=0.05)
     with SimulatorServer(throttled) as sim:
-        limits = LimitSettings(max_in_flight=4, adaptive=True, learned_limits_file=str(state))
-        admission = Admission(limits)
+        limits = LimitSettings(max_in_flight=4, adaptive=True)
+        admission = Admission(limits, learned_limits_file=str(state))
         rows = run(sim, items(12), admission)
         assert {r.status for r in rows} == {"succeeded"}
         (scope, rpm), = admission.learned_limits().items()  # metered since the 429
         admission.keep_learned_limits()
-    again = Admission(limits)
+    again = Admission(limits, learned_limits_file=str(state))
     adaptive = again.controller(Route(scope.rsplit("/", 1)[0], PRO)).adaptive
     assert adaptive.limit == pytest.approx(rpm, abs=0.1)
     assert not adaptive.learned  # used as found; saved again only after a push-back of its own
@@ -201,7 +202,7 @@ def test_unmetered_adaptive_start_learns_from_the_first_429_and_the_next_run_sta
 def test_a_per_day_429_parks_the_model_and_teaches_the_adaptive_rate_nothing(tmp_path):
     state = tmp_path / "learned.json"
     with SimulatorServer(SimulatorConfig(latency_s=(0.01, 0.02), script={"mug": ["429_day"]})) as sim:
-        admission = Admission(LimitSettings(max_in_flight=1, adaptive=True, learned_limits_file=str(state)))
+        admission = Admission(LimitSettings(max_in_flight=1, adaptive=True), learned_limits_file=str(state))
         rows = run(sim, items(3), admission)
         admission.keep_learned_limits()
         assert {r.status for r in rows} == {"deferred"}

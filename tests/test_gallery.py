@@ -5,7 +5,7 @@ import io
 from PIL import Image
 
 from bananaflow.reports.gallery import GalleryEntry, gallery_markdown, make_thumbnail, sample_rows
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 
 
 def _png(size: tuple[int, int], mode: str = "RGBA") -> bytes:

@@ -14,7 +14,7 @@ import pytest
 
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError, TemplateError
-from bananaflow.planning.keys import MAX_SKU_SEGMENT
+from bananaflow.landing.keys import MAX_SKU_SEGMENT
 from bananaflow.planning.jobspec import build_job
 from bananaflow.planning.preflight import check_inputs
 from bananaflow.planning.prompts import PromptTemplate
@@ -56,7 +56,7 @@ def test_hostile_skus_become_safe_unique_keys_and_titles_stay_text() -> None:
 
 
 def test_hostile_sku_metadata_fits_in_headers_and_round_trips() -> None:
-    from bananaflow.landing.lander import METADATA_SKU_CHARS
+    from bananaflow.generation.lander import METADATA_SKU_CHARS
 
     for sku in ["x" * 1000, "日本語のマグ" * 100, "line\nbreak\x1b[31m"]:
         encoded = encode_metadata({"bananaflow-sku": sku[:METADATA_SKU_CHARS], "bananaflow-row": "2"})

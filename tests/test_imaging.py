@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.errors import BadResponse
-from bananaflow.generation.imaging import check_pixels, decode_base64_image, inspect_image
+from bananaflow.providers.imaging import check_pixels, decode_base64_image, inspect_image
 
 
 def make_image(width: int = 16, height: int = 8, fmt: str = "PNG") -> bytes:

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from bananaflow.planning.keys import ext_for_mime, key_stem, object_key, params_hash, sanitize_sku
+from bananaflow.landing.keys import ext_for_mime, key_stem, object_key, params_hash, sanitize_sku
 
 SAFE = re.compile(r"^[A-Za-z0-9._-]{1,80}$")
 NASTY = [

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bananaflow.devstack.local_s3 import LocalS3Server
-from bananaflow.reports.manifest import COLUMNS, ManifestRow, manifest_frame, read_manifest, write_local, write_manifest
+from bananaflow.landing.manifest import COLUMNS, ManifestRow, manifest_frame, read_manifest, write_local, write_manifest
 from bananaflow.landing.storage import ImageStore
 
 EXPECTED_COLUMNS = (
@@ -110,7 +110,7 @@ def test_s3_round_trip(store: ImageStore) -> None:
 
 
 def test_find_product_lists_its_rows_newest_run_first(store: ImageStore) -> None:
-    from bananaflow.reports.run_history import find_product
+    from bananaflow.landing.run_history import find_product
 
     store = ImageStore(store.bucket, prefix="find")  # runs of its own: other tests write under "shop"
     first = sample_rows()

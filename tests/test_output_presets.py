@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.generation.output_presets import PRESETS, finish, get_preset, with_overrides
+from bananaflow.landing.output_presets import PRESETS, finish, get_preset, with_overrides
 
 IMAGES = Path(__file__).parent / "fixtures" / "images"
 

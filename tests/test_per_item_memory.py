@@ -5,8 +5,8 @@ import pickle
 
 import pytest
 
-from bananaflow.landing.lander import META_PREFIX, ImageLander, meta_key
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.generation.lander import META_PREFIX, ImageLander, meta_key
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.testing.memory_store import MemoryStore
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage

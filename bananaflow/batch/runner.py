@@ -22,8 +22,8 @@ from tenacity.wait import wait_exponential_jitter
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
-from bananaflow.batch.sizing import BatchLimits, split_into_batches
-from bananaflow.generation.finishing import apply_output_preset
+from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
+from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.errors import (
     BadResponse,
     BatchNotCompleted,
@@ -34,8 +34,8 @@ from bananaflow.errors import (
     ServerError,
     is_retryable,
 )
-from bananaflow.landing.lander import ImageLander, now_iso
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.models import get_model
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import image_from_response

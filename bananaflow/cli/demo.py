@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 from bananaflow.cli.console import console
+from bananaflow.cli.launch import exit_code, run_flow
+from bananaflow.options import DeliveryOptions, LimitOptions, RunOptions
 from bananaflow.devstack.local_prefect import ensure_server, server_env, ui_url
 from bananaflow.devstack.local_s3 import LocalS3Server
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
@@ -35,8 +37,6 @@ def demo_simulator_config() -> SimulatorConfig:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from bananaflow.cli.main import EXIT_ITEMS_FAILED, EXIT_OK, run_flow
-
     state = Path(args.state_dir).resolve()
     prefect_home = state / "prefect"
     console.print("[bold]bananaflow demo[/]: starting the simulator, a local S3 server and Prefect ...")
@@ -53,17 +53,11 @@ def run_demo(args: argparse.Namespace) -> int:
             }
         )
         console.print(f"simulator {sim.base_url} | S3 {s3.endpoint_url} | Prefect UI {ui_url(api_url)}")
-        summary = run_flow(
-            dict(
-                catalog=args.catalog,
-                bucket=DEMO_BUCKET,
-                prefix="demo",
-                image_size="1K",
-                aspect_ratio="1:1",
-                concurrency=args.concurrency,
-            ),
-            show_progress=not args.no_progress,
+        options = RunOptions(
+            delivery=DeliveryOptions(bucket=DEMO_BUCKET, prefix="demo"),
+            limits=LimitOptions(max_in_flight=args.concurrency),
         )
+        summary = run_flow(args.catalog, options, show_progress=not args.no_progress)
         stats = sim.stats()
         console.print(
             f"simulator answered {stats['requests_total']} requests "
@@ -74,4 +68,4 @@ def run_demo(args: argparse.Namespace) -> int:
         f"{state / 's3'}). The Prefect server is left running so you can open the run: "
         f"{summary.get('flow_run_url') or ui_url(api_url)} — `make down` stops it."
     )
-    return EXIT_OK if summary["ok"] else EXIT_ITEMS_FAILED
+    return exit_code(summary)

@@ -36,7 +36,7 @@ def add_ops_commands(sub: argparse._SubParsersAction) -> None:
     find = sub.add_parser("find", help="where a product's images are, and the task run that made them")
     find.add_argument("sku")
     find.add_argument("--bucket", default=os.environ.get("BANANAFLOW_BUCKET"), help="bucket the runs wrote to")
-    find.add_argument("--prefix", default="bananaflow")
+    find.add_argument("--prefix", help="key prefix (default: the store block's, else bananaflow)")
     find.add_argument("--store-block", help="an image store block instead of --bucket/--prefix, e.g. bananaflow-store "
                       "(what `make up` saved: its endpoint and keys come with it)")
     find.add_argument("--runs", type=int, default=5, help="newest run manifests to look in (default: %(default)s)")
@@ -134,14 +134,17 @@ def cmd_blocks(args: argparse.Namespace) -> int:
 def cmd_find(args: argparse.Namespace) -> int:
     """One line per (run, variant) of the SKU, newest run first, with a link to the task
     run (its logs and retries) when the Prefect UI is known (PREFECT_UI_URL / PREFECT_API_URL)."""
-    from bananaflow.reports.run_history import find_product
+    from bananaflow.landing.run_history import find_product
 
     if not (args.bucket or args.store_block):
         raise ConfigurationError("bananaflow find: pass --bucket (or set BANANAFLOW_BUCKET), or --store-block NAME")
-    from bananaflow_prefect.flows.store_config import resolve_store
+    from bananaflow.options import BlockNames, DeliveryOptions, RunOptions
+    from bananaflow_prefect.flows.configure import resolve_store
 
+    options = RunOptions(delivery=DeliveryOptions(bucket=args.bucket, prefix=args.prefix),
+                         blocks=BlockNames(store=args.store_block))
     try:
-        store = resolve_store(args.bucket, args.prefix, args.store_block)
+        store, _ = resolve_store(options)
     except ValueError as exc:  # Prefect's answer for a block name it does not have
         raise ConfigurationError(f"bananaflow find: {exc}") from None
     found = find_product(store, args.sku, runs=args.runs)

@@ -17,9 +17,9 @@ from bananaflow.limits.admission import Admission, endpoint_label
 from bananaflow.landing.claims import KeyClaims
 from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.errors import BananaflowError, ClaimHeld
-from bananaflow.generation.finishing import apply_output_preset
-from bananaflow.landing.lander import META_PREFIX, ImageLander, now_iso
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.finishing import apply_output_preset
+from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.limits.controller import RateController
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
@@ -37,13 +37,14 @@ _now = now_iso
 
 
 class ItemProcessor:
-    """Processes work items against one provider and one store under one controller."""
+    """Processes work items against one provider and one store, admitted by one run's
+    ``Admission`` (or, for a single model without fallback, one ``RateController``)."""
 
     def __init__(
         self,
         provider: ImageProvider,
         store: ImageStore,
-        controller: RateController,
+        gate: RateController | Admission,
         policy: RetryPolicy,
         *,
         run_id: str,
@@ -51,12 +52,10 @@ class ItemProcessor:
         listeners: Iterable[ItemListener] = (),
         references: ReferenceFetcher | None = None,
         claims: KeyClaims | None = None,
-        admission: Admission | None = None,
         fallback_providers: Iterable[ImageProvider] = (),
     ) -> None:
         self.provider = provider
         self.store = store
-        self.controller = controller
         self.policy = policy
         self.run_id = run_id
         self.spool = spool
@@ -66,7 +65,8 @@ class ItemProcessor:
         self.claims = claims
         # Admission (limits, breakers, fallback, budget) lives in bananaflow.generation.dispatch/admission.
         providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
-        self.dispatcher = Dispatcher(providers, admission or Admission.for_controller(controller), policy)
+        admission = gate if isinstance(gate, Admission) else Admission.for_controller(gate)
+        self.dispatcher = Dispatcher(providers, admission, policy)
 
     async def process_all(self, items: Iterable[WorkItem]) -> list[ManifestRow]:
         """All items concurrently; the controller, not this gather, bounds the requests."""

@@ -19,10 +19,11 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Protocol
 
-from bananaflow.errors import StorageError
-from bananaflow.planning.keys import _MIME_EXT
+from bananaflow.errors import ConfigurationError, StorageError
+from bananaflow.landing.keys import _MIME_EXT
 
 log = logging.getLogger("bananaflow.landing.spool")
 
@@ -165,3 +166,18 @@ def _atomic_write(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+SPOOL_DIR_ENV, SPOOL_MAX_MB_ENV = "BANANAFLOW_SPOOL_DIR", "BANANAFLOW_SPOOL_MAX_MB"
+
+
+def spool_for_bucket(bucket: str, environ: Mapping[str, str] = os.environ) -> Spool:
+    """The spool a run on ``bucket`` keeps paid-for images in: ``BANANAFLOW_SPOOL_DIR``
+    (default ``~/.cache/bananaflow/spool``)/bucket, at most ``BANANAFLOW_SPOOL_MAX_MB`` (2048)."""
+    root = Path(environ.get(SPOOL_DIR_ENV) or Path.home() / ".cache" / "bananaflow" / "spool")
+    raw = environ.get(SPOOL_MAX_MB_ENV) or "2048"
+    try:
+        max_bytes = int(float(raw) * 1024 * 1024)
+    except ValueError:
+        raise ConfigurationError(f"{SPOOL_MAX_MB_ENV}={raw!r} is not a number of megabytes") from None
+    return Spool(root / bucket, max_bytes=max_bytes)

@@ -22,7 +22,7 @@ import botocore.config
 import botocore.exceptions
 
 from bananaflow.errors import ConfigurationError, StorageError
-from bananaflow.planning.keys import join_key, key_stem, normalize_prefix, object_key
+from bananaflow.landing.keys import join_key, key_stem, normalize_prefix, object_key
 
 _MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")

@@ -18,27 +18,7 @@ from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget
 from bananaflow.limits.backends import LimitBackend, backend_from_env
 from bananaflow.limits.controller import RateController
-
-
-@dataclass(frozen=True)
-class LimitSettings:
-    """A project's limits for one scope, as AI Studio shows them (None: not metered).
-
-    ``adaptive`` learns requests per minute from 429/503 answers instead of trusting
-    ``requests_per_minute``. Learning starts at the limit an earlier run learned (from
-    ``learned_limits_file``), else slow-starts from ``requests_per_minute`` or
-    ``adaptive_start_rpm`` if either is given, else sends unmetered (in-flight cap only)
-    until the provider first pushes back.
-    """
-
-    max_in_flight: int | None = 8
-    requests_per_minute: float | None = None
-    images_per_minute: float | None = None
-    requests_per_day: int | None = None
-    spend_per_10min_usd: float | None = None
-    adaptive: bool = False
-    adaptive_start_rpm: float | None = None
-    learned_limits_file: str | None = None
+from bananaflow.limits.settings import LimitSettings
 
 
 @dataclass(frozen=True)
@@ -80,6 +60,7 @@ class Admission:
         breaker_threshold: int = 5,
         breaker_open_s: float = 30.0,
         controller: RateController | None = None,
+        learned_limits_file: str | None = None,
     ) -> None:
         self.limits = limits or LimitSettings()
         self._backend = backend
@@ -93,7 +74,7 @@ class Admission:
         self._lock = threading.Lock()
         self._controllers: dict[str, RateController] = {}
         self._breakers: dict[str, CircuitBreaker] = {}
-        self._learned = LearnedLimits(Path(self.limits.learned_limits_file)) if self.limits.learned_limits_file else None
+        self._learned = LearnedLimits(Path(learned_limits_file)) if learned_limits_file else None
 
     @classmethod
     def for_controller(cls, controller: RateController) -> Admission:
@@ -204,36 +185,19 @@ def default_learned_limits_file() -> str:
 
 
 def admission_for_run(
+    limits: LimitSettings,
     *,
-    max_in_flight: int,
-    requests_per_minute: float | None = None,
-    images_per_minute: float | None = None,
-    requests_per_day: int | None = None,
-    spend_per_10min_usd: float | None = None,
-    adaptive: bool = False,
     fallback_models: Iterable[str] = (),
-    allow_fallback: bool = True,
-    variant: str = "main",
+    no_fallback_variants: Iterable[str] = (),
     max_cost_usd: float | None = None,
 ) -> Admission:
-    """The ``Admission`` a catalog run's parameters describe. Limits are shared through
-    Redis when ``BANANAFLOW_REDIS_URL`` is set, else kept in this process."""
-    from bananaflow.errors import ConfigurationError
-
-    if max_cost_usd is not None and max_cost_usd <= 0:
-        raise ConfigurationError(f"max cost must be a positive number of USD, got {max_cost_usd}")
-    limits = LimitSettings(
-        max_in_flight=max_in_flight,
-        requests_per_minute=requests_per_minute,
-        images_per_minute=images_per_minute,
-        requests_per_day=requests_per_day,
-        spend_per_10min_usd=spend_per_10min_usd,
-        adaptive=adaptive,
-        learned_limits_file=default_learned_limits_file() if adaptive else None,
-    )
+    """The ``Admission`` of a catalog run. Limits are shared through Redis when
+    ``BANANAFLOW_REDIS_URL`` is set, else kept in this process; adaptive runs start from
+    (and keep) what earlier runs learned."""
     return Admission(
         limits,
         fallback=list(fallback_models),
-        no_fallback_variants=() if allow_fallback else (variant,),
+        no_fallback_variants=no_fallback_variants,
         max_cost_usd=max_cost_usd,
+        learned_limits_file=default_learned_limits_file() if limits.adaptive else None,
     )

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError
-from bananaflow.reports.manifest import ManifestRow, read_manifest
+from bananaflow.landing.manifest import ManifestRow, read_manifest
 from bananaflow.planning.work import WorkItem
 
 log = logging.getLogger("bananaflow.planning.delta")

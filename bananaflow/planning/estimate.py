@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bananaflow.batch.choice import estimate_batch
+from bananaflow.planning.mode import estimate_batch
 from bananaflow.providers.models import get_model
 
 #: Mean seconds per image when the user gives none: the middle of Pro's 8-25 s.

@@ -30,6 +30,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bananaflow.errors import ConfigurationError, TemplateError
+from bananaflow.options import RunOptions
 from bananaflow.providers.models import default_model_id, get_model
 from bananaflow.planning.prompts import PromptTemplate
 
@@ -294,7 +295,7 @@ def resolve(
             except ConfigurationError as exc:
                 raise ConfigurationError(f"variant '{v.name}': {exc.message}") from None
             if variant.preset:
-                from bananaflow.generation.output_presets import get_preset
+                from bananaflow.landing.output_presets import get_preset
 
                 get_preset(variant.preset)
             variants.append(variant)
@@ -327,7 +328,7 @@ def single_variant_job(
         raise ConfigurationError(_format_validation(exc, "options", noun="image")) from None
     get_model(model).validate(aspect_ratio, image_size)
     if preset:
-        from bananaflow.generation.output_presets import get_preset
+        from bananaflow.landing.output_presets import get_preset
 
         get_preset(preset)
     chosen = PromptTemplate.from_file(template) if template else PromptTemplate.default()
@@ -380,3 +381,14 @@ def build_job(
             aspect_ratio=aspect_ratio, variant=variant, preset=preset or "",
         )
     return with_writeback(loaded, format=writeback, public_base_url=public_base_url, presign_expiry_s=presign_expiry_s)
+
+
+def job_for_run(options: RunOptions, *, model: str, public_base_url: str | None = None) -> Job:
+    """The job a run's options describe (``model`` and ``public_base_url`` already resolved
+    against blocks and the environment): the same for the CLI, the flow and its previews."""
+    images = options.images
+    return build_job(
+        images.job, template=images.template, model=model, image_size=images.image_size,
+        aspect_ratio=images.aspect_ratio, variant=images.variant, preset=images.output_preset,
+        writeback=options.delivery.writeback, public_base_url=public_base_url or options.delivery.public_base_url,
+    )

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bananaflow.catalog.loader import CatalogLoad, split_links
-from bananaflow.planning.keys import key_stem, params_hash
+from bananaflow.landing.keys import key_stem, params_hash
 from bananaflow.providers.models import get_model
 from bananaflow.planning.prompts import PromptTemplate
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from bananaflow.errors import BadResponse, ProviderError
-from bananaflow.generation.imaging import check_pixels, inspect_image
+from bananaflow.providers.imaging import check_pixels, inspect_image
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.secrets import install_log_redaction

@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from bananaflow.errors import ConfigurationError, ContentBlocked, NoImageReturned
-from bananaflow.generation.imaging import decode_base64_image
+from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec, get_model
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import int_field, make_client, post_json, verify_image

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from bananaflow.errors import ConfigurationError, NoImageReturned
-from bananaflow.generation.imaging import decode_base64_image
+from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from PIL import Image
 
-from bananaflow.planning.keys import join_key
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.keys import join_key
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 
 THUMB_PIXELS = 256

@@ -10,7 +10,7 @@ import threading
 from collections import Counter
 from typing import Callable
 
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 
 Observer = Callable[["ProgressTracker"], None]
 

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from bananaflow.catalog.loader import decode_text, read_catalog_bytes
 from bananaflow.errors import CatalogError
 from bananaflow.planning.jobspec import WritebackSpec
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 
 PUBLISHABLE = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bananaflow.landing.claims import KeyClaims
-from bananaflow.planning.keys import key_stem, params_hash
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.keys import key_stem, params_hash
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider

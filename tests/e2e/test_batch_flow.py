@@ -123,7 +123,8 @@ _CRASHING_RUN = textwrap.dedent(
     """
     import json, sys
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
-    catalog_to_images(**json.loads(sys.argv[1]))
+    from tests.flow_params import flow_params
+    catalog_to_images(**flow_params(**json.loads(sys.argv[1])))
     """
 )
 

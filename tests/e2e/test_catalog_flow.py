@@ -1,5 +1,6 @@
 """The catalog flow end to end: simulator + weed mini + a real Prefect server."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import io
 
@@ -36,7 +37,7 @@ def image_keys(client, bucket: str, prefix: str) -> list[str]:
 def run(**params):
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
-    return catalog_to_images(**params)
+    return catalog_to_images(**flow_params(**params))
 
 
 def test_every_item_lands_with_its_pixel_size_and_a_manifest_row(prefect_api, s3_env, provider_env, tmp_path):

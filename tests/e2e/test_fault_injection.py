@@ -2,6 +2,7 @@
 landing in weed mini: each item ends terminal or deferred with the right error class, the
 counts add up, the provider saw exactly the attempts the rows report, and nothing hangs."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import asyncio
 import time
@@ -110,7 +111,7 @@ def test_daily_quota_through_the_flow_defers_and_the_summary_says_so(prefect_api
     sim = provider_env
     sim.configure(requests_per_day=2)
     catalog = write_catalog(tmp_path / "catalog.csv", products(6, "QD"))
-    summary = catalog_to_images(catalog=str(catalog), bucket="quota-flow", concurrency=1)
+    summary = catalog_to_images(**flow_params(catalog=str(catalog), bucket="quota-flow", concurrency=1))
     assert summary["counts"] == {"succeeded": 2, "deferred": 4}
     assert not summary["ok"]
     assert {f["error_class"] for f in summary["failures"]} == {"QuotaExhausted"}

@@ -2,6 +2,7 @@
 key inside the prefix, its metadata survives S3's headers, and the manifest keeps the
 merchant's SKUs exactly as written."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import io
 import re
@@ -23,7 +24,7 @@ def test_hostile_skus_land_safely(prefect_api, s3_env, provider_env):
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     skus = [row.sku for row in load_catalog(str(CORPUS)).accepted]
-    summary = catalog_to_images(catalog=str(CORPUS), bucket="hostile", prefix="hostile", concurrency=4)
+    summary = catalog_to_images(**flow_params(catalog=str(CORPUS), bucket="hostile", prefix="hostile", concurrency=4))
     assert summary["counts"] == {"succeeded": len(skus)}
 
     client = s3_env.client()

@@ -1,6 +1,7 @@
 """S3 goes away mid-run (weed mini stopped): images already paid for wait in the local
 spool, the summary says so, and the next run uploads them instead of paying again."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import contextlib
 import threading
@@ -74,7 +75,7 @@ def test_s3_down_mid_run_spools_paid_images_and_the_next_run_uploads_them(prefec
         with SimulatorServer(SimulatorConfig(latency_s=(0.2, 0.3))) as sim:
             monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", sim.base_url)
             result: dict = {}
-            runner = threading.Thread(target=lambda: result.update(catalog_to_images(**params)))
+            runner = threading.Thread(target=lambda: result.update(catalog_to_images(**flow_params(**params))))
             runner.start()
             deadline = time.monotonic() + 120
             while len(image_keys(s3, "outage")) < 4 and time.monotonic() < deadline:
@@ -100,7 +101,7 @@ def test_s3_down_mid_run_spools_paid_images_and_the_next_run_uploads_them(prefec
             # S3 is back (same data, same port): the next run uploads, generates the rest
             s3 = restart(tmp_path / "weed", port, secret)
             use(s3, monkeypatch)
-            second = catalog_to_images(**params)
+            second = catalog_to_images(**flow_params(**params))
             log = sim.request_log()
 
         assert second["ok"], second["failures"]

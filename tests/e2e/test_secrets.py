@@ -2,6 +2,7 @@
 S3 credentials: neither secret appears in any log line (ours, httpx's, Prefect's own as read
 back from the server), artifact, manifest row, error text, run parameter or object metadata."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import asyncio
 import logging
@@ -92,7 +93,7 @@ def test_no_secret_leaks_anywhere(prefect_api, s3_env, monkeypatch, tmp_path, ca
                              script_retry_delay=0.2, slow_seconds=1.0)
     with SimulatorServer(config) as sim, Collector() as collected:
         monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", sim.base_url)
-        summary = catalog_to_images(catalog=str(catalog), bucket="secrets", prefix="sec", concurrency=4)
+        summary = catalog_to_images(**flow_params(catalog=str(catalog), bucket="secrets", prefix="sec", concurrency=4))
         assert sim.stats()["by_outcome"].get("bad_key", 0) == 0, "the key did reach the server"
 
     # the faults happened: the scan covers error paths, not only the happy one

@@ -2,6 +2,7 @@
 photos, presets, write-back and delta runs; a Merchant Center feed with s3:// photos and a
 group reference. Simulator + weed mini + a real Prefect server."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import csv
 import gzip
@@ -35,7 +36,7 @@ writeback: {format: shopify, presign_expiry_s: 3600}
 def run(**params):  # noqa: ANN003, ANN201
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
-    return catalog_to_images(**params)
+    return catalog_to_images(**flow_params(**params))
 
 
 def key_of(uri: str, bucket: str) -> str:

@@ -3,6 +3,8 @@ the failures table, a gallery of thumbnails behind presigned URLs, task runs nam
 range of products they hold (and `bananaflow find` for one product), and logs without secrets. Run through blocks on a started server."""
 from __future__ import annotations
 
+from tests.flow_params import flow_params
+
 import contextvars
 import io
 import json
@@ -72,10 +74,10 @@ def finished_run(ops_stack, tmp_path_factory):
     sampler = threading.Thread(target=contextvars.copy_context().run, args=(sample,), daemon=True)
     sampler.start()
     try:
-        summary = catalog_to_images.with_options(flow_run_name=name)(
+        summary = catalog_to_images.with_options(flow_run_name=name)(**flow_params(
             catalog=str(catalog), provider_block="bananaflow-provider", store_block="bananaflow-store",
             limits_block="bananaflow-limits",
-        )
+        ))
     finally:
         stop.set()
         sampler.join(10)

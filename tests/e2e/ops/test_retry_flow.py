@@ -1,5 +1,6 @@
 """The hourly retry: re-runs the catalog only when the last manifest left work undone."""
 from __future__ import annotations
+from tests.flow_params import flow_params
 
 import pytest
 
@@ -21,21 +22,21 @@ def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_pat
     catalog = write_catalog(tmp_path / "catalog.csv", products(6, "RT"))
     blocks = dict(provider_block="bananaflow-provider", store_block="bananaflow-store", limits_block="bananaflow-limits")
     try:
-        first = catalog_to_images(catalog=str(catalog), **blocks)
+        first = catalog_to_images(**flow_params(catalog=str(catalog), **blocks))
         # the per-day 429 parks the model: RT-003 and whatever was not sent yet are deferred
         deferred = first["counts"]["deferred"]
         assert first["counts"] == {"succeeded": 6 - deferred, "deferred": deferred} and deferred >= 1
         assert "RT-003" in {f["sku"] for f in first["failures"] if f["status"] == "deferred"}
 
         calls = sim.stats()["requests_total"]
-        retried = retry_unfinished(catalog=str(catalog), **blocks)
+        retried = retry_unfinished(**flow_params(catalog=str(catalog), **blocks))
         assert retried["retried"] == deferred
         assert retried["summary"]["counts"] == {"succeeded": deferred, "skipped_exists": 6 - deferred}
         assert sim.stats()["requests_total"] - calls == deferred, "only the deferred items reached the provider"
 
         # the newest manifest now has nothing undone: the next hour does nothing at all
         calls = sim.stats()["requests_total"]
-        idle = retry_unfinished(catalog=str(catalog), **blocks)
+        idle = retry_unfinished(**flow_params(catalog=str(catalog), **blocks))
         assert idle["retried"] == 0 and idle["summary"] is None
         assert idle["last_run"] and sim.stats()["requests_total"] == calls
     finally:

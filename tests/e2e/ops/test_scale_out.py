@@ -11,6 +11,8 @@ The simulator's own counters judge both: its peak in-flight count and its busies
 """
 from __future__ import annotations
 
+from tests.flow_params import flow_params
+
 import io
 
 import boto3
@@ -41,10 +43,10 @@ def _run_sharded(stack: OpsStack, catalog, limits_block: str) -> dict:  # noqa: 
     # finish its first shards and come back for the others before the second worker polls
     stack.simulator.configure(latency_s=(1.0, 1.5))
     try:
-        return catalog_sharded(
+        return catalog_sharded(**flow_params(
             catalog=str(catalog), shard_count=4, provider_block="bananaflow-provider", store_block="bananaflow-store",
-            limits_block=limits_block, timeout_s=400,
-        )
+            limits_block=limits_block, shard_wait_s=400,
+        ))
     finally:
         stack.simulator.configure(latency_s=(0.05, 0.15))
 
@@ -74,7 +76,7 @@ def _assert_both_workers_ran_shards(catalog, worker_logs, limits_block: str) -> 
         shard_runs = prefect.read_flow_runs(flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=["bananaflow-shard"])))
     shard_runs = [r for r in shard_runs if r.parameters.get("catalog") == str(catalog)]
     assert len(shard_runs) == 4
-    assert {r.parameters["limits_block"] for r in shard_runs} == {limits_block}
+    assert {r.parameters["blocks"]["limits"] for r in shard_runs} == {limits_block}
     assert sorted(r.parameters["shard_index"] for r in shard_runs) == [0, 1, 2, 3]
     ran_on = [
         sum(f"Flow run '{r.name}' submitted to infrastructure" in log.read_text(errors="replace") for r in shard_runs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bananaflow.batch.sizing import BatchLimits, expected_result_bytes
+from bananaflow.planning.batch_sizing import BatchLimits, expected_result_bytes
 from bananaflow.errors import ConfigurationError
 from bananaflow.providers.models import get_model
 

@@ -1,7 +1,7 @@
 """From a generated image to marketplace-ready files: the pipeline's output-preset step.
 
 Runs between "the provider answered" and "the original is uploaded": convert and check the
-image with its variant's preset (``bananaflow.generation.output_presets``), optionally pay for one more
+image with its variant's preset (``bananaflow.landing.output_presets``), optionally pay for one more
 attempt when QA fails, and upload the derivatives *before* the original, because the
 original's key is what marks an item done: a crash in between leaves an item that is
 simply made again, never one that looks done but lacks its derivatives.
@@ -19,10 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from bananaflow.errors import BananaflowError, ProviderError
-from bananaflow.generation.output_presets import Finished, finish
+from bananaflow.landing.output_presets import Finished, finish
 from bananaflow.providers.base import GeneratedImage
 
-log = logging.getLogger("bananaflow.generation.finishing")
+log = logging.getLogger("bananaflow.landing.finishing")
 
 QA_FAILED_FOLDER = "qa-failed"
 

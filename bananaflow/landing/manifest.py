@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bananaflow.errors import StorageError
-from bananaflow.planning.keys import join_key
+from bananaflow.landing.keys import join_key
 from bananaflow.landing.storage import ImageStore, make_s3_client
 
 STATUSES = (

@@ -15,8 +15,8 @@ from pathlib import Path
 import botocore.exceptions
 
 from bananaflow.errors import StorageError
-from bananaflow.planning.keys import join_key
-from bananaflow.reports.manifest import ManifestRow, read_manifest
+from bananaflow.landing.keys import join_key
+from bananaflow.landing.manifest import ManifestRow, read_manifest
 from bananaflow.landing.storage import ImageStore
 
 #: Statuses a later run can still turn into an image.

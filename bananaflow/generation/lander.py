@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bananaflow.errors import BananaflowError, StorageError, error_status
-from bananaflow.generation.finishing import (
+from bananaflow.landing.finishing import (
     QAFailed,
     derivative_keys_from_names,
     derivative_names,
@@ -25,16 +25,16 @@ from bananaflow.generation.finishing import (
     qa_failed_stem,
     upload_derivatives,
 )
-from bananaflow.planning.keys import ext_for_mime
-from bananaflow.generation.output_presets import Finished
-from bananaflow.reports.manifest import ManifestRow
+from bananaflow.landing.keys import ext_for_mime
+from bananaflow.landing.output_presets import Finished
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.base import GeneratedImage
 from bananaflow.secrets import redact
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
 
-log = logging.getLogger("bananaflow.landing.lander")
+log = logging.getLogger("bananaflow.generation.lander")
 
 #: Object metadata bananaflow writes, read back to recognise its own objects on a re-run.
 META_PREFIX = "bananaflow-"

@@ -1,0 +1,83 @@
+"""``bananaflow run``, ``prompts`` and ``estimate``: each builds ``RunOptions`` from its flags
+(``cli.arguments``) and checks what it can before any server starts or any call is made."""
+from __future__ import annotations
+
+import argparse
+import os
+
+from bananaflow.cli.arguments import options_from_args
+from bananaflow.cli.launch import EXIT_OK, exit_code, run_flow
+from bananaflow.errors import BananaflowError
+from bananaflow.options import RunOptions
+from bananaflow.planning.jobspec import Job, job_for_run
+from bananaflow.providers.models import default_model_id
+
+
+def _model(options: RunOptions) -> str:
+    return options.images.model or os.environ.get("BANANAFLOW_MODEL") or default_model_id()
+
+
+def _job(options: RunOptions) -> Job:
+    return job_for_run(options, model=_model(options))
+
+
+def cmd_prompts(args: argparse.Namespace) -> int:
+    from bananaflow.planning.preview import format_preview, preview
+
+    options = options_from_args(args)
+    reading = options.reading
+    result = preview(
+        args.catalog, _job(options), prefix=options.delivery.prefix or "bananaflow", encoding=reading.encoding,
+        catalog_preset=reading.catalog_preset, column_map=reading.column_map,
+        previous_manifest=reading.previous_manifest, bucket=options.delivery.bucket,
+    )
+    print(format_preview(result, limit=max(0, args.limit)))
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from bananaflow.planning.mode import choose_mode
+    from bananaflow.planning.preflight import check_inputs
+    from bananaflow.planning.work import JobOptions
+    from bananaflow.providers.settings import ProviderSettings
+
+    options = options_from_args(args)
+    if not options.delivery.bucket:
+        raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
+    job = _job(options)  # a bad spec, template or option fails here, before any server starts
+    reading = options.reading
+    check_inputs(args.catalog, job, prefix=options.delivery.prefix or "", encoding=reading.encoding,
+                 catalog_preset=reading.catalog_preset, column_map=reading.column_map)
+    mode = options.execution.mode or job.spec.run.mode
+    if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
+        choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=_model(options)).kind)
+    for fallback in options.spend.fallback_models or ():
+        JobOptions(model=fallback, image_size=options.images.image_size,
+                   aspect_ratio=options.images.aspect_ratio).validate()
+    return exit_code(run_flow(args.catalog, options, show_progress=not args.no_progress))
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from bananaflow.catalog.loader import load_catalog
+    from bananaflow.options import resolve_limits
+    from bananaflow.planning.estimate import estimate
+    from bananaflow.planning.work import JobOptions
+
+    options = options_from_args(args)
+    model, images = _model(options), options.images
+    JobOptions(model=model, image_size=images.image_size, aspect_ratio=images.aspect_ratio).validate()
+    if args.latency <= 0:
+        raise BananaflowError("--latency must be positive")
+    limits = resolve_limits(options.limits, None)
+    catalog = load_catalog(args.catalog, encoding=options.reading.encoding)
+    result = estimate(
+        len(catalog.accepted), model=model, image_size=images.image_size, max_in_flight=limits.max_in_flight,
+        requests_per_minute=limits.requests_per_minute, images_per_minute=limits.images_per_minute,
+        requests_per_day=limits.requests_per_day, spend_per_10min_usd=limits.spend_per_10min_usd,
+        latency_s=args.latency,
+    )
+    for line in result.lines():
+        print(line)
+    if catalog.rejected:
+        print(f"rejected:      {len(catalog.rejected)} catalog rows would be skipped (see `bananaflow run`)")
+    return EXIT_OK

@@ -1,0 +1,86 @@
+"""Turning a run's options into a configured run: blocks loaded, the merge rule applied,
+everything checked before the first call (see ``bananaflow.options`` for the rule)."""
+from __future__ import annotations
+
+from prefect import get_run_logger
+from prefect.runtime import flow_run
+
+from bananaflow.errors import ConfigurationError
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.spool import spool_for_bucket
+from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.admission import admission_for_run
+from bananaflow.limits.settings import LimitSettings
+from bananaflow.options import RunOptions, resolve_limits
+from bananaflow.planning.jobspec import job_for_run
+from bananaflow.planning.mode import choose_mode
+from bananaflow.planning.work import JobOptions
+from bananaflow.providers.models import default_model_id
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
+from bananaflow_prefect.tasks.run_context import RunContext
+
+DEFAULT_PREFIX = "bananaflow"
+
+
+def open_run(catalog: str, options: RunOptions) -> RunContext:
+    """The run's context: provider, store, limits, job and admission, by the merge rule."""
+    provider_block = ImageProviderBlock.load(options.blocks.provider) if options.blocks.provider else None
+    provider = provider_block.to_settings() if provider_block else ProviderSettings.from_env(model=options.images.model)
+    model = options.images.model or provider.model or default_model_id()
+    fallback = options.spend.fallback_models
+    if fallback is None and provider_block is not None:
+        fallback = provider_block.fallback_models
+    store, public_base_url = resolve_store(options)
+    limits, guard = _limits(options)
+    images = options.images
+    job = job_for_run(options, model=model, public_base_url=public_base_url)
+    execution = options.execution
+    choose_mode(execution.mode or job.spec.run.mode, 0, provider_kind=provider.kind,
+                deadline_hours=execution.deadline_hours or job.spec.run.deadline_hours)  # a bad mode fails here
+    for fallback_model in fallback or ():
+        JobOptions(model=fallback_model, image_size=images.image_size, aspect_ratio=images.aspect_ratio).validate()
+    policy = RetryPolicy(max_attempts=limits.max_attempts, deadline_s=limits.deadline_s)
+    run_id = str(flow_run.id)
+    return RunContext(
+        run_id=run_id, catalog=catalog, options=options, job=job, provider_settings=provider, store=store,
+        limits=limits, policy=policy, spool=spool_for_bucket(store.bucket), guard=guard,
+        admission=admission_for_run(
+            limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
+            no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
+        ),
+        claims=KeyClaims(store, run_id, lease_s=policy.deadline_s + 120),
+    )
+
+
+def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
+    """The store and public base URL: the run's bucket/prefix/URL, else the store block's."""
+    delivery = options.delivery
+    block = ImageStoreBlock.load(options.blocks.store) if options.blocks.store else None
+    if block is not None:
+        update = {k: v for k, v in (("bucket", delivery.bucket), ("prefix", delivery.prefix)) if v is not None}
+        store = block.model_copy(update=update).to_store()
+        return store, delivery.public_base_url or block.public_base_url
+    if not delivery.bucket:
+        raise ConfigurationError("no bucket: set delivery.bucket (--bucket) or blocks.store (an ImageStoreBlock name)")
+    return ImageStore(delivery.bucket, delivery.prefix if delivery.prefix is not None else DEFAULT_PREFIX), (
+        delivery.public_base_url
+    )
+
+
+def _limits(options: RunOptions) -> tuple[LimitSettings, WorkerGuard]:
+    """The limits this run uses (its share, when the block holds worker slots and no Redis)."""
+    name = options.blocks.limits
+    limits = resolve_limits(options.limits, GenerationLimits.load(name) if name else None)
+    if not name:
+        return limits, WorkerGuard(limits)
+    guard = worker_guard(name, limits)
+    if guard.split:
+        get_run_logger().info(
+            "limits block %s: %d runs may generate at once and no BANANAFLOW_REDIS_URL is set, so this run "
+            "uses 1/%d of each limit (in flight %d)", name, limits.worker_slots, limits.worker_slots,
+            guard.limits.max_in_flight,
+        )
+    return guard.limits, guard

@@ -1,0 +1,84 @@
+"""The live objects one flow run shares between its task runs in this process.
+
+A rate controller only limits anything if every task thread of a run uses the *same* one,
+and clients and stores are expensive to rebuild per task; yet Prefect task parameters should
+stay small and serialisable. So the flow registers its ``RunContext`` here under the flow run
+id and passes only that id to tasks.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from bananaflow.batch.runner import PollPolicy
+from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.spool import Spool
+from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.admission import Admission
+from bananaflow.limits.settings import LimitSettings
+from bananaflow.options import RunOptions
+from bananaflow.planning.batch_sizing import BatchLimits
+from bananaflow.planning.jobspec import Job
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.reports.progress import ProgressTracker
+from bananaflow_prefect.tasks.guard import WorkerGuard
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    limits: BatchLimits = BatchLimits()
+    poll: PollPolicy = PollPolicy()
+
+
+@dataclass
+class RunContext:
+    """One run, configured: options resolved against blocks and the environment."""
+
+    run_id: str
+    catalog: str
+    options: RunOptions
+    job: Job
+    provider_settings: ProviderSettings
+    store: ImageStore
+    limits: LimitSettings
+    admission: Admission
+    policy: RetryPolicy
+    spool: Spool
+    guard: WorkerGuard  # the Prefect global concurrency slot this run holds while generating
+    batch: BatchSettings = BatchSettings()
+    progress: ProgressTracker = field(default_factory=lambda: ProgressTracker(0))
+    claims: KeyClaims | None = None
+    drained: int = 0  # spooled images uploaded by this run
+
+    @property
+    def bucket(self) -> str:
+        return self.store.bucket
+
+    @property
+    def prefix(self) -> str:
+        return self.store.prefix
+
+
+_lock = threading.Lock()
+_runs: dict[str, RunContext] = {}
+
+
+def register(context: RunContext) -> None:
+    with _lock:
+        _runs[context.run_id] = context
+
+
+def get(run_id: str) -> RunContext:
+    with _lock:
+        try:
+            return _runs[run_id]
+        except KeyError:
+            raise RuntimeError(
+                f"no context registered for run {run_id}: generation tasks must run in the flow's process"
+            ) from None
+
+
+def release(run_id: str) -> None:
+    with _lock:
+        _runs.pop(run_id, None)
