@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 
-.PHONY: setup browser demo test up up-scaled down bench lock clean
+.PHONY: setup browser demo test test-fast up up-scaled down bench lock clean
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ browser:
 ## test: the whole test suite, end-to-end tests included
 test: setup browser
 	$(BIN)/python -m pytest
+
+## test-fast: unit tests only (no S3 or Prefect servers), about a minute
+test-fast: setup
+	$(BIN)/python -m pytest tests/unit -m "not e2e" -q
 
 ## up: local Prefect server (UI on 127.0.0.1:4200), a process worker, blocks and deployments
 up: setup

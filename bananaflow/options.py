@@ -143,7 +143,8 @@ class RunOptions(BaseModel):
 
     def as_parameters(self) -> dict[str, Any]:
         """The catalog flow's parameters (without ``catalog``), JSON-ready, only what is set."""
-        return {name: group.model_dump(exclude_defaults=True, mode="json") for name, group in self}
+        dumped = {name: group.model_dump(exclude_unset=True, mode="json") for name, group in self}
+        return {name: values for name, values in dumped.items() if values}
 
     def with_changes(self, **groups: dict[str, Any]) -> RunOptions:
         """A copy with some fields of some groups replaced, e.g. ``execution={"shard_index": 2}``."""
@@ -153,7 +154,7 @@ class RunOptions(BaseModel):
 
 def resolve_limits(options: BaseModel, block: LimitSettings | None) -> LimitSettings:
     """The run's limits by the merge rule: the run's fields, else the block's, else defaults."""
-    base = block.settings_only().model_dump() if block is not None else {}
+    base = block.model_dump(include=set(LimitSettings.model_fields)) if block is not None else {}
     given = options.given() if isinstance(options, _Group) else {}
     try:
         return LimitSettings.model_validate({**base, **given})

@@ -56,6 +56,3 @@ class LimitSettings(BaseModel):
             }
         )
 
-    def settings_only(self) -> LimitSettings:
-        """Just these fields as a plain ``LimitSettings`` (e.g. from a block that extends it)."""
-        return LimitSettings.model_validate(self.model_dump(include=set(LimitSettings.model_fields)))

@@ -84,7 +84,7 @@ def test_yaml_schedules_carry_the_cron_and_time_zone_given_at_deploy(ops_stack):
     (schedule,) = nightly.schedules
     assert schedule.active and schedule.schedule.cron == "30 1 * * *" and schedule.schedule.timezone == "Europe/Berlin"
     assert nightly.parameters["catalog"] == "s3://feeds/catalog.csv"
-    assert nightly.parameters["store_block"] == "bananaflow-store"
+    assert nightly.parameters["blocks"]["store"] == "bananaflow-store"
     assert retry.schedules[0].schedule.interval.total_seconds() == 3600
     assert nightly.work_pool_name == "ops-schedules"
     # the scheduler service has put the next nights on the calendar, at 01:30 Berlin time
@@ -137,7 +137,7 @@ def test_catalog_updated_event_starts_a_run_on_that_catalog(pool_with_worker, tm
         return [r for r in _flow_runs("on-catalog-updated") if r.parameters.get("catalog") == str(catalog)]
 
     (run,) = wait_until(triggered, 90, "the catalog.updated trigger to create a flow run")
-    assert run.parameters["store_block"] == "bananaflow-store"
+    assert run.parameters["blocks"]["store"] == "bananaflow-store"
     finished = wait_until(lambda: [r for r in triggered() if r.state.is_final()], 240, "the triggered run to finish")
     assert finished[0].state.is_completed(), finished[0].state
     done = _completed_events(catalog)

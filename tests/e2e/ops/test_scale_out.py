@@ -77,7 +77,7 @@ def _assert_both_workers_ran_shards(catalog, worker_logs, limits_block: str) -> 
     shard_runs = [r for r in shard_runs if r.parameters.get("catalog") == str(catalog)]
     assert len(shard_runs) == 4
     assert {r.parameters["blocks"]["limits"] for r in shard_runs} == {limits_block}
-    assert sorted(r.parameters["shard_index"] for r in shard_runs) == [0, 1, 2, 3]
+    assert sorted(r.parameters["execution"]["shard_index"] for r in shard_runs) == [0, 1, 2, 3]
     ran_on = [
         sum(f"Flow run '{r.name}' submitted to infrastructure" in log.read_text(errors="replace") for r in shard_runs)
         for log in worker_logs

@@ -1,9 +1,9 @@
 """Output presets and QA on real image files (tests/fixtures/images)."""
 from __future__ import annotations
 
+from tests.paths import FIXTURES
 import io
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +12,7 @@ from PIL import Image
 from bananaflow.errors import ConfigurationError
 from bananaflow.landing.output_presets import PRESETS, finish, get_preset, with_overrides
 
-IMAGES = Path(__file__).parent / "fixtures" / "images"
+IMAGES = FIXTURES / "images"
 
 
 def data(name: str) -> bytes:

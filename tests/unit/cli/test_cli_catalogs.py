@@ -1,6 +1,7 @@
 """The ``prompts`` preview and the new ``run`` options, through ``bananaflow.cli.main.main``."""
 from __future__ import annotations
 
+from tests.paths import ROOT
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,6 @@ from bananaflow.cli.arguments import parse_map
 from bananaflow.cli.main import EXIT_OK, EXIT_USAGE, main
 from bananaflow.errors import BananaflowError
 
-ROOT = Path(__file__).parent.parent
 SHOPIFY = str(ROOT / "tests" / "fixtures" / "catalogs" / "shopify_products.csv")
 JOB = str(ROOT / "examples" / "jobs" / "shop.yaml")
 

@@ -1,6 +1,7 @@
 """Reference photos from files and a real local HTTP server: fetched, scaled, limited."""
 from __future__ import annotations
 
+from tests.paths import FIXTURES
 import asyncio
 import functools
 import http.server
@@ -16,7 +17,6 @@ from PIL import Image
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError, resolve_link
 from bananaflow.planning.work import WorkItem
 
-FIXTURES = Path(__file__).parent / "fixtures"
 PHOTOS = FIXTURES / "photos"
 
 

@@ -1,14 +1,14 @@
 """deployments/prefect.yaml (work pools) is generated from deployments/definitions.py (serve)."""
 from __future__ import annotations
 
-from pathlib import Path
+from tests.paths import ROOT
 
 import yaml
 
 from bananaflow.options import BlockNames, RunOptions
 from bananaflow_prefect.deployments.definitions import Schedule, build_deployments, prefect_yaml
 
-YAML = Path(__file__).resolve().parent.parent / "deployments" / "prefect.yaml"
+YAML = ROOT / "deployments" / "prefect.yaml"
 
 
 def test_prefect_yaml_is_generated_from_the_definitions():

@@ -1,6 +1,8 @@
 """Delta runs from a previous manifest, and writing image URLs back for Shopify / Merchant."""
 from __future__ import annotations
 
+from tests.paths import CATALOG_FIXTURES
+
 import csv
 import io
 import json
@@ -20,7 +22,7 @@ from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import plan_job
 from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
 
-FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"
+FIXTURES = CATALOG_FIXTURES
 SHOPIFY = str(FIXTURES / "shopify_products.csv")
 
 

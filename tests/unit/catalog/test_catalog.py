@@ -1,6 +1,7 @@
 """Catalog loading against small real files in tests/fixtures/catalogs."""
 from __future__ import annotations
 
+from tests.paths import CATALOG_FIXTURES, ROOT
 import csv
 import gzip
 import io
@@ -13,8 +14,8 @@ import pytest
 from bananaflow.catalog.loader import CatalogRow, Rejection, load_catalog, rejections_to_csv
 from bananaflow.errors import CatalogError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"
-EXAMPLES = Path(__file__).parent.parent / "examples"
+FIXTURES = CATALOG_FIXTURES
+EXAMPLES = ROOT / "examples"
 
 
 def fx(name: str) -> str:

@@ -1,6 +1,8 @@
 """Real export files through the catalog presets, encodings and column mapping."""
 from __future__ import annotations
 
+from tests.paths import CATALOG_FIXTURES
+
 from pathlib import Path
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError
 
-FIXTURES = Path(__file__).parent / "fixtures" / "catalogs"
+FIXTURES = CATALOG_FIXTURES
 
 
 def fx(name: str) -> str:

@@ -3,6 +3,7 @@ gets a clear error or per-row rejections, never a traceback, and merchant text c
 become a path, a header or template code."""
 from __future__ import annotations
 
+from tests.paths import FIXTURES
 import csv
 import os
 import re
@@ -21,7 +22,7 @@ from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.landing.storage import decode_metadata, encode_metadata
 from bananaflow.planning.work import JobOptions, plan_work
 
-HOSTILE = Path(__file__).parent / "fixtures" / "hostile"
+HOSTILE = FIXTURES / "hostile"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
 OPTIONS = JobOptions(model="gemini-3-pro-image")
 

@@ -1,17 +1,17 @@
 """Across workers: two worker processes against one simulator share their limits through a
 real Redis server, and the simulator's own counters show the limits were never exceeded."""
+from tests.paths import ROOT
 import json
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
-from tests.test_meters import _redis_or_skip, REDIS_URL
+from tests.unit.limits.test_meters import _redis_or_skip, REDIS_URL
 
-WORKER = Path(__file__).resolve().parents[1] / "bench" / "engine_worker.py"
+WORKER = ROOT / "bench" / "engine_worker.py"
 RPM, CAP, PER_WORKER = 20, 4, 20
 
 

@@ -1,6 +1,7 @@
 """Prompt templates: strict fields, sandboxed rendering, catalog filters."""
 from __future__ import annotations
 
+from tests.paths import ROOT
 import hashlib
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 from bananaflow.errors import TemplateError
 from bananaflow.planning.prompts import PromptTemplate, join_list, strip_html, truncate_words
 
-EXAMPLES = Path(__file__).parent.parent / "examples" / "templates"
+EXAMPLES = ROOT / "examples" / "templates"
 
 
 def test_missing_field_names_row_sku_and_field() -> None:
