@@ -21,6 +21,8 @@ from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
 
+pytestmark = pytest.mark.e2e  # a real S3 server (weed mini)
+
 PRO = "gemini-3-pro-image"
 KEY = "FAKE-RUNNER-unit-key-0123456789abcdefgh"
 

@@ -96,6 +96,7 @@ def test_local_round_trip(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("run-1/.*.tmp"))
 
 
+@pytest.mark.e2e  # a real S3 server
 def test_s3_round_trip(store: ImageStore) -> None:
     uris = write_manifest(sample_rows(), store, store.key("runs", "run-1"))
     assert uris == {
@@ -109,6 +110,7 @@ def test_s3_round_trip(store: ImageStore) -> None:
     assert list(frame.columns) == EXPECTED_COLUMNS and frame.loc[0, "width"] == 2048
 
 
+@pytest.mark.e2e  # a real S3 server
 def test_find_product_lists_its_rows_newest_run_first(store: ImageStore) -> None:
     from bananaflow.landing.run_history import find_product
 

@@ -12,6 +12,8 @@ from bananaflow.errors import StorageError
 from bananaflow.devstack.local_s3 import LocalS3Server, find_weed, pick_ports
 from bananaflow.landing.storage import ImageStore, make_s3_client
 
+pytestmark = pytest.mark.e2e  # a real S3 server (weed mini)
+
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8
 
 

@@ -33,7 +33,7 @@ def _redis_or_skip() -> RedisBackend:
         pytest.skip(f"no Redis server for the shared-backend tests: {exc}")
 
 
-@pytest.fixture(params=["in_process", "redis"])
+@pytest.fixture(params=["in_process", pytest.param("redis", marks=pytest.mark.e2e)])
 def backend(request):
     return InProcessBackend() if request.param == "in_process" else _redis_or_skip()
 

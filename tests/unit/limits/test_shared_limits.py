@@ -11,6 +11,10 @@ from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 from tests.unit.limits.test_meters import _redis_or_skip, REDIS_URL
 
+import pytest  # noqa: E402
+
+pytestmark = pytest.mark.e2e  # worker processes and Redis
+
 WORKER = ROOT / "bench" / "engine_worker.py"
 RPM, CAP, PER_WORKER = 20, 4, 20
 
