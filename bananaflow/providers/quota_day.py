@@ -5,7 +5,8 @@ Here, in the lowest layer, so the 429 classifier and the rate limits share one c
 from __future__ import annotations
 
 import time
-from datetime import datetime, time as dtime, timedelta
+from datetime import datetime, timedelta
+from datetime import time as dtime
 from zoneinfo import ZoneInfo
 
 #: Google's daily quotas reset at midnight in this zone.
