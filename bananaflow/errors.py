@@ -33,8 +33,8 @@ written into the manifest's ``status`` column for an item that ends with this er
         └── BatchNotCompleted ..... a Batch-mode job ended failed, expired or cancelled:
                                     its items are ``deferred`` for a later run
 
-Messages never contain credentials: anything built from server text passes through
-``bananaflow.secrets.redact`` first.
+``STATUS_ERRORS`` (below) is the one table from HTTP status to class. Messages never contain
+credentials: anything built from server text passes through ``bananaflow.secrets.redact`` first.
 """
 from __future__ import annotations
 
@@ -47,6 +47,9 @@ class BananaflowError(Exception):
 
     retryable: ClassVar[bool] = False
     status: ClassVar[str] = "failed"
+    #: Requests sent before giving up, set by the retry policy and the dispatcher on the error
+    #: they re-raise. Only ``ProviderError`` has a default, hence ``getattr(exc, "attempts", n)``.
+    attempts: int
 
     def __init__(self, message: str) -> None:
         from bananaflow.secrets import redact  # late import: secrets imports nothing of ours
@@ -142,9 +145,11 @@ class RateLimitError(ProviderError):
         *,
         quota_id: str | None = None,
         quota_value: str | None = None,
-        **kwargs: object,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
     ) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(message, http_status=http_status, api_status=api_status, model=model)
         self.quota_id = quota_id
         self.quota_value = quota_value
 
@@ -155,8 +160,21 @@ class RateLimited(RateLimitError):
 
     retryable = True
 
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        quota_id: str | None = None,
+        quota_value: str | None = None,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(
+            message, quota_id=quota_id, quota_value=quota_value, http_status=http_status, api_status=api_status,
+            model=model,
+        )
         self.retry_after = retry_after
 
 
@@ -172,9 +190,16 @@ class QuotaExhausted(RateLimitError):
         *,
         reset_at: datetime | None = None,
         limit_zero: bool = False,
-        **kwargs: object,
+        quota_id: str | None = None,
+        quota_value: str | None = None,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
     ) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+        super().__init__(
+            message, quota_id=quota_id, quota_value=quota_value, http_status=http_status, api_status=api_status,
+            model=model,
+        )
         self.reset_at = reset_at
         self.limit_zero = limit_zero
 
@@ -217,8 +242,16 @@ class ContentBlocked(ProviderError):
 
     status = "blocked"
 
-    def __init__(self, message: str, *, reason: str | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, api_status=api_status, model=model)
         self.reason = reason
 
 
@@ -228,8 +261,16 @@ class NoImageReturned(ProviderError):
 
     retryable = True
 
-    def __init__(self, message: str, *, finish_reason: str | None = None, **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        finish_reason: str | None = None,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, api_status=api_status, model=model)
         self.finish_reason = finish_reason
 
 
@@ -247,10 +288,42 @@ class BatchNotCompleted(ProviderError):
 
     status = "deferred"
 
-    def __init__(self, message: str, *, batch_name: str = "", state: str = "", **kwargs: object) -> None:
-        super().__init__(message, **kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        message: str,
+        *,
+        batch_name: str = "",
+        state: str = "",
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, api_status=api_status, model=model)
         self.batch_name = batch_name
         self.state = state
+
+
+#: The one table from HTTP status to error class. ``providers.classify`` reads it for every
+#: answer and refines only what the body tells apart (429 per-day, auth on a 400); other
+#: 4xx are ``InvalidRequest``, other 5xx ``ServerError``.
+STATUS_ERRORS: dict[int, type[ProviderError]] = {
+    401: AuthError,
+    403: AuthError,
+    404: ModelNotFound,
+    408: ServerError,
+    409: ServerError,
+    425: ServerError,
+    429: RateLimitError,
+    499: ServerError,
+    503: Overloaded,
+}
+
+
+def error_for_status(http_status: int) -> type[ProviderError]:
+    """The error class an HTTP status stands for when the body says nothing more."""
+    if http_status in STATUS_ERRORS:
+        return STATUS_ERRORS[http_status]
+    return ServerError if http_status >= 500 else InvalidRequest
 
 
 def error_status(exc: BaseException) -> str:

@@ -28,6 +28,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bananaflow.devstack.processes import stop_process  # also the tests' way to stop a worker
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PREFECT_FILE = PROJECT_DIR / "deployments" / "prefect.yaml"
 DEFAULT_POOL = "bananaflow"
@@ -112,20 +114,6 @@ def start_worker(pool: str, name: str, env: Mapping[str, str], log_path: Path, l
         cwd=PROJECT_DIR, env=dict(env), stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL, start_new_session=True,
     )
-
-
-def stop_process(proc: subprocess.Popen, wait_s: float = 20.0) -> None:
-    """SIGTERM the process group (the worker and the flow runs it started), then SIGKILL."""
-    if proc.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(wait_s)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(5)
 
 
 def _has_provider_key(environ: Mapping[str, str]) -> bool:

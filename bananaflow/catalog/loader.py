@@ -27,7 +27,7 @@ import pandas as pd
 
 from bananaflow.catalog import feeds
 from bananaflow.catalog.rows import RawRow
-from bananaflow.errors import CatalogError
+from bananaflow.errors import CatalogError, StorageError
 
 _DELIMITERS = (",", "\t", ";", "|")
 _EXCEL_MAGIC = b"PK\x03\x04"
@@ -86,21 +86,13 @@ def _read_bytes(source: str) -> bytes:
 
 
 def _read_s3(uri: str) -> bytes:
-    import botocore.exceptions
+    """A catalog that cannot be read is a ``CatalogError``, whatever S3 said."""
+    from bananaflow.landing.storage import read_s3_uri  # late: boto3 only for s3:// catalogs
 
-    from bananaflow.landing.storage import make_s3_client
-
-    bucket, _, key = uri[5:].partition("/")
-    if not bucket or not key:
-        raise CatalogError(f"catalog location {uri!r} is not s3://bucket/key")
     try:
-        response = make_s3_client().get_object(Bucket=bucket, Key=key)
-        return response["Body"].read()
-    except botocore.exceptions.ClientError as exc:
-        code = exc.response.get("Error", {}).get("Code", "error")
-        raise CatalogError(f"cannot read catalog {uri}: S3 said {code}") from None
-    except botocore.exceptions.BotoCoreError as exc:
-        raise CatalogError(f"cannot read catalog {uri}: {type(exc).__name__}") from None
+        return read_s3_uri(uri)
+    except StorageError as exc:
+        raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None
 
 
 def _looks_chinese(text: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from PIL import Image, ImageOps
 
-from bananaflow.errors import BananaflowError, ConfigurationError
+from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
 from bananaflow.providers.models import get_model
 from bananaflow.providers.base import ReferenceImage
 
@@ -198,20 +198,15 @@ class ReferenceFetcher:
             raise ReferencePhotoError(f"reference photo {where} cannot be read ({exc.strerror or exc})") from None
 
     def _read_s3(self, uri: str) -> bytes:
-        import botocore.exceptions
+        """Any S3 failure fails the item (not retried), like a 404 on a CDN."""
+        from bananaflow.landing.storage import make_s3_client, read_s3_uri  # late: boto3 only for s3:// photos
 
-        from bananaflow.landing.storage import make_s3_client
-
-        bucket, _, key = uri[5:].partition("/")
         if self._s3 is None:
             self._s3 = make_s3_client()
         try:
-            return self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except botocore.exceptions.ClientError as exc:
-            code = exc.response.get("Error", {}).get("Code", "error")
-            raise ReferencePhotoError(f"reference photo {uri} cannot be read: S3 said {code}") from None
-        except botocore.exceptions.BotoCoreError as exc:
-            raise ReferencePhotoError(f"reference photo {uri} cannot be read ({type(exc).__name__})") from None
+            return read_s3_uri(uri, client=self._s3)
+        except StorageError as exc:
+            raise ReferencePhotoError(f"reference photo {uri} cannot be read: {exc.message}") from None
 
 
 def _refuse_metadata_host(link: str) -> None:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.devstack.local_prefect import stop_process_group
+from bananaflow.devstack.processes import stop_process
 
 STACK_PID, STACK_STATE, STACK_LOG = "stack.pid", "stack.json", "stack.log"
 
@@ -106,7 +106,7 @@ def stop_stack(state: Path, wait_s: float = 40.0) -> bool:
     """Stop the supervisor ``up`` started (it stops its workers and local servers)."""
     pid = _stack_pid(state)
     (state / STACK_PID).unlink(missing_ok=True)
-    return stop_process_group(pid, wait_s) if pid else False
+    return stop_process(pid, wait_s) if pid else False
 
 
 def _stack_pid(state: Path) -> int | None:

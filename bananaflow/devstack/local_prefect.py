@@ -8,9 +8,7 @@ stays Prefect-free), waits for its health endpoint, and records its pid so a lat
 """
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import httpx
 
+from bananaflow.devstack.processes import stop_process
 from bananaflow.errors import ConfigurationError
 
 
@@ -82,27 +81,7 @@ def stop_server(home: Path, wait_s: float = 20.0) -> bool:
         return False
     pid = int(pid_file.read_text().strip() or 0)
     pid_file.unlink()
-    return stop_process_group(pid, wait_s) if pid else False
-
-
-def stop_process_group(pid: int, wait_s: float) -> bool:
-    """SIGTERM the process group ``pid`` leads (a child started with ``start_new_session``,
-    and what it started), SIGKILL it if it is still there after ``wait_s``. Returns whether
-    there was one to stop."""
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    deadline = time.monotonic() + wait_s
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL)
-    return True
+    return stop_process(pid, wait_s) if pid else False
 
 
 def ui_url(api_url: str) -> str:

@@ -15,7 +15,6 @@ import os
 import random
 import secrets as _random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 import boto3
 import botocore.config
 
+from bananaflow.devstack.processes import stop_process
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.secrets import Secret, redact
 
@@ -120,20 +120,6 @@ def _tail(path: Path, lines: int = 15) -> str:
     except OSError:
         return "(no log)"
     return "\n".join(text.strip().splitlines()[-lines:]) or "(empty log)"
-
-
-def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
-    """SIGTERM, wait, SIGKILL: weed flushes its volumes on SIGTERM."""
-    if proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
-    except ProcessLookupError:
-        pass
 
 
 def _remove_stale_sockets(ports: dict[str, int]) -> None:
@@ -267,7 +253,7 @@ class LocalS3Server:
                 start_new_session=detach,
             )
         if not detach:  # never leave an orphan weed behind a crashed test run
-            self._finalizer = weakref.finalize(self, _terminate, self._proc, 5.0)
+            self._finalizer = weakref.finalize(self, stop_process, self._proc, 5.0, group=False)
 
     def _wait_ready(self) -> None:
         assert self._proc is not None
@@ -302,8 +288,8 @@ class LocalS3Server:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
-        if self._proc is not None:
-            _terminate(self._proc, timeout)
+        if self._proc is not None:  # weed flushes its volumes on SIGTERM; it shares our group unless detached
+            stop_process(self._proc, timeout, group=False)
             self._proc = None
             _remove_stale_sockets(self.ports)
         (self.state_dir / _STATE_FILE).unlink(missing_ok=True)
@@ -324,16 +310,7 @@ class LocalS3Server:
         except OSError:
             state_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and Path(f"/proc/{pid}").exists():
-            try:  # reap it if it happens to be our own child
-                os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                pass
-            time.sleep(0.1)
-        if Path(f"/proc/{pid}").exists():
-            os.kill(pid, signal.SIGKILL)
+        stop_process(pid, timeout, group=False)
         _remove_stale_sockets(ports)
         state_file.unlink(missing_ok=True)
         return True

@@ -27,8 +27,9 @@ from bananaflow.errors import (
     ServerError,
     TransportError,
 )
-from bananaflow.limits.meters import Demand, next_quota_reset
+from bananaflow.limits.meters import Demand
 from bananaflow.providers.models import get_model
+from bananaflow.providers.quota_day import next_quota_reset
 
 #: How often an item that the open reservations crowd out looks again at the budget.
 BUDGET_POLL_S = 0.05
@@ -83,10 +84,10 @@ class Dispatcher:
                 sent += counter[0]
                 last = exc
             except BananaflowError as exc:
-                exc.attempts = sent + counter[0]  # type: ignore[attr-defined]
+                exc.attempts = sent + counter[0]
                 raise
         assert last is not None
-        last.attempts = sent  # type: ignore[attr-defined]
+        last.attempts = sent
         raise last
 
     async def _on_route(self, route: Route, base: ImageRequest, sent: list[int]) -> tuple[GeneratedImage, float]:

@@ -144,6 +144,6 @@ async def call_with_retries(
     try:
         result = await retrying(counted)
     except BananaflowError as exc:
-        exc.attempts = attempts  # type: ignore[attr-defined]
+        exc.attempts = attempts
         raise
     return result, attempts

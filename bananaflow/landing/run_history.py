@@ -12,9 +12,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import botocore.exceptions
-
-from bananaflow.errors import StorageError
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.manifest import ManifestRow, read_manifest
 from bananaflow.landing.storage import ImageStore
@@ -39,16 +36,17 @@ class RunManifest:
         return [row for row in self.rows if row.status in RETRYABLE_STATUSES]
 
 
-def manifest_keys(store: ImageStore) -> list[str]:
-    """Keys of every run manifest under the store's prefix, oldest first."""
-    runs = join_key(store.prefix, "runs") + "/"
-    keys: list[str] = []
-    try:
-        for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=runs):
-            keys += [o["Key"] for o in page.get("Contents", []) if o["Key"].endswith("/" + MANIFEST_NAME)]
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise StorageError(f"cannot list run manifests in s3://{store.bucket}/{runs}: {type(exc).__name__}") from None
-    return sorted(keys)
+def manifest_keys(store: ImageStore, prefix: str | None = None) -> list[str]:
+    """Keys of every run manifest under ``prefix`` (the store's own by default), oldest first."""
+    runs = join_key(store.prefix if prefix is None else prefix, "runs") + "/"
+    return [key for key in store.list_keys(runs) if key.endswith("/" + MANIFEST_NAME)]
+
+
+def latest_manifest_key(store: ImageStore, prefix: str | None = None) -> str | None:
+    """The newest run's manifest key, or None before the first run: run folders start with a
+    sortable UTC stamp, so the last key is the newest."""
+    keys = manifest_keys(store, prefix)
+    return keys[-1] if keys else None
 
 
 def load_run_manifest(store: ImageStore, key: str) -> RunManifest:
@@ -61,8 +59,8 @@ def load_run_manifest(store: ImageStore, key: str) -> RunManifest:
 
 def latest_run_manifest(store: ImageStore) -> RunManifest | None:
     """The most recent run's manifest, or None before the first run."""
-    keys = manifest_keys(store)
-    return load_run_manifest(store, keys[-1]) if keys else None
+    key = latest_manifest_key(store)
+    return load_run_manifest(store, key) if key else None
 
 
 def manifests_of_runs(store: ImageStore, flow_run_names: Iterable[str]) -> dict[str, RunManifest]:

@@ -6,7 +6,8 @@ no bananaflow-specific settings. Every boto error becomes a ``StorageError`` wit
 credential-free message: a failed upload must say what to fix, not dump a botocore trace.
 
 Keys given to the methods are full object keys. Build them with ``store.key(...)`` or
-``store.image_key(...)``, which apply the store's prefix exactly once.
+``store.image_key(...)``, which apply the store's prefix exactly once. ``read_s3_uri`` reads
+one ``s3://bucket/key`` outside any store (a catalog, a reference photo).
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENCODED = "utf-8''"  # RFC 8187 marker for values that were percent-encoded
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
+#: What a boto3 S3 call raises; ``storage_error`` translates either.
+S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 
 
 def make_s3_client(
@@ -59,6 +62,67 @@ def make_s3_client(
     )
     session = session or boto3.session.Session()  # a fresh session: the default one is not thread-safe
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
+
+
+def endpoint_of(client: Any) -> str:
+    return str(getattr(client.meta, "endpoint_url", "") or "")
+
+
+def storage_error(
+    exc: Exception, action: str, *, bucket: str, key: str | None = None, endpoint: str = ""
+) -> StorageError:
+    """The one translation of a boto3/botocore exception: a short, credential-free
+    ``StorageError`` that says what to fix."""
+    where = f"s3://{bucket}/{key}" if key is not None else f"bucket '{bucket}'"
+    endpoint = endpoint or "the S3 endpoint"
+    if isinstance(exc, botocore.exceptions.NoCredentialsError):
+        return StorageError(
+            f"no S3 credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or an AWS profile)"
+        )
+    if isinstance(
+        exc,
+        (
+            botocore.exceptions.EndpointConnectionError,
+            botocore.exceptions.ConnectionClosedError,
+            botocore.exceptions.ConnectTimeoutError,
+        ),
+    ):
+        return StorageError(f"cannot reach S3 at {endpoint}: is the server running?")
+    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
+        return StorageError(f"S3 at {endpoint} timed out during {action} {where}")
+    if isinstance(exc, botocore.exceptions.ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
+        if code in _CREDENTIAL_CODES:
+            return StorageError(
+                f"S3 at {endpoint} refused the credentials ({code}) to {action} {where}: "
+                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+            )
+        if code in ("AccessDenied", "403"):
+            return StorageError(f"S3 denied access ({code}) to {action} {where}: check the bucket policy or keys")
+        if code == "NoSuchBucket":
+            return StorageError(f"bucket '{bucket}' does not exist at {endpoint}; create it (ensure_bucket)")
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return StorageError(f"{where} does not exist")
+        message = str(err.get("Message") or "")[:200]
+        return StorageError(f"S3 could not {action} {where}: {code} {message}".rstrip())
+    if isinstance(exc, botocore.exceptions.BotoCoreError):
+        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {str(exc)[:200]}")
+    return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}")
+
+
+def read_s3_uri(uri: str, *, client: Any = None) -> bytes:
+    """The bytes of the object at ``s3://bucket/key`` (``client`` defaults to one from the
+    standard AWS environment); failures are ``storage_error``'s, so every reader says the same."""
+    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    if not uri.startswith("s3://") or not bucket or not key:
+        raise StorageError(f"{uri!r} is not s3://bucket/key")
+    client = client if client is not None else make_s3_client()
+    try:
+        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+    except S3_ERRORS as exc:
+        raise storage_error(exc, "download", bucket=bucket, key=key, endpoint=endpoint_of(client)) from None
 
 
 def encode_metadata(metadata: Mapping[str, str]) -> dict[str, str]:
@@ -132,7 +196,7 @@ class ImageStore:
 
     @property
     def endpoint_url(self) -> str:
-        return str(getattr(self.client.meta, "endpoint_url", "") or "")
+        return endpoint_of(self.client)
 
     # -- keys --------------------------------------------------------------------------
     def key(self, *parts: str) -> str:
@@ -152,44 +216,7 @@ class ImageStore:
 
     # -- errors ------------------------------------------------------------------------
     def _error(self, exc: Exception, action: str, key: str | None = None) -> StorageError:
-        """Translate a boto/botocore exception into a short message that says what to fix."""
-        where = self.uri(key) if key is not None else f"bucket '{self.bucket}'"
-        endpoint = self.endpoint_url or "the S3 endpoint"
-        if isinstance(exc, botocore.exceptions.NoCredentialsError):
-            return StorageError(
-                f"no S3 credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
-                "AWS_SECRET_ACCESS_KEY (or an AWS profile)"
-            )
-        if isinstance(
-            exc,
-            (
-                botocore.exceptions.EndpointConnectionError,
-                botocore.exceptions.ConnectionClosedError,
-                botocore.exceptions.ConnectTimeoutError,
-            ),
-        ):
-            return StorageError(f"cannot reach S3 at {endpoint}: is the server running?")
-        if isinstance(exc, botocore.exceptions.ReadTimeoutError):
-            return StorageError(f"S3 at {endpoint} timed out during {action} {where}")
-        if isinstance(exc, botocore.exceptions.ClientError):
-            err = exc.response.get("Error", {})
-            code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
-            if code in _CREDENTIAL_CODES:
-                return StorageError(
-                    f"S3 at {endpoint} refused the credentials ({code}) to {action} {where}: "
-                    "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-                )
-            if code in ("AccessDenied", "403"):
-                return StorageError(f"S3 denied access ({code}) to {action} {where}: check the bucket policy or keys")
-            if code == "NoSuchBucket":
-                return StorageError(f"bucket '{self.bucket}' does not exist at {endpoint}; create it (ensure_bucket)")
-            if code in ("NoSuchKey", "404", "NotFound"):
-                return StorageError(f"{where} does not exist")
-            message = str(err.get("Message") or "")[:200]
-            return StorageError(f"S3 could not {action} {where}: {code} {message}".rstrip())
-        if isinstance(exc, botocore.exceptions.BotoCoreError):
-            return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {str(exc)[:200]}")
-        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}")
+        return storage_error(exc, action, bucket=self.bucket, key=key, endpoint=self.endpoint_url)
 
     @staticmethod
     def _code(exc: botocore.exceptions.ClientError) -> str:
@@ -225,7 +252,7 @@ class ImageStore:
         want = stem + "."
         try:
             resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=want, MaxKeys=50)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "list", want) from None
         keys = sorted(
             obj["Key"] for obj in resp.get("Contents", []) if "/" not in obj["Key"][len(want):]
@@ -269,22 +296,18 @@ class ImageStore:
         """Upload a non-image object (sidecar JSON, manifest, rejection report)."""
         try:
             self.client.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "upload", key) from None
 
     def get_bytes(self, key: str) -> bytes:
-        try:
-            resp = self.client.get_object(Bucket=self.bucket, Key=key)
-            return resp["Body"].read()
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-            raise self._error(exc, "download", key) from None
+        return read_s3_uri(self.uri(key), client=self.client)
 
     def head(self, key: str) -> ObjectInfo:
         """Type, size and decoded user metadata of one object: enough to report an image a
         previous run made without downloading it."""
         try:
             resp = self.client.head_object(Bucket=self.bucket, Key=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "inspect", key) from None
         return ObjectInfo(
             key=key,
@@ -298,7 +321,7 @@ class ImageStore:
         """Remove one object; removing one that is not there is not an error (as in S3)."""
         try:
             self.client.delete_object(Bucket=self.bucket, Key=key)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "delete", key) from None
 
     def exists(self, key: str) -> bool:
@@ -318,7 +341,7 @@ class ImageStore:
             return self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_s)
             )
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "presign", key) from None
 
     # -- small state objects (batch ledger) -------------------------------------------
@@ -328,6 +351,6 @@ class ImageStore:
         try:
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
                 keys += [obj["Key"] for obj in page.get("Contents", [])]
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
+        except S3_ERRORS as exc:
             raise self._error(exc, "list", prefix) from None
         return sorted(keys)

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
 from bananaflow.errors import ConfigurationError
-from bananaflow.limits.meters import DailyQuota, Demand, InFlightCap, Meter, WindowMeter, next_quota_reset, quota_day
+from bananaflow.limits.meters import DailyQuota, Demand, InFlightCap, Meter, WindowMeter
+from bananaflow.providers.quota_day import next_quota_reset, quota_day
 
 REDIS_URL_ENV = "BANANAFLOW_REDIS_URL"
 REDIS_NAMESPACE_ENV = "BANANAFLOW_REDIS_NAMESPACE"

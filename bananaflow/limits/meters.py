@@ -15,12 +15,7 @@ request is admitted by every meter or by none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time as dtime, timedelta
 from typing import Literal, Union
-from zoneinfo import ZoneInfo
-
-#: Google's daily quotas reset at midnight Pacific time.
-QUOTA_TZ = ZoneInfo("America/Los_Angeles")
 
 Unit = Literal["requests", "images", "cost_usd"]
 
@@ -91,9 +86,9 @@ class InFlightCap:
 
 @dataclass(frozen=True)
 class DailyQuota:
-    """At most ``limit`` requests per calendar day in ``QUOTA_TZ``. When it is used up the
-    scope is *parked* until the next reset: waiting in-process for hours helps nobody, the
-    remaining items are deferred to the next run instead."""
+    """At most ``limit`` requests per quota day (``bananaflow.providers.quota_day``). When it
+    is used up the scope is *parked* until the next reset: waiting in-process for hours helps
+    nobody, the remaining items are deferred to the next run instead."""
 
     limit: int
     name: str = "requests_per_day"
@@ -117,15 +112,3 @@ def ImagesPerMinute(limit: float) -> WindowMeter:  # noqa: N802
 def SpendPerWindow(usd: float, window_s: float = 600.0) -> WindowMeter:  # noqa: N802
     """Google's spend cap per rolling 10 minutes; charged with each call's worst-case cost."""
     return WindowMeter("spend_per_10min_usd", usd, window_s, "cost_usd", spaced=False, margin_s=0.0)
-
-
-def quota_day(epoch_s: float) -> str:
-    """The quota day (``YYYY-MM-DD`` in Pacific time) that ``epoch_s`` falls in."""
-    return datetime.fromtimestamp(epoch_s, QUOTA_TZ).date().isoformat()
-
-
-def next_quota_reset(epoch_s: float) -> datetime:
-    """The next midnight Pacific after ``epoch_s``, as an aware datetime."""
-    local = datetime.fromtimestamp(epoch_s, QUOTA_TZ)
-    midnight = datetime.combine(local.date() + timedelta(days=1), dtime(0), tzinfo=QUOTA_TZ)
-    return midnight

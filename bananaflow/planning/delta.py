@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from bananaflow.errors import BananaflowError, ConfigurationError
+from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
 from bananaflow.landing.manifest import ManifestRow, read_manifest
+from bananaflow.landing.run_history import latest_manifest_key
 from bananaflow.planning.work import WorkItem
 
 log = logging.getLogger("bananaflow.planning.delta")
@@ -90,19 +91,11 @@ LATEST = "latest"
 
 def latest_manifest(store: Any, prefix: str) -> str | None:
     """URI of the newest ``{prefix}/runs/<UTC stamp>-<name>/manifest.parquet``, or None on
-    the first night. Run folders start with a sortable UTC stamp, so the last key wins."""
-    import botocore.exceptions
-
-    runs = "/".join(p for p in (prefix.strip("/"), "runs", "") if p) or "runs/"
-    newest = None
+    the first night. A bucket that cannot be listed is a setting to fix before the run."""
     try:
-        for page in store.client.get_paginator("list_objects_v2").paginate(Bucket=store.bucket, Prefix=runs):
-            for obj in page.get("Contents", []):
-                key = obj["Key"]
-                if key.endswith("/manifest.parquet") and (newest is None or key > newest):
-                    newest = key
-    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as exc:
-        raise ConfigurationError(f"cannot list earlier runs in s3://{store.bucket}/{runs}: {type(exc).__name__}") from None
+        newest = latest_manifest_key(store, prefix)
+    except StorageError as exc:
+        raise ConfigurationError(f"cannot list earlier runs: {exc.message}") from None
     return store.uri(newest) if newest else None
 
 

@@ -1,19 +1,16 @@
 """Turn a failed HTTP exchange into exactly one ``bananaflow.errors.ProviderError``.
 
 Classification happens once, where the response is read, so that the retry policy, the
-rate controller and the manifest agree. The mapping follows the reference table
-(``shared/reference/gemini-image-api.md``)::
+rate controller and the manifest agree. The status alone picks the class from
+``bananaflow.errors.STATUS_ERRORS``; this module adds what only the body or the transport
+tells apart (``shared/reference/gemini-image-api.md``)::
 
     transport timeout ............................. ProviderTimeout
     other transport failure ....................... NetworkError
     429 quotaId *PerDay*, quotaValue "0", "limit: 0" QuotaExhausted (reset at next midnight Pacific)
     429 otherwise ................................. RateLimited (retry_after from RetryInfo,
                                                     Retry-After, "Please retry in Ns", or None)
-    400 API_KEY_INVALID, 401, 403 ................. AuthError
-    400, 413, 422 and other 4xx ................... InvalidRequest
-    404 ........................................... ModelNotFound
-    408, 409, 499, 500, 502, 504, other 5xx ....... ServerError
-    503 ........................................... Overloaded
+    API_KEY_INVALID (on any status) ............... AuthError
 
 Both Google's envelope ``{"error": {code, message, status, details}}`` and OpenAI's
 ``{"error": {message, type, code}}`` are understood; a body that is not JSON (a proxy's
@@ -25,30 +22,26 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
-from zoneinfo import ZoneInfo
 
 import httpx
 
 from bananaflow.errors import (
     AuthError,
     BadResponse,
-    InvalidRequest,
-    ModelNotFound,
     NetworkError,
-    Overloaded,
     ProviderError,
     ProviderTimeout,
     QuotaExhausted,
     RateLimited,
-    ServerError,
     TransportError,
+    error_for_status,
 )
+from bananaflow.providers.quota_day import next_quota_reset
 from bananaflow.secrets import redact
 
-PACIFIC = ZoneInfo("America/Los_Angeles")
 MAX_MESSAGE = 300
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _RETRY_IN = re.compile(r"retry in\s+(\d+(?:\.\d+)?)\s*(ms|s|m|h)\b", re.IGNORECASE)
@@ -160,13 +153,6 @@ def retry_delay_from_message(message: str) -> float | None:
     return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
 
 
-def next_pacific_midnight(now: datetime | None = None) -> datetime:
-    """When Google's daily quotas reset: the next midnight in America/Los_Angeles."""
-    local = (now or datetime.now(timezone.utc)).astimezone(PACIFIC)
-    tomorrow = (local + timedelta(days=1)).date()
-    return datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=PACIFIC)
-
-
 def classify_response(response: httpx.Response, *, model: str | None = None) -> ProviderError:
     """The error a non-2xx response (or a 2xx carrying an error envelope) stands for."""
     try:
@@ -200,27 +186,15 @@ def classify_status(
         http_status = code if isinstance(code, int) and code >= 400 else 500
     detail = _summary(env, reason_phrase, body_preview)
     message = f"HTTP {http_status}{f' {env.status}' if env and env.status else ''}: {detail}"
-    common: dict[str, Any] = {
-        "http_status": http_status,
-        "api_status": env.status if env else None,
-        "model": model,
-    }
+    api_status = env.status if env else None
     env = env or ErrorEnvelope()
     code = (env.code or "").lower()
     if http_status == 429 or (code in _QUOTA_CODES):
-        return _rate_limit_error(message, env, headers or {}, common)
-    if http_status in (401, 403) or _is_auth(env):
-        return AuthError(message, **common)
-    if http_status == 404:
-        return ModelNotFound(message, **common)
-    if http_status == 503:
-        return Overloaded(message, **common)
-    if http_status in (408, 409, 425, 499) or http_status >= 500:
-        return ServerError(message, **common)
-    if 400 <= http_status < 500:
-        return InvalidRequest(message, **common)
-    # 1xx/3xx: a redirect means the base URL is wrong; resending will not help.
-    return InvalidRequest(f"{message} (unexpected status; check the base URL)", **common)
+        return _rate_limit_error(message, env, headers or {}, http_status, api_status, model)
+    cls = AuthError if _is_auth(env) else error_for_status(http_status)
+    if http_status < 400:  # 1xx/3xx: a redirect means the base URL is wrong; resending will not help
+        message += " (unexpected status; check the base URL)"
+    return cls(message, http_status=http_status, api_status=api_status, model=model)
 
 
 def classify_transport_error(exc: BaseException, *, model: str | None = None) -> ProviderError:
@@ -238,25 +212,33 @@ def classify_transport_error(exc: BaseException, *, model: str | None = None) ->
 
 
 def _rate_limit_error(
-    message: str, env: ErrorEnvelope, headers: Mapping[str, str], common: dict[str, Any]
+    message: str,
+    env: ErrorEnvelope,
+    headers: Mapping[str, str],
+    http_status: int,
+    api_status: str | None,
+    model: str | None,
 ) -> ProviderError:
-    quota = {
-        "quota_id": ", ".join(env.quota_ids) or None,
-        "quota_value": ", ".join(env.quota_values) or None,
-    }
+    quota_id = ", ".join(env.quota_ids) or None
+    quota_value = ", ".join(env.quota_values) or None
     message = _rate_limit_message(message, env)
     limit_zero = "0" in env.quota_values or bool(_LIMIT_ZERO.search(env.message))
     per_day = any("perday" in q.lower() for q in env.quota_ids)
     billing = (env.code or "").lower() in _QUOTA_CODES
     if limit_zero or per_day or billing:
-        reset_at = None if billing else next_pacific_midnight()
-        return QuotaExhausted(message, reset_at=reset_at, limit_zero=limit_zero, **quota, **common)
+        return QuotaExhausted(
+            message, reset_at=None if billing else next_quota_reset(), limit_zero=limit_zero, quota_id=quota_id,
+            quota_value=quota_value, http_status=http_status, api_status=api_status, model=model,
+        )
     retry_after = env.retry_delay
     if retry_after is None:
         retry_after = parse_retry_after(headers.get("retry-after"))
     if retry_after is None:
         retry_after = retry_delay_from_message(env.message)
-    return RateLimited(message, retry_after=retry_after, **quota, **common)
+    return RateLimited(
+        message, retry_after=retry_after, quota_id=quota_id, quota_value=quota_value, http_status=http_status,
+        api_status=api_status, model=model,
+    )
 
 
 def _rate_limit_message(message: str, env: ErrorEnvelope) -> str:

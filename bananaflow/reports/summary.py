@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from bananaflow.landing.manifest import ManifestRow
-from bananaflow.limits.meters import next_quota_reset
+from bananaflow.providers.quota_day import next_quota_reset
 
 #: Statuses that leave nothing for a person to do.
 OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})

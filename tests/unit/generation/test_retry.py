@@ -112,7 +112,7 @@ def test_non_retryable_attempted_once(exc: Exception, clock: FakeClock) -> None:
         run(call_with_retries(attempt, RetryPolicy(), sleep=clock.sleep))
     assert info.value is exc and calls == 1 and clock.waits == []
     if isinstance(exc, ProviderError):
-        assert exc.attempts == 1  # type: ignore[attr-defined]
+        assert exc.attempts == 1
 
 
 def test_final_failure_reraises_last_error_with_attempts(clock: FakeClock) -> None:
@@ -120,7 +120,7 @@ def test_final_failure_reraises_last_error_with_attempts(clock: FakeClock) -> No
     with pytest.raises(ProviderError) as info:
         run(call_with_retries(scripted(list(errors)), RetryPolicy(max_attempts=5), sleep=clock.sleep))
     assert not isinstance(info.value, RetryError)
-    assert info.value is errors[-1] and info.value.attempts == 5  # type: ignore[attr-defined]
+    assert info.value is errors[-1] and info.value.attempts == 5
     assert len(clock.waits) == 4
 
 
@@ -129,14 +129,14 @@ def test_no_image_gets_fewer_attempts(exc_type: type[ProviderError], clock: Fake
     attempt = scripted([exc_type("no image") for _ in range(10)])
     with pytest.raises(exc_type) as info:
         run(call_with_retries(attempt, RetryPolicy(max_attempts=5, no_image_max_attempts=3), sleep=clock.sleep))
-    assert info.value.attempts == 3  # type: ignore[attr-defined]
+    assert info.value.attempts == 3
 
 
 def test_server_delay_beyond_deadline_stops_without_waiting(clock: FakeClock) -> None:
     attempt = scripted([RateLimited("429", retry_after=1200.0), "ok"])
     with pytest.raises(RateLimited) as info:
         run(call_with_retries(attempt, RetryPolicy(deadline_s=900.0), sleep=clock.sleep))
-    assert clock.waits == [] and info.value.attempts == 1  # type: ignore[attr-defined]
+    assert clock.waits == [] and info.value.attempts == 1
 
 
 def test_deadline_honoured_with_slow_attempts(clock: FakeClock) -> None:
@@ -146,7 +146,7 @@ def test_deadline_honoured_with_slow_attempts(clock: FakeClock) -> None:
     with pytest.raises(RateLimited) as info:
         run(call_with_retries(attempt, RetryPolicy(max_attempts=20, deadline_s=900.0), sleep=clock.sleep))
     # attempts end at 200, 500, 800; a further wait would start after the deadline.
-    assert info.value.attempts == 3  # type: ignore[attr-defined]
+    assert info.value.attempts == 3
     assert clock.now - start <= 900.0
 
 
@@ -159,7 +159,7 @@ def test_deadline_real_clock() -> None:
     with pytest.raises(ProviderTimeout) as info:
         run(call_with_retries(attempt, policy))
     assert time.monotonic() - started < 0.25 + 0.1
-    assert info.value.attempts >= 2  # type: ignore[attr-defined]
+    assert info.value.attempts >= 2
 
 
 def test_full_jitter_bounded_by_cap(clock: FakeClock) -> None:

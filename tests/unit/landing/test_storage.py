@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 
 from bananaflow.catalog.loader import load_catalog
-from bananaflow.errors import StorageError
+from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
+from bananaflow.errors import CatalogError, ConfigurationError, StorageError
 from bananaflow.devstack.local_s3 import LocalS3Server, find_weed, pick_ports
-from bananaflow.landing.storage import ImageStore, make_s3_client
+from bananaflow.landing.run_history import latest_manifest_key
+from bananaflow.landing.storage import ImageStore, make_s3_client, read_s3_uri
+from bananaflow.planning.delta import latest_manifest
 
 pytestmark = pytest.mark.e2e  # a real S3 server (weed mini)
 
@@ -129,6 +132,43 @@ def test_standard_env_vars_configure_the_client(server: LocalS3Server, monkeypat
     s.put_bytes("catalogs/c.csv", b"sku,title\n007,Lamp\n", "text/csv")
     load = load_catalog("s3://env-bucket/catalogs/c.csv")
     assert load.accepted[0].sku == "007" and load.source == "s3://env-bucket/catalogs/c.csv"
+
+
+def test_catalogs_photos_and_stores_read_s3_alike(server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    ImageStore("read-bucket").ensure_bucket()
+    missing = "s3://read-bucket/nothing.csv"
+    with pytest.raises(StorageError, match=f"^{missing} does not exist$"):
+        read_s3_uri(missing)
+    with pytest.raises(CatalogError, match=f"cannot read catalog {missing}: {missing} does not exist"):
+        load_catalog(missing)
+    with pytest.raises(ReferencePhotoError, match=f"reference photo {missing} cannot be read: {missing} does not exist"):
+        ReferenceFetcher()._read_s3(missing)
+    with pytest.raises(CatalogError, match="'s3://read-bucket' is not s3://bucket/key"):
+        load_catalog("s3://read-bucket")
+
+
+def test_newest_run_manifest_under_a_prefix(server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in server.env().items():
+        monkeypatch.setenv(name, value)
+    store = ImageStore("runs-bucket")
+    store.ensure_bucket()
+    assert latest_manifest(store, "shop") is None
+    for run in ("20260101T000000Z-a", "20260301T000000Z-c", "20260201T000000Z-b"):
+        store.put_bytes(f"shop/runs/{run}/manifest.parquet", b"x", "application/octet-stream")
+    store.put_bytes("shop/runs/20260401T000000Z-d/manifest.csv", b"x", "text/csv")
+    assert latest_manifest(store, "/shop/") == "s3://runs-bucket/shop/runs/20260301T000000Z-c/manifest.parquet"
+    assert latest_manifest_key(ImageStore("runs-bucket", "shop")) == "shop/runs/20260301T000000Z-c/manifest.parquet"
+
+
+def test_unreachable_bucket_for_latest_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "something-secret")
+    endpoint = f"http://127.0.0.1:{pick_ports()['s3']}"
+    down = ImageStore("images", client=make_s3_client(endpoint_url=endpoint, region="us-east-1", max_attempts=1))
+    with pytest.raises(ConfigurationError, match=f"cannot list earlier runs: cannot reach S3 at {endpoint}"):
+        latest_manifest(down, "shop")
 
 
 def test_no_credentials(monkeypatch: pytest.MonkeyPatch, server: LocalS3Server, tmp_path: Path) -> None:

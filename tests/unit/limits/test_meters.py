@@ -11,14 +11,12 @@ from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
 from bananaflow.errors import QuotaExhausted
 from bananaflow.limits.backends import InProcessBackend, RedisBackend, backend_from_env
 from bananaflow.limits.meters import (
-    QUOTA_TZ,
     DailyQuota,
     Demand,
     InFlightCap,
     WindowMeter,
-    next_quota_reset,
-    quota_day,
 )
+from bananaflow.providers.quota_day import QUOTA_TZ, next_quota_reset, quota_day
 from bananaflow.limits.controller import RateController
 
 REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -21,19 +21,19 @@ from bananaflow.errors import (
     QuotaExhausted,
     RateLimited,
     ServerError,
+    error_for_status,
     is_retryable,
 )
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.base import ImageRequest
 from bananaflow.providers.classify import (
-    PACIFIC,
     classify_status,
-    next_pacific_midnight,
     parse_duration,
     parse_retry_after,
     retry_delay_from_message,
 )
 from bananaflow.providers.gemini import GeminiProvider
+from bananaflow.providers.quota_day import QUOTA_TZ, next_quota_reset
 from bananaflow.secrets import Secret
 
 KEY = "FAKEClassifyTestKey000000000000000000"
@@ -126,7 +126,7 @@ def test_429_per_day_is_quota_exhausted_until_pacific_midnight() -> None:
     )
     exc = fail_with(respond(429, body))
     assert type(exc) is QuotaExhausted and not is_retryable(exc) and not exc.limit_zero
-    local = exc.reset_at.astimezone(PACIFIC)
+    local = exc.reset_at.astimezone(QUOTA_TZ)
     assert (local.hour, local.minute, local.second) == (0, 0, 0)
     assert timedelta(0) < exc.reset_at - datetime.now(timezone.utc) <= timedelta(hours=25)
 
@@ -256,13 +256,18 @@ def test_parsers() -> None:
     assert retry_delay_from_message("Please retry in 558.5ms.") == pytest.approx(0.5585)
     assert retry_delay_from_message("nothing here") is None
     # 2026-03-08 is the spring-forward day; just before midnight Pacific.
-    now = datetime(2026, 3, 8, 7, 59, tzinfo=timezone.utc)
-    assert next_pacific_midnight(now) == datetime(2026, 3, 8, 0, 0, tzinfo=PACIFIC)
-    now = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc)
-    assert next_pacific_midnight(now).astimezone(timezone.utc) == datetime(2026, 7, 2, 7, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 8, 7, 59, tzinfo=timezone.utc).timestamp()
+    assert next_quota_reset(now) == datetime(2026, 3, 8, 0, 0, tzinfo=QUOTA_TZ)
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+    assert next_quota_reset(now).astimezone(timezone.utc) == datetime(2026, 7, 2, 7, 0, tzinfo=timezone.utc)
 
 
 def test_odd_statuses_without_body_still_classify() -> None:
     assert type(classify_status(418, None)) is InvalidRequest
     assert type(classify_status(302, None)) is InvalidRequest
     assert type(classify_status(599, None)) is ServerError
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 408, 409, 413, 422, 425, 499, 500, 502, 503, 504])
+def test_a_body_that_says_nothing_follows_the_status_table(status: int) -> None:
+    assert type(classify_status(status, None)) is error_for_status(status)
