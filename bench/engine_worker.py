@@ -15,17 +15,17 @@ import resource
 import sys
 import time
 
-from bananaflow.limits.admission import Admission
-from bananaflow.limits.settings import LimitSettings
-from bananaflow.limits.backends import InProcessBackend, RedisBackend
-from bananaflow.testing.memory_store import MemoryStore
 from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers import make_provider
-from bananaflow.limits.controller import RateController
 from bananaflow.generation.retry import RetryPolicy
-from bananaflow.secrets import Secret
+from bananaflow.limits.admission import Admission
+from bananaflow.limits.backends import InProcessBackend, RedisBackend
+from bananaflow.limits.controller import RateController
+from bananaflow.limits.settings import LimitSettings
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.secrets import Secret
+from bananaflow.testing.memory_store import MemoryStore
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -86,7 +86,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
 
     try:
         await asyncio.wait_for(collect(), timeout=args.stop_after)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
     finally:
         wall = time.monotonic() - t0

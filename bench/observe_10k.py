@@ -27,10 +27,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import subprocess  # noqa: E402
+
 from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
 from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
-
-import subprocess  # noqa: E402
 
 
 def free_port() -> int:

@@ -34,18 +34,18 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims  # noqa: E402
-from bananaflow.landing.keys import key_stem, params_hash  # noqa: E402
 from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
 from bananaflow.generation.pipeline import ItemProcessor  # noqa: E402
-from bananaflow.providers.settings import ProviderSettings  # noqa: E402
-from bananaflow.providers import make_provider  # noqa: E402
-from bananaflow.limits.controller import RateController  # noqa: E402
 from bananaflow.generation.retry import RetryPolicy  # noqa: E402
-from bananaflow.secrets import Secret  # noqa: E402
+from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims  # noqa: E402
+from bananaflow.landing.keys import key_stem, params_hash  # noqa: E402
 from bananaflow.landing.spool import Spool  # noqa: E402
 from bananaflow.landing.storage import ImageStore, make_s3_client  # noqa: E402
+from bananaflow.limits.controller import RateController  # noqa: E402
 from bananaflow.planning.work import WorkItem, chunked  # noqa: E402
+from bananaflow.providers import make_provider  # noqa: E402
+from bananaflow.providers.settings import ProviderSettings  # noqa: E402
+from bananaflow.secrets import Secret  # noqa: E402
 
 MODEL, SIZE, KEY = "gemini-3.1-flash-image", "512", "soak-test-key-0123456789"
 #: The client's per-request timeout, and how long a "slow" answer takes (longer).

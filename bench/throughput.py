@@ -158,7 +158,9 @@ def table(results: list[Result], ceiling: float) -> list[str]:
     lines = [head, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results:
         share429 = r.answered_429 / r.requests if r.requests else 0.0
-        warm = f" ({fmt(r.answered_429_after_warmup * 100, '.1f')}% after warm-up)" if r.answered_429_after_warmup is not None and "adaptive" in r.name else ""
+        warm = ""
+        if r.answered_429_after_warmup is not None and "adaptive" in r.name:
+            warm = f" ({fmt(r.answered_429_after_warmup * 100, '.1f')}% after warm-up)"
         lines.append(
             f"| {r.name} | {r.images_per_min():.0f} | {r.images_per_min() / ceiling:.1%} | {share429:.1%}{warm} "
             f"| {fmt(r.p50_s, '.2f')} | {fmt(r.p95_s, '.2f')} | {r.peak_rss_mb:.0f} "

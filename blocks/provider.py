@@ -45,7 +45,7 @@ class ImageProviderBlock(Block):
         )
 
     @classmethod
-    def from_env(cls, model: str | None = None) -> "ImageProviderBlock":
+    def from_env(cls, model: str | None = None) -> ImageProviderBlock:
         """The block a user would fill in by hand, taken from the usual environment variables."""
         settings = ProviderSettings.from_env(model=model)
         key = settings.api_key.reveal() if isinstance(settings.api_key, Secret) else None

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 import os
 
+import boto3
 from prefect.blocks.core import Block
 from pydantic import Field, SecretStr
-
-import boto3
 
 from bananaflow.landing.storage import ImageStore, make_s3_client
 

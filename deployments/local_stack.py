@@ -84,7 +84,8 @@ def prefect_cli(args: Sequence[str], env: Mapping[str, str], *, check: bool = Tr
         stdin=subprocess.DEVNULL,
     )
     if check and proc.returncode != 0:
-        raise RuntimeError(f"prefect {' '.join(args[:3])} failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        output = f"{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+        raise RuntimeError(f"prefect {' '.join(args[:3])} failed ({proc.returncode}):\n{output}")
     return proc
 
 

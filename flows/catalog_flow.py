@@ -6,7 +6,7 @@ summarise. Each step below is one short function; the engine (``bananaflow``) do
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger, unmapped
 from prefect.futures import PrefectFuture
@@ -164,7 +164,7 @@ def _generate_waves(run: RunContext, items: list[WorkItem], mode: str) -> list[M
 
 def publish(run: RunContext, rows: list[ManifestRow], work: Plan) -> tuple[dict[str, str], str | None]:
     """Manifest, rejected rows and write-back file beside it; kept locally if S3 is down."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (run.prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
     try:
         manifest_uris, rejected_uri = write_outputs(rows, work.rejected, run.store, run_prefix)

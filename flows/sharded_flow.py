@@ -81,7 +81,8 @@ def catalog_sharded(
     all_completed = all(run.state and run.state.is_completed() for run in finished)
     ok = all_completed and all(s in ("succeeded", "skipped_exists", "blocked") for s in counts)
     if not all_completed:
-        logger.warning("some shard runs did not complete: %s", ", ".join(r["flow_run"] for r in table if r["state"] != "Completed"))
+        unfinished = ", ".join(r["flow_run"] for r in table if r["state"] != "Completed")
+        logger.warning("some shard runs did not complete: %s", unfinished)
     return {"shards": table, "counts": counts, "total": sum(counts.values()), "ok": ok}
 
 

@@ -5,9 +5,9 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from bananaflow.errors import StorageError
-from bananaflow.reports.gallery import build_gallery, gallery_markdown
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.gallery import build_gallery, gallery_markdown
 
 
 @task(name="make-thumbnails", cache_policy=None, persist_result=False)

@@ -9,10 +9,10 @@ from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
-from bananaflow.landing.manifest import ManifestRow
 from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers import make_provider
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
 from bananaflow_prefect.tasks import run_context
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried

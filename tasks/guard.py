@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from contextlib import AbstractContextManager as ContextManager
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import ContextManager
 
 from bananaflow.limits.backends import REDIS_URL_ENV
 from bananaflow.limits.settings import LimitSettings

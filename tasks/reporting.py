@@ -11,8 +11,8 @@ from prefect.utilities.urls import url_for
 
 from bananaflow.catalog.loader import Rejection, rejections_to_csv
 from bananaflow.landing.manifest import ManifestRow, write_manifest
-from bananaflow.reports.progress import ProgressTracker
 from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.progress import ProgressTracker
 from bananaflow.reports.summary import RunSummary
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 from prefect import get_run_logger, task
 
 from bananaflow.errors import BananaflowError
-
-from bananaflow.planning.jobspec import Job
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.jobspec import Job
 from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
 
 FILE_NAMES = {"shopify": ("shopify_products.csv", "text/csv; charset=utf-8"),

@@ -18,9 +18,9 @@ from urllib.parse import quote
 import httpx
 
 from bananaflow.errors import BadResponse, ProviderError
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import credentials, int_field, make_client, read_json, send
 from bananaflow.providers.classify import classify_response, classify_transport_error
+from bananaflow.providers.settings import ProviderSettings
 
 SUCCEEDED = "BATCH_STATE_SUCCEEDED"
 #: End states; any other state (including ones Google adds later) means "keep polling".

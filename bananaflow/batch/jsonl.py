@@ -13,10 +13,10 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
-from bananaflow.providers.models import get_model
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import ImageRequest
 from bananaflow.providers.gemini import build_body
-from bananaflow.planning.work import WorkItem
+from bananaflow.providers.models import get_model
 
 
 def image_request(item: WorkItem) -> ImageRequest:

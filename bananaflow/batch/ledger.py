@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bananaflow.errors import StorageError
 from bananaflow.landing.storage import ImageStore
@@ -107,7 +107,7 @@ class BatchLedger:
         """Move the record to ``closed/`` with its final state: collected, or ended."""
         job.state = state
         job.end_state = job.end_state or state
-        stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
         payload = json.loads(job.to_json())
         payload["closed_at"] = stamp
         self.store.put_bytes(self._key("closed", job.job_id), json.dumps(payload, indent=1).encode(), "application/json")

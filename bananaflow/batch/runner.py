@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
@@ -22,8 +22,6 @@ from tenacity.wait import wait_exponential_jitter
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
-from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
-from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.errors import (
     BadResponse,
     BatchNotCompleted,
@@ -35,13 +33,15 @@ from bananaflow.errors import (
     is_retryable,
 )
 from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.generation.retry import RetryPolicy, call_with_retries
+from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
-from bananaflow.providers.models import get_model
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import image_from_response
-from bananaflow.generation.retry import RetryPolicy, call_with_retries
-from bananaflow.landing.storage import ImageStore
-from bananaflow.planning.work import WorkItem
+from bananaflow.providers.models import get_model
 
 log = logging.getLogger("bananaflow.batch")
 
@@ -83,7 +83,7 @@ def _latency_since(created_at: str) -> float:
         start = datetime.fromisoformat(created_at)
     except ValueError:
         return 0.0
-    return max(0.0, (datetime.now(timezone.utc) - start).total_seconds())
+    return max(0.0, (datetime.now(UTC) - start).total_seconds())
 
 
 def _create_may_retry(exc: BaseException) -> bool:

@@ -13,9 +13,8 @@ rows on when the results are written back.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Callable
 
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError

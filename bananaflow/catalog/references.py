@@ -27,8 +27,8 @@ import httpx
 from PIL import Image, ImageOps
 
 from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
-from bananaflow.providers.models import get_model
 from bananaflow.providers.base import ReferenceImage
+from bananaflow.providers.models import get_model
 
 log = logging.getLogger("bananaflow.catalog.references")
 
@@ -180,7 +180,8 @@ class ReferenceFetcher:
                         async for chunk in response.aiter_bytes():
                             size += len(chunk)
                             if size > MAX_DOWNLOAD_BYTES:
-                                raise ReferencePhotoError(f"reference photo {where} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB")
+                                limit_mb = MAX_DOWNLOAD_BYTES // 2**20
+                                raise ReferencePhotoError(f"reference photo {where} is larger than {limit_mb} MB")
                             chunks.append(chunk)
                         return b"".join(chunks)
             except httpx.HTTPError as exc:

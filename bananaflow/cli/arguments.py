@@ -51,7 +51,8 @@ def add_catalog_arguments(p: argparse.ArgumentParser) -> None:
         "--map", action="append", default=[], metavar='FIELD="Column"',
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
     )
-    p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under --prefix): only new or changed products are generated")
+    p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under "
+                   "--prefix): only new or changed products are generated")
 
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,9 +76,11 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mode", choices=("realtime", "batch", "auto"),
                    help="realtime calls, Gemini Batch mode (half price, results within 24 h), or auto: "
                    "batch for large jobs whose deadline allows (default: the job spec's run.mode, else realtime)")
-    p.add_argument("--deadline-hours", type=float, help="the job must finish within this many hours (auto picks realtime under 24)")
+    p.add_argument("--deadline-hours", type=float,
+                   help="the job must finish within this many hours (auto picks realtime under 24)")
     p.add_argument("--batch-max-items", type=int, help="images per batch at most (default: 500)")
-    p.add_argument("--batch-poll-max", type=float, metavar="SECONDS", help="longest wait between two polls of a batch (default: 300)")
+    p.add_argument("--batch-poll-max", type=float, metavar="SECONDS",
+                   help="longest wait between two polls of a batch (default: 300)")
     add_catalog_arguments(p)
     p.add_argument("--output-preset", help="marketplace preset for the single-template variant (e.g. amazon-main)")
     p.add_argument("--writeback", choices=("shopify", "merchant"), help="write the new image URLs back next to the manifest")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from bananaflow.cli.console import console
 from bananaflow.cli.launch import exit_code, run_flow
-from bananaflow.options import DeliveryOptions, LimitOptions, RunOptions
 from bananaflow.devstack.local_prefect import ensure_server, server_env, ui_url
 from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.options import DeliveryOptions, LimitOptions, RunOptions
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 DEMO_BUCKET = "bananaflow-demo"

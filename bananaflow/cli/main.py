@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from bananaflow.cli.arguments import add_catalog_arguments, add_image_arguments, add_limit_arguments, add_run_arguments
 from bananaflow.cli.commands import cmd_estimate, cmd_prompts, cmd_run
@@ -81,8 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_demo(args)
         if args.command == "down":
-            from bananaflow.devstack.local_prefect import stop_server
             from bananaflow.cli.ops import stop_stack
+            from bananaflow.devstack.local_prefect import stop_server
 
             if stop_stack(Path(args.state_dir)):
                 print("stopped the workers and local services of `bananaflow up`")

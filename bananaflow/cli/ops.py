@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from bananaflow.errors import ConfigurationError
 from bananaflow.devstack.processes import stop_process
+from bananaflow.errors import ConfigurationError
 
 STACK_PID, STACK_STATE, STACK_LOG = "stack.pid", "stack.json", "stack.log"
 
@@ -69,8 +69,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"the stack is already up: {json.loads((state / STACK_STATE).read_text() or '{}').get('api_url', '')}")
         return 0
     workers = args.workers or (2 if args.scaled else 1)
-    command = [sys.executable, "-m", "bananaflow_prefect.deployments.local_stack", "--state-dir", str(state), "--workers", str(workers),
-               "--port", str(args.port)]
+    command = [sys.executable, "-m", "bananaflow_prefect.deployments.local_stack", "--state-dir", str(state),
+               "--workers", str(workers), "--port", str(args.port)]
     for flag in ("catalog", "bucket", "cron", "timezone"):
         if getattr(args, flag):
             command += [f"--{flag}", getattr(args, flag)]
@@ -157,7 +157,8 @@ def cmd_find(args: argparse.Namespace) -> int:
             f"{row.error_class}: {row.error_message}".strip(": ")
         )
         task_run = f"{ui}/runs/task-run/{row.task_run_id}" if ui and row.task_run_id else row.task_run_id
-        print(f"{run_dir}  {row.sku}  row {row.row_number}  {row.variant}  {row.status}  {where}" + (f"  task run {task_run}" if task_run else ""))
+        link = f"  task run {task_run}" if task_run else ""
+        print(f"{run_dir}  {row.sku}  row {row.row_number}  {row.variant}  {row.status}  {where}{link}")
     return 0
 
 

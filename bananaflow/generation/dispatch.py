@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Mapping
 
-from bananaflow.limits.admission import Admission, Route
-from bananaflow.limits.budget import worst_case_cost_usd
 from bananaflow.errors import (
     BananaflowError,
     BudgetExhausted,
@@ -27,14 +25,16 @@ from bananaflow.errors import (
     ServerError,
     TransportError,
 )
+from bananaflow.generation.retry import RetryPolicy, call_with_retries
+from bananaflow.limits.admission import Admission, Route
+from bananaflow.limits.budget import worst_case_cost_usd
 from bananaflow.limits.meters import Demand
+from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.providers.models import get_model
 from bananaflow.providers.quota_day import next_quota_reset
 
 #: How often an item that the open reservations crowd out looks again at the budget.
 BUDGET_POLL_S = 0.05
-from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
-from bananaflow.generation.retry import RetryPolicy, call_with_retries
 
 #: Final errors of a route after which the next route is worth trying.
 FALLBACK_ON = (ServerError, TransportError, QuotaExhausted, CircuitOpen)

@@ -12,7 +12,7 @@ import asyncio
 import functools
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bananaflow.errors import BananaflowError, StorageError, error_status
@@ -26,13 +26,13 @@ from bananaflow.landing.finishing import (
     upload_derivatives,
 )
 from bananaflow.landing.keys import ext_for_mime
-from bananaflow.landing.output_presets import Finished
 from bananaflow.landing.manifest import ManifestRow
-from bananaflow.providers.base import GeneratedImage
-from bananaflow.secrets import redact
+from bananaflow.landing.output_presets import Finished
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.base import GeneratedImage
+from bananaflow.secrets import redact
 
 log = logging.getLogger("bananaflow.generation.lander")
 
@@ -54,7 +54,7 @@ def meta_key(name: str) -> str:
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class ImageLander:

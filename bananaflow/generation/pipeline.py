@@ -11,22 +11,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
-from bananaflow.limits.admission import Admission, endpoint_label
-from bananaflow.landing.claims import KeyClaims
-from bananaflow.generation.dispatch import Dispatcher
-from bananaflow.errors import BananaflowError, ClaimHeld
-from bananaflow.landing.finishing import apply_output_preset
-from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
-from bananaflow.landing.manifest import ManifestRow
-from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
-from bananaflow.limits.controller import RateController
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
+from bananaflow.errors import BananaflowError, ClaimHeld
+from bananaflow.generation.dispatch import Dispatcher
+from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.finishing import apply_output_preset
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.admission import Admission, endpoint_label
+from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 
 log = logging.getLogger("bananaflow.generation.pipeline")
 

@@ -18,8 +18,9 @@ deduplicate (deterministic output keys) before calling; this module only decides
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Awaitable, Callable, TypeVar
+from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState
 from tenacity.retry import retry_base, retry_if_exception

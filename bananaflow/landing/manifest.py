@@ -11,7 +11,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +98,7 @@ def _as_utc(value: Any) -> datetime | None:
         value = value.to_pydatetime()
     if not isinstance(value, datetime):
         raise TypeError(f"timestamp expected, got {type(value).__name__}")
-    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def manifest_frame(rows: Iterable[ManifestRow]) -> pd.DataFrame:

@@ -17,9 +17,9 @@ import logging
 import os
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Protocol
 
 from bananaflow.errors import ConfigurationError, StorageError

@@ -45,8 +45,8 @@ def make_s3_client(
 ) -> Any:
     """A thread-safe S3 client that honours the standard AWS environment.
 
-    ``max_attempts`` defaults to ``AWS_MAX_ATTEMPTS`` (else 5). SigV4 is forced because boto3 presigns with SigV2 in us-east-1, which real servers
-    reject; 64 pooled connections because many workers upload at once.
+    ``max_attempts`` defaults to ``AWS_MAX_ATTEMPTS`` (else 5). SigV4 is forced because boto3
+    presigns with SigV2 in us-east-1, which real servers reject; 64 pooled connections because many workers upload at once.
     """
     if max_attempts is None:  # the standard AWS variable, as every SDK reads it
         try:

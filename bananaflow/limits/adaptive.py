@@ -38,8 +38,8 @@ import collections
 import json
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 #: Fewer requests than this in the last minute do not tell a per-minute limit (once metered).
 _INFORMATIVE = 10

@@ -8,15 +8,15 @@ that outlives tasks is what makes limits hold across all of a run's task threads
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 from urllib.parse import urlsplit
 
 from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
+from bananaflow.limits.backends import LimitBackend, backend_from_env
 from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget
-from bananaflow.limits.backends import LimitBackend, backend_from_env
 from bananaflow.limits.controller import RateController
 from bananaflow.limits.settings import LimitSettings
 

@@ -19,8 +19,9 @@ import json
 import os
 import threading
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.meters import DailyQuota, Demand, InFlightCap, Meter, WindowMeter

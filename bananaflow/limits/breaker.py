@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Literal
+from collections.abc import Callable
+from typing import Literal
 
 BreakerState = Literal["closed", "open", "half_open"]
 

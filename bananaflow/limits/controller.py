@@ -17,13 +17,13 @@ import asyncio
 import collections
 import threading
 import time
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
 
-from bananaflow.limits.adaptive import AdaptiveLimit
 from bananaflow.errors import QuotaExhausted
+from bananaflow.limits.adaptive import AdaptiveLimit
 from bananaflow.limits.backends import InProcessBackend, LimitBackend, Verdict
 from bananaflow.limits.meters import (
     DailyQuota,
@@ -197,7 +197,7 @@ class RateController:
         return verdict
 
     def parked_error(self, until: float) -> QuotaExhausted:
-        reset = datetime.fromtimestamp(until, timezone.utc)
+        reset = datetime.fromtimestamp(until, UTC)
         err = QuotaExhausted(
             f"not sent: the daily request quota of {self.scope} is used up; it resets at "
             f"{reset.isoformat(timespec='minutes')} (midnight Pacific) — run again after that",
@@ -234,7 +234,7 @@ class RateController:
 
     def parked_until(self) -> datetime | None:
         until = self.backend.parked_until(self.scope, self._clock())
-        return None if until is None else datetime.fromtimestamp(until, timezone.utc)
+        return None if until is None else datetime.fromtimestamp(until, UTC)
 
     def settle(self, lease: str, reserved: Demand, actual_cost_usd: float) -> None:
         """Replace the reserved worst-case cost of a request by its real cost."""

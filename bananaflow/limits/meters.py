@@ -15,7 +15,7 @@ request is admitted by every meter or by none.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 Unit = Literal["requests", "images", "cost_usd"]
 
@@ -98,7 +98,7 @@ class DailyQuota:
             raise ValueError("requests_per_day must be at least 1")
 
 
-Meter = Union[WindowMeter, InFlightCap, DailyQuota]
+Meter = WindowMeter | InFlightCap | DailyQuota
 
 
 def RequestsPerMinute(limit: float, burst: int = 1) -> WindowMeter:  # noqa: N802 - reads like a class

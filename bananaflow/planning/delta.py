@@ -13,7 +13,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
@@ -43,7 +43,7 @@ def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], 
     for row in previous:
         if row.status in DONE_STATUSES and row.key:
             done[(row.sku, row.variant)] = row
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     to_make: list[WorkItem] = []
     unchanged: list[ManifestRow] = []
     for item in items:

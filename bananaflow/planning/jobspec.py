@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from bananaflow.errors import ConfigurationError, TemplateError
 from bananaflow.options import RunOptions
-from bananaflow.providers.models import default_model_id, get_model
 from bananaflow.planning.prompts import PromptTemplate
+from bananaflow.providers.models import default_model_id, get_model
 
 _VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 #: Columns searched, in order, for the category an override matches on.

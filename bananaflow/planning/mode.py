@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bananaflow.planning.batch_sizing import BatchLimits, expected_result_bytes
 from bananaflow.errors import ConfigurationError
+from bananaflow.planning.batch_sizing import BatchLimits, expected_result_bytes
 from bananaflow.providers.models import get_model
 
 MODES = ("realtime", "batch", "auto")

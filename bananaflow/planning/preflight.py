@@ -9,7 +9,7 @@ deployment.
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping
+from collections.abc import Mapping
 
 from bananaflow.catalog.loader import CatalogLoad, load_catalog
 from bananaflow.errors import CatalogError

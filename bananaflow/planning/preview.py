@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from bananaflow.catalog.loader import CatalogLoad, load_catalog
 from bananaflow.errors import ConfigurationError
 from bananaflow.planning.jobspec import Job
-from bananaflow.providers.models import get_model
 from bananaflow.planning.work import WorkItem, plan_job
+from bananaflow.providers.models import get_model
 
 
 @dataclass

@@ -53,5 +53,5 @@ class Shard:
         return [item for item in items if self.owns(sku_of(item))]
 
     @classmethod
-    def all(cls, count: int) -> list["Shard"]:
+    def all(cls, count: int) -> list[Shard]:
         return [cls(i, count) for i in range(count)]

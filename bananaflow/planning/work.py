@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from bananaflow.catalog.loader import CatalogLoad, split_links
 from bananaflow.landing.keys import key_stem, params_hash
-from bananaflow.providers.models import get_model
 from bananaflow.planning.prompts import PromptTemplate
+from bananaflow.providers.models import get_model
 
 if TYPE_CHECKING:
     from bananaflow.planning.jobspec import Job

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import httpx
 
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest, ReferenceImage, Usage
 from bananaflow.providers.gemini import GeminiProvider
 from bananaflow.providers.openai_images import OpenAIImagesProvider
+from bananaflow.providers.settings import ProviderSettings
 
 __all__ = [
     "GeminiProvider",

@@ -14,9 +14,9 @@ from typing import Any
 import httpx
 
 from bananaflow.errors import BadResponse, ProviderError
+from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.providers.imaging import check_pixels, inspect_image
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.secrets import install_log_redaction
 
 _HTTP_LOGGERS = (
@@ -112,9 +112,9 @@ def int_field(mapping: Any, *names: str) -> int:
 
 async def download(client: httpx.AsyncClient, url: str, *, model: str | None = None) -> httpx.Response:
     """Fetch a short-lived image URL from a relay. No credential is attached (the URL
-    is usually a foreign storage host), so following its redirects is safe. Any failure is a ``BadResponse`` (retryable: the image is gone, a
-    new call makes a new one) or a transport error; never an ``AuthError``, because a 403
-    from a storage bucket says nothing about our key."""
+    is usually a foreign storage host), so following its redirects is safe. Any failure is a
+    ``BadResponse`` (retryable: the image is gone, a new call makes a new one) or a transport
+    error; never an ``AuthError``, because a 403 from a storage bucket says nothing about our key."""
     host = httpx.URL(url).host if url.startswith(("http://", "https://")) else None
     if host is None:
         raise BadResponse("image URL is not http(s)", model=model)

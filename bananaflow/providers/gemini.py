@@ -15,12 +15,12 @@ from urllib.parse import quote
 import httpx
 
 from bananaflow.errors import ConfigurationError, ContentBlocked, NoImageReturned
+from bananaflow.providers._http import int_field, make_client, post_json, verify_image
+from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
+from bananaflow.providers.classify import classify_status
 from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec, get_model
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers._http import int_field, make_client, post_json, verify_image
-from bananaflow.providers.classify import classify_status
-from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.secrets import redact
 
 SAFETY_FINISH_REASONS = frozenset(

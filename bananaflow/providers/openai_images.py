@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 
 from bananaflow.errors import ConfigurationError, NoImageReturned
-from bananaflow.providers.imaging import decode_base64_image
-from bananaflow.providers.models import ModelSpec
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import validate_request
+from bananaflow.providers.imaging import decode_base64_image
+from bananaflow.providers.models import ModelSpec
+from bananaflow.providers.settings import ProviderSettings
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,", re.IGNORECASE)
 

@@ -17,8 +17,9 @@ The key is held as a ``Secret``: it is registered for redaction when read and pr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from typing import Literal, Mapping, cast
+from typing import Literal, cast
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.secrets import Secret

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import statistics
 import time
-from datetime import timezone
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
+from datetime import UTC
 
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.quota_day import next_quota_reset
@@ -127,7 +127,7 @@ def summarize(
     by_budget = sum(1 for row in rows if row.status == "deferred" and row.error_class == "BudgetExhausted")
     last = max((row.finished_at for row in rows if row.finished_at is not None), default=None)
     resets_at = (
-        next_quota_reset(last.timestamp() if last else time.time()).astimezone(timezone.utc).isoformat(timespec="minutes")
+        next_quota_reset(last.timestamp() if last else time.time()).astimezone(UTC).isoformat(timespec="minutes")
         if by_quota
         else None
     )

@@ -20,9 +20,9 @@ from collections.abc import Iterable, Sequence
 
 from bananaflow.catalog.loader import decode_text, read_catalog_bytes
 from bananaflow.errors import CatalogError
-from bananaflow.planning.jobspec import WritebackSpec
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.jobspec import WritebackSpec
 
 PUBLISHABLE = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
 MAX_ADDITIONAL_IMAGES = 10

@@ -12,7 +12,8 @@ import bisect
 import hashlib
 import json
 import threading
-from typing import Mapping, NamedTuple
+from collections.abc import Mapping
+from typing import NamedTuple
 
 from bananaflow.landing.storage import ObjectInfo
 

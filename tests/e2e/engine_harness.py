@@ -7,18 +7,18 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims
 from bananaflow.landing.keys import key_stem, params_hash
 from bananaflow.landing.manifest import ManifestRow
-from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers import make_provider
-from bananaflow.limits.controller import RateController
-from bananaflow.generation.retry import RetryPolicy
-from bananaflow.secrets import Secret
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore, make_s3_client
+from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.secrets import Secret
 
 MODEL = "gemini-3-pro-image"
 API_KEY = "FAKE-ENGINE-harness-key-0123456789abcdef"

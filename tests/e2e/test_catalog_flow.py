@@ -1,6 +1,5 @@
 """The catalog flow end to end: simulator + weed mini + a real Prefect server."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import io
 
@@ -12,6 +11,7 @@ from PIL import Image
 
 from bananaflow.providers.models import get_model
 from tests.e2e.conftest import products, write_catalog
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 

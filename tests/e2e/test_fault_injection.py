@@ -2,7 +2,6 @@
 landing in weed mini: each item ends terminal or deferred with the right error class, the
 counts add up, the provider saw exactly the attempts the rows report, and nothing hangs."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import asyncio
 import time
@@ -10,11 +9,12 @@ import time
 import pytest
 
 from bananaflow import errors
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import CLAIM_SUFFIX
 from bananaflow.limits.controller import RateController
-from bananaflow.generation.retry import RetryPolicy
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.engine_harness import Engine, items, store_for
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,12 @@ import pytest
 from PIL import Image
 
 from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers import make_provider
-from bananaflow.limits.controller import RateController
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
+from bananaflow.providers.settings import ProviderSettings
 
 pytestmark = pytest.mark.e2e
 PHOTOS = Path(__file__).parent.parent / "fixtures" / "photos"

@@ -2,7 +2,6 @@
 key inside the prefix, its metadata survives S3's headers, and the manifest keeps the
 merchant's SKUs exactly as written."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import io
 import re
@@ -13,6 +12,7 @@ import pytest
 
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.landing.storage import decode_metadata
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 

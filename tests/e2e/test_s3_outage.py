@@ -1,7 +1,6 @@
 """S3 goes away mid-run (weed mini stopped): images already paid for wait in the local
 spool, the summary says so, and the next run uploads them instead of paying again."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import contextlib
 import threading
@@ -10,10 +9,11 @@ from collections import Counter
 
 import pytest
 
-from bananaflow.errors import ConfigurationError
 from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.errors import ConfigurationError
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import TEST_API_KEY, products, write_catalog
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,6 @@
 S3 credentials: neither secret appears in any log line (ours, httpx's, Prefect's own as read
 back from the server), artifact, manifest row, error text, run parameter or object metadata."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import asyncio
 import logging
@@ -11,6 +10,7 @@ import pytest
 
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import products, write_catalog
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 

@@ -2,7 +2,6 @@
 photos, presets, write-back and delta runs; a Merchant Center feed with s3:// photos and a
 group reference. Simulator + weed mini + a real Prefect server."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import csv
 import gzip
@@ -17,6 +16,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.landing.storage import ImageStore
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 FIXTURES = Path(__file__).parent.parent / "fixtures"

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-from tests.paths import ROOT
 import ast
 import subprocess
 import sys
@@ -18,6 +17,8 @@ import tomllib
 from pathlib import Path
 
 import pytest
+
+from tests.paths import ROOT
 
 BIN = Path(sys.executable).parent
 #: Folders of the Prefect side and the import name each is installed under.

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from bananaflow.cli.main import EXIT_USAGE, build_parser, main
 from bananaflow.cli.arguments import options_from_args
+from bananaflow.cli.main import EXIT_USAGE, build_parser, main
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import ExecutionOptions, LimitOptions, RunOptions, SpendOptions, resolve_limits

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -42,8 +42,8 @@ from bananaflow.testing.simulator.batch_store import (
 from bananaflow.testing.simulator.calls import WireError
 from bananaflow.testing.simulator.engine import SimulatorEngine, final_image
 from bananaflow.testing.simulator.faults.quota import SCRIPTED_LIMIT, per_day, per_minute
-from bananaflow.testing.simulator.gemini_routes import API_VERSIONS
 from bananaflow.testing.simulator.gemini_render import GeminiRenderer, google_error
+from bananaflow.testing.simulator.gemini_routes import API_VERSIONS
 from bananaflow.testing.simulator.gemini_wire import lookup_model, parse_generate_content
 
 _ERROR_OUTCOMES = {"500": 500, "503": 503, "html_502": 500, "reset": 500}
@@ -257,7 +257,7 @@ def _finish(engine: SimulatorEngine, batch: SimBatch) -> None:
             data = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines).encode()
             stored = engine.batches.add_generated(data, "application/jsonl", f"{batch.display_name}-results")
             batch.responses_file = stored.name
-    batch.ended = datetime.now(timezone.utc)
+    batch.ended = datetime.now(UTC)
     batch.end_state = state
 
 
@@ -317,7 +317,7 @@ async def cancel_batch(request: Request) -> Response:
     engine, batch = found
     with batch.lock:
         if batch.end_state not in TERMINAL:
-            batch.end_state, batch.ended = CANCELLED, datetime.now(timezone.utc)
+            batch.end_state, batch.ended = CANCELLED, datetime.now(UTC)
     engine.batches.count_cancel()
     return JSONResponse({})
 

@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 PENDING, RUNNING = "BATCH_STATE_PENDING", "BATCH_STATE_RUNNING"
@@ -25,7 +25,7 @@ FILE_TTL = timedelta(hours=48)  # uploaded files live 48 h on the real service
 
 
 def rfc3339(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return when.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass
@@ -37,7 +37,7 @@ class StoredFile:
     mime_type: str
     display_name: str
     source: str  # "UPLOADED" or "GENERATED"
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @property
     def name(self) -> str:
@@ -94,7 +94,7 @@ class SimBatch:
     requests: list[BatchRequest]
     inline: bool
     created_mono: float = field(default_factory=time.monotonic)
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
     end_state: str | None = None
     ended: datetime | None = None
     responses_file: str | None = None
@@ -125,7 +125,7 @@ class SimBatch:
             stats.update(successfulRequestCount=str(self.succeeded), failedRequestCount=str(self.failed))
         else:
             stats["pendingRequestCount"] = str(total)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         metadata: dict[str, Any] = {
             "@type": "type.googleapis.com/google.ai.generativelanguage.v1main.GenerateContentBatch",
             "model": f"models/{self.model}",

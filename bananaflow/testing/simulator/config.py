@@ -7,9 +7,10 @@ progress never sees half of a change.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 # Outcomes a script may serve (the two safety blocks too, so block handling can be
 # tested without word lists).

@@ -6,7 +6,7 @@ reference document (and most hand-written clients) use ``v1beta``.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response

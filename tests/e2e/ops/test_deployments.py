@@ -51,7 +51,6 @@ def _flow_runs(deployment_name: str):  # noqa: ANN202
 
 def _events(name: str) -> list[dict]:
     import httpx
-
     from prefect.settings import PREFECT_API_URL
 
     body = {"filter": {"event": {"name": [name]}, "occurred": {"since": "2000-01-01T00:00:00Z"}}, "limit": 50}

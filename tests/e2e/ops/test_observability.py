@@ -3,8 +3,6 @@ the failures table, a gallery of thumbnails behind presigned URLs, task runs nam
 range of products they hold (and `bananaflow find` for one product), and logs without secrets. Run through blocks on a started server."""
 from __future__ import annotations
 
-from tests.flow_params import flow_params
-
 import contextvars
 import io
 import json
@@ -18,6 +16,7 @@ import pytest
 from PIL import Image
 
 from tests.e2e.conftest import TEST_API_KEY, products, write_catalog
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 BUCKET = "ops-observe"

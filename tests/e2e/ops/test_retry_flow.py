@@ -1,10 +1,10 @@
 """The hourly retry: re-runs the catalog only when the last manifest left work undone."""
 from __future__ import annotations
-from tests.flow_params import flow_params
 
 import pytest
 
 from tests.e2e.conftest import products, write_catalog
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 BUCKET = "ops-retry"

@@ -11,8 +11,6 @@ The simulator's own counters judge both: its peak in-flight count and its busies
 """
 from __future__ import annotations
 
-from tests.flow_params import flow_params
-
 import io
 
 import boto3
@@ -23,6 +21,7 @@ from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from bananaflow_prefect.deployments.local_stack import create_work_pool, deploy_all, start_worker, stop_process
 from tests.e2e.conftest import products, write_catalog
 from tests.e2e.ops.conftest import OpsStack, started_prefect_server
+from tests.flow_params import flow_params
 
 pytestmark = pytest.mark.e2e
 BUCKET = "ops-scale"

@@ -5,26 +5,26 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+from collections.abc import Iterator
 from dataclasses import replace
-from typing import Iterator
 
 import pytest
 
 from bananaflow.batch import api as batch_api
 from bananaflow.batch.api import GeminiBatchAPI, status_from_operation
-from bananaflow.planning.mode import choose_mode, estimate_batch
 from bananaflow.batch.jsonl import input_file, input_line, read_results
 from bananaflow.batch.ledger import BatchJob, job_id_for
-from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
 from bananaflow.errors import ConfigurationError, ModelNotFound
+from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
+from bananaflow.planning.mode import choose_mode, estimate_batch
+from bananaflow.planning.work import WorkItem
+from bananaflow.providers.base import ImageRequest
+from bananaflow.providers.gemini import build_body
 from bananaflow.providers.models import get_model
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers.gemini import build_body
-from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from bananaflow.testing.simulator.gemini_wire import parse_generate_content
-from bananaflow.planning.work import WorkItem
 
 PRO = "gemini-3-pro-image"
 KEY = "FAKE-BATCH-unit-key-0123456789abcdefghij"

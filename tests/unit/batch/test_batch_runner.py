@@ -3,7 +3,7 @@ is safe to repeat after a crash, and results go through the realtime landing pat
 from __future__ import annotations
 
 import asyncio
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -11,15 +11,15 @@ from bananaflow.batch.api import GeminiBatchAPI
 from bananaflow.batch.jsonl import input_file
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.runner import BatchRunner, PollPolicy
-from bananaflow.planning.batch_sizing import BatchLimits
-from bananaflow.generation.lander import ImageLander, now_iso
 from bananaflow.devstack.local_s3 import LocalS3Server
+from bananaflow.generation.lander import ImageLander, now_iso
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.batch_sizing import BatchLimits
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
-from bananaflow.landing.storage import ImageStore
-from bananaflow.planning.work import WorkItem
 
 pytestmark = pytest.mark.e2e  # a real S3 server (weed mini)
 

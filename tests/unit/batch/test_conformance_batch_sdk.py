@@ -7,7 +7,8 @@ import base64
 import io
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from google import genai

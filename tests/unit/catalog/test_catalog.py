@@ -1,7 +1,6 @@
 """Catalog loading against small real files in tests/fixtures/catalogs."""
 from __future__ import annotations
 
-from tests.paths import CATALOG_FIXTURES, ROOT
 import csv
 import gzip
 import io
@@ -13,6 +12,7 @@ import pytest
 
 from bananaflow.catalog.loader import CatalogRow, Rejection, load_catalog, rejections_to_csv
 from bananaflow.errors import CatalogError
+from tests.paths import CATALOG_FIXTURES, ROOT
 
 FIXTURES = CATALOG_FIXTURES
 EXAMPLES = ROOT / "examples"

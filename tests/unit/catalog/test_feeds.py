@@ -1,14 +1,13 @@
 """Real export files through the catalog presets, encodings and column mapping."""
 from __future__ import annotations
 
-from tests.paths import CATALOG_FIXTURES
-
 from pathlib import Path
 
 import pytest
 
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError
+from tests.paths import CATALOG_FIXTURES
 
 FIXTURES = CATALOG_FIXTURES
 

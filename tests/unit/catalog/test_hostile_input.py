@@ -3,7 +3,6 @@ gets a clear error or per-row rejections, never a traceback, and merchant text c
 become a path, a header or template code."""
 from __future__ import annotations
 
-from tests.paths import FIXTURES
 import csv
 import os
 import re
@@ -16,11 +15,12 @@ import pytest
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError, TemplateError
 from bananaflow.landing.keys import MAX_SKU_SEGMENT
+from bananaflow.landing.storage import decode_metadata, encode_metadata
 from bananaflow.planning.jobspec import build_job
 from bananaflow.planning.preflight import check_inputs
 from bananaflow.planning.prompts import PromptTemplate
-from bananaflow.landing.storage import decode_metadata, encode_metadata
 from bananaflow.planning.work import JobOptions, plan_work
+from tests.paths import FIXTURES
 
 HOSTILE = FIXTURES / "hostile"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")

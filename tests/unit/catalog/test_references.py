@@ -1,7 +1,6 @@
 """Reference photos from files and a real local HTTP server: fetched, scaled, limited."""
 from __future__ import annotations
 
-from tests.paths import FIXTURES
 import asyncio
 import functools
 import http.server
@@ -16,6 +15,7 @@ from PIL import Image
 
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError, resolve_link
 from bananaflow.planning.work import WorkItem
+from tests.paths import FIXTURES
 
 PHOTOS = FIXTURES / "photos"
 
@@ -119,8 +119,8 @@ def test_relative_links_resolve_against_the_catalog_folder(tmp_path: Path) -> No
 
 
 def test_edit_mode_is_refused_up_front_on_a_provider_without_it() -> None:
-    from bananaflow.errors import ConfigurationError
     from bananaflow.catalog.references import require_edit_mode
+    from bananaflow.errors import ConfigurationError
 
     require_edit_mode([item("x.jpg")], "gemini")
     require_edit_mode([item()], "openai")

@@ -1,7 +1,6 @@
 """The ``prompts`` preview and the new ``run`` options, through ``bananaflow.cli.main.main``."""
 from __future__ import annotations
 
-from tests.paths import ROOT
 from pathlib import Path
 
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from bananaflow.cli.arguments import parse_map
 from bananaflow.cli.main import EXIT_OK, EXIT_USAGE, main
 from bananaflow.errors import BananaflowError
+from tests.paths import ROOT
 
 SHOPIFY = str(ROOT / "tests" / "fixtures" / "catalogs" / "shopify_products.csv")
 JOB = str(ROOT / "examples" / "jobs" / "shop.yaml")
@@ -71,8 +71,8 @@ def test_parse_map_reads_field_equals_column() -> None:
 
 def test_prompts_preview_counts_only_what_changed_since_a_manifest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from bananaflow.catalog.loader import load_catalog
-    from bananaflow.planning.jobspec import load_job
     from bananaflow.landing.manifest import ManifestRow, write_local
+    from bananaflow.planning.jobspec import load_job
     from bananaflow.planning.work import plan_job
 
     items = plan_job(load_catalog(SHOPIFY), load_job(JOB), "bananaflow")

@@ -4,21 +4,21 @@ import asyncio
 
 import pytest
 
+from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.generation.retry import RetryPolicy
 from bananaflow.limits.admission import Admission, Route, endpoint_label
-from bananaflow.limits.settings import LimitSettings
 from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget, worst_case_cost_usd
-from bananaflow.testing.memory_store import MemoryStore
-from bananaflow.providers.models import get_model
-from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers import make_provider
 from bananaflow.limits.controller import RateController
-from bananaflow.generation.retry import RetryPolicy
-from bananaflow.secrets import Secret
-from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
-from bananaflow.reports.summary import summarize
+from bananaflow.limits.settings import LimitSettings
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
+from bananaflow.providers.models import get_model
+from bananaflow.providers.settings import ProviderSettings
+from bananaflow.reports.summary import summarize
+from bananaflow.secrets import Secret
+from bananaflow.testing.memory_store import MemoryStore
+from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
 PRO, FLASH = "gemini-3-pro-image", "gemini-3.1-flash-image"
 FAST = RetryPolicy(max_attempts=3, initial_wait=0.01, max_wait=0.05, deadline_s=30)

@@ -6,13 +6,13 @@ import pickle
 import pytest
 
 from bananaflow.generation.lander import META_PREFIX, ImageLander, meta_key
-from bananaflow.landing.manifest import ManifestRow
-from bananaflow.testing.memory_store import MemoryStore
 from bananaflow.generation.pipeline import ItemProcessor
-from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
-from bananaflow.limits.controller import RateController
 from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.manifest import ManifestRow
+from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
+from bananaflow.testing.memory_store import MemoryStore
 
 FLASH = "gemini-3.1-flash-image"
 FAST = RetryPolicy(max_attempts=2, initial_wait=0.0, max_wait=0.0, deadline_s=30)

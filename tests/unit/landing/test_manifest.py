@@ -4,7 +4,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import fields
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +19,7 @@ EXPECTED_COLUMNS = (
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
     "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id"
 ).split()
-T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=UTC)
 
 
 def sample_rows() -> list[ManifestRow]:
@@ -74,7 +74,7 @@ def test_status_is_validated_and_times_are_utc() -> None:
         ManifestRow(run_id="r", row_number=1, sku="s", variant="v", status="done")
     row = ManifestRow(run_id="r", row_number=1, sku="s", variant="v", status="failed",
                       started_at=datetime(2026, 1, 1, 12, 0))
-    assert row.started_at == datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    assert row.started_at == datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 
 
 def test_frame_has_stable_dtypes_even_when_empty() -> None:

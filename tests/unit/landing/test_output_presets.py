@@ -1,7 +1,6 @@
 """Output presets and QA on real image files (tests/fixtures/images)."""
 from __future__ import annotations
 
-from tests.paths import FIXTURES
 import io
 import json
 
@@ -11,6 +10,7 @@ from PIL import Image
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.landing.output_presets import PRESETS, finish, get_preset, with_overrides
+from tests.paths import FIXTURES
 
 IMAGES = FIXTURES / "images"
 

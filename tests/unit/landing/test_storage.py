@@ -9,8 +9,8 @@ import pytest
 
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.errors import CatalogError, ConfigurationError, StorageError
 from bananaflow.devstack.local_s3 import LocalS3Server, find_weed, pick_ports
+from bananaflow.errors import CatalogError, ConfigurationError, StorageError
 from bananaflow.landing.run_history import latest_manifest_key
 from bananaflow.landing.storage import ImageStore, make_s3_client, read_s3_uri
 from bananaflow.planning.delta import latest_manifest

@@ -6,8 +6,8 @@ import pytest
 
 from bananaflow.limits.adaptive import AdaptiveLimit
 from bananaflow.limits.admission import Admission, Route
-from bananaflow.limits.settings import LimitSettings
 from bananaflow.limits.controller import RateController
+from bananaflow.limits.settings import LimitSettings
 
 
 class Clock:

@@ -7,9 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
 from bananaflow.errors import QuotaExhausted
+from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
 from bananaflow.limits.backends import InProcessBackend, RedisBackend, backend_from_env
+from bananaflow.limits.controller import RateController
 from bananaflow.limits.meters import (
     DailyQuota,
     Demand,
@@ -17,7 +18,6 @@ from bananaflow.limits.meters import (
     WindowMeter,
 )
 from bananaflow.providers.quota_day import QUOTA_TZ, next_quota_reset, quota_day
-from bananaflow.limits.controller import RateController
 
 REDIS_URL = os.environ.get("BANANAFLOW_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 

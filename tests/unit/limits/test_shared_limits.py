@@ -1,17 +1,15 @@
 """Across workers: two worker processes against one simulator share their limits through a
 real Redis server, and the simulator's own counters show the limits were never exceeded."""
-from tests.paths import ROOT
 import json
 import subprocess
 import sys
 import uuid
 
+import pytest  # noqa: E402
 
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
-
-from tests.unit.limits.test_meters import _redis_or_skip, REDIS_URL
-
-import pytest  # noqa: E402
+from tests.paths import ROOT
+from tests.unit.limits.test_meters import REDIS_URL, _redis_or_skip
 
 pytestmark = pytest.mark.e2e  # worker processes and Redis
 
@@ -36,7 +34,7 @@ def run_two_workers(sim: SimulatorServer, redis_url: str | None) -> list[dict]:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 0, err[-2000:]
     return [json.loads(out.strip().splitlines()[-1]) for out, _ in outs]
 

@@ -1,7 +1,6 @@
 """Job specs (YAML and TOML) and planning (product x variant) from them."""
 from __future__ import annotations
 
-from tests.paths import CATALOG_FIXTURES, ROOT
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from bananaflow.errors import ConfigurationError
 from bananaflow.planning.jobspec import build_job, load_job
 from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.planning.work import JobOptions, plan_job, plan_work, waves
+from tests.paths import CATALOG_FIXTURES, ROOT
 
 FIXTURES = CATALOG_FIXTURES
 EXAMPLE_JOB = ROOT / "examples" / "jobs" / "shop.yaml"

@@ -1,7 +1,6 @@
 """Prompt templates: strict fields, sandboxed rendering, catalog filters."""
 from __future__ import annotations
 
-from tests.paths import ROOT
 import hashlib
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import pytest
 
 from bananaflow.errors import TemplateError
 from bananaflow.planning.prompts import PromptTemplate, join_list, strip_html, truncate_words
+from tests.paths import ROOT
 
 EXAMPLES = ROOT / "examples" / "templates"
 

@@ -1,12 +1,11 @@
 """deployments/prefect.yaml (work pools) is generated from deployments/definitions.py (serve)."""
 from __future__ import annotations
 
-from tests.paths import ROOT
-
 import yaml
 
 from bananaflow.options import BlockNames, RunOptions
 from bananaflow_prefect.deployments.definitions import Schedule, build_deployments, prefect_yaml
+from tests.paths import ROOT
 
 YAML = ROOT / "deployments" / "prefect.yaml"
 

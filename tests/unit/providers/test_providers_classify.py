@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from typing import Any, Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -24,7 +25,6 @@ from bananaflow.errors import (
     error_for_status,
     is_retryable,
 )
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers.base import ImageRequest
 from bananaflow.providers.classify import (
     classify_status,
@@ -34,6 +34,7 @@ from bananaflow.providers.classify import (
 )
 from bananaflow.providers.gemini import GeminiProvider
 from bananaflow.providers.quota_day import QUOTA_TZ, next_quota_reset
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 
 KEY = "FAKEClassifyTestKey000000000000000000"
@@ -104,7 +105,7 @@ def test_429_retry_after_header_seconds_and_date() -> None:
     body = google_error(429, "RESOURCE_EXHAUSTED", "Resource has been exhausted")
     exc = fail_with(respond(429, body, headers={"Retry-After": "30"}))
     assert isinstance(exc, RateLimited) and exc.retry_after == 30.0
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=120), usegmt=True)
+    when = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
     exc = fail_with(respond(429, body, headers={"Retry-After": when}))
     assert isinstance(exc, RateLimited) and 100 < exc.retry_after <= 120
 
@@ -128,7 +129,7 @@ def test_429_per_day_is_quota_exhausted_until_pacific_midnight() -> None:
     assert type(exc) is QuotaExhausted and not is_retryable(exc) and not exc.limit_zero
     local = exc.reset_at.astimezone(QUOTA_TZ)
     assert (local.hour, local.minute, local.second) == (0, 0, 0)
-    assert timedelta(0) < exc.reset_at - datetime.now(timezone.utc) <= timedelta(hours=25)
+    assert timedelta(0) < exc.reset_at - datetime.now(UTC) <= timedelta(hours=25)
 
 
 @pytest.mark.parametrize(
@@ -256,10 +257,10 @@ def test_parsers() -> None:
     assert retry_delay_from_message("Please retry in 558.5ms.") == pytest.approx(0.5585)
     assert retry_delay_from_message("nothing here") is None
     # 2026-03-08 is the spring-forward day; just before midnight Pacific.
-    now = datetime(2026, 3, 8, 7, 59, tzinfo=timezone.utc).timestamp()
+    now = datetime(2026, 3, 8, 7, 59, tzinfo=UTC).timestamp()
     assert next_quota_reset(now) == datetime(2026, 3, 8, 0, 0, tzinfo=QUOTA_TZ)
-    now = datetime(2026, 7, 1, 12, 0, tzinfo=timezone.utc).timestamp()
-    assert next_quota_reset(now).astimezone(timezone.utc) == datetime(2026, 7, 2, 7, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 7, 1, 12, 0, tzinfo=UTC).timestamp()
+    assert next_quota_reset(now).astimezone(UTC) == datetime(2026, 7, 2, 7, 0, tzinfo=UTC)
 
 
 def test_odd_statuses_without_body_still_classify() -> None:

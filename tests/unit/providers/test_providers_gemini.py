@@ -5,16 +5,17 @@ import asyncio
 import base64
 import io
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
 from bananaflow.errors import BadResponse, ConfigurationError, ContentBlocked, NoImageReturned
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import GeminiProvider, make_provider
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest, ReferenceImage, Usage
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 
 KEY = "FAKEGeminiTestKey0000000000000000000000"

@@ -5,17 +5,18 @@ import asyncio
 import base64
 import io
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
 from PIL import Image
 
 from bananaflow.errors import AuthError, BadResponse, ConfigurationError, NoImageReturned, RateLimited
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import OpenAIImagesProvider, make_provider
 from bananaflow.providers.base import GeneratedImage, ImageRequest, ReferenceImage
 from bananaflow.providers.openai_images import generations_url
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 
 KEY = "sk-relay-test-key-000000000000000000"

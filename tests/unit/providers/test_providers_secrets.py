@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 import pytest
 
 from bananaflow.errors import ProviderError
-from bananaflow.providers.settings import ProviderSettings
 from bananaflow.providers import make_provider
 from bananaflow.providers.base import ImageRequest
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 
 KEY = "FAKELeakCanaryKeyZZZZ9876543210abcdef"

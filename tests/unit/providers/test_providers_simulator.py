@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -21,9 +22,9 @@ from bananaflow.errors import (  # noqa: E402
     RateLimited,
     ServerError,
 )
-from bananaflow.providers.settings import ProviderSettings  # noqa: E402
-from bananaflow.providers import GeneratedImage, ImageRequest, make_provider  # noqa: E402
 from bananaflow.generation.retry import RetryPolicy, call_with_retries  # noqa: E402
+from bananaflow.providers import GeneratedImage, ImageRequest, make_provider  # noqa: E402
+from bananaflow.providers.settings import ProviderSettings  # noqa: E402
 from bananaflow.secrets import Secret  # noqa: E402
 
 KEY = "sim-test-key-0123456789"

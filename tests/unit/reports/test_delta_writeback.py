@@ -1,8 +1,6 @@
 """Delta runs from a previous manifest, and writing image URLs back for Shopify / Merchant."""
 from __future__ import annotations
 
-from tests.paths import CATALOG_FIXTURES
-
 import csv
 import io
 import json
@@ -14,13 +12,14 @@ import pytest
 from botocore.config import Config
 
 from bananaflow.catalog.loader import load_catalog
-from bananaflow.planning.delta import split_previous, split_unchanged
 from bananaflow.errors import ConfigurationError
-from bananaflow.planning.jobspec import WritebackSpec, build_job
 from bananaflow.landing.manifest import ManifestRow, read_manifest, write_local
 from bananaflow.landing.storage import ImageStore
+from bananaflow.planning.delta import split_previous, split_unchanged
+from bananaflow.planning.jobspec import WritebackSpec, build_job
 from bananaflow.planning.work import plan_job
 from bananaflow.reports.writeback import merchant_supplemental, shopify_csv
+from tests.paths import CATALOG_FIXTURES
 
 FIXTURES = CATALOG_FIXTURES
 SHOPIFY = str(FIXTURES / "shopify_products.csv")

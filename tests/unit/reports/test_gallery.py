@@ -4,8 +4,8 @@ import io
 
 from PIL import Image
 
-from bananaflow.reports.gallery import GalleryEntry, gallery_markdown, make_thumbnail, sample_rows
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.reports.gallery import GalleryEntry, gallery_markdown, make_thumbnail, sample_rows
 
 
 def _png(size: tuple[int, int], mode: str = "RGBA") -> bytes:
