@@ -4,29 +4,30 @@ A photo can live on the shop's CDN (http(s)), in a bucket (``s3://``) or next to
 (a path relative to the catalog file). Whatever it is, it is decoded and re-encoded here:
 a 6000 px camera JPEG costs the same input tokens as a 2048 px one but makes the request
 body ten times larger, and Gemini refuses inline requests over 20 MB. A photo that cannot be
-fetched or decoded fails *its item* with the reason (``HTTP 404``, ``not an image``), never
-the run, and is never silently dropped: an edit-mode prompt without its photo would invent
-the product.
+fetched or decoded fails *its item*, never the run, and is never silently dropped: an
+edit-mode prompt without its photo would invent the product. Links are untrusted: what a link
+may reach, and the one message for a refused or failed fetch, are in ``safe_fetch``.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import io
-import ipaddress
 import logging
 import os
 import posixpath
+import threading
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 from PIL import Image, ImageOps
 
-from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
+from bananaflow.catalog import safe_fetch
+from bananaflow.errors import BananaflowError, ConfigurationError
 from bananaflow.providers.base import ReferenceImage
 from bananaflow.providers.models import get_model
 
@@ -36,7 +37,13 @@ log = logging.getLogger("bananaflow.catalog.references")
 #: so the prompt and JSON framing always fit.
 MAX_INLINE_BASE64_BYTES = 18 * 1024 * 1024
 #: A photo larger than this is not downloaded at all.
-MAX_DOWNLOAD_BYTES = 40 * 1024 * 1024
+MAX_DOWNLOAD_BYTES = safe_fetch.MAX_DOWNLOAD_BYTES
+#: A photo with more pixels than this is refused before it is decoded (a 99 KB PNG can
+#: declare 9000x9000 = 81 MP = 324 MB decoded). 50 MP fits every phone and camera photo.
+MAX_PIXELS = 50_000_000
+#: Decodes at the same time in one process, whatever the number of items in flight.
+MAX_PARALLEL_DECODES = 2
+_DECODES = threading.BoundedSemaphore(MAX_PARALLEL_DECODES)
 _CACHE_ENTRIES = 64
 
 
@@ -77,16 +84,8 @@ def resolve_link(link: str, base: Path | str | None) -> str:
 def shrink(data: bytes, max_side: int, *, source: str = "photo") -> ReferenceImage:
     """Decode (any format Pillow reads), apply EXIF rotation, flatten onto white, scale to
     at most ``max_side`` on the long side, and re-encode as JPEG."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as opened:
-                opened.load()
-                image = ImageOps.exif_transpose(opened)
-    except Exception as exc:  # Pillow raises many types on bad input
-        raise ReferencePhotoError(
-            f"reference photo {source} is not a readable image ({type(exc).__name__}: {str(exc)[:100]})"
-        ) from None
+    with _DECODES:
+        image = _decode(data, max_side, source)
     if image.mode in ("RGBA", "LA", "P"):
         rgba = image.convert("RGBA")
         flat = Image.new("RGB", rgba.size, (255, 255, 255))
@@ -101,12 +100,48 @@ def shrink(data: bytes, max_side: int, *, source: str = "photo") -> ReferenceIma
     return ReferenceImage(out.getvalue(), "image/jpeg")
 
 
+def _decode(data: bytes, max_side: int, source: str) -> Image.Image:
+    """Open, check the declared size against ``MAX_PIXELS`` before decoding anything, let
+    JPEG decode at a reduced scale (``draft``), then decode and rotate."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as opened:
+                width, height = opened.size
+                if width * height > MAX_PIXELS:
+                    raise ReferencePhotoError(
+                        f"reference photo {source} has more than {MAX_PIXELS // 1_000_000} megapixels; "
+                        "use a smaller photo"
+                    )
+                if opened.format == "JPEG":
+                    opened.draft("RGB", (max_side, max_side))
+                opened.load()
+                return ImageOps.exif_transpose(opened)
+    except ReferencePhotoError:
+        raise
+    except Exception as exc:  # Pillow raises many types on bad input
+        raise ReferencePhotoError(
+            f"reference photo {source} is not a readable image ({type(exc).__name__}: {str(exc)[:100]})"
+        ) from None
+
+
 class ReferenceFetcher:
     """Fetches and shrinks reference photos, remembering recent ones: a product's photo is
     sent with each of its variants, and a group's first image with every sibling."""
 
-    def __init__(self, *, timeout_s: float = 30.0, s3_client: Any = None) -> None:
-        self.timeout_s = timeout_s
+    def __init__(
+        self,
+        *,
+        timeout_s: float | None = None,
+        s3_client: Any = None,
+        policy: safe_fetch.FetchPolicy | None = None,
+        transport_factory: Any = None,
+    ) -> None:
+        policy = policy or safe_fetch.FetchPolicy.from_env()
+        if timeout_s is not None:  # one total deadline per download, redirects included
+            policy = replace(policy, deadline_s=timeout_s)
+        self.policy = policy
+        self.transport_factory = transport_factory
         self._s3 = s3_client
         self._cache: OrderedDict[tuple[str, int], ReferenceImage] = OrderedDict()
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
@@ -115,7 +150,9 @@ class ReferenceFetcher:
         """The item's photos (its own first, then its group's first image), within the
         model's limit on reference images and the inline request budget."""
         limit = get_model(item.model).max_reference_images
-        photos = [await self.fetch(link, item.max_reference_side) for link in item.reference_links]
+        root = getattr(item, "reference_root", "")
+        buckets = (getattr(store, "bucket", "") or "", _bucket_of(root))
+        photos = [await self.fetch(link, item.max_reference_side, root=root, buckets=buckets) for link in item.reference_links]
         if item.group_reference_stem:
             photos.insert(min(1, len(photos)), await self._group_image(item.group_reference_stem, store, item.max_reference_side))
         if len(photos) > limit:
@@ -133,7 +170,9 @@ class ReferenceFetcher:
             raise ReferencePhotoError("the reference photo is too large for an inline request even after scaling")
         return tuple(kept)
 
-    async def fetch(self, link: str, max_side: int) -> ReferenceImage:
+    async def fetch(
+        self, link: str, max_side: int, *, root: str = "", buckets: tuple[str, ...] = ()
+    ) -> ReferenceImage:
         key = (link, max_side)
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
@@ -141,7 +180,10 @@ class ReferenceFetcher:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-            data = await self._download(link)
+            if link.startswith("s3://"):
+                data = await self._download_s3(link, buckets)
+            else:
+                data = await self._download(link, "" if root.startswith("s3://") else root)
             image = await asyncio.to_thread(shrink, data, max_side, source=_display(link))
             self._cache[key] = image
             while len(self._cache) > _CACHE_ENTRIES:
@@ -163,65 +205,47 @@ class ReferenceFetcher:
         self._cache[cache_key] = image
         return image
 
-    async def _download(self, link: str) -> bytes:
-        where = _display(link)
-        if link.startswith(("http://", "https://")):
-            async def check_each_hop(request: httpx.Request) -> None:  # redirects included
-                _refuse_metadata_host(str(request.url))
-
-            try:
-                async with httpx.AsyncClient(
-                    timeout=self.timeout_s, follow_redirects=True, event_hooks={"request": [check_each_hop]}
-                ) as client:
-                    async with client.stream("GET", link) as response:
-                        if response.status_code != 200:
-                            raise ReferencePhotoError(f"reference photo {where} answered HTTP {response.status_code}")
-                        chunks, size = [], 0
-                        async for chunk in response.aiter_bytes():
-                            size += len(chunk)
-                            if size > MAX_DOWNLOAD_BYTES:
-                                limit_mb = MAX_DOWNLOAD_BYTES // 2**20
-                                raise ReferencePhotoError(f"reference photo {where} is larger than {limit_mb} MB")
-                            chunks.append(chunk)
-                        return b"".join(chunks)
-            except httpx.HTTPError as exc:
-                raise ReferencePhotoError(f"reference photo {where} is unreachable ({type(exc).__name__})") from None
-        if link.startswith("s3://"):
-            return await asyncio.to_thread(self._read_s3, link)
-        path = Path(link)
+    async def _download(self, link: str, root: str = "", bucket: str = "") -> bytes:
+        """The photo's bytes, through ``safe_fetch``'s checks; every refusal and failure is
+        the same ``ReferencePhotoError`` text (see ``safe_fetch.refusal_text``)."""
+        policy = self.policy
         try:
-            if path.stat().st_size > MAX_DOWNLOAD_BYTES:
-                raise ReferencePhotoError(f"reference photo {where} is larger than {MAX_DOWNLOAD_BYTES // 2**20} MB")
-            return await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            raise ReferencePhotoError(f"reference photo {where} does not exist") from None
-        except OSError as exc:
-            raise ReferencePhotoError(f"reference photo {where} cannot be read ({exc.strerror or exc})") from None
+            if link.startswith(("http://", "https://")):
+                return await safe_fetch.fetch_http(link, policy, transport=self._transport())
+            if "://" in link:
+                raise safe_fetch.RefusedFetch("scheme")
+            if link.startswith("s3://"):  # pragma: no cover - caught by the "://" test above
+                raise safe_fetch.RefusedFetch("scheme")
+            return await asyncio.to_thread(safe_fetch.read_local, link, [root] if root else [], policy)
+        except safe_fetch.RefusedFetch:
+            raise ReferencePhotoError(safe_fetch.refusal_text(_display(link))) from None
+
+    def _transport(self) -> safe_fetch.PinnedTransport | None:
+        return self.transport_factory(self.policy) if self.transport_factory else None
+
+    async def _download_s3(self, link: str, buckets: tuple[str, ...]) -> bytes:
+        policy = self.policy
+        try:
+            if not safe_fetch.s3_bucket_allowed(link, buckets, policy):
+                raise safe_fetch.RefusedFetch("bucket")
+            return await asyncio.wait_for(asyncio.to_thread(self._read_s3, link), policy.deadline_s)
+        except (safe_fetch.RefusedFetch, TimeoutError):
+            raise ReferencePhotoError(safe_fetch.refusal_text(_display(link))) from None
 
     def _read_s3(self, uri: str) -> bytes:
         """Any S3 failure fails the item (not retried), like a 404 on a CDN."""
-        from bananaflow.landing.storage import make_s3_client, read_s3_uri  # late: boto3 only for s3:// photos
+        from bananaflow.landing.storage import S3_ERRORS, make_s3_client  # late: boto3 only for s3:// photos
 
         if self._s3 is None:
             self._s3 = make_s3_client()
         try:
-            return read_s3_uri(uri, client=self._s3)
-        except StorageError as exc:
-            raise ReferencePhotoError(f"reference photo {uri} cannot be read: {exc.message}") from None
+            return safe_fetch.read_s3_capped(self._s3, uri, self.policy)
+        except S3_ERRORS:
+            raise safe_fetch.RefusedFetch("s3 error") from None
 
 
-def _refuse_metadata_host(link: str) -> None:
-    """Catalog values are untrusted: a photo link must not make the pipeline fetch a cloud
-    metadata endpoint (link-local 169.254.0.0/16, fe80::/10) and send it to the model."""
-    host = (httpx.URL(link).host or "").strip("[]").lower()
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        blocked = host in ("metadata.google.internal", "metadata")
-    else:
-        blocked = address.is_link_local
-    if blocked:
-        raise ReferencePhotoError(f"reference photo {_display(link)} points at a cloud metadata address; refused")
+def _bucket_of(root: str) -> str:
+    return root[5:].partition("/")[0] if root.startswith("s3://") else ""
 
 
 def _display(link: str) -> str:

@@ -60,6 +60,8 @@ class WorkItem:
     group_reference_stem: str = ""
     max_reference_side: int = 2048
     regenerate_on_qa_failure: bool = False
+    #: The catalog's folder (or ``s3://bucket/prefix/``): local photos must stay under it.
+    reference_root: str = ""
 
 
 def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOptions, prefix: str) -> list[WorkItem]:
@@ -138,6 +140,7 @@ def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
                     group_reference_stem=leader,
                     max_reference_side=refs.max_side,
                     regenerate_on_qa_failure=job.spec.qa.regenerate_once,
+                    reference_root=str(base_dir) if links else "",
                 )
             )
     return items

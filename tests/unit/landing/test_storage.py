@@ -1,6 +1,7 @@
 """ImageStore against a real SeaweedFS ``weed mini`` (one per module)."""
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -143,8 +144,8 @@ def test_catalogs_photos_and_stores_read_s3_alike(server: LocalS3Server, monkeyp
         read_s3_uri(missing)
     with pytest.raises(CatalogError, match=f"cannot read catalog {missing}: {missing} does not exist"):
         load_catalog(missing)
-    with pytest.raises(ReferencePhotoError, match=f"reference photo {missing} cannot be read: {missing} does not exist"):
-        ReferenceFetcher()._read_s3(missing)
+    with pytest.raises(ReferencePhotoError, match=f"reference photo {missing} cannot be used"):  # one text for all
+        asyncio.run(ReferenceFetcher().fetch(missing, 512, buckets=("read-bucket",)))
     with pytest.raises(CatalogError, match="'s3://read-bucket' is not s3://bucket/key"):
         load_catalog("s3://read-bucket")
 
