@@ -38,6 +38,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
                 lander=ImageLander(res.store, run_id=run_id, spool=res.spool, mode="batch"),
                 limits=settings.limits, poll=settings.poll, policy=res.policy,
                 verify_size=res.provider_settings.should_verify_size, listeners=[res.progress.item_done],
+                budget=res.admission.budget,
             )
             return await step(runner)
         finally:

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.errors import (
     BadResponse,
     BatchNotCompleted,
+    BudgetExhausted,
     ConfigurationError,
     Overloaded,
     ProviderError,
@@ -37,6 +40,7 @@ from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.budget import Budget, batch_worst_case_cost_usd
 from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.classify import classify_status
@@ -47,6 +51,10 @@ log = logging.getLogger("bananaflow.batch")
 
 RowListener = Callable[[ManifestRow], None]
 _LOOKUPS_AT_ONCE = 16
+#: What this process reserved per item key stem, per budget (submit and collect are separate
+#: task calls with separate runners; only what was reserved here is settled here).
+_RESERVED: weakref.WeakKeyDictionary[Budget, dict[str, float]] = weakref.WeakKeyDictionary()
+_RESERVED_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -107,6 +115,7 @@ class BatchRunner:
         policy: RetryPolicy = RetryPolicy(),
         verify_size: bool = True,
         listeners: Iterable[RowListener] = (),
+        budget: Budget | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -118,6 +127,7 @@ class BatchRunner:
         self.policy = policy
         self.verify_size = verify_size
         self.listeners = list(listeners)
+        self.budget = budget
 
     def _emit(self, rows: list[ManifestRow]) -> list[ManifestRow]:
         for row in rows:
@@ -167,10 +177,54 @@ class BatchRunner:
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, items: list[WorkItem]) -> Submission:
-        """Upload the items' JSONL, record the batch, create it, record its name."""
+        """Reserve each item's batch worst case under ``--max-cost`` (items that do not fit
+        are deferred, not submitted), then upload the JSONL, record the batch, create it,
+        record its name."""
+        items, deferred = self._reserve(items)
+        if not items:
+            return Submission(None, deferred)
         job = BatchJob(job_id=job_id_for(items), model=items[0].model, items=items, run_id=self.run_id,
                        created_at=now_iso())
-        return await self.create(job)
+        submission = await self.create(job)
+        if submission.job is None:  # nothing was created: nothing will be billed
+            self._settle({item.key_stem: 0.0 for item in items})
+        submission.rows = deferred + submission.rows
+        return submission
+
+    def _reserve(self, items: list[WorkItem]) -> tuple[list[WorkItem], list[ManifestRow]]:
+        if self.budget is None:
+            return items, []
+        fitting: list[WorkItem] = []
+        deferred: list[WorkItem] = []
+        for item in items:
+            cost = batch_worst_case_cost_usd(get_model(item.model), item.image_size)
+            if self.budget.reserve(cost):
+                with _RESERVED_LOCK:
+                    _RESERVED.setdefault(self.budget, {})[item.key_stem] = cost
+                fitting.append(item)
+            else:
+                deferred.append(item)
+        if not deferred:
+            return fitting, []
+        exc = BudgetExhausted(
+            f"not submitted: the run's budget of ${self.budget.max_cost_usd:.2f} (--max-cost) is committed "
+            "at batch prices; run again (with a new budget) to make the rest"
+        )
+        log.warning("%d items not submitted: --max-cost reached", len(deferred))
+        started, t0 = now_iso(), time.monotonic()
+        return fitting, self._emit(
+            [self.lander.failure_row(i, exc, attempts=0, started_at=started, t0=t0) for i in deferred]
+        )
+
+    def _settle(self, billed: dict[str, float]) -> None:
+        """Turn this process's reservations for these key stems into what was billed
+        (an item reserved elsewhere, e.g. a resumed batch, only adds its cost)."""
+        if self.budget is None:
+            return
+        for stem, usd in billed.items():
+            with _RESERVED_LOCK:
+                reserved = _RESERVED.get(self.budget, {}).pop(stem, 0.0)
+            self.budget.settle(reserved, usd)
 
     async def recover(self, job: BatchJob) -> Submission:
         """A ledger record without a batch name: the process died around the create call.
@@ -256,6 +310,7 @@ class BatchRunner:
                                     "the items are deferred to the next run", batch_name=job.batch_name,
                                     state=status.state)
             await asyncio.to_thread(self.ledger.close, job, status.state)
+            self._settle({item.key_stem: 0.0 for item in job.items})
             return self._emit(self._rows_for(job, exc, started, t0))
         if not status.responses_file:
             exc = BadResponse(f"{job.batch_name} succeeded without a responses file")
@@ -282,6 +337,13 @@ class BatchRunner:
             rows += self._emit([self.lander.failure_row(i, exc, attempts=1, started_at=started, t0=t0,
                                                         batch_name=job.batch_name) for i in missing])
         await asyncio.to_thread(self.ledger.close, job, "collected")
+        billed = {item.key_stem: 0.0 for item in job.items}
+        by_row = {(r.row_number, r.sku, r.variant): r for r in rows}
+        for item in job.items:
+            row = by_row.get((item.row_number, item.sku, item.variant))
+            if row is not None and row.status == "succeeded":
+                billed[item.key_stem] = float(row.cost_usd or 0.0)
+        self._settle(billed)
         return rows
 
     def _rows_for(self, job: BatchJob, exc: BaseException, started: str, t0: float) -> list[ManifestRow]:

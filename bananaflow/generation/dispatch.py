@@ -10,6 +10,7 @@ final: another model would refuse the same prompt.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -27,11 +28,13 @@ from bananaflow.errors import (
 )
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.limits.admission import Admission, Route
-from bananaflow.limits.budget import worst_case_cost_usd
+from bananaflow.limits.budget import Budget, worst_case_cost_usd
 from bananaflow.limits.meters import Demand
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.providers.models import get_model
 from bananaflow.providers.quota_day import next_quota_reset
+
+log = logging.getLogger("bananaflow.generation.dispatch")
 
 #: How often an item that the open reservations crowd out looks again at the budget.
 BUDGET_POLL_S = 0.05
@@ -101,15 +104,15 @@ class Dispatcher:
         first_sent: list[float] = []
 
         async def attempt() -> GeneratedImage:
-            while budget is not None and not budget.can_afford(worst):
-                if not budget.fits_once_settled(worst):  # spent for real: no answer will make room
-                    raise _budget_error(budget.max_cost_usd)
+            while budget is not None and (budget.stopped or not budget.can_afford(worst)):
+                if budget.stopped or not budget.fits_once_settled(worst):  # no answer will make room
+                    raise _budget_error(budget)
                 await asyncio.sleep(BUDGET_POLL_S)  # calls in flight hold worst cases; they settle lower
             async with controller.slot(demand) as lease:
                 if not breaker.allow():  # checked at the last moment: it may have opened while we queued
                     raise CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")
                 if budget is not None and not budget.reserve(worst):
-                    raise _budget_error(budget.max_cost_usd)
+                    raise _budget_error(budget)
                 billed = worst  # until the answer says otherwise: a timeout may still be billed
                 sent[0] += 1
                 controller.record_sent()
@@ -145,15 +148,32 @@ class Dispatcher:
                 finally:
                     controller.settle(lease, demand, billed)
                     if budget is not None:
-                        budget.settle(worst, billed)
+                        _settle(budget, worst, billed, request.model)
 
         image, _ = await call_with_retries(attempt, self.policy)
         return image, first_sent[0]
 
 
-def _budget_error(max_cost: float) -> BudgetExhausted:
-    err = BudgetExhausted(
-        f"not sent: the run's budget of ${max_cost:.2f} (--max-cost) is committed; "
+def _settle(budget: Budget, reserved: float, billed: float, model: str) -> None:
+    """Settle one call; an answer billed above its reservation stops all further sending
+    (``Budget.stopped``) and is reported once, here and in every deferred item's reason."""
+    first = not budget.stopped
+    budget.settle(reserved, billed)
+    if budget.stopped and first:
+        log.warning(
+            "an answer from %s was billed $%.4f, above the $%.4f reserved for it: no more requests are sent "
+            "so the run stays within --max-cost ($%.2f)", model, billed, reserved, budget.max_cost_usd,
+        )
+
+
+def _budget_error(budget: Budget) -> BudgetExhausted:
+    if budget.stopped:
+        return BudgetExhausted(
+            f"not sent: an answer was billed ${budget.overshoot_usd:.4f} above its reserved worst case, so the run "
+            f"stopped sending to stay within its budget of ${budget.max_cost_usd:.2f} (--max-cost); "
+            "run again to make the rest"
+        )
+    return BudgetExhausted(
+        f"not sent: the run's budget of ${budget.max_cost_usd:.2f} (--max-cost) is committed; "
         "run again (with a new budget) to make the rest"
     )
-    return err

@@ -171,6 +171,8 @@ class Admission:
         }
         if self.budget is not None:
             out["budget"] = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
+            if self.budget.overshoots:  # answers billed above their reservation (sending stopped)
+                out["budget"]["overshoot_usd"] = round(self.budget.overshoot_usd, 4)  # type: ignore[index]
         return out
 
 

@@ -29,6 +29,13 @@ def worst_case_cost_usd(spec: ModelSpec, image_size: str) -> float:
     )
 
 
+def batch_worst_case_cost_usd(spec: ModelSpec, image_size: str) -> float:
+    """``worst_case_cost_usd`` at Batch prices (images and tokens at the batch discount):
+    what a batch run reserves per item before it submits."""
+    discount = spec.list_price(image_size, batch=True) / spec.list_price(image_size)
+    return round(worst_case_cost_usd(spec, image_size) * discount, 6)
+
+
 class Budget:
     """Spend committed so far (settled costs plus open reservations) under ``max_cost_usd``."""
 
@@ -40,6 +47,11 @@ class Budget:
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
         self.refused = 0
+        #: Answers billed above their reservation, and by how much in all. The first one
+        #: stops every further reservation: the worst case was wrong, so the cap can only
+        #: hold by sending nothing more.
+        self.overshoots = 0
+        self.overshoot_usd = 0.0
 
     def can_afford(self, usd: float) -> bool:
         """Whether a reservation of ``usd`` would fit now (no reservation is made)."""
@@ -56,7 +68,7 @@ class Budget:
     def reserve(self, usd: float) -> bool:
         """Reserve ``usd`` if it fits under the cap; False (and nothing reserved) if not."""
         with self._lock:
-            if self.spent_usd + self.reserved_usd + usd > self.max_cost_usd + 1e-9:
+            if self.overshoots or self.spent_usd + self.reserved_usd + usd > self.max_cost_usd + 1e-9:
                 self.refused += 1
                 return False
             self.reserved_usd += usd
@@ -67,3 +79,11 @@ class Budget:
         with self._lock:
             self.reserved_usd = max(0.0, self.reserved_usd - reserved_usd)
             self.spent_usd += actual_usd
+            if actual_usd > reserved_usd + 1e-9:
+                self.overshoots += 1
+                self.overshoot_usd += actual_usd - reserved_usd
+
+    @property
+    def stopped(self) -> bool:
+        """Whether an answer billed above its reservation stopped further sending."""
+        return self.overshoots > 0
