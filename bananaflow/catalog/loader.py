@@ -13,7 +13,6 @@ catalog still runs: one typo must not block 10,000 products.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import math
@@ -25,7 +24,7 @@ from typing import Any
 
 import pandas as pd
 
-from bananaflow.catalog import feeds
+from bananaflow.catalog import feeds, read_limits
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError, StorageError
 
@@ -79,18 +78,13 @@ def _read_bytes(source: str) -> bytes:
         raise CatalogError(f"catalog {source} does not exist")
     if path.is_dir():
         raise CatalogError(f"catalog {source} is a directory; expected a CSV, TSV, JSONL or Parquet file")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CatalogError(f"cannot read catalog {source}: {exc.strerror or exc}") from None
+    return read_limits.read_local(source, path)
 
 
 def _read_s3(uri: str) -> bytes:
     """A catalog that cannot be read is a ``CatalogError``, whatever S3 said."""
-    from bananaflow.landing.storage import read_s3_uri  # late: boto3 only for s3:// catalogs
-
     try:
-        return read_s3_uri(uri)
+        return read_limits.read_s3(uri)
     except StorageError as exc:
         raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None
 
@@ -274,7 +268,7 @@ def _parse_json(text: str, name: str) -> tuple[list[str], Iterator[RawRow]]:
     stripped = text.lstrip()
     if stripped.startswith("["):
         try:
-            items = json.loads(stripped)
+            items = read_limits.json_loads(stripped, name, "the array")
         except json.JSONDecodeError as exc:
             raise CatalogError(f"{name} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
         records = [(i + 1, item, "") for i, item in enumerate(items)]
@@ -283,7 +277,7 @@ def _parse_json(text: str, name: str) -> tuple[list[str], Iterator[RawRow]]:
             if not line.strip():
                 continue
             try:
-                records.append((number, json.loads(line), ""))
+                records.append((number, read_limits.json_loads(line, name, f"line {number}"), ""))
             except json.JSONDecodeError as exc:
                 records.append((number, None, f"line is not valid JSON ({exc.msg} at column {exc.colno})"))
     if not records:
@@ -322,10 +316,11 @@ def _parse_table(frame_rows: list[dict[str, Any]], columns: list[str]) -> tuple[
 
 
 def _parse_parquet(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]:
-    import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(io.BytesIO(data))
+        table = read_limits.read_parquet(data, name)
+    except CatalogError:
+        raise
     except Exception as exc:  # pyarrow raises several types for a corrupt file
         raise CatalogError(f"{name} is not a readable Parquet file: {str(exc)[:200]}") from None
     # pyarrow, not pandas: an integer column with nulls must not come back as 123.0
@@ -333,6 +328,7 @@ def _parse_parquet(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]
 
 
 def _parse_excel(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]:
+    read_limits.check_zip(data, name)
     try:
         frame = pd.read_excel(io.BytesIO(data), dtype=str, keep_default_na=False, sheet_name=0)
     except Exception as exc:
@@ -432,10 +428,7 @@ def read_catalog_bytes(source: str) -> tuple[bytes, str]:
     name = PurePosixPath(source).name or source
     data = _read_bytes(source)
     if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
-            raise CatalogError(f"{name} is not a readable gzip file: {exc}") from None
+        data = read_limits.gunzip(data, name)
         name = name.removesuffix(".gz")
     return data, name
 
@@ -474,6 +467,7 @@ def load_catalog(
     else:
         text = _decode(data, name, encoding)
         columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
+    raw_rows = read_limits.bounded_rows(raw_rows, name)
     feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
     field_limits: dict[str, int] = {}
     if feed is not None:
