@@ -4,6 +4,11 @@ Keys are registered once, when configuration is read; from then on ``redact`` re
 them in any text (error messages, log records, URLs with ``?key=``), and ``Secret``
 keeps them out of reprs. Registration is process-wide on purpose: a key read by one
 module must be masked in a log line written by any other.
+
+Text is redacted *before* it is shortened, never after: a key cut in half by a length limit
+no longer matches and its first half would leak. ``excerpt`` is the one way to quote the
+start of a body. As a second line, any piece of 8 or more characters of a registered key
+(``PIECE``) is masked too, for an upstream that echoes part of a key itself.
 """
 from __future__ import annotations
 
@@ -12,6 +17,9 @@ import re
 import threading
 
 MASK = "***"
+#: Any run of this many characters of a registered key (of at least ``_PIECES_FROM``) is masked.
+PIECE = 8
+_PIECES_FROM = 12
 _lock = threading.Lock()
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
@@ -28,7 +36,10 @@ def register_secret(value: str | None) -> None:
         if value in _known:
             return
         _known.add(value)
-        alternatives = sorted(_known, key=len, reverse=True)
+        pieces = {
+            known[i : i + PIECE] for known in _known if len(known) >= _PIECES_FROM for i in range(len(known) - PIECE + 1)
+        }
+        alternatives = sorted(_known | pieces, key=len, reverse=True)  # whole keys first
         _pattern = re.compile("|".join(re.escape(v) for v in alternatives))
 
 
@@ -40,6 +51,22 @@ def redact(text: str) -> str:
     if pattern is not None:
         text = pattern.sub(MASK, text)
     return _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+
+
+def excerpt(text: str | bytes, limit: int) -> str:
+    """The first ``limit`` characters of ``text`` (bytes are decoded leniently), redacted
+    *before* the cut: a key that straddles the limit is masked whole, not half kept."""
+    if isinstance(text, bytes):
+        text = text[: 4 * (limit + _window())].decode("utf-8", "replace")
+    cleaned = redact(text[: limit + _window()])
+    return cleaned if len(cleaned) <= limit else cleaned[: max(0, limit - 3)] + "..."
+
+
+def _window() -> int:
+    """How far past a cut a key (or a credential query value) may reach."""
+    with _lock:
+        longest = max((len(k) for k in _known), default=0)
+    return max(longest, 512)
 
 
 class Secret:

@@ -21,6 +21,7 @@ from bananaflow.errors import BatchNotCompleted, is_retryable
 from bananaflow.generation.lander import ImageLander, now_iso
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
+from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 
 T = TypeVar("T")
@@ -131,7 +132,7 @@ def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) ->
         return future.result()
     message = f"batch task ended {future.state.name}: {future.state.message or ''}".strip()
     lander = ImageLander(run_context.get(run_id).store, run_id=run_id, mode="batch")
-    exc = BatchNotCompleted(message[:400])
+    exc = BatchNotCompleted(excerpt(message, 400))  # redacted before the cut
     rows = [lander.failure_row(item, exc, attempts=0, started_at=now_iso(), t0=time.monotonic()) for item in batch_items]
     for row in rows:
         run_context.get(run_id).progress.item_done(row)

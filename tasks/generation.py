@@ -13,6 +13,7 @@ from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
+from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried
@@ -107,7 +108,7 @@ def rows_of_chunk(chunk: list[WorkItem], future: PrefectFuture, run_id: str) -> 
     return [
         ManifestRow(
             run_id=run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
-            error_class="TaskFailed", mode="realtime", error_message=message[:500], model=item.model,
+            error_class="TaskFailed", mode="realtime", error_message=excerpt(message, 500), model=item.model,
             image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,
         )
         for item in chunk

@@ -32,7 +32,7 @@ from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import GeneratedImage
-from bananaflow.secrets import redact
+from bananaflow.secrets import excerpt
 
 log = logging.getLogger("bananaflow.generation.lander")
 
@@ -296,7 +296,7 @@ class ImageLander:
         batch_name: str = "",
     ) -> ManifestRow:
         """The row of an item that ended with ``exc``; its status is ``error_status(exc)``."""
-        message = exc.message if isinstance(exc, BananaflowError) else redact(f"{type(exc).__name__}: {exc}")
+        message = exc.message if isinstance(exc, BananaflowError) else excerpt(f"{type(exc).__name__}: {exc}", 500)
         return ManifestRow(
             run_id=self.run_id,
             row_number=item.row_number,

@@ -24,6 +24,7 @@ import botocore.exceptions
 
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.keys import join_key, key_stem, normalize_prefix, object_key
+from bananaflow.secrets import excerpt
 
 _MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -105,10 +106,10 @@ def storage_error(
             return StorageError(f"bucket '{bucket}' does not exist at {endpoint}; create it (ensure_bucket)")
         if code in ("NoSuchKey", "404", "NotFound"):
             return StorageError(f"{where} does not exist")
-        message = str(err.get("Message") or "")[:200]
+        message = excerpt(str(err.get("Message") or ""), 200)
         return StorageError(f"S3 could not {action} {where}: {code} {message}".rstrip())
     if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {str(exc)[:200]}")
+        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {excerpt(str(exc), 200)}")
     return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}")
 
 

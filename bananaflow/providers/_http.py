@@ -17,7 +17,7 @@ from bananaflow.errors import BadResponse, ProviderError
 from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.providers.imaging import check_pixels, inspect_image
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.secrets import install_log_redaction
+from bananaflow.secrets import excerpt, install_log_redaction
 
 _HTTP_LOGGERS = (
     "httpx",
@@ -80,7 +80,7 @@ def read_json(response: httpx.Response, *, model: str | None = None) -> dict[str
         payload = json.loads(response.content)
     except (ValueError, UnicodeDecodeError) as exc:
         kind = "truncated or invalid JSON" if response.content.lstrip()[:1] in (b"{", b"[") else "not JSON"
-        preview = response.content[:60].decode("utf-8", "replace")
+        preview = excerpt(response.content, 60)  # redacted before the cut
         raise BadResponse(
             f"HTTP {response.status_code} body is {kind} ({type(exc).__name__}; starts {preview!r})",
             http_status=response.status_code,

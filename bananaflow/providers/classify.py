@@ -41,7 +41,7 @@ from bananaflow.errors import (
     error_for_status,
 )
 from bananaflow.providers.quota_day import next_quota_reset
-from bananaflow.secrets import redact
+from bananaflow.secrets import excerpt, redact
 
 MAX_MESSAGE = 300
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
@@ -280,7 +280,7 @@ def _summary(env: ErrorEnvelope | None, reason_phrase: str, body_preview: str) -
 
 def _preview(response: httpx.Response) -> str:
     try:
-        return response.content[:120].decode("utf-8", "replace")
+        return excerpt(response.content, 120)  # redacted before the cut
     except Exception:  # pragma: no cover - content always bytes once read
         return ""
 

@@ -40,3 +40,81 @@ def test_hostile_skus_land_safely(prefect_api, s3_env, provider_env):
     for key in images:
         meta = decode_metadata(client.head_object(Bucket="hostile", Key=key)["Metadata"])
         assert meta["bananaflow-sku"] == by_key[key][:64]
+
+
+class _EchoHandler(__import__("http.server").server.BaseHTTPRequestHandler):
+    """An upstream that echoes the request's key in its error bodies, past the first
+    100 characters (where a cut-then-redact would have left half of it), as JSON and as text."""
+
+    count = 0
+
+    def log_message(self, *args: object) -> None:
+        """Quiet."""
+
+    def _echo(self) -> None:
+        import json
+
+        type(self).count += 1
+        key = self.headers.get("x-goog-api-key") or self.path.partition("key=")[2]
+        filler = "the request was rejected by the relay; for debugging, here is what it received " * 2
+        if type(self).count % 2:
+            body = json.dumps({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                                         "message": f"{filler}x-goog-api-key: {key}"}}).encode()
+            kind = "application/json"
+        else:
+            body, kind = f"{filler[:110]}{key} {filler}".encode(), "text/plain"
+        self.send_response(400)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _echo  # noqa: N815 - http.server's names
+
+
+def _everything_written(client, bucket: str, spool: Path) -> dict[str, bytes]:
+    """Every object in the bucket, every spool file and Prefect's database files."""
+    from prefect.settings import PREFECT_SERVER_DATABASE_CONNECTION_URL
+
+    found: dict[str, bytes] = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            found[f"s3://{bucket}/{obj['Key']}"] = client.get_object(Bucket=bucket, Key=obj["Key"])["Body"].read()
+    for path in spool.rglob("*") if spool.exists() else ():
+        if path.is_file():
+            found[str(path)] = path.read_bytes()
+    db = Path(PREFECT_SERVER_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    for path in db.parent.glob(db.name + "*"):  # the database, its WAL and journal
+        found[str(path)] = path.read_bytes()
+    return found
+
+
+def test_a_key_echoed_by_the_upstream_is_in_no_output(prefect_api, s3_env, provider_env, tmp_path, monkeypatch):
+    import http.server
+    import secrets
+    import threading
+    import time
+
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
+    from tests.e2e.conftest import products, write_catalog
+
+    key = "FAKE-ECHO-" + secrets.token_hex(16)  # random: its pieces appear nowhere by chance
+    monkeypatch.setenv("GEMINI_API_KEY", key)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EchoHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        catalog = write_catalog(tmp_path / "echo.csv", products(4, prefix="ECHO"))
+        summary = catalog_to_images(**flow_params(catalog=str(catalog), bucket="echo", prefix="echo", concurrency=2))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert _EchoHandler.count >= 4 and summary["counts"].get("succeeded", 0) == 0
+    time.sleep(2)  # events and logs reach the server's database
+    written = _everything_written(s3_env.client(), "echo", tmp_path / "spool")
+    assert any("manifest" in name and name.endswith(".csv") for name in written)
+    assert any("manifest" in name and name.endswith(".parquet") for name in written)
+    assert any(name.endswith(".db") for name in written)
+    pieces = {key[i : i + 8].encode() for i in range(len(key) - 7)}
+    leaks = [(name, piece) for name, data in written.items() for piece in pieces if piece in data]
+    assert leaks == [], [(n, p, written[n][max(0, written[n].find(p) - 80): written[n].find(p) + 40]) for n, p in leaks]
