@@ -27,6 +27,7 @@ import pandas as pd
 from bananaflow.catalog import feeds, read_limits
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError, StorageError
+from bananaflow.landing import csv_safe
 
 _DELIMITERS = (",", "\t", ";", "|")
 _EXCEL_MAGIC = b"PK\x03\x04"
@@ -509,7 +510,7 @@ def _renamed(
 def rejections_to_csv(rejected: list[Rejection]) -> bytes:
     """The rejection report (row_number, sku, reason) as UTF-8 CSV for the merchant."""
     buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csv_safe.writer(buffer, lineterminator="\n")  # spreadsheet-safe cells
     writer.writerow(["row_number", "sku", "reason"])
     for item in rejected:
         writer.writerow([item.row_number, item.sku, item.reason])

@@ -18,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 from bananaflow.errors import StorageError
+from bananaflow.landing import csv_safe
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.storage import ImageStore, make_s3_client
 
@@ -116,7 +117,8 @@ def manifest_frame(rows: Iterable[ManifestRow]) -> pd.DataFrame:
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return frame.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ").encode("utf-8")
+    # spreadsheet-safe: a SKU "=HYPERLINK(...)" stays text in Excel
+    return csv_safe.frame_to_csv(frame, index=False, date_format="%Y-%m-%dT%H:%M:%S.%fZ").encode("utf-8")
 
 
 def _parquet_bytes(frame: pd.DataFrame) -> bytes:
@@ -179,6 +181,7 @@ def _read_source(source: str | Path) -> tuple[bytes, str]:
 
 def _frame_from_csv(data: bytes) -> pd.DataFrame:
     frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    frame = csv_safe.unneutralise_frame(frame)
     for column in OPTIONAL_COLUMNS:
         if column not in frame.columns:
             frame[column] = ""

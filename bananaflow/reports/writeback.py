@@ -20,6 +20,7 @@ from collections.abc import Iterable, Sequence
 
 from bananaflow.catalog.loader import decode_text, read_catalog_bytes
 from bananaflow.errors import CatalogError
+from bananaflow.landing import csv_safe
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.jobspec import WritebackSpec
@@ -114,7 +115,7 @@ def shopify_csv(
             new[col["Image Alt Text"]] = f"{titles.get(handle, handle)} – {row.variant}"
             inserts.setdefault(last_index[handle], []).append(new)
     out = io.StringIO(newline="")
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv_safe.writer(out, lineterminator="\n")  # spreadsheet-safe cells
     writer.writerow(header)
     for i, record in enumerate(body):
         writer.writerow(record)
@@ -130,7 +131,7 @@ def merchant_supplemental(
     no row, so the primary feed's image stays."""
     main = spec.main_variant or (variant_order[0] if variant_order else "main")
     out = io.StringIO(newline="")
-    writer = csv.writer(out, delimiter="\t", lineterminator="\n")
+    writer = csv_safe.writer(out, delimiter="\t", lineterminator="\n")  # spreadsheet-safe cells
     writer.writerow(["id", "image_link", "additional_image_link"])
     for sku, made in _by_sku(rows, variant_order).items():
         primary = next((r for r in made if r.variant == main), None)
