@@ -142,6 +142,8 @@ def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> list[M
     artifact.flush()
     if run.spool.state().pending:  # S3 may be back: upload what this run had to keep locally
         run.drained += run.spool.drain(run.store)
+    if run.claims is not None:
+        run.claims.release_pending()  # claims S3 refused to drop during the run
     return rows
 
 

@@ -7,7 +7,7 @@ from prefect.runtime import flow_run
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
-from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.claims import KeyClaims, lease_from_env
 from bananaflow.landing.spool import spool_for_bucket
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import admission_for_run
@@ -51,7 +51,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
             limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
             no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
         ),
-        claims=KeyClaims(store, run_id, lease_s=policy.deadline_s + 120),
+        claims=KeyClaims(store, run_id, lease_s=lease_from_env(), wait_s=policy.deadline_s + 120),
     )
 
 

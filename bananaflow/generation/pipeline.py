@@ -134,7 +134,7 @@ class ItemProcessor:
         if self.claims is None:
             return await self._generate(item, started_at, t0)
         claimed = await self.claims.claim(
-            item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.lease_s
+            item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.wait_s
         )
         if isinstance(claimed, str):  # another run made it while we waited
             return await self.lander.existing_row(item, claimed, started_at, t0)

@@ -20,9 +20,10 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from bananaflow.errors import ConfigurationError, StorageError
+from bananaflow.landing.claims import remove_claims
 from bananaflow.landing.keys import _MIME_EXT
 
 log = logging.getLogger("bananaflow.landing.spool")
@@ -130,6 +131,7 @@ class Spool:
             return False
         store.put_image(meta["key"], data, meta["content_type"], meta["metadata"])
         self.discard(key)
+        _forget_claims(store, meta["key"])
         return True
 
     def drain(self, store: _Uploader) -> int:
@@ -151,8 +153,16 @@ class Spool:
             except StorageError:
                 break
             self.discard(meta["key"])
+            _forget_claims(store, meta["key"])
             uploaded += 1
         return uploaded
+
+
+def _forget_claims(store: Any, key: str) -> None:
+    """The image under ``key`` is safe in S3: its claims (left behind when S3 refused their
+    release, e.g. during the outage that put the image here) go too."""
+    if hasattr(store, "list_keys") and hasattr(store, "delete"):
+        remove_claims(store, key.rsplit(".", 1)[0])
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

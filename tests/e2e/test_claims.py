@@ -3,8 +3,7 @@ real conditional writes (If-None-Match: * answered 412)."""
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
+import json
 import time
 
 import pytest
@@ -14,12 +13,6 @@ from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.engine_harness import Engine, items, store_for
 
 pytestmark = pytest.mark.e2e
-
-
-def dead_pid() -> int:
-    proc = subprocess.Popen(["true"])
-    proc.wait()
-    return proc.pid
 
 
 def test_two_runs_started_at_once_generate_each_image_once(s3_env, tmp_path):
@@ -45,11 +38,11 @@ def test_two_runs_started_at_once_generate_each_image_once(s3_env, tmp_path):
 
 def test_claims_of_dead_or_expired_runs_are_taken_over(s3_env, tmp_path):
     store = store_for(s3_env, "claims")
-    work = items(["DEAD-PID", "EXPIRED", "GARBAGE"], "stale")
+    work = items(["LEGACY-EXPIRED", "EXPIRED", "GARBAGE"], "stale")
     now = time.time()
-    stale = {
-        "DEAD-PID": Claim("crashed-run", KeyClaims(store, "x", lease_s=1).host, dead_pid(), now + 3600).to_bytes(),
-        "EXPIRED": Claim("old-run", "other-host", 1, now - 1).to_bytes(),
+    stale = {  # a claim written by an older bananaflow (host and pid), its lease over
+        "LEGACY-EXPIRED": json.dumps({"run_id": "crashed", "host": "h", "pid": 1, "expires_at": now - 1}).encode(),
+        "EXPIRED": Claim("old-run", "other-owner", now - 1).to_bytes(),
         "GARBAGE": b"{half a claim",
     }
     for item in work:
@@ -63,7 +56,7 @@ def test_claims_of_dead_or_expired_runs_are_taken_over(s3_env, tmp_path):
 def test_a_live_claim_of_another_run_defers_the_item_unpaid(s3_env, tmp_path):
     store = store_for(s3_env, "claims")
     (item,) = items(["BUSY"], "busy")
-    live = Claim("other-run", "other-host", os.getpid(), time.time() + 3600)
+    live = Claim("other-run", "other-owner", time.time() + 3600)
     store.put_bytes(claim_key(item.key_stem), live.to_bytes(), "application/json")
     with SimulatorServer(SimulatorConfig()) as sim:
         engine = Engine(sim.base_url, store, tmp_path / "spool", claim_lease_s=0.5)
@@ -98,7 +91,7 @@ def test_of_many_runs_taking_over_one_dead_claim_at_once_exactly_one_wins(s3_env
 
     store = store_for(s3_env, "claims")
     (item,) = items(["CONTESTED"], "race")
-    dead = Claim("crashed-run", "other-host", 1, time.time() - 1)
+    dead = Claim("crashed-run", "other-owner", time.time() - 1)
     store.put_bytes(claim_key(item.key_stem), dead.to_bytes(), "application/json")
     contenders = [KeyClaims(store, f"run-{i}", lease_s=60) for i in range(8)]
     start = threading.Barrier(len(contenders))

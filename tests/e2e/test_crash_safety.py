@@ -41,6 +41,7 @@ def cli_env(prefect_api: str, s3_server, sim: SimulatorServer, tmp_path) -> dict
         GOOGLE_GEMINI_BASE_URL=sim.base_url,
         BANANAFLOW_SPOOL_DIR=str(tmp_path / "spool"),
         BANANAFLOW_TIMEOUT_S="10",
+        BANANAFLOW_CLAIM_LEASE_S="5",  # the killed run's claims end 5 s after their last renewal
     )
     return env
 
