@@ -108,6 +108,8 @@ def test_s3_down_mid_run_spools_paid_images_and_the_next_run_uploads_them(prefec
         assert second["spool"]["uploaded"] == counts["spooled"] and second["spool"]["pending"] == 0
         assert Counter(second["counts"])["failed"] == 0
         assert len(image_keys(s3, "outage")) == ITEMS
+        listing = s3.client().list_objects_v2(Bucket="outage", Prefix="outage/", MaxKeys=1000).get("Contents", [])
+        assert [o["Key"] for o in listing if "~claim" in o["Key"]] == [], "claims go once their image is safe"
         # nothing paid twice: one generated image per product over both runs
         ok_per_prompt = Counter(r["prompt_sha256"] for r in log if r["outcome"] == "ok")
         assert len(ok_per_prompt) == ITEMS and set(ok_per_prompt.values()) == {1}
