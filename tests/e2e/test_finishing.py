@@ -92,8 +92,10 @@ def test_failed_qa_is_regenerated_once_and_both_attempts_are_billed(s3_env, prov
 
 def test_reference_photo_is_sent_and_a_broken_one_fails_only_its_item(s3_env, provider_env) -> None:
     items = [
-        make_item("REF-OK", reference_links=(str(PHOTOS / "mug.png"),), key_stem="qa/REF-OK/main-0123456789ab"),
-        make_item("REF-BAD", reference_links=(str(PHOTOS / "broken.jpg"),), key_stem="qa/REF-BAD/main-0123456789ab"),
+        make_item("REF-OK", reference_links=(str(PHOTOS / "mug.png"),), key_stem="qa/REF-OK/main-0123456789ab",
+                  reference_root=str(PHOTOS)),
+        make_item("REF-BAD", reference_links=(str(PHOTOS / "broken.jpg"),), key_stem="qa/REF-BAD/main-0123456789ab",
+                  reference_root=str(PHOTOS)),
     ]
     ok, bad = process(items, "e2e-finish")[0]
     assert ok.status == "succeeded"

@@ -44,8 +44,10 @@ def key_of(uri: str, bucket: str) -> str:
 
 
 @pytest.fixture
-def shop(tmp_path: Path) -> Path:
-    """The Shopify fixture with its photos, laid out as a shop keeps them."""
+def shop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The Shopify fixture with its photos, laid out as a shop keeps them (photos beside the
+    catalogs folder, so the shop's folder is configured as a root reference photos may use)."""
+    monkeypatch.setenv("BANANAFLOW_REFERENCE_ROOTS", str(tmp_path))
     (tmp_path / "catalogs").mkdir()
     shutil.copy(FIXTURES / "catalogs" / "shopify_products.csv", tmp_path / "catalogs" / "products.csv")
     shutil.copytree(FIXTURES / "photos", tmp_path / "photos")
@@ -153,7 +155,7 @@ public_base_url = "https://images.example.com/"
     assert summary["counts"] == {"succeeded": 2, "failed": 1}
     failure = summary["failures"][0]
     assert failure["sku"] == "LAMP" and failure["error_class"] == "ReferencePhotoError"
-    assert "unreachable" in failure["error_message"]
+    assert "cannot be used (refused or unavailable)" in failure["error_message"]  # loopback: refused unasked
     log = sim.request_log()
     assert [r["reference_images"] for r in log] == [1, 2]  # red first; blue gets red's image too
     supplemental = store.get_bytes(key_of(summary["manifest"]["writeback"], "e2e-merchant")).decode()
