@@ -95,6 +95,9 @@ class SpendOptions(_Group):
         None, description="Models to use, in order, when the main one is overloaded, failing or out of quota."
     )
     allow_fallback: bool | None = Field(None, description="False: every image must be made by the main model.")
+    retry_blocked: bool = Field(
+        False, description="Send again items an earlier run saw blocked by the safety filter (same prompt)."
+    )
 
 
 class ExecutionOptions(_Group):

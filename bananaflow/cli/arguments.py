@@ -28,6 +28,7 @@ FLAGS = {
     "max_in_flight": "--concurrency", "requests_per_minute": "--rpm", "images_per_minute": "--ipm",
     "requests_per_day": "--rpd", "spend_per_10min_usd": "--spend-cap", "adaptive": "--adaptive",
     "max_cost_usd": "--max-cost", "fallback_models": "--fallback-model", "allow_fallback": "--no-fallback",
+    "retry_blocked": "--retry-blocked",
     "mode": "--mode", "deadline_hours": "--deadline-hours", "batch_max_items": "--batch-max-items",
     "batch_poll_max_s": "--batch-poll-max",
 }
@@ -90,6 +91,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fallback-model", action="append", default=[], metavar="MODEL",
                    help="model to use when the main one is overloaded, failing or out of quota (repeatable, in order)")
     g.add_argument("--no-fallback", action="store_true", help="this variant must be made by --model only")
+    g.add_argument("--retry-blocked", action="store_true",
+                   help="send again items an earlier run saw blocked by the safety filter (same prompt)")
     g.add_argument("--max-cost", type=float, metavar="USD",
                    help="stop sending at this spend (worst case reserved per call); the rest is deferred")
     g.add_argument("--adaptive", action="store_true",
@@ -129,7 +132,8 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
                                       images_per_minute=get("ipm"), requests_per_day=get("rpd"),
                                       spend_per_10min_usd=get("spend_cap"), adaptive=get("adaptive") or None)),
         "spend": (SpendOptions, dict(max_cost_usd=get("max_cost"), fallback_models=get("fallback_model") or None,
-                                     allow_fallback=False if get("no_fallback") else None)),
+                                     allow_fallback=False if get("no_fallback") else None,
+                                     retry_blocked=True if get("retry_blocked") else None)),
         "execution": (ExecutionOptions, dict(mode=get("mode"), deadline_hours=get("deadline_hours"),
                                              batch_max_items=get("batch_max_items"),
                                              batch_poll_max_s=get("batch_poll_max"))),
