@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from bananaflow.testing.simulator.wire_shapes import EMPTY_SHAPES, ERROR_SHAPES
+
 # Outcomes a script may serve (the two safety blocks too, so block handling can be
-# tested without word lists).
+# tested without word lists; and the recorded shapes of ``wire_shapes``).
 SCRIPT_OUTCOMES: frozenset[str] = frozenset(
     {
         "ok",
@@ -33,8 +35,14 @@ SCRIPT_OUTCOMES: frozenset[str] = frozenset(
         "blocked",
         "prompt_blocked",
     }
-)
+) | frozenset(ERROR_SHAPES) | EMPTY_SHAPES  # the real services' other shapes (wire_shapes.py)
 IMAGE_MIMES: frozenset[str] = frozenset({"image/png", "image/jpeg"})
+#: Drafts before the final image: marked ``thought: true``, or (as gemini-3-pro-image sends
+#: them) unflagged image parts with a ``thoughtSignature``, of which the last is the answer.
+DRAFT_STYLES: frozenset[str] = frozenset({"flagged", "unflagged"})
+#: ``usageMetadata`` as sent: all fields; without ``candidatesTokensDetails``; absent; or
+#: with ``candidatesTokenCount`` larger than its details (text not itemised).
+USAGE_SHAPES: frozenset[str] = frozenset({"full", "no_details", "omitted", "extra_text"})
 # How a Batch-mode job ends once its turnaround has passed.
 BATCH_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed", "expired"})
 
@@ -60,6 +68,12 @@ class SimulatorConfig:
     api_key: str | None = None
     seed: int = 0
     usage_as_strings: bool = False
+    draft_style: str = "flagged"
+    usage_shape: str = "full"
+    # OpenAI route: send Retry-After with a 429 (real ones often carry only "try again in Ns"),
+    # and refuse what real gpt-image refuses (``response_format``, non-standard fields).
+    openai_retry_after: bool = True
+    openai_strict: bool = False
     script: Mapping[str, Sequence[str]] = field(default_factory=dict)
     script_retry_delay: float = 1.0
     slow_seconds: float = 2.0
@@ -93,6 +107,10 @@ class SimulatorConfig:
             raise ValueError("thought_images must be >= 0")
         if self.image_mime not in IMAGE_MIMES:
             raise ValueError(f"image_mime must be one of {sorted(IMAGE_MIMES)}")
+        if self.draft_style not in DRAFT_STYLES:
+            raise ValueError(f"draft_style must be one of {sorted(DRAFT_STYLES)}")
+        if self.usage_shape not in USAGE_SHAPES:
+            raise ValueError(f"usage_shape must be one of {sorted(USAGE_SHAPES)}")
         if self.batch_turnaround_s < 0:
             raise ValueError("batch_turnaround_s must be >= 0")
         if self.batch_outcome not in BATCH_OUTCOMES:

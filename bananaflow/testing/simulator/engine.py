@@ -30,6 +30,7 @@ from bananaflow.testing.simulator.files import FileStore
 from bananaflow.testing.simulator.images import WHITE, render_image
 from bananaflow.testing.simulator.stats import RequestRecord, StatsRecorder
 from bananaflow.testing.simulator.transport import DropConnection, bad_gateway_page, truncated
+from bananaflow.testing.simulator.wire_shapes import EMPTY_SHAPES, ERROR_SHAPES
 
 # Outcomes whose answer carries a final image of the right kind (counted as served).
 IMAGE_OUTCOMES = frozenset({"ok", "slow", "wrong_size", "off_white"})
@@ -60,6 +61,10 @@ class Renderer(Protocol):
     def server_error(self, status: int) -> Response: ...
 
     def blocked(self, call: ImageCall, prompt_level: bool) -> Response: ...
+
+    def shaped(self, call: ImageCall, shape: str) -> Response:
+        """One of ``wire_shapes.ERROR_SHAPES`` or ``EMPTY_SHAPES``, in this route's format."""
+        ...
 
     def generated(self, call: ImageCall, outcome: str, final: FinalImage | None) -> Response:
         """ok/slow/wrong_size/bad_base64 (with ``final``), no_image/thought_only/text_only."""
@@ -191,6 +196,8 @@ class SimulatorEngine:
             return DropConnection()
         if outcome in ("blocked", "prompt_blocked"):
             return renderer.blocked(call, prompt_level=outcome == "prompt_blocked")
+        if outcome in ERROR_SHAPES or outcome in EMPTY_SHAPES:
+            return renderer.shaped(call, outcome)
         shown = "ok" if outcome == "truncated_json" else outcome
         response = await run_in_threadpool(self._generate, call, shown, renderer, config.image_mime)
         return truncated(response) if outcome == "truncated_json" else response
