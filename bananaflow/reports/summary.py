@@ -45,6 +45,8 @@ class RunSummary:
     deferred_by_budget: int = 0
     limits: dict[str, object] = field(default_factory=dict)
     fallbacks: int = 0
+    #: Billed for answers that brought no image (safety blocks, NO_IMAGE): prompt and thinking tokens.
+    cost_without_image_usd: float = 0.0
 
     @property
     def succeeded(self) -> int:
@@ -71,7 +73,9 @@ class RunSummary:
             "",
             f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
             f"- images in `s3://{self.bucket}/{self.prefix}`",
-            f"- cost at list price: ${self.cost_usd:.2f}",
+            f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
+            + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
+               if self.cost_without_image_usd else ""),
             f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
             f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
             f"- retries: {self.retries}",
@@ -149,6 +153,7 @@ def summarize(
         counts=dict(counts),
         rejected=rejected,
         cost_usd=round(sum(row.cost_usd or 0.0 for row in rows), 4),
+        cost_without_image_usd=round(sum(row.cost_usd or 0.0 for row in rows if not row.key), 4),
         wall_s=round(wall_s, 2),
         images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
         latency_p50_s=_percentile(latencies, 50),

@@ -49,6 +49,9 @@ def test_a_blocked_prompt_is_not_sent_again_by_the_next_run():
         assert first.cost_usd > 0 and first.prompt_tokens > 0  # prompt + thinking are billed
         assert blocked_key("p/SKU-1/main-d1") in store.objects
         assert find_block(store, "p/SKU-1/main-d1").run_id == "night-1"
+        summary = summarize([first], run_id="night-1", rejected=0, wall_s=1.0, bucket="b", prefix="p")
+        assert summary.cost_usd == summary.cost_without_image_usd == pytest.approx(first.cost_usd, abs=1e-4)
+        assert "for answers without an image" in summary.to_markdown()
         assert store.find_existing("p/SKU-1/main-d1") is None  # the marker is not taken for the image
 
         [second] = run(sim, store, [item("a forbidden mug")], run_id="night-2")
@@ -93,3 +96,23 @@ def test_no_image_answers_are_billed_in_the_row_and_settled_in_the_budget():
         # the row's cost is both answers; the budget settled the very same numbers
         assert budget.spent_usd == pytest.approx(row.cost_usd, abs=1e-6)
         assert row.cost_usd > 0.134  # the image plus the billed no-image answer
+
+
+def test_capacity_is_an_overload_not_a_throttle_of_our_rate(monkeypatch):
+    from bananaflow.limits.controller import RateController
+
+    kinds: list[str] = []
+    original = RateController.record_throttle
+    monkeypatch.setattr(RateController, "record_throttle", lambda self, kind: (kinds.append(kind), original(self, kind)))
+    with SimulatorServer(SimulatorConfig(script={"mug": ["429_capacity", "ok"]})) as sim:
+        [row] = run(sim, MemoryStore(), [item("a mug")], run_id="r")
+    assert row.status == "succeeded" and row.attempts == 2
+    assert kinds == ["503"]  # never "429": adaptive mode keeps its learned rate
+
+
+def test_a_daily_quota_named_only_in_the_prose_is_not_retried():
+    with SimulatorServer(SimulatorConfig(script={"mug": ["429_per_day_text"] * 5})) as sim:
+        [row] = run(sim, MemoryStore(), [item("a mug")], run_id="r")
+        assert sim.stats()["requests_total"] == 1
+    assert row.status == "deferred" and row.error_class == "QuotaExhausted"
+    assert "resets at" in row.error_message and "retry in" not in row.error_message.lower()
