@@ -8,6 +8,7 @@ default the real size is measured and recorded rather than enforced.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from bananaflow.errors import ConfigurationError, NoImageReturned
 from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.providers.classify import classify_status
-from bananaflow.providers.gemini import validate_request
+from bananaflow.providers.gemini import cost_of, validate_request
 from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec
 from bananaflow.providers.settings import ProviderSettings
@@ -103,15 +104,11 @@ class OpenAIImagesProvider:
             context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
         )
         usage = usage_from_openai(payload.get("usage"))
-        cost = (
-            spec.list_price(request.image_size)
-            if usage == Usage()
-            else spec.cost_from_usage(
-                prompt_tokens=usage.prompt_tokens,
-                image_tokens=usage.image_tokens,
-                other_output_tokens=max(0, usage.candidates_tokens - usage.image_tokens),
-            )
-        )
+        # Output not itemised (no ``output_tokens_details.image_tokens``) is not trusted to be the
+        # image's price: the image is taken at list price and only output beyond its tokens as
+        # text, as on the native route, so a relay's partial usage cannot shrink --max-cost.
+        itemised = _itemised(payload.get("usage"))
+        cost = cost_of(usage if itemised else replace(usage, image_tokens=0), spec, request.image_size)
         return GeneratedImage(
             data=data,
             mime_type=real_mime,
@@ -143,6 +140,11 @@ class OpenAIImagesProvider:
         """Close the HTTP client if this provider created it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def _itemised(raw: Any) -> bool:
+    details = raw.get("output_tokens_details") or raw.get("completion_tokens_details") if isinstance(raw, dict) else None
+    return isinstance(details, dict) and "image_tokens" in details
 
 
 def _decode_maybe_data_uri(text: str, declared: Any) -> tuple[bytes, str | None]:

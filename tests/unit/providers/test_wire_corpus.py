@@ -123,7 +123,9 @@ CASES: dict[str, Case] = {
     "gemini_503_overloaded.json": Case("Overloaded", retry=True, says=("overloaded",)),
     "gemini_500_internal.json": Case("ServerError", retry=True, says=("INTERNAL",)),
     # ---- OpenAI-compatible route
-    "modelled_openai_200_b64_json.json": ok(0.0061, kind="openai"),
+    # usage without output_tokens_details: 50 output tokens are not trusted to be the image's
+    # price; the image at list price ($0.134) + 50 prompt tokens
+    "modelled_openai_200_b64_json.json": ok(0.1341, kind="openai"),
     "modelled_openai_200_url.json": ok(0.134, kind="openai"),  # no usage: list price
     "openai_400_moderation_blocked_output_stage.json": oa("ContentBlocked", **BLOCKED, says=("safety_violations=[sexual]",)),
     "relay_400_moderation_blocked_shell_api_error.json": oa("ContentBlocked", **BLOCKED, says=("rejected by the safety system",)),
