@@ -82,6 +82,10 @@ CASES: dict[str, Case] = {
         "ContentBlocked", **BLOCKED, cost=0.0031, says=("IMAGE_SAFETY", "Prohibited Use policy")),
     "modelled_vertex_200_finish_image_prohibited_content.json": Case(
         "ContentBlocked", **BLOCKED, cost=0.005118, says=("IMAGE_PROHIBITED_CONTENT", "sensitive words")),
+    "modelled_gemini_200_finish_prohibited_content_candidate.json": Case(
+        "ContentBlocked", **BLOCKED, cost=0.000088, says=("image blocked: PROHIBITED_CONTENT",)),
+    "modelled_gemini_200_promptfeedback_other.json": Case(
+        "ContentBlocked", **BLOCKED, cost=0.000042, says=("prompt blocked: OTHER",)),
     # ---- no image: retried a little, each answer billed for its tokens
     "gemini25flashimage_200_text_only_no_image.json": Case(
         "NoImageReturned", retry=True, cost=0.000125, model=FLASH25, says=("text only", "axolotl")),
