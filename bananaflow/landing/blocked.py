@@ -15,11 +15,25 @@ end in an image extension, so ``find_existing(key_stem)`` never takes it for the
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any, Protocol
 
 BLOCKED_SUFFIX = "~blocked"
 BLOCKED_CONTENT_TYPE = "application/json"
 _META = "bananaflow-blocked-"
+
+
+class _MarkerStore(Protocol):
+    """What the marker needs of ``ImageStore`` (the in-memory store has it too)."""
+
+    def find_existing(self, stem: str) -> str | None: ...
+
+    def head(self, key: str) -> Any: ...
+
+    def put_image(
+        self, key: str, data: bytes, content_type: str, metadata: Mapping[str, str] | None = None
+    ) -> bool: ...
 
 
 def blocked_stem(stem: str) -> str:
@@ -46,12 +60,12 @@ class BlockedMarker:
         return {_META + name: value[:300] for name, value in asdict(self).items()}
 
     @classmethod
-    def from_metadata(cls, metadata: dict[str, str]) -> BlockedMarker:
+    def from_metadata(cls, metadata: Mapping[str, str]) -> BlockedMarker:
         values = {name: metadata.get(_META + name, "") for name in cls.__dataclass_fields__}
         return cls(**values)
 
 
-def find_block(store, stem: str) -> BlockedMarker | None:  # noqa: ANN001 - ImageStore or a stand-in
+def find_block(store: _MarkerStore, stem: str) -> BlockedMarker | None:
     """The marker of ``stem`` if an earlier run left one."""
     key = store.find_existing(blocked_stem(stem))
     if key is None:
@@ -59,13 +73,15 @@ def find_block(store, stem: str) -> BlockedMarker | None:  # noqa: ANN001 - Imag
     return BlockedMarker.from_metadata(store.head(key).metadata)
 
 
-def remember_block(store, stem: str, marker: BlockedMarker) -> None:  # noqa: ANN001
+def remember_block(store: _MarkerStore, stem: str, marker: BlockedMarker) -> None:
     """Write (or replace) the marker of ``stem``."""
     body = json.dumps(asdict(marker), separators=(",", ":")).encode()
     store.put_image(blocked_key(stem), body, BLOCKED_CONTENT_TYPE, marker.metadata())
 
 
-def forget_block(store, stem: str) -> None:  # noqa: ANN001
-    """Remove the marker once the image exists (``--retry-blocked`` made it after all)."""
-    if store.find_existing(blocked_stem(stem)) is not None and hasattr(store, "delete"):
-        store.delete(blocked_key(stem))
+def forget_block(store: _MarkerStore, stem: str) -> None:
+    """Remove the marker once the image exists (``--retry-blocked`` made it after all); a
+    store that cannot delete (the in-memory one) keeps it, which only costs a LIST."""
+    delete = getattr(store, "delete", None)
+    if delete is not None and store.find_existing(blocked_stem(stem)) is not None:
+        delete(blocked_key(stem))
