@@ -77,7 +77,9 @@ def cost_of(usage: Usage, spec: ModelSpec, image_size: str, *, batch: bool = Fal
     """Bill as Google does (half of everything in Batch mode), from the tokens reported.
 
     ``image=False`` prices an answer without an image (blocked, NO_IMAGE, text only): its
-    prompt and thinking tokens are billed all the same. With no usage at all, an image is
+    prompt and thinking tokens are billed all the same. Some finishMessages say "You will not
+    be charged"; the usage the answer reports is counted anyway: over-counting a few hundred
+    tokens only stops a ``--max-cost`` run a little early, under-counting lets it overshoot. With no usage at all, an image is
     assumed at list price (and an image-less answer at nothing). When the breakdown
     (``candidatesTokensDetails``) is missing, the image is priced at list price and only the
     output left beyond the image's tokens as text: pricing all output at the text rate would
