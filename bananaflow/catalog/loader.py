@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from bananaflow.catalog import feeds
+from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError, StorageError
 
@@ -62,6 +63,8 @@ class CatalogLoad:
     columns: list[str]
     source: str
     preset: str = ""
+    #: Rows left out on purpose (drafts, archived, app pseudo-products), with why; counted, not rejected.
+    skipped: list[Rejection] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
         """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
@@ -95,46 +98,11 @@ def _read_s3(uri: str) -> bytes:
         raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None
 
 
-def _looks_chinese(text: str) -> bool:
-    """True when most non-ASCII characters of ``text`` are CJK ideographs or CJK punctuation:
-    the only sign that a file which is not UTF-8 was really written as GBK/GB18030, since a
-    cp1252 file often decodes as GB18030 too, into nonsense."""
-    wide = [c for c in text if ord(c) > 127]
-    if not wide:
-        return False
-    cjk = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef")
-    return cjk / len(wide) >= 0.9
-
-
 def _decode(data: bytes, name: str, encoding: str | None) -> str:
-    """UTF-8 (BOM or not) unless told otherwise; a wrong guess is an error, not mojibake.
-    UTF-16 with a BOM is what Excel's "Unicode Text" export writes, so it is accepted too.
-    A file that is not UTF-8 but reads as Chinese text in GB18030 (a superset of GBK and
-    GB2312, what Excel and WPS write on Chinese Windows) is taken as GB18030."""
-    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        encoding = "utf-16"
-    if encoding is None and b"\x00" in data[:65536]:
-        raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
-    if encoding and encoding.lower().replace("-", "").replace("_", "") in ("gbk", "gb2312", "cp936"):
-        encoding = "gb18030"  # the superset: GBK files with newer characters still read
-    try:
-        return data.decode(encoding or "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if encoding is None:
-            try:
-                text = data.decode("gb18030")
-            except UnicodeDecodeError:
-                pass
-            else:
-                if _looks_chinese(text):
-                    return text
-        line = data[: exc.start].count(b"\n") + 1
-        hint = "re-save it as UTF-8 or pass encoding='cp1252' (Excel on Windows), 'latin-1' or 'gb18030'"
-        raise CatalogError(
-            f"{name} is not valid {encoding or 'UTF-8'} (byte 0x{data[exc.start]:02x} on line {line}); {hint}"
-        ) from None
-    except LookupError:
-        raise CatalogError(f"unknown encoding {encoding!r} for {name}") from None
+    """UTF-8 (BOM or not), UTF-16 with a BOM, or the encoding detection agrees on; a file
+    whose encoding cannot be told for sure is an error naming ``--encoding``, never mojibake
+    (see ``catalog.encoding``)."""
+    return decode_catalog(data, name, encoding)
 
 
 def _kind(name: str, data: bytes) -> str:
@@ -392,6 +360,7 @@ def _validate(
     required: tuple[str, ...],
     max_field_chars: int,
     field_limits: Mapping[str, int] | None = None,
+    skipped: list[Rejection] | None = None,
 ) -> tuple[list[CatalogRow], list[Rejection]]:
     field_limits = field_limits or {}
     accepted: list[CatalogRow] = []
@@ -399,6 +368,9 @@ def _validate(
     first_seen: dict[str, int] = {}
     for raw in raw_rows:
         sku = raw.values.get("sku", "")
+        if raw.skip and skipped is not None:
+            skipped.append(Rejection(raw.row_number, sku, raw.skip))
+            continue
         if raw.problem:
             rejected.append(Rejection(raw.row_number, sku, raw.problem))
             continue
@@ -453,6 +425,7 @@ def load_catalog(
     max_field_chars: int = 5000,
     rename: Mapping[str, str] | None = None,
     preset: str | None = None,
+    include_unpublished: bool = False,
 ) -> CatalogLoad:
     """Read and validate a catalog from a local path or ``s3://bucket/key``.
 
@@ -460,7 +433,9 @@ def load_catalog(
     for feeds whose columns we should not ask the merchant to edit. ``preset`` (``shopify``,
     ``merchant``) maps a known export onto our fields; without one, a file with no ``sku``
     column is recognised as a Shopify or Merchant Center export by its columns.
-    ``"none"`` turns recognition off.
+    ``"none"`` turns recognition off. Drafts, archived and unpublished products and app
+    pseudo-products (shipping protection, gift cards) are counted in ``skipped`` and not
+    generated unless ``include_unpublished``.
     """
     source = str(source)
     data, name = read_catalog_bytes(source)
@@ -484,9 +459,13 @@ def load_catalog(
     error = _missing_columns_error(name, columns, required)
     if error:
         raise error
-    accepted, rejected = _validate(raw_rows, required, max_field_chars, field_limits)
+    skipped: list[Rejection] = []
+    accepted, rejected = _validate(
+        raw_rows, required, max_field_chars, field_limits, None if include_unpublished else skipped
+    )
     return CatalogLoad(
-        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else ""
+        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else "",
+        skipped=skipped,
     )
 
 
@@ -507,7 +486,7 @@ def _renamed(
     def rows() -> Iterator[RawRow]:
         for raw in raw_rows:
             values = {k: v for k, v in raw.values.items() if k not in replaced}
-            yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem)
+            yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem, raw.skip)
 
     return new_columns, rows()
 
