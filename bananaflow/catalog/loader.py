@@ -28,6 +28,7 @@ import pandas as pd
 from bananaflow.catalog import feeds
 from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
 from bananaflow.errors import CatalogError, StorageError
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -355,6 +356,22 @@ def _missing_columns_error(name: str, columns: list[str], required: tuple[str, .
     return CatalogError(message)
 
 
+#: A description is truncated in the prompt, not rejected, unless it is absurdly long (hostile).
+_DESCRIPTION_CAP = 20
+
+
+def _length_problem(column: str, value: str, limit: int) -> str:
+    """Limits count the text a person reads (HTML stripped); a long description is cut in
+    the prompt at a sentence or word boundary instead of rejecting the product."""
+    if len(value) <= limit:
+        return ""
+    if column in DESCRIPTION_COLUMNS:
+        cap = limit * _DESCRIPTION_CAP
+        return "" if len(value) <= cap else f"{column} is {len(value)} characters; the limit is {cap}"
+    length = text_length(value)
+    return f"{column} is {length} characters; the limit is {limit}" if length > limit else ""
+
+
 def _validate(
     raw_rows: Iterator[RawRow],
     required: tuple[str, ...],
@@ -383,9 +400,9 @@ def _validate(
             if column != "sku" and not raw.values.get(column, ""):
                 reasons.append(f"empty {column}")
         for column, value in raw.values.items():
-            limit = field_limits.get(column, max_field_chars)
-            if len(value) > limit:
-                reasons.append(f"{column} is {len(value)} characters; the limit is {limit}")
+            reason = _length_problem(column, value, field_limits.get(column, max_field_chars))
+            if reason:
+                reasons.append(reason)
         for column in LINK_COLUMNS:
             for link in split_links(raw.values.get(column, "")) if column in raw.values else ():
                 problem = link_problem(link)
