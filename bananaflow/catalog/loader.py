@@ -443,6 +443,7 @@ def load_catalog(
     rename: Mapping[str, str] | None = None,
     preset: str | None = None,
     include_unpublished: bool = False,
+    sku_from: str | None = None,
 ) -> CatalogLoad:
     """Read and validate a catalog from a local path or ``s3://bucket/key``.
 
@@ -452,7 +453,8 @@ def load_catalog(
     column is recognised as a Shopify or Merchant Center export by its columns.
     ``"none"`` turns recognition off. Drafts, archived and unpublished products and app
     pseudo-products (shipping protection, gift cards) are counted in ``skipped`` and not
-    generated unless ``include_unpublished``.
+    generated unless ``include_unpublished``. ``sku_from`` names a column whose value, made
+    into a slug, is the SKU of a list that has none (scraped lists, supplier sheets).
     """
     source = str(source)
     data, name = read_catalog_bytes(source)
@@ -473,6 +475,8 @@ def load_catalog(
         field_limits = dict(feed.field_limits)
     if rename:
         columns, raw_rows = _renamed(columns, raw_rows, dict(rename), name)
+    if sku_from:
+        columns, raw_rows = _sku_from(columns, raw_rows, sku_from, name)
     error = _missing_columns_error(name, columns, required)
     if error:
         raise error
@@ -506,6 +510,34 @@ def _renamed(
             yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem, raw.skip)
 
     return new_columns, rows()
+
+
+def sku_slug(value: str) -> str:
+    """A stable SKU made from a title or a link: ``https://x/p/blue-mug?v=2`` → ``blue-mug``."""
+    text = value.strip()
+    if "://" in text or text.startswith("//"):
+        path = text.split("://", 1)[-1].lstrip("/").split("?", 1)[0].split("#", 1)[0]
+        parts = [p for p in path.split("/")[1:] if p]
+        text = parts[-1] if parts else path
+    slug = re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-_")
+    return slug[:64].rstrip("-_")
+
+
+def _sku_from(
+    columns: list[str], raw_rows: Iterator[RawRow], column: str, name: str
+) -> tuple[list[str], Iterator[RawRow]]:
+    """``--sku-from COLUMN``: the SKU made from a column, for lists that have none."""
+    if column not in columns:
+        raise CatalogError(f"--sku-from {column}: {name} has no such column; found: {', '.join(columns)}")
+
+    def rows() -> Iterator[RawRow]:
+        for raw in raw_rows:
+            values = dict(raw.values)
+            if not values.get("sku"):
+                values["sku"] = sku_slug(values.get(column, ""))
+            yield RawRow(raw.row_number, values, raw.problem, raw.skip)
+
+    return (columns if "sku" in columns else ["sku", *columns]), rows()
 
 
 def rejections_to_csv(rejected: list[Rejection]) -> bytes:
