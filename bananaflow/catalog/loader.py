@@ -29,6 +29,7 @@ from bananaflow.catalog import feeds
 from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.rows import RawRow
 from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
+from bananaflow.catalog.xml_feeds import looks_like_xml, parse_xml_feed
 from bananaflow.errors import CatalogError, StorageError
 
 _DELIMITERS = (",", "\t", ";", "|")
@@ -114,6 +115,8 @@ def _kind(name: str, data: bytes) -> str:
     if data[:4] == _EXCEL_MAGIC:
         return "excel"
     suffix = PurePosixPath(name.lower()).suffix
+    if suffix in (".xml", ".rss", ".atom") or looks_like_xml(data):
+        return "xml"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "json"
     if suffix in (".tsv", ".tab"):
@@ -465,6 +468,8 @@ def load_catalog(
         columns, raw_rows = _parse_parquet(data, name)
     elif kind == "excel":
         columns, raw_rows = _parse_excel(data, name)
+    elif kind == "xml":
+        columns, raw_rows = parse_xml_feed(data, name)
     else:
         text = _decode(data, name, encoding)
         columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
