@@ -62,7 +62,8 @@ def _merchant(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Row
         for raw in rows:
             values = {mapping.get(k, k): v for k, v in raw.values.items()}
             values = {"sku": values.get("id", ""), **values}
-            values.setdefault("category", values.get("product_type") or values.get("google_product_category", ""))
+            if not values.get("category"):
+                values["category"] = values.get("product_type") or values.get("google_product_category", "")
             yield RawRow(raw.row_number, values, raw.problem, raw.skip)
 
     return out_columns, folded()

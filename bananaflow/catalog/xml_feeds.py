@@ -60,6 +60,8 @@ class _Collector:
             self._field, self._google_field, self._text = local, ns == GOOGLE_NS, []
             if local == "link" and attrs.get("href") and attrs.get("rel", "alternate") == "alternate":
                 self._text.append(attrs["href"])
+            elif local == "category" and attrs.get("term"):  # Atom: <category term="watches"/>
+                self._text.append(attrs["term"])
         elif self._text and self._text[-1].strip():
             self._text.append(":")
 

@@ -57,7 +57,8 @@ def test_atom_feed_once_repaired_reads_with_g_attributes_winning(tmp_path: Path)
     assert watch["title"] == "رولكس يخت ماستر فضي فاخر" and watch["brand"] == "Rolex"
     assert watch["description"] == "ساعة رولكس يخت ماستر فضية فاخرة عالية الجودة"
     assert watch["link"].startswith("https://emirates-gifts.arabsad.com/product-details.html")
-    assert watch["category"] == "Apparel & Accessories > Jewelry > Watches"
+    assert watch["google_product_category"] == "Apparel & Accessories > Jewelry > Watches"
+    assert watch["category"] == "watches"
 
 
 def test_entity_declarations_are_refused(tmp_path: Path) -> None:
