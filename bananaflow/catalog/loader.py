@@ -212,12 +212,23 @@ def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterat
             consumed = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue  # blank lines are common at the end of hand-edited files
+            record = _fit(record, len(header), start == consumed)
             if len(record) != len(header):
                 yield RawRow(start, _zip(header, record), _shape_problem(record, header, start, consumed))
                 continue
             yield RawRow(start, _zip(header, record))
 
     return [h for h in header if h], rows()
+
+
+def _fit(record: list[str], width: int, one_line: bool) -> list[str]:
+    """Trailing empty fields (``a,b,,,`` from spreadsheets) are no problem: cut them off, and
+    pad a one-line record that stops early (editors drop trailing empty fields)."""
+    if len(record) > width and not any(cell.strip() for cell in record[width:]):
+        return record[:width]
+    if len(record) < width and one_line:
+        return record + [""] * (width - len(record))
+    return record
 
 
 def _quote_problem(error: str, start: int, end: int) -> str:
@@ -356,7 +367,16 @@ def _missing_columns_error(name: str, columns: list[str], required: tuple[str, .
     message = f"{name} has no {what} {noun}; found: {found} — rename a column or map it"
     if hints:
         message += f" ({'; '.join(hints)})"
+    elif _looks_like_data(columns):
+        message = (f"{name} seems to have no header line (its first line is data: {found[:80]}); "
+                   "add a header line such as 'sku,title,price' as the first line")
     return CatalogError(message)
+
+
+def _looks_like_data(columns: list[str]) -> bool:
+    """A first line of values, not names: numbers, prices, or very long cells."""
+    data_like = [c for c in columns if re.fullmatch(r"[-+]?[\d.,]+", c) or len(c) > 60]
+    return bool(columns) and len(data_like) * 2 >= len(columns)
 
 
 #: A description is truncated in the prompt, not rejected, unless it is absurdly long (hostile).
@@ -407,6 +427,9 @@ def _validate(
             if reason:
                 reasons.append(reason)
         for column in LINK_COLUMNS:
+            if raw.values.get(column, "").lstrip().startswith("//"):  # protocol-relative: a web link
+                raw.values[column] = ",".join("https:" + link if link.startswith("//") else link
+                                              for link in split_links(raw.values[column]))
             for link in split_links(raw.values.get(column, "")) if column in raw.values else ():
                 problem = link_problem(link)
                 if problem:

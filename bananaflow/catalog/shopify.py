@@ -54,6 +54,21 @@ _PSEUDO_VENDORS = {"route", "extend", "navidium", "seel", "corso", "redo", "ship
 _PSEUDO_TITLE = re.compile(r"\b(shipping|package|order) (protection|insurance)\b|\bgift ?card\b", re.IGNORECASE)
 
 
+#: Tags apps and staff use to manage a catalog, not words about the product:
+#: ``import_2021_02_11_033502``, ``review-pricing``, ``sync-123456``, ``_hidden``.
+_INTERNAL_TAG = re.compile(
+    r"^(_|import|export|imported|migrat\w*|review|sync|todo|temp|test|hidden|draft|needs)[-_ ]"
+    r"|\d{4}[-_]\d{2}[-_]\d{2}|\d{6,}|^[a-z]+_[a-z0-9_]+$",
+    re.IGNORECASE,
+)
+
+
+def product_tags(value: str) -> str:
+    """Shopify's ``Tags`` without internal ones, for prompts (``Tags`` itself stays as is)."""
+    tags = [t.strip() for t in value.split(",")]
+    return ", ".join(t for t in tags if t and not _INTERNAL_TAG.search(t))
+
+
 def get(row: Mapping[str, str], name: str) -> str:
     """``row``'s value for the legacy column ``name``, under either column set."""
     for column in _ALIASES.get(name, (name,)):
@@ -140,7 +155,7 @@ def _fold(handle: str, product: _Product) -> RawRow:
     values.update(
         sku=handle, handle=handle, title=main.get("Title", ""), description=get(main, "Body (HTML)"),
         brand=main.get("Vendor", ""), product_type=main.get("Type", ""),
-        category=get(main, "Product Category") or main.get("Type", ""), tags=main.get("Tags", ""),
+        category=get(main, "Product Category") or main.get("Type", ""), tags=product_tags(main.get("Tags", "")),
         image_link=links[0] if links else "", additional_image_link=",".join(links[1:11]), image_alt=alt,
         variant_skus=", ".join(_unique([get(r, "Variant SKU") for r in variants])),
         variant_count=str(len(variants)),
