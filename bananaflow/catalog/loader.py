@@ -18,6 +18,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -170,10 +171,10 @@ def _sniff_delimiter(first_line: str, kind: str) -> str:
 def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterator[RawRow]]:
     """CSV/TSV via the csv module, which reports the line each record starts on (pandas does
     not), so a rejection points at the line the merchant sees, even after quoted newlines."""
-    first_line = text.split("\n", 1)[0]
-    delimiter = _sniff_delimiter(first_line, kind)
+    end = text.find("\n")
+    delimiter = _sniff_delimiter(text if end < 0 else text[:end], kind)
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     consumed = 0
     header: list[str] | None = None
     try:
@@ -231,6 +232,17 @@ def _fit(record: list[str], width: int, one_line: bool) -> list[str]:
     return record
 
 
+def _lines(text: str) -> Iterator[str]:
+    """``text`` one line at a time (ends kept, split on "\n" only, as ``newline=""`` reads):
+    a StringIO copy of a 100 MB export costs 4 bytes a character."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
+
+
 def _quote_problem(error: str, start: int, end: int) -> str:
     if "unexpected end of data" in error:
         return f"a quote opened on line {start} is never closed, so lines {start}-{end} could not be read"
@@ -238,8 +250,14 @@ def _quote_problem(error: str, start: int, end: int) -> str:
 
 
 def _zip(header: list[str], record: list[str]) -> dict[str, str]:
+    """Values by column; short values are interned, since exports repeat them on every row
+    ("in stock", a brand, a currency) and a 100 MB export has millions of them."""
     values = {h: (record[i] if i < len(record) else "") for i, h in enumerate(header) if h}
-    return {k: v.strip() for k, v in values.items()}
+    return {k: _intern(v.strip()) for k, v in values.items()}
+
+
+def _intern(value: str) -> str:
+    return sys.intern(value) if len(value) <= 24 else value
 
 
 def _shape_problem(record: list[str], header: list[str], start: int, end: int) -> str:
@@ -484,7 +502,7 @@ def load_catalog(
     """
     source = str(source)
     data, name = read_catalog_bytes(source)
-    if not data.strip():
+    if not data or data.isspace():  # isspace, not strip: no copy of a 100 MB file
         raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
     kind = _kind(name, data)
     if kind == "parquet":
@@ -495,6 +513,7 @@ def load_catalog(
         columns, raw_rows = parse_xml_feed(data, name)
     else:
         text = _decode(data, name, encoding)
+        del data  # the bytes are not needed once decoded: half the peak memory of a big export
         columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
     feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
     field_limits: dict[str, int] = {}
