@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from bananaflow.catalog import shopify
+from bananaflow.catalog import shopify, woocommerce
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError
 
@@ -86,7 +86,11 @@ PRESETS: dict[str, FeedPreset] = {
         field_limits={"id": 50, "title": 150, "description": 5000},
     ),
 }
-PRESET_ALIASES = {"google-merchant": "merchant", "gmc": "merchant", "google": "merchant"}
+PRESETS["woocommerce"] = FeedPreset(
+    "woocommerce", "WooCommerce product CSV export (variations folded into their parent)",
+    woocommerce.transform, woocommerce.looks_woocommerce,
+)
+PRESET_ALIASES = {"google-merchant": "merchant", "gmc": "merchant", "google": "merchant", "woo": "woocommerce"}
 
 
 def choose_preset(preset: str | None, columns: list[str], rename: Mapping[str, str], name: str) -> FeedPreset | None:

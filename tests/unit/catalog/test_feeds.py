@@ -108,5 +108,5 @@ def test_bad_image_links_are_row_rejections(tmp_path: Path, link: str, reason: s
 
 
 def test_unknown_preset_is_a_clear_error() -> None:
-    with pytest.raises(CatalogError, match="unknown catalog preset 'woo'; known: shopify, merchant"):
-        load_catalog(fx("bom.csv"), preset="woo")
+    with pytest.raises(CatalogError, match="unknown catalog preset 'magento'; known: shopify, merchant, woocommerce"):
+        load_catalog(fx("bom.csv"), preset="magento")

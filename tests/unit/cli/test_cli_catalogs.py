@@ -51,7 +51,7 @@ def test_prompts_with_single_template_flags_and_a_mapping(tmp_path: Path, capsys
     ("argv", "message"),
     [
         (["prompts", SHOPIFY, "--job", "missing.yaml"], "job spec missing.yaml does not exist"),
-        (["prompts", SHOPIFY, "--catalog-preset", "woo"], "unknown catalog preset 'woo'"),
+        (["prompts", SHOPIFY, "--catalog-preset", "magento"], "unknown catalog preset 'magento'"),
         (["prompts", SHOPIFY, "--job", JOB, "--template", JOB], "either a job spec or a template, not both"),
         (["run", SHOPIFY, "--bucket", "b", "--output-preset", "ebay"], "unknown output preset 'ebay'"),
         (["run", SHOPIFY, "--bucket", "b", "--map", "sku"], "is not FIELD=\"Column\""),
