@@ -47,7 +47,8 @@ def add_catalog_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--encoding", help="catalog text encoding, e.g. cp1252, gb18030 (default: UTF-8 or UTF-16 with a BOM; "
                    "otherwise detected, and refused when it cannot be told for sure)")
     p.add_argument("--job", help="job spec (YAML or TOML): variants, templates, presets; overrides the single-template flags")
-    p.add_argument("--catalog-preset", help="export format: shopify, merchant, woocommerce or none (default: recognised from the columns)")
+    p.add_argument("--catalog-preset",
+                   help="export format: shopify, merchant, woocommerce or none (default: recognised from the columns)")
     p.add_argument(
         "--map", action="append", default=[], metavar='FIELD="Column"',
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
