@@ -43,6 +43,9 @@ def decode_catalog(data: bytes, name: str, encoding: str | None) -> str:
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
         return _decode_strict(data, name, "utf-16")
     if b"\x00" in data[:65536]:
+        bom_less = _utf16_without_bom(data[:4096])
+        if bom_less:
+            return _decode_strict(data, name, bom_less)
         raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
     try:
         return data.decode("utf-8")
@@ -50,6 +53,19 @@ def decode_catalog(data: bytes, name: str, encoding: str | None) -> str:
         first_bad = exc.start
     chosen = detect(data, name, first_bad)
     return _decode_strict(data, name, chosen)
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text written without a BOM: ASCII characters leave a NUL in every other byte."""
+    pairs = len(head) // 2
+    if pairs < 4:
+        return None
+    odd, even = head[1 : pairs * 2 : 2].count(0), head[0 : pairs * 2 : 2].count(0)
+    if odd >= 0.9 * pairs and even == 0:
+        return "utf-16-le"
+    if even >= 0.9 * pairs and odd == 0:
+        return "utf-16-be"
+    return None
 
 
 def _decode_strict(data: bytes, name: str, encoding: str) -> str:
@@ -66,13 +82,16 @@ def _decode_strict(data: bytes, name: str, encoding: str) -> str:
         raise CatalogError(f"unknown encoding {encoding!r}; pass e.g. --encoding cp1252 or gb18030") from None
 
 
-def _sample(data: bytes) -> bytes:
-    """The lines holding non-ASCII bytes (what tells encodings apart), up to ``_SAMPLE_BYTES``.
-    0x0A is never part of a multi-byte character in the encodings considered, so splitting
-    on it is safe."""
+def _sample(data: bytes, first_bad: int = 0) -> bytes:
+    """The lines holding non-ASCII bytes (what tells encodings apart), up to ``_SAMPLE_BYTES``,
+    from the line of the first byte that is not UTF-8 on. 0x0A is never part of a multi-byte
+    character in the encodings considered, so splitting on it is safe."""
     kept: list[bytes] = []
     size = 0
-    for line in data.split(b"\n") if len(data) <= 4 * _SAMPLE_BYTES else data[: 4 * _SAMPLE_BYTES].split(b"\n")[:-1]:
+    start = data.rfind(b"\n", 0, first_bad) + 1
+    window = data[start : start + 4 * _SAMPLE_BYTES]
+    lines = window.split(b"\n") if start + len(window) >= len(data) else window.split(b"\n")[:-1]
+    for line in lines:
         if not line.isascii():
             kept.append(line)
             size += len(line) + 1
@@ -153,7 +172,7 @@ def detect(data: bytes, name: str, first_bad: int = 0) -> str:
     """The encoding of non-UTF-8 ``data``, or a ``CatalogError`` with the ``--encoding`` hint."""
     from charset_normalizer import from_bytes  # late: only files that are not UTF-8 need it
 
-    sample = _sample(data)
+    sample = _sample(data, first_bad)
     best = from_bytes(sample).best() if sample else None
     guess = _family(best.encoding if best else None, sample)
     plausible = []

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from bananaflow.catalog import feeds
+from bananaflow.catalog import feeds, shopify
 from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.rows import RawRow
 from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
@@ -521,7 +521,8 @@ def load_catalog(
         columns, raw_rows = feed.apply(columns, raw_rows, name)
         field_limits = dict(feed.field_limits)
     if rename:
-        columns, raw_rows = _renamed(columns, raw_rows, dict(rename), name)
+        mapping = shopify.translate_mapping(rename, columns) if feed is feeds.PRESETS["shopify"] else dict(rename)
+        columns, raw_rows = _renamed(columns, raw_rows, mapping, name)
     if sku_from:
         columns, raw_rows = _sku_from(columns, raw_rows, sku_from, name)
     error = _missing_columns_error(name, columns, required)

@@ -207,5 +207,16 @@ def transform(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Row
     return out_columns, folded()
 
 
+def translate_mapping(mapping: Mapping[str, str], columns: list[str]) -> dict[str, str]:
+    """``--map sku="Variant SKU"`` on an export with the 2024 columns maps ``SKU``: a mapped
+    legacy column name that the file lacks is taken under its 2024 name."""
+    out: dict[str, str] = {}
+    for source, target in mapping.items():
+        if source not in columns:
+            source = next((alias for alias in _ALIASES.get(source, ()) if alias in columns), source)
+        out[source] = target
+    return out
+
+
 def looks_shopify(columns: list[str]) -> bool:
     return any(c in columns for c in HANDLE_COLUMNS) and "Title" in columns

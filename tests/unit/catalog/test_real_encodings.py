@@ -94,3 +94,20 @@ def test_a_file_no_detector_can_be_sure_of_is_refused_with_the_flag_to_pass(tmp_
 def test_a_wrong_named_encoding_says_which_flag() -> None:
     with pytest.raises(CatalogError, match="not valid UTF-8 .*--encoding cp1252"):
         load_catalog(str(GERMAN), encoding="utf-8", rename=GERMAN_MAP)
+
+
+def test_utf16_without_a_bom_and_cp1252_after_the_first_megabyte(tmp_path: Path) -> None:
+    source = REAL / "google_merchant_style_feed_awin_bilali.csv"
+    text = source.read_text("utf-8")
+    bomless = tmp_path / "feed_utf16le.csv"
+    bomless.write_bytes(text.encode("utf-16-le"))
+    assert len(load_catalog(str(bomless)).accepted) == len(load_catalog(str(source)).accepted)
+    german = GERMAN.read_bytes()
+    header, _, body = german.partition(b"\r\n")
+    filler = b"".join(b"%d;;Artikel %d;;Pfand;19;0,15;0,15;-1;0;19.05.2026;19.05.2026;;0;1\r\n" % (90000 + i, i)
+                      for i in range(30000))
+    late = tmp_path / "late_accents.csv"
+    late.write_bytes(header + b"\r\n" + filler + body)
+    assert len(late.read_bytes()) > 1_100_000
+    titles = _titles(late, rename=GERMAN_MAP)
+    assert "DPG Pfand Kiste Getränke 24er - 5,10€" in titles

@@ -64,3 +64,8 @@ def test_map_sku_to_variant_sku_keeps_shopify_detection() -> None:
     assert load.accepted[0].fields["handle"] == "physical-product-the-band-t-shirt"
     legacy = load_catalog(str(REAL / "shopify_legacy_export_packt_demo.csv"), rename={"Variant SKU": "sku"})
     assert legacy.preset == "shopify"
+
+
+def test_the_help_example_map_works_on_the_2024_columns_too() -> None:
+    load = load_catalog(str(TEMPLATE_2024), rename={"Variant SKU": "sku"})
+    assert load.preset == "shopify" and [r.sku for r in load.accepted] == ["TheBandTShirt-SG", "HRM-EBK-PDF"]
