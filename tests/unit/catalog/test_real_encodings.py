@@ -111,3 +111,10 @@ def test_utf16_without_a_bom_and_cp1252_after_the_first_megabyte(tmp_path: Path)
     assert len(late.read_bytes()) > 1_100_000
     titles = _titles(late, rename=GERMAN_MAP)
     assert "DPG Pfand Kiste Getränke 24er - 5,10€" in titles
+
+
+def test_the_titles_the_issue_saw_garbled(tmp_path: Path) -> None:
+    """An accented byte followed by an ASCII letter is valid GB18030 ("Herm鑣", "wide爏leeves")."""
+    sheet = tmp_path / "excel.csv"
+    sheet.write_bytes("sku;title\r\nP1;Hermès Perfume\r\nP2;Dress with wide\xa0sleeves\r\n".encode("cp1252"))
+    assert _titles(sheet) == ["Hermès Perfume", "Dress with wide\xa0sleeves"]
