@@ -55,6 +55,12 @@ class CatalogOptions(_Group):
     previous_manifest: str | None = Field(
         None, description="Manifest of an earlier run (path, s3:// URI or 'latest'): only new or changed products."
     )
+    include_unpublished: bool | None = Field(
+        None, description="Also make images for drafts, archived/unpublished products and app pseudo-products."
+    )
+    sku_from: str | None = Field(
+        None, description="Column whose value becomes the SKU of a list without one (e.g. 'title' or 'link')."
+    )
 
 
 class DeliveryOptions(_Group):

@@ -95,7 +95,7 @@ def drain_spool(run: RunContext) -> None:
 def plan_work(run: RunContext) -> Plan:
     """The catalog's work items for this run (this shard's, when sharded)."""
     reading = run.options.reading
-    work = plan(run.catalog, run.job, run.prefix, reading.encoding, reading.catalog_preset, reading.column_map)
+    work = plan(run.catalog, run.job, run.prefix, reading)
     if run.job.spec.writeback.format == "shopify" and work.preset != "shopify":
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
     require_edit_mode(work.items, run.provider_settings.kind)

@@ -30,7 +30,7 @@ FLAGS = {
     "max_cost_usd": "--max-cost", "fallback_models": "--fallback-model", "allow_fallback": "--no-fallback",
     "retry_blocked": "--retry-blocked",
     "mode": "--mode", "deadline_hours": "--deadline-hours", "batch_max_items": "--batch-max-items",
-    "batch_poll_max_s": "--batch-poll-max",
+    "batch_poll_max_s": "--batch-poll-max", "include_unpublished": "--include-unpublished", "sku_from": "--sku-from",
 }
 
 
@@ -45,15 +45,22 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_catalog_arguments(p: argparse.ArgumentParser) -> None:
     """How to read the catalog and what to make of it (``CatalogOptions`` + the job spec)."""
-    p.add_argument("--encoding", help="catalog text encoding, e.g. gb18030, cp1252 (default: UTF-8, BOM or not; GBK detected)")
+    p.add_argument("--encoding", help="catalog text encoding, e.g. cp1252, gb18030 (default: UTF-8 or UTF-16 with a BOM; "
+                   "otherwise detected, and refused when it cannot be told for sure)")
     p.add_argument("--job", help="job spec (YAML or TOML): variants, templates, presets; overrides the single-template flags")
-    p.add_argument("--catalog-preset", help="export format: shopify, merchant or none (default: recognised from the columns)")
+    p.add_argument("--catalog-preset",
+                   help="export format: shopify, merchant, woocommerce or none (default: recognised from the columns)")
     p.add_argument(
         "--map", action="append", default=[], metavar='FIELD="Column"',
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
     )
     p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under "
                    "--prefix): only new or changed products are generated")
+    p.add_argument("--include-unpublished", action="store_true",
+                   help="also make images for drafts, archived/unpublished products, gift cards and app "
+                   "pseudo-products such as shipping protection (default: skipped and counted)")
+    p.add_argument("--sku-from", metavar="COLUMN",
+                   help="make the SKU of a list without one from this column (e.g. title or link)")
 
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
@@ -125,7 +132,9 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
                                       output_preset=get("output_preset"))),
         "reading": (CatalogOptions, dict(encoding=get("encoding"), catalog_preset=get("catalog_preset"),
                                          column_map=parse_map(get("map") or []) or None,
-                                         previous_manifest=get("previous_manifest"))),
+                                         previous_manifest=get("previous_manifest"),
+                                         include_unpublished=get("include_unpublished") or None,
+                                         sku_from=get("sku_from"))),
         "delivery": (DeliveryOptions, dict(bucket=get("bucket"), prefix=get("prefix"), writeback=get("writeback"),
                                            public_base_url=get("public_base_url"))),
         "limits": (LimitOptions, dict(max_in_flight=get("concurrency"), requests_per_minute=get("rpm"),
