@@ -35,6 +35,8 @@ class RunSummary:
     prefix: str
     manifest: dict[str, str] = field(default_factory=dict)
     rejected_uri: str | None = None
+    #: Products left out on purpose (drafts, archived, gift cards ...), by reason; ``include_unpublished`` makes them.
+    skipped_products: dict[str, int] = field(default_factory=dict)
     flow_run_url: str | None = None
     failures: list[dict[str, str]] = field(default_factory=list)
     #: Local spool after the run: pending images/bytes waiting for S3, its bound, and how
@@ -72,6 +74,8 @@ class RunSummary:
             f"| **total** | **{self.total}** |",
             "",
             f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
+            *([f"- products skipped on purpose: {_counted(self.skipped_products)} (include_unpublished makes them)"]
+              if self.skipped_products else []),
             f"- images in `s3://{self.bucket}/{self.prefix}`",
             f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
             + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
@@ -191,3 +195,8 @@ def _fmt(value: float | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """``3 (2 draft, 1 gift card)``."""
+    return f"{sum(counts.values())} (" + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) + ")"

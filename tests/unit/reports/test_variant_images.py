@@ -72,3 +72,4 @@ def test_colour_images_are_written_back_as_variant_image_of_that_colour() -> Non
     added = [r for r in rows if not r["SKU"] and r["URL handle"] == "physical-product-the-band-t-shirt"
              and "cdn.example.com" in (r.get("Image Src") or r.get("Product image URL") or "")]
     assert len(added) == 1
+
