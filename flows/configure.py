@@ -34,7 +34,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     if fallback is None and provider_block is not None:
         fallback = provider_block.fallback_models
     store, public_base_url = resolve_store(options)
-    limits, guard = _limits(options)
+    limits, guard = _limits(options, provider.kind)
     images = options.images
     job = job_for_run(options, model=model, public_base_url=public_base_url)
     execution = options.execution
@@ -70,10 +70,15 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     )
 
 
-def _limits(options: RunOptions) -> tuple[LimitSettings, WorkerGuard]:
-    """The limits this run uses (its share, when the block holds worker slots and no Redis)."""
+def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard]:
+    """The limits this run uses (its share, when the block holds worker slots and no Redis).
+
+    On Vertex AI, whose Dynamic Shared Quota has no per-project limit to set, the adaptive
+    controller is the default (``limits.adaptive: false`` in the run's options turns it off)."""
     name = options.blocks.limits
     limits = resolve_limits(options.limits, GenerationLimits.load(name) if name else None)
+    if provider_kind == "vertex" and options.limits.adaptive is None and not limits.adaptive:
+        limits = limits.model_copy(update={"adaptive": True})
     if not name:
         return limits, WorkerGuard(limits)
     guard = worker_guard(name, limits)
