@@ -126,6 +126,9 @@ class BlockNames(_Group):
     provider: str | None = Field(None, description="ImageProviderBlock: endpoint, key, model, fallback models.")
     store: str | None = Field(None, description="ImageStoreBlock: bucket, prefix, endpoint, credentials.")
     limits: str | None = Field(None, description="GenerationLimits: the project's limits.")
+    gcp_credentials: str | None = Field(
+        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route."
+    )
 
 
 class RunOptions(BaseModel):

@@ -19,6 +19,7 @@ from bananaflow.planning.work import JobOptions
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import RunContext
 
@@ -28,7 +29,10 @@ DEFAULT_PREFIX = "bananaflow"
 def open_run(catalog: str, options: RunOptions) -> RunContext:
     """The run's context: provider, store, limits, job and admission, by the merge rule."""
     provider_block = ImageProviderBlock.load(options.blocks.provider) if options.blocks.provider else None
-    provider = provider_block.to_settings() if provider_block else ProviderSettings.from_env(model=options.images.model)
+    if options.blocks.gcp_credentials:  # prefect-gcp's block: Vertex AI with its service account
+        provider = vertex_settings_from_block(options.blocks.gcp_credentials, options.images.model)
+    else:
+        provider = provider_block.to_settings() if provider_block else ProviderSettings.from_env(model=options.images.model)
     model = options.images.model or provider.model or default_model_id()
     fallback = options.spend.fallback_models
     if fallback is None and provider_block is not None:

@@ -43,3 +43,28 @@ def test_run_on_vertex_with_adc_from_a_service_account_file(prefect_api, s3_env,
         assert "batch mode on Vertex AI is not supported" in refused.stderr and "Traceback" not in refused.stderr
     keys = [o["Key"] for o in s3_env.client().list_objects_v2(Bucket="vertex-run", Prefix="v/")["Contents"]]
     assert sum(k.endswith(".png") for k in keys) == 4
+
+
+def test_a_prefect_gcp_credentials_block_configures_the_vertex_route(prefect_api, s3_env, tmp_path, monkeypatch):
+    from prefect_gcp import GcpCredentials
+
+    from bananaflow.providers.gcp_auth import forget_shared_tokens
+    from tests.e2e.test_catalog_flow import run
+    from tests.vertex_fixtures import service_account_info
+
+    private, public = new_key()
+    with SimulatorServer(SimulatorConfig(latency_s=(0.01, 0.05), oauth_public_keys=(public,))) as sim:
+        GcpCredentials(service_account_info=service_account_info(private, sim.base_url + "/token"),
+                       project=PROJECT).save("e2e-gcp", overwrite=True)
+        for var in ("GOOGLE_APPLICATION_CREDENTIALS", "GOOGLE_CLOUD_PROJECT", "GEMINI_API_KEY", "GOOGLE_API_KEY",
+                    "BANANAFLOW_PROVIDER"):
+            monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv("GOOGLE_VERTEX_BASE_URL", sim.base_url)
+        monkeypatch.setenv("BANANAFLOW_SPOOL_DIR", str(tmp_path / "spool"))
+        forget_shared_tokens()
+        summary = run(catalog=str(write_catalog(tmp_path / "c.csv", products(3, "GCP"))), bucket="vertex-block",
+                      gcp_credentials="e2e-gcp")
+        assert summary["counts"] == {"succeeded": 3}
+        assert {r["route"] for r in sim.request_log()} == {"vertex.generateContent"}
+        assert sim.oauth_stats()["tokens_issued"] == 1
+    forget_shared_tokens()
