@@ -38,6 +38,12 @@ def test_run_on_vertex_with_adc_from_a_service_account_file(prefect_api, s3_env,
         assert sim.oauth_stats() == {"tokens_issued": 1, "tokens_refused": 0}  # one token for the whole run
         assert private.splitlines()[1] not in result.stdout + result.stderr
 
+        doctor = bananaflow(["doctor", "--bucket", "vertex-run", "--prefix", "v"], env)
+        assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+        for name in ("provider", "model", "endpoint", "credential", "quota", "bucket", "prefect"):
+            assert any(line.startswith(f"ok   {name}") for line in doctor.stdout.splitlines()), doctor.stdout
+        assert "wrote, read and deleted a probe object" in doctor.stdout and private.splitlines()[1] not in doctor.stdout
+
         refused = bananaflow(["run", str(catalog), "--bucket", "vertex-run", "--mode", "batch"], env)
         assert refused.returncode == 2
         assert "batch mode on Vertex AI is not supported" in refused.stderr and "Traceback" not in refused.stderr

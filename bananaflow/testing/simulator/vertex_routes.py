@@ -142,6 +142,25 @@ async def vertex_model(request: Request) -> Response:
                          "openSourceCategory": "PROPRIETARY", "launchStage": "GA"})
 
 
+async def count_tokens(request: Request) -> Response:
+    """``countTokens``: free, but checked like ``generateContent`` (token, IAM, model id)."""
+    engine: SimulatorEngine = request.app.state.engine
+    p = request.path_params
+    denied = _authorize(engine, VertexRenderer(engine.config), p["project"], p["location"], p["model"])(request)
+    if denied is not None:
+        return denied
+    try:
+        _vertex_model(p["project"], p["location"], p["model"])
+        body = json.loads(await request.body() or b"{}")
+    except WireError as error:
+        return vertex_error(engine.config, 404, error.message)
+    except ValueError:
+        return vertex_error(engine.config, 400, "Invalid JSON payload received.")
+    words = sum(len(str(part.get("text", "")).split()) for content in body.get("contents") or ()
+                for part in content.get("parts") or () if isinstance(part, dict))
+    return JSONResponse({"totalTokens": max(1, words), "totalBillableCharacters": 0})
+
+
 async def studio_model(request: Request) -> Response:
     """AI Studio's ``models.get``: the key is checked, an unknown or retired id is a 404."""
     engine: SimulatorEngine = request.app.state.engine
@@ -164,6 +183,7 @@ routes = [
     *(Route(_PATH.replace("{version}", v) + ":generateContent", generate_content, methods=["POST"])
       for v in VERTEX_VERSIONS),
     *(Route(_PATH.replace("{version}", v), vertex_model, methods=["GET"]) for v in VERTEX_VERSIONS),
+    *(Route(_PATH.replace("{version}", v) + ":countTokens", count_tokens, methods=["POST"]) for v in VERTEX_VERSIONS),
     *(Route(f"/{v}/publishers/google/models/{{model}}", vertex_model, methods=["GET"]) for v in VERTEX_VERSIONS),
     *(Route(f"/{v}/models/{{model}}", studio_model, methods=["GET"]) for v in ("v1", "v1beta")),
 ]
