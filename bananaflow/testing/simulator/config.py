@@ -75,6 +75,7 @@ class SimulatorConfig:
     oauth_token_ttl_s: float = 3600.0
     vertex_denied_projects: tuple[str, ...] = ()
     vertex_list_errors: bool = False
+    metadata_project: str = "bananaflow-sim"  # the GCE metadata server's project id
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",

@@ -128,4 +128,38 @@ async def token(request: Request) -> Response:
     return JSONResponse({"access_token": issuer.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"})
 
 
-routes = [Route(TOKEN_PATH, token, methods=["POST"])]
+METADATA_FLAVOR = {"Metadata-Flavor": "Google"}
+
+
+async def metadata(request: Request) -> Response:
+    """The GCE metadata server's answers google-auth's ADC uses on Google Cloud (point
+    ``GCE_METADATA_HOST`` and ``GCE_METADATA_IP`` at the simulator): the ping, the default
+    service account, its token, the project id and the universe domain."""
+    if request.headers.get("metadata-flavor") != "Google":
+        return Response("Missing Metadata-Flavor:Google header.", 403, headers=METADATA_FLAVOR)
+    engine = request.app.state.engine
+    config = engine.config
+    path = request.url.path.removeprefix("/computeMetadata/v1/").rstrip("/")
+    account = "instance/service-accounts/default"
+    if request.url.path == "/":
+        return Response("", 200, headers=METADATA_FLAVOR)
+    if path == account:
+        email = f"{config.metadata_project}-compute@developer.gserviceaccount.com"
+        return JSONResponse({"aliases": ["default"], "email": email,
+                             "scopes": ["https://www.googleapis.com/auth/cloud-platform"]}, headers=METADATA_FLAVOR)
+    if path == f"{account}/token":
+        ttl = config.oauth_token_ttl_s
+        return JSONResponse({"access_token": engine.oauth.issue(ttl), "expires_in": int(ttl), "token_type": "Bearer"},
+                            headers=METADATA_FLAVOR)
+    if path == "project/project-id":
+        return Response(config.metadata_project, 200, media_type="text/plain", headers=METADATA_FLAVOR)
+    if path == "universe/universe-domain":
+        return Response("googleapis.com", 200, media_type="text/plain", headers=METADATA_FLAVOR)
+    return Response("not found", 404, headers=METADATA_FLAVOR)
+
+
+routes = [
+    Route(TOKEN_PATH, token, methods=["POST"]),
+    Route("/", metadata, methods=["GET"]),
+    Route("/computeMetadata/v1/{path:path}", metadata, methods=["GET"]),
+]

@@ -127,3 +127,22 @@ def test_error_classes_map_to_the_guides_fix(status: int, body: object, content_
 def test_an_html_page_means_a_proxy_or_relay_is_in_the_way() -> None:
     [endpoint] = _answer(502, b"<html><body>502 Bad Gateway</body></html>", "text/html")
     assert not endpoint.ok and "HTML page" in endpoint.line and "proxy" in endpoint.fix
+
+
+def test_vertex_on_google_cloud_takes_adc_from_the_metadata_server(sim, tmp_path: Path) -> None:
+    """No key file at all: google-auth finds the metadata server (GCE_METADATA_HOST/IP, read
+    when google-auth is imported, hence a fresh process) and doctor's credential check passes."""
+    import os
+    import subprocess
+    import sys
+    from urllib.parse import urlsplit
+
+    host = urlsplit(sim.base_url).netloc
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GOOGLE_", "GEMINI_", "BANANAFLOW_", "GCE_"))}
+    env.update(GOOGLE_GENAI_USE_VERTEXAI="true", GOOGLE_CLOUD_PROJECT="bananaflow-sim", GOOGLE_VERTEX_BASE_URL=sim.base_url,
+               GCE_METADATA_HOST=host, GCE_METADATA_IP=host, CLOUDSDK_CONFIG=str(tmp_path / "no-gcloud"))
+    sim.reset()
+    result = subprocess.run([sys.executable, "-m", "bananaflow.cli.main", "doctor"], env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert _line(result.stdout, "credential").startswith("ok"), result.stdout + result.stderr
+    assert sim.oauth_stats()["tokens_issued"] == 1
