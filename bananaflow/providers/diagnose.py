@@ -109,6 +109,14 @@ async def _auth(settings: ProviderSettings) -> tuple[dict[str, str], dict[str, s
     return {"Authorization": f"Bearer {token}"}, {}
 
 
+def _service_account(settings: ProviderSettings) -> str | None:
+    if settings.kind != "vertex":
+        return None
+    from bananaflow.providers.gcp_auth import shared_tokens
+
+    return shared_tokens(settings.gcp_credentials).service_account
+
+
 def _token_fix(settings: ProviderSettings) -> str:
     if settings.kind == "vertex":
         return ("set GOOGLE_APPLICATION_CREDENTIALS to a current service-account key file (or name a GcpCredentials "
@@ -152,7 +160,7 @@ def _answer_findings(response: httpx.Response, settings: ProviderSettings, model
         return [endpoint, Finding("credential", True, f"accepted; {_model_name(response, model)} is available "
                                   "(metadata call, no image made)")]
     error = classify_response(response, model=model)
-    return [endpoint, Finding("credential", False, error.message, fix_for(error, settings, model))]
+    return [endpoint, Finding("credential", False, error.message, fix_for(error, settings, model, _service_account(settings)))]
 
 
 def _model_name(response: httpx.Response, model: str) -> str:
@@ -164,7 +172,7 @@ def _model_name(response: httpx.Response, model: str) -> str:
     return str(name) if name else f"{model} (countTokens)"
 
 
-def fix_for(error: ProviderError, settings: ProviderSettings, model: str) -> str:
+def fix_for(error: ProviderError, settings: ProviderSettings, model: str, who: str | None = None) -> str:
     """The fix the troubleshooting guide gives for this class of error."""
     if isinstance(error, QuotaExhausted):
         if error.limit_zero:
@@ -180,7 +188,7 @@ def fix_for(error: ProviderError, settings: ProviderSettings, model: str) -> str
         replacement = RETIRED_MODELS.get(model)
         return f"use {replacement}" if replacement else "check the model id; this endpoint does not serve it"
     if isinstance(error, AuthError):
-        return _auth_fix(error, settings)
+        return _auth_fix(error, settings, who)
     if isinstance(error, ServerError) and error.http_status == 502:
         return "a relay or gateway failed to reach Google (502): check the relay, or call Google directly"
     if isinstance(error, ServerError):
@@ -188,11 +196,13 @@ def fix_for(error: ProviderError, settings: ProviderSettings, model: str) -> str
     return "check the base URL and the request settings"
 
 
-def _auth_fix(error: AuthError, settings: ProviderSettings) -> str:
+def _auth_fix(error: AuthError, settings: ProviderSettings, who: str | None = None) -> str:
     if settings.kind == "vertex":
         if error.http_status == 403:
-            return (f"grant the credentials' service account roles/aiplatform.user on project {settings.project}, "
-                    "and enable the Vertex AI API there")
+            member = f"serviceAccount:{who}" if who else "the credentials' service account (or user)"
+            return (f"grant {member} roles/aiplatform.user on project {settings.project} (gcloud projects "
+                    f"add-iam-policy-binding {settings.project} --member={member if who else 'MEMBER'} "
+                    "--role=roles/aiplatform.user), and enable the Vertex AI API there")
         return "the OAuth token was refused: use a current service-account key (GOOGLE_APPLICATION_CREDENTIALS)"
     if error.http_status == 403:
         return ("403: the key is restricted (API restrictions must allow the Generative Language API) or the "

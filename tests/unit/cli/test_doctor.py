@@ -17,7 +17,7 @@ from bananaflow.providers.gcp_auth import forget_shared_tokens
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
-from tests.vertex_fixtures import PROJECT, new_key, write_service_account
+from tests.vertex_fixtures import PROJECT, SA_EMAIL, new_key, write_service_account
 
 KEY = "FAKE-TEST-doctor-0123456789abcdefghij"
 PRIVATE, PUBLIC = new_key()
@@ -88,6 +88,7 @@ def test_vertex_setup_with_a_service_account_file(sim, clean_env, capsys, tmp_pa
         sim.configure(vertex_denied_projects=())
     assert code == 1 and "roles/aiplatform.user" in out and "PERMISSION_DENIED" in _line(out, "credential")
     assert f"projects/{PROJECT}/locations/global" in out  # says where permission is missing
+    assert f"--member=serviceAccount:{SA_EMAIL}" in out
 
 
 def _answer(status: int, body: object, content_type: str = "application/json") -> list:
@@ -146,3 +147,14 @@ def test_vertex_on_google_cloud_takes_adc_from_the_metadata_server(sim, tmp_path
                             text=True, timeout=120)
     assert _line(result.stdout, "credential").startswith("ok"), result.stdout + result.stderr
     assert sim.oauth_stats()["tokens_issued"] == 1
+
+
+def test_unreachable_prefect_and_redis_each_fail_with_their_fix(sim, clean_env, capsys) -> None:
+    clean_env.setenv("GEMINI_API_KEY", KEY)
+    clean_env.setenv("GOOGLE_GEMINI_BASE_URL", sim.base_url)
+    clean_env.setenv("PREFECT_API_URL", "http://127.0.0.1:9/api")
+    clean_env.setenv("BANANAFLOW_REDIS_URL", "redis://:FAKE-TEST-redis-pass-0123@127.0.0.1:9/0")
+    code, out = _doctor(capsys)
+    assert code == 1 and "FAKE-TEST-redis-pass" not in out
+    assert _line(out, "prefect").startswith("FAIL") and "prefect server start" in out
+    assert _line(out, "redis").startswith("FAIL") and "redis://host:6379/0" in out

@@ -63,3 +63,13 @@ def test_provider_block_from_a_vertex_environment(monkeypatch) -> None:
     assert (block.kind, block.api_key) == ("vertex", None)
     assert (settings.kind, settings.project, settings.location) == ("vertex", "p1", "us-central1")
     assert settings.base_url == "https://us-central1-aiplatform.googleapis.com"
+
+
+def test_vertex_runs_use_the_adaptive_controller_unless_told_otherwise() -> None:
+    from bananaflow.options import RunOptions
+    from bananaflow_prefect.flows.configure import _limits
+
+    assert _limits(RunOptions(), "vertex")[0].adaptive is True
+    assert _limits(RunOptions(), "gemini")[0].adaptive is False
+    off = RunOptions().with_changes(limits={"adaptive": False})
+    assert _limits(off, "vertex")[0].adaptive is False
