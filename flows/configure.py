@@ -19,6 +19,7 @@ from bananaflow.planning.work import JobOptions
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.blocks.aws import store_from_prefect_aws
 from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import RunContext
@@ -62,6 +63,10 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
 def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     """The store and public base URL: the run's bucket/prefix/URL, else the store block's."""
     delivery = options.delivery
+    if options.blocks.s3_bucket or options.blocks.aws_credentials:  # prefect-aws's own blocks
+        store = store_from_prefect_aws(s3_bucket=options.blocks.s3_bucket, aws_credentials=options.blocks.aws_credentials,
+                                       bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
+        return store, delivery.public_base_url
     block = ImageStoreBlock.load(options.blocks.store) if options.blocks.store else None
     if block is not None:
         update = {k: v for k, v in (("bucket", delivery.bucket), ("prefix", delivery.prefix)) if v is not None}
