@@ -156,6 +156,9 @@ def _answer_findings(response: httpx.Response, settings: ProviderSettings, model
                         "a proxy, captive portal or relay is in the way: check HTTPS_PROXY and the base URL, "
                         "or the relay's status page (HTML 502 = the relay could not reach Google)")]
     endpoint = Finding("endpoint", True, f"{host} answers with the API's JSON (HTTP {response.status_code})")
+    if settings.kind == "openai" and response.status_code in (404, 405):
+        return [endpoint, Finding("credential", True, "the relay does not list models (GET models), so the key "
+                                  "cannot be checked without generating an image: the first request of a run will")]
     if response.is_success:
         return [endpoint, Finding("credential", True, f"accepted; {_model_name(response, model)} is available "
                                   "(metadata call, no image made)")]

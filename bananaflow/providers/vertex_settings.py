@@ -26,9 +26,17 @@ _LOCATION = re.compile(r"^[a-z0-9-]{2,40}$")
 _PROJECT = re.compile(r"^[a-z0-9.:-]{2,100}$")
 
 
+#: Multi-region locations, served from ``aiplatform.{location}.rep.googleapis.com`` (as google-genai does).
+MULTI_REGIONS = ("us", "eu")
+
+
 def vertex_host_root(location: str) -> str:
-    """Google's host for a location: the global endpoint, or the regional one."""
-    return GLOBAL_HOST_ROOT if location == "global" else f"https://{location}-aiplatform.googleapis.com"
+    """Google's host for a location: the global endpoint, a multi-region one, or the regional one."""
+    if location == "global":
+        return GLOBAL_HOST_ROOT
+    if location in MULTI_REGIONS:
+        return f"https://aiplatform.{location}.rep.googleapis.com"
+    return f"https://{location}-aiplatform.googleapis.com"
 
 
 def check_project_location(project: str | None, location: str) -> str:

@@ -158,3 +158,12 @@ def test_unreachable_prefect_and_redis_each_fail_with_their_fix(sim, clean_env, 
     assert code == 1 and "FAKE-TEST-redis-pass" not in out
     assert _line(out, "prefect").startswith("FAIL") and "prefect server start" in out
     assert _line(out, "redis").startswith("FAIL") and "redis://host:6379/0" in out
+
+
+def test_a_relay_that_lists_no_models_is_not_a_failure(sim, clean_env, capsys) -> None:
+    clean_env.setenv("BANANAFLOW_PROVIDER", "openai")
+    clean_env.setenv("OPENAI_API_KEY", KEY)
+    clean_env.setenv("OPENAI_BASE_URL", sim.base_url + "/v1")
+    code, out = _doctor(capsys, "--bucket", "")
+    assert _line(out, "credential").startswith("ok") and "does not list models" in out
+    assert "openai:127.0.0.1" in _line(out, "quota")

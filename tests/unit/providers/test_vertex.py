@@ -82,6 +82,7 @@ def test_settings_follow_google_genai_names() -> None:
     provider = VertexProvider(regional)
     assert provider.endpoint(PRO) == ("https://europe-west4-aiplatform.googleapis.com/v1/projects/p-1/locations/"
                                       "europe-west4/publishers/google/models/gemini-3-pro-image:generateContent")
+    assert ProviderSettings.from_env({**env, "GOOGLE_CLOUD_LOCATION": "eu"}).base_url == "https://aiplatform.eu.rep.googleapis.com"
     relay = ProviderSettings.from_env({**env, "GOOGLE_VERTEX_BASE_URL": "https://gw.example/vertex/"})
     assert VertexProvider(relay).endpoint(PRO).startswith("https://gw.example/vertex/v1/projects/p-1/locations/global/")
     assert ProviderSettings.from_env({**env, "BANANAFLOW_PROVIDER": "vertex"}).kind == "vertex"
