@@ -135,6 +135,13 @@ class BlockNames(_Group):
     provider: str | None = Field(None, description="ImageProviderBlock: endpoint, key, model, fallback models.")
     store: str | None = Field(None, description="ImageStoreBlock: bucket, prefix, endpoint, credentials.")
     limits: str | None = Field(None, description="GenerationLimits: the project's limits.")
+    s3_bucket: str | None = Field(None, description="prefect-aws S3Bucket: bucket, folder and credentials of the store.")
+    aws_credentials: str | None = Field(
+        None, description="prefect-aws AwsCredentials: the store's credentials (with delivery.bucket, or for s3_bucket)."
+    )
+    gcp_credentials: str | None = Field(
+        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route."
+    )
 
 
 class RunOptions(BaseModel):

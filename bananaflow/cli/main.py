@@ -56,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bananaflow.cli.ops import add_ops_commands
 
     add_ops_commands(sub)
+    from bananaflow.cli.doctor import add_doctor_command
+
+    add_doctor_command(sub)
     sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -78,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_prompts(args)
         if args.command == "estimate":
             return cmd_estimate(args)
+        if args.command == "doctor":
+            from bananaflow.cli.doctor import cmd_doctor
+
+            return cmd_doctor(args)
         if args.command == "demo":
             from bananaflow.cli.demo import run_demo
 

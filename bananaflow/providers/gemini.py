@@ -166,11 +166,16 @@ class GeminiProvider:
         """One attempt: validate, POST, parse, verify. Raises a classified ``ProviderError``."""
         spec = validate_request(request)
         response, payload = await post_json(
-            self._client, self.settings, self.endpoint(spec.id), build_body(request, spec), model=spec.id
+            self._client, self.settings, self.endpoint(spec.id), build_body(request, spec), model=spec.id,
+            auth_headers=await self.auth_headers(),
         )
         if "error" in payload and not payload.get("candidates"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
         return await image_from_response(payload, request, spec, verify_size=self.settings.should_verify_size)
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers carrying a credential the settings do not hold (Vertex AI's OAuth token)."""
+        return {}
 
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it."""

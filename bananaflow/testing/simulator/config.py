@@ -82,9 +82,18 @@ class SimulatorConfig:
     # polled, so a test can shorten the turnaround of a batch already created.
     batch_turnaround_s: float = 1.0
     batch_outcome: str = "succeeded"
+    # Vertex AI (vertex_routes, oauth): public keys (PEM) whose signed JWT assertions the
+    # token endpoint accepts (empty: any well-formed assertion), the tokens' lifetime,
+    # projects whose calls get 403 PERMISSION_DENIED, and errors wrapped in a list.
+    oauth_public_keys: tuple[str, ...] = ()
+    oauth_token_ttl_s: float = 3600.0
+    vertex_denied_projects: tuple[str, ...] = ()
+    vertex_list_errors: bool = False
+    metadata_project: str = "bananaflow-sim"  # the GCE metadata server's project id
 
     def __post_init__(self) -> None:
-        for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words"):
+        for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",
+                     "vertex_denied_projects"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"{name} must be a sequence of strings, not one string")

@@ -28,6 +28,7 @@ from bananaflow.testing.simulator.faults.quota import SCRIPTED_LIMIT, QuotaGate,
 from bananaflow.testing.simulator.faults.script import Script
 from bananaflow.testing.simulator.files import FileStore
 from bananaflow.testing.simulator.images import WHITE, render_image
+from bananaflow.testing.simulator.oauth import TokenIssuer
 from bananaflow.testing.simulator.stats import RequestRecord, StatsRecorder
 from bananaflow.testing.simulator.transport import DropConnection, bad_gateway_page, truncated
 from bananaflow.testing.simulator.wire_shapes import EMPTY_SHAPES, ERROR_SHAPES
@@ -94,6 +95,7 @@ class SimulatorEngine:
         self.stats = StatsRecorder()
         self.files = FileStore()
         self.batches = BatchStore()
+        self.oauth = TokenIssuer()
         self._gate = QuotaGate()
         self._rearm()
 
@@ -121,6 +123,7 @@ class SimulatorEngine:
         self._gate.reset()
         self.files.clear()
         self.batches.clear()
+        self.oauth.reset()
         self._rearm()
 
     def pick_outcome(self, prompt: str) -> str:
@@ -138,12 +141,17 @@ class SimulatorEngine:
         *,
         model_hint: str | None = None,
         bearer_only: bool = False,
+        authorize: Callable[[Request], Response | None] | None = None,
     ) -> Response:
-        """A whole request: count it, check the key, ``parse`` the body (which raises
-        ``WireError`` for a 400/404), then serve it."""
+        """A whole request: count it, check the key (or ``authorize``: None to admit, else the
+        refusal to send), ``parse`` the body (which raises ``WireError`` for a 400/404), then serve it."""
         record = self.stats.start(route)
         record.model = model_hint
-        if not is_authorized(request, self._config.api_key, bearer_only=bearer_only):
+        if authorize is not None:
+            refusal = authorize(request)
+            if refusal is not None:
+                return self._finish(record, "bad_key", refusal)
+        elif not is_authorized(request, self._config.api_key, bearer_only=bearer_only):
             return self._finish(record, "bad_key", renderer.bad_key())
         try:
             call = parse(await request.body())
