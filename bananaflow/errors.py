@@ -20,7 +20,7 @@ written into the manifest's ``status`` column for an item that ends with this er
         │   ├── RateLimited ....... per-minute limit; carries ``retry_after``   (retryable)
         │   └── QuotaExhausted .... per-day limit or limit 0; carries ``reset_at`` (not now)
         ├── ServerError ........... 408, 5xx and HTML gateway pages             (retryable)
-        │   └── Overloaded ........ 503 UNAVAILABLE "The model is overloaded"
+        │   └── Overloaded ........ 503 "The model is overloaded", MODEL_CAPACITY_EXHAUSTED
         ├── ClientError ........... the request itself is wrong                (not retryable)
         │   ├── AuthError ......... 401/403, or 400 API_KEY_INVALID
         │   ├── InvalidRequest .... 400 INVALID_ARGUMENT
@@ -107,6 +107,11 @@ class ProviderError(BananaflowError):
     """
 
     attempts: int = 1
+    #: What the provider billed for the answer that raised this (a blocked or image-less 200
+    #: still bills prompt and thinking tokens), priced from its reported usage; 0 when refused.
+    cost_usd: float = 0.0
+    #: The answer's ``providers.base.Usage`` when it reported one (None otherwise).
+    usage: object | None = None
 
     def __init__(
         self,
@@ -211,7 +216,23 @@ class ServerError(ProviderError):
 
 
 class Overloaded(ServerError):
-    """503 UNAVAILABLE: the model is overloaded; back off harder."""
+    """503 UNAVAILABLE: the model is overloaded; back off harder. ``reason="capacity"``:
+    Google has no capacity for the model (``MODEL_CAPACITY_EXHAUSTED``, also sent as a 429),
+    which says nothing about our quota. ``retry_after`` is the server's RetryInfo, if any."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str | None = None,
+        retry_after: float | None = None,
+        http_status: int | None = None,
+        api_status: str | None = None,
+        model: str | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status, api_status=api_status, model=model)
+        self.reason = reason
+        self.retry_after = retry_after
 
 
 class ClientError(ProviderError):

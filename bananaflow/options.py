@@ -55,6 +55,12 @@ class CatalogOptions(_Group):
     previous_manifest: str | None = Field(
         None, description="Manifest of an earlier run (path, s3:// URI or 'latest'): only new or changed products."
     )
+    include_unpublished: bool | None = Field(
+        None, description="Also make images for drafts, archived/unpublished products and app pseudo-products."
+    )
+    sku_from: str | None = Field(
+        None, description="Column whose value becomes the SKU of a list without one (e.g. 'title' or 'link')."
+    )
 
 
 class DeliveryOptions(_Group):
@@ -95,6 +101,9 @@ class SpendOptions(_Group):
         None, description="Models to use, in order, when the main one is overloaded, failing or out of quota."
     )
     allow_fallback: bool | None = Field(None, description="False: every image must be made by the main model.")
+    retry_blocked: bool = Field(
+        False, description="Send again items an earlier run saw blocked by the safety filter (same prompt)."
+    )
 
 
 class ExecutionOptions(_Group):
@@ -126,6 +135,13 @@ class BlockNames(_Group):
     provider: str | None = Field(None, description="ImageProviderBlock: endpoint, key, model, fallback models.")
     store: str | None = Field(None, description="ImageStoreBlock: bucket, prefix, endpoint, credentials.")
     limits: str | None = Field(None, description="GenerationLimits: the project's limits.")
+    s3_bucket: str | None = Field(None, description="prefect-aws S3Bucket: bucket, folder and credentials of the store.")
+    aws_credentials: str | None = Field(
+        None, description="prefect-aws AwsCredentials: the store's credentials (with delivery.bucket, or for s3_bucket)."
+    )
+    gcp_credentials: str | None = Field(
+        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route."
+    )
 
 
 class RunOptions(BaseModel):

@@ -1,6 +1,7 @@
 """Which image model to call, where, and with which key."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 
 from prefect.blocks.core import Block
@@ -18,7 +19,9 @@ class ImageProviderBlock(Block):
     _block_type_slug = "bananaflow-image-provider"
     _description = "Gemini native or OpenAI-compatible image endpoint, auth style, API key and model."
 
-    kind: Literal["gemini", "openai"] = Field("gemini", description="Wire format: Gemini generateContent or OpenAI images.")
+    kind: Literal["gemini", "openai", "vertex"] = Field(
+        "gemini", description="Gemini generateContent (AI Studio), OpenAI images (relays), or Vertex AI (ADC, no key)."
+    )
     base_url: str | None = Field(None, description="Endpoint base URL; empty for Google's default.")
     api_key: SecretStr | None = Field(None, description="API key (stored encrypted, shown masked).")
     auth_style: Literal["header", "bearer", "query"] | None = Field(
@@ -33,6 +36,9 @@ class ImageProviderBlock(Block):
 
     def to_settings(self) -> ProviderSettings:
         """Engine settings; a field left empty falls back to the environment, then defaults."""
+        if self.kind == "vertex":  # project, location and credentials follow google-genai's variables
+            env = ProviderSettings.from_env(kind="vertex", model=self.model)
+            return replace(env, base_url=self.base_url or env.base_url, model=self.model, timeout_s=self.timeout_s)
         env = ProviderSettings.from_env(kind=self.kind, model=self.model) if self.api_key is None else None
         default_url = GEMINI_DEFAULT_BASE_URL if self.kind == "gemini" else OPENAI_DEFAULT_BASE_URL
         return ProviderSettings(

@@ -6,6 +6,7 @@ summarise. Each step below is one short function; the engine (``bananaflow``) do
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger, unmapped
@@ -95,7 +96,7 @@ def drain_spool(run: RunContext) -> None:
 def plan_work(run: RunContext) -> Plan:
     """The catalog's work items for this run (this shard's, when sharded)."""
     reading = run.options.reading
-    work = plan(run.catalog, run.job, run.prefix, reading.encoding, reading.catalog_preset, reading.column_map)
+    work = plan(run.catalog, run.job, run.prefix, reading)
     if run.job.spec.writeback.format == "shopify" and work.preset != "shopify":
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
     require_edit_mode(work.items, run.provider_settings.kind)
@@ -104,6 +105,7 @@ def plan_work(run: RunContext) -> Plan:
         # a product group stays in one shard: its siblings need the leader's image as reference
         work.items = shard.select(work.items, sku_of=lambda item: item.group_reference_stem or item.key_stem)
         work.rejected = work.rejected if shard.index == 0 else []
+        work.skipped = work.skipped if shard.index == 0 else []
         get_run_logger().info("shard %s of the catalog: %d items", shard.label, len(work.items))
     return work
 
@@ -188,6 +190,7 @@ def summarise(
     summary = summarize(rows, run_id=run.run_id, rejected=len(work.rejected), wall_s=wall_s, bucket=run.bucket,
                         prefix=run.prefix)
     summary.manifest, summary.rejected_uri = outputs
+    summary.skipped_products = dict(Counter(s.reason for s in work.skipped))
     summary.flow_run_url = url_for("flow-run", obj_id=run.run_id)
     summary.limits = run.admission.report()
     requested = {(i.row_number, i.variant): i.model for i in work.items}

@@ -19,6 +19,8 @@ from bananaflow.planning.work import JobOptions
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.blocks.aws import store_from_prefect_aws
+from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import RunContext
 
@@ -28,13 +30,16 @@ DEFAULT_PREFIX = "bananaflow"
 def open_run(catalog: str, options: RunOptions) -> RunContext:
     """The run's context: provider, store, limits, job and admission, by the merge rule."""
     provider_block = ImageProviderBlock.load(options.blocks.provider) if options.blocks.provider else None
-    provider = provider_block.to_settings() if provider_block else ProviderSettings.from_env(model=options.images.model)
+    if options.blocks.gcp_credentials:  # prefect-gcp's block: Vertex AI with its service account
+        provider = vertex_settings_from_block(options.blocks.gcp_credentials, options.images.model)
+    else:
+        provider = provider_block.to_settings() if provider_block else ProviderSettings.from_env(model=options.images.model)
     model = options.images.model or provider.model or default_model_id()
     fallback = options.spend.fallback_models
     if fallback is None and provider_block is not None:
         fallback = provider_block.fallback_models
     store, public_base_url = resolve_store(options)
-    limits, guard = _limits(options)
+    limits, guard = _limits(options, provider.kind)
     images = options.images
     job = job_for_run(options, model=model, public_base_url=public_base_url)
     execution = options.execution
@@ -58,6 +63,10 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
 def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     """The store and public base URL: the run's bucket/prefix/URL, else the store block's."""
     delivery = options.delivery
+    if options.blocks.s3_bucket or options.blocks.aws_credentials:  # prefect-aws's own blocks
+        store = store_from_prefect_aws(s3_bucket=options.blocks.s3_bucket, aws_credentials=options.blocks.aws_credentials,
+                                       bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
+        return store, delivery.public_base_url
     block = ImageStoreBlock.load(options.blocks.store) if options.blocks.store else None
     if block is not None:
         update = {k: v for k, v in (("bucket", delivery.bucket), ("prefix", delivery.prefix)) if v is not None}
@@ -70,10 +79,15 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     )
 
 
-def _limits(options: RunOptions) -> tuple[LimitSettings, WorkerGuard]:
-    """The limits this run uses (its share, when the block holds worker slots and no Redis)."""
+def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard]:
+    """The limits this run uses (its share, when the block holds worker slots and no Redis).
+
+    On Vertex AI, whose Dynamic Shared Quota has no per-project limit to set, the adaptive
+    controller is the default (``limits.adaptive: false`` in the run's options turns it off)."""
     name = options.blocks.limits
     limits = resolve_limits(options.limits, GenerationLimits.load(name) if name else None)
+    if provider_kind == "vertex" and options.limits.adaptive is None and not limits.adaptive:
+        limits = limits.model_copy(update={"adaptive": True})
     if not name:
         return limits, WorkerGuard(limits)
     guard = worker_guard(name, limits)

@@ -81,6 +81,7 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
                 spool=run.spool,
                 listeners=[run.progress.item_done],
                 claims=run.claims,
+                retry_blocked=run.options.spend.retry_blocked,
             )
             return await processor.process_all(items)
         finally:

@@ -17,6 +17,7 @@ import io
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -24,8 +25,11 @@ from typing import Any
 
 import pandas as pd
 
-from bananaflow.catalog import feeds, read_limits
+from bananaflow.catalog import feeds, read_limits, shopify
+from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
+from bananaflow.catalog.xml_feeds import looks_like_xml, parse_xml_feed
 from bananaflow.errors import CatalogError, StorageError
 from bananaflow.landing import csv_safe
 
@@ -62,6 +66,8 @@ class CatalogLoad:
     columns: list[str]
     source: str
     preset: str = ""
+    #: Rows left out on purpose (drafts, archived, app pseudo-products), with why; counted, not rejected.
+    skipped: list[Rejection] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
         """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
@@ -90,46 +96,11 @@ def _read_s3(uri: str) -> bytes:
         raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None
 
 
-def _looks_chinese(text: str) -> bool:
-    """True when most non-ASCII characters of ``text`` are CJK ideographs or CJK punctuation:
-    the only sign that a file which is not UTF-8 was really written as GBK/GB18030, since a
-    cp1252 file often decodes as GB18030 too, into nonsense."""
-    wide = [c for c in text if ord(c) > 127]
-    if not wide:
-        return False
-    cjk = sum(1 for c in wide if "\u4e00" <= c <= "\u9fff" or "\u3000" <= c <= "\u303f" or "\uff00" <= c <= "\uffef")
-    return cjk / len(wide) >= 0.9
-
-
 def _decode(data: bytes, name: str, encoding: str | None) -> str:
-    """UTF-8 (BOM or not) unless told otherwise; a wrong guess is an error, not mojibake.
-    UTF-16 with a BOM is what Excel's "Unicode Text" export writes, so it is accepted too.
-    A file that is not UTF-8 but reads as Chinese text in GB18030 (a superset of GBK and
-    GB2312, what Excel and WPS write on Chinese Windows) is taken as GB18030."""
-    if encoding is None and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        encoding = "utf-16"
-    if encoding is None and b"\x00" in data[:65536]:
-        raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
-    if encoding and encoding.lower().replace("-", "").replace("_", "") in ("gbk", "gb2312", "cp936"):
-        encoding = "gb18030"  # the superset: GBK files with newer characters still read
-    try:
-        return data.decode(encoding or "utf-8-sig")
-    except UnicodeDecodeError as exc:
-        if encoding is None:
-            try:
-                text = data.decode("gb18030")
-            except UnicodeDecodeError:
-                pass
-            else:
-                if _looks_chinese(text):
-                    return text
-        line = data[: exc.start].count(b"\n") + 1
-        hint = "re-save it as UTF-8 or pass encoding='cp1252' (Excel on Windows), 'latin-1' or 'gb18030'"
-        raise CatalogError(
-            f"{name} is not valid {encoding or 'UTF-8'} (byte 0x{data[exc.start]:02x} on line {line}); {hint}"
-        ) from None
-    except LookupError:
-        raise CatalogError(f"unknown encoding {encoding!r} for {name}") from None
+    """UTF-8 (BOM or not), UTF-16 with a BOM, or the encoding detection agrees on; a file
+    whose encoding cannot be told for sure is an error naming ``--encoding``, never mojibake
+    (see ``catalog.encoding``)."""
+    return decode_catalog(data, name, encoding)
 
 
 def _kind(name: str, data: bytes) -> str:
@@ -140,6 +111,8 @@ def _kind(name: str, data: bytes) -> str:
     if data[:4] == _EXCEL_MAGIC:
         return "excel"
     suffix = PurePosixPath(name.lower()).suffix
+    if suffix in (".xml", ".rss", ".atom") or looks_like_xml(data):
+        return "xml"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "json"
     if suffix in (".tsv", ".tab"):
@@ -193,10 +166,10 @@ def _sniff_delimiter(first_line: str, kind: str) -> str:
 def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterator[RawRow]]:
     """CSV/TSV via the csv module, which reports the line each record starts on (pandas does
     not), so a rejection points at the line the merchant sees, even after quoted newlines."""
-    first_line = text.split("\n", 1)[0]
-    delimiter = _sniff_delimiter(first_line, kind)
+    end = text.find("\n")
+    delimiter = _sniff_delimiter(text if end < 0 else text[:end], kind)
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
     consumed = 0
     header: list[str] | None = None
     try:
@@ -235,12 +208,34 @@ def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterat
             consumed = reader.line_num
             if not any(cell.strip() for cell in record):
                 continue  # blank lines are common at the end of hand-edited files
+            record = _fit(record, len(header), start == consumed)
             if len(record) != len(header):
                 yield RawRow(start, _zip(header, record), _shape_problem(record, header, start, consumed))
                 continue
             yield RawRow(start, _zip(header, record))
 
     return [h for h in header if h], rows()
+
+
+def _fit(record: list[str], width: int, one_line: bool) -> list[str]:
+    """Trailing empty fields (``a,b,,,`` from spreadsheets) are no problem: cut them off, and
+    pad a one-line record that stops early (editors drop trailing empty fields)."""
+    if len(record) > width and not any(cell.strip() for cell in record[width:]):
+        return record[:width]
+    if len(record) < width and one_line:
+        return record + [""] * (width - len(record))
+    return record
+
+
+def _lines(text: str) -> Iterator[str]:
+    """``text`` one line at a time (ends kept, split on "\n" only, as ``newline=""`` reads):
+    a StringIO copy of a 100 MB export costs 4 bytes a character."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def _quote_problem(error: str, start: int, end: int) -> str:
@@ -250,8 +245,14 @@ def _quote_problem(error: str, start: int, end: int) -> str:
 
 
 def _zip(header: list[str], record: list[str]) -> dict[str, str]:
+    """Values by column; short values are interned, since exports repeat them on every row
+    ("in stock", a brand, a currency) and a 100 MB export has millions of them."""
     values = {h: (record[i] if i < len(record) else "") for i, h in enumerate(header) if h}
-    return {k: v.strip() for k, v in values.items()}
+    return {k: _intern(v.strip()) for k, v in values.items()}
+
+
+def _intern(value: str) -> str:
+    return sys.intern(value) if len(value) <= 24 else value
 
 
 def _shape_problem(record: list[str], header: list[str], start: int, end: int) -> str:
@@ -381,7 +382,32 @@ def _missing_columns_error(name: str, columns: list[str], required: tuple[str, .
     message = f"{name} has no {what} {noun}; found: {found} — rename a column or map it"
     if hints:
         message += f" ({'; '.join(hints)})"
+    elif _looks_like_data(columns):
+        message = (f"{name} seems to have no header line (its first line is data: {found[:80]}); "
+                   "add a header line such as 'sku,title,price' as the first line")
     return CatalogError(message)
+
+
+def _looks_like_data(columns: list[str]) -> bool:
+    """A first line of values, not names: numbers, prices, or very long cells."""
+    data_like = [c for c in columns if re.fullmatch(r"[-+]?[\d.,]+", c) or len(c) > 60]
+    return bool(columns) and len(data_like) * 2 >= len(columns)
+
+
+#: A description is truncated in the prompt, not rejected, unless it is absurdly long (hostile).
+_DESCRIPTION_CAP = 20
+
+
+def _length_problem(column: str, value: str, limit: int) -> str:
+    """Limits count the text a person reads (HTML stripped); a long description is cut in
+    the prompt at a sentence or word boundary instead of rejecting the product."""
+    if len(value) <= limit:
+        return ""
+    if column in DESCRIPTION_COLUMNS:
+        cap = limit * _DESCRIPTION_CAP
+        return "" if len(value) <= cap else f"{column} is {len(value)} characters; the limit is {cap}"
+    length = text_length(value)
+    return f"{column} is {length} characters; the limit is {limit}" if length > limit else ""
 
 
 def _validate(
@@ -389,6 +415,7 @@ def _validate(
     required: tuple[str, ...],
     max_field_chars: int,
     field_limits: Mapping[str, int] | None = None,
+    skipped: list[Rejection] | None = None,
 ) -> tuple[list[CatalogRow], list[Rejection]]:
     field_limits = field_limits or {}
     accepted: list[CatalogRow] = []
@@ -396,6 +423,9 @@ def _validate(
     first_seen: dict[str, int] = {}
     for raw in raw_rows:
         sku = raw.values.get("sku", "")
+        if raw.skip and skipped is not None:
+            skipped.append(Rejection(raw.row_number, sku, raw.skip))
+            continue
         if raw.problem:
             rejected.append(Rejection(raw.row_number, sku, raw.problem))
             continue
@@ -408,10 +438,13 @@ def _validate(
             if column != "sku" and not raw.values.get(column, ""):
                 reasons.append(f"empty {column}")
         for column, value in raw.values.items():
-            limit = field_limits.get(column, max_field_chars)
-            if len(value) > limit:
-                reasons.append(f"{column} is {len(value)} characters; the limit is {limit}")
+            reason = _length_problem(column, value, field_limits.get(column, max_field_chars))
+            if reason:
+                reasons.append(reason)
         for column in LINK_COLUMNS:
+            if raw.values.get(column, "").lstrip().startswith("//"):  # protocol-relative: a web link
+                raw.values[column] = ",".join("https:" + link if link.startswith("//") else link
+                                              for link in split_links(raw.values[column]))
             for link in split_links(raw.values.get(column, "")) if column in raw.values else ():
                 problem = link_problem(link)
                 if problem:
@@ -447,6 +480,8 @@ def load_catalog(
     max_field_chars: int = 5000,
     rename: Mapping[str, str] | None = None,
     preset: str | None = None,
+    include_unpublished: bool = False,
+    sku_from: str | None = None,
 ) -> CatalogLoad:
     """Read and validate a catalog from a local path or ``s3://bucket/key``.
 
@@ -454,19 +489,25 @@ def load_catalog(
     for feeds whose columns we should not ask the merchant to edit. ``preset`` (``shopify``,
     ``merchant``) maps a known export onto our fields; without one, a file with no ``sku``
     column is recognised as a Shopify or Merchant Center export by its columns.
-    ``"none"`` turns recognition off.
+    ``"none"`` turns recognition off. Drafts, archived and unpublished products and app
+    pseudo-products (shipping protection, gift cards) are counted in ``skipped`` and not
+    generated unless ``include_unpublished``. ``sku_from`` names a column whose value, made
+    into a slug, is the SKU of a list that has none (scraped lists, supplier sheets).
     """
     source = str(source)
     data, name = read_catalog_bytes(source)
-    if not data.strip():
+    if not data or data.isspace():  # isspace, not strip: no copy of a 100 MB file
         raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
     kind = _kind(name, data)
     if kind == "parquet":
         columns, raw_rows = _parse_parquet(data, name)
     elif kind == "excel":
         columns, raw_rows = _parse_excel(data, name)
+    elif kind == "xml":
+        columns, raw_rows = parse_xml_feed(data, name)
     else:
         text = _decode(data, name, encoding)
+        del data  # the bytes are not needed once decoded: half the peak memory of a big export
         columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
     raw_rows = read_limits.bounded_rows(raw_rows, name)
     feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
@@ -475,13 +516,20 @@ def load_catalog(
         columns, raw_rows = feed.apply(columns, raw_rows, name)
         field_limits = dict(feed.field_limits)
     if rename:
-        columns, raw_rows = _renamed(columns, raw_rows, dict(rename), name)
+        mapping = shopify.translate_mapping(rename, columns) if feed is feeds.PRESETS["shopify"] else dict(rename)
+        columns, raw_rows = _renamed(columns, raw_rows, mapping, name)
+    if sku_from:
+        columns, raw_rows = _sku_from(columns, raw_rows, sku_from, name)
     error = _missing_columns_error(name, columns, required)
     if error:
         raise error
-    accepted, rejected = _validate(raw_rows, required, max_field_chars, field_limits)
+    skipped: list[Rejection] = []
+    accepted, rejected = _validate(
+        raw_rows, required, max_field_chars, field_limits, None if include_unpublished else skipped
+    )
     return CatalogLoad(
-        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else ""
+        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else "",
+        skipped=skipped,
     )
 
 
@@ -502,9 +550,37 @@ def _renamed(
     def rows() -> Iterator[RawRow]:
         for raw in raw_rows:
             values = {k: v for k, v in raw.values.items() if k not in replaced}
-            yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem)
+            yield RawRow(raw.row_number, {mapping.get(k, k): v for k, v in values.items()}, raw.problem, raw.skip)
 
     return new_columns, rows()
+
+
+def sku_slug(value: str) -> str:
+    """A stable SKU made from a title or a link: ``https://x/p/blue-mug?v=2`` → ``blue-mug``."""
+    text = value.strip()
+    if "://" in text or text.startswith("//"):
+        path = text.split("://", 1)[-1].lstrip("/").split("?", 1)[0].split("#", 1)[0]
+        parts = [p for p in path.split("/")[1:] if p]
+        text = parts[-1] if parts else path
+    slug = re.sub(r"[^\w]+", "-", text.lower(), flags=re.UNICODE).strip("-_")
+    return slug[:64].rstrip("-_")
+
+
+def _sku_from(
+    columns: list[str], raw_rows: Iterator[RawRow], column: str, name: str
+) -> tuple[list[str], Iterator[RawRow]]:
+    """``--sku-from COLUMN``: the SKU made from a column, for lists that have none."""
+    if column not in columns:
+        raise CatalogError(f"--sku-from {column}: {name} has no such column; found: {', '.join(columns)}")
+
+    def rows() -> Iterator[RawRow]:
+        for raw in raw_rows:
+            values = dict(raw.values)
+            if not values.get("sku"):
+                values["sku"] = sku_slug(values.get(column, ""))
+            yield RawRow(raw.row_number, values, raw.problem, raw.skip)
+
+    return (columns if "sku" in columns else ["sku", *columns]), rows()
 
 
 def rejections_to_csv(rejected: list[Rejection]) -> bytes:

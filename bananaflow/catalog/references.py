@@ -55,7 +55,7 @@ class ReferencePhotoError(BananaflowError):
 def require_edit_mode(items: Iterable[Any], provider_kind: str) -> None:
     """Refuse, before any call, a run that needs reference photos on a provider that cannot
     take them (the OpenAI-compatible images route)."""
-    if provider_kind == "gemini":
+    if provider_kind in ("gemini", "vertex"):  # both take Gemini's generateContent body
         return
     needing = next((i for i in items if i.reference_links or i.group_reference_stem), None)
     if needing is not None:

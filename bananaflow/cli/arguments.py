@@ -28,8 +28,9 @@ FLAGS = {
     "max_in_flight": "--concurrency", "requests_per_minute": "--rpm", "images_per_minute": "--ipm",
     "requests_per_day": "--rpd", "spend_per_10min_usd": "--spend-cap", "adaptive": "--adaptive",
     "max_cost_usd": "--max-cost", "fallback_models": "--fallback-model", "allow_fallback": "--no-fallback",
+    "retry_blocked": "--retry-blocked",
     "mode": "--mode", "deadline_hours": "--deadline-hours", "batch_max_items": "--batch-max-items",
-    "batch_poll_max_s": "--batch-poll-max",
+    "batch_poll_max_s": "--batch-poll-max", "include_unpublished": "--include-unpublished", "sku_from": "--sku-from",
 }
 
 
@@ -44,15 +45,22 @@ def add_image_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_catalog_arguments(p: argparse.ArgumentParser) -> None:
     """How to read the catalog and what to make of it (``CatalogOptions`` + the job spec)."""
-    p.add_argument("--encoding", help="catalog text encoding, e.g. gb18030, cp1252 (default: UTF-8, BOM or not; GBK detected)")
+    p.add_argument("--encoding", help="catalog text encoding, e.g. cp1252, gb18030 (default: UTF-8 or UTF-16 with a BOM; "
+                   "otherwise detected, and refused when it cannot be told for sure)")
     p.add_argument("--job", help="job spec (YAML or TOML): variants, templates, presets; overrides the single-template flags")
-    p.add_argument("--catalog-preset", help="export format: shopify, merchant or none (default: recognised from the columns)")
+    p.add_argument("--catalog-preset",
+                   help="export format: shopify, merchant, woocommerce or none (default: recognised from the columns)")
     p.add_argument(
         "--map", action="append", default=[], metavar='FIELD="Column"',
         help='use a column of the file as one of our fields, e.g. --map sku="Variant SKU" (repeatable)',
     )
     p.add_argument("--previous-manifest", help="manifest of an earlier run (path, s3:// URI, or 'latest' under "
                    "--prefix): only new or changed products are generated")
+    p.add_argument("--include-unpublished", action="store_true",
+                   help="also make images for drafts, archived/unpublished products, gift cards and app "
+                   "pseudo-products such as shipping protection (default: skipped and counted)")
+    p.add_argument("--sku-from", metavar="COLUMN",
+                   help="make the SKU of a list without one from this column (e.g. title or link)")
 
 
 def add_limit_arguments(p: argparse.ArgumentParser) -> None:
@@ -90,6 +98,8 @@ def add_run_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--fallback-model", action="append", default=[], metavar="MODEL",
                    help="model to use when the main one is overloaded, failing or out of quota (repeatable, in order)")
     g.add_argument("--no-fallback", action="store_true", help="this variant must be made by --model only")
+    g.add_argument("--retry-blocked", action="store_true",
+                   help="send again items an earlier run saw blocked by the safety filter (same prompt)")
     g.add_argument("--max-cost", type=float, metavar="USD",
                    help="stop sending at this spend (worst case reserved per call); the rest is deferred")
     g.add_argument("--adaptive", action="store_true",
@@ -122,14 +132,17 @@ def options_from_args(args: argparse.Namespace) -> RunOptions:
                                       output_preset=get("output_preset"))),
         "reading": (CatalogOptions, dict(encoding=get("encoding"), catalog_preset=get("catalog_preset"),
                                          column_map=parse_map(get("map") or []) or None,
-                                         previous_manifest=get("previous_manifest"))),
+                                         previous_manifest=get("previous_manifest"),
+                                         include_unpublished=get("include_unpublished") or None,
+                                         sku_from=get("sku_from"))),
         "delivery": (DeliveryOptions, dict(bucket=get("bucket"), prefix=get("prefix"), writeback=get("writeback"),
                                            public_base_url=get("public_base_url"))),
         "limits": (LimitOptions, dict(max_in_flight=get("concurrency"), requests_per_minute=get("rpm"),
                                       images_per_minute=get("ipm"), requests_per_day=get("rpd"),
                                       spend_per_10min_usd=get("spend_cap"), adaptive=get("adaptive") or None)),
         "spend": (SpendOptions, dict(max_cost_usd=get("max_cost"), fallback_models=get("fallback_model") or None,
-                                     allow_fallback=False if get("no_fallback") else None)),
+                                     allow_fallback=False if get("no_fallback") else None,
+                                     retry_blocked=True if get("retry_blocked") else None)),
         "execution": (ExecutionOptions, dict(mode=get("mode"), deadline_hours=get("deadline_hours"),
                                              batch_max_items=get("batch_max_items"),
                                              batch_poll_max_s=get("batch_poll_max"))),

@@ -25,13 +25,11 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     from bananaflow.planning.preview import format_preview, preview
 
     options = options_from_args(args)
-    reading = options.reading
     result = preview(
-        args.catalog, _job(options), prefix=options.delivery.prefix or "bananaflow", encoding=reading.encoding,
-        catalog_preset=reading.catalog_preset, column_map=reading.column_map,
-        previous_manifest=reading.previous_manifest, bucket=options.delivery.bucket,
+        args.catalog, _job(options), prefix=options.delivery.prefix or "bananaflow", reading=options.reading,
+        bucket=options.delivery.bucket,
     )
-    print(format_preview(result, limit=max(0, args.limit)))
+    print(format_preview(result, limit=max(0, args.limit), rejections=max(0, args.rejections)))
     return EXIT_OK
 
 
@@ -45,9 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not options.delivery.bucket:
         raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
     job = _job(options)  # a bad spec, template or option fails here, before any server starts
-    reading = options.reading
-    check_inputs(args.catalog, job, prefix=options.delivery.prefix or "", encoding=reading.encoding,
-                 catalog_preset=reading.catalog_preset, column_map=reading.column_map)
+    check_inputs(args.catalog, job, prefix=options.delivery.prefix or "", reading=options.reading)
     mode = options.execution.mode or job.spec.run.mode
     if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=_model(options)).kind)
@@ -58,26 +54,27 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_estimate(args: argparse.Namespace) -> int:
-    from bananaflow.catalog.loader import load_catalog
+    """Prices the job's work items as the run would plan them (every variant counts)."""
     from bananaflow.options import resolve_limits
-    from bananaflow.planning.estimate import estimate
-    from bananaflow.planning.work import JobOptions
+    from bananaflow.planning.estimate import estimate_items
+    from bananaflow.planning.plan import plan_catalog
 
     options = options_from_args(args)
-    model, images = _model(options), options.images
-    JobOptions(model=model, image_size=images.image_size, aspect_ratio=images.aspect_ratio).validate()
     if args.latency <= 0:
         raise BananaflowError("--latency must be positive")
+    job = _job(options)  # validates model, ratio and size of every variant
     limits = resolve_limits(options.limits, None)
-    catalog = load_catalog(args.catalog, encoding=options.reading.encoding)
-    result = estimate(
-        len(catalog.accepted), model=model, image_size=images.image_size, max_in_flight=limits.max_in_flight,
+    planned = plan_catalog(args.catalog, job, options.reading, prefix=options.delivery.prefix or "bananaflow")
+    result = estimate_items(
+        planned.items, max_in_flight=limits.max_in_flight, latency_s=args.latency,
         requests_per_minute=limits.requests_per_minute, images_per_minute=limits.images_per_minute,
         requests_per_day=limits.requests_per_day, spend_per_10min_usd=limits.spend_per_10min_usd,
-        latency_s=args.latency,
     )
     for line in result.lines():
         print(line)
+    catalog = planned.catalog
     if catalog.rejected:
-        print(f"rejected:      {len(catalog.rejected)} catalog rows would be skipped (see `bananaflow run`)")
+        print(f"rejected:      {len(catalog.rejected)} catalog rows would be skipped (see `bananaflow prompts`)")
+    if catalog.skipped:
+        print(f"skipped:       {len(catalog.skipped)} drafts, archived or app pseudo-products (--include-unpublished)")
     return EXIT_OK

@@ -78,6 +78,10 @@ def print_summary(summary: Mapping[str, object]) -> None:
     ]
     if summary.get("rejected_uri"):
         lines.append(f"rejected:  {summary['rejected_uri']}")
+    skipped = dict(summary.get("skipped_products") or {})
+    if skipped:
+        reasons = ", ".join(f"{n} {reason}" for reason, n in sorted(skipped.items()))
+        lines.append(f"skipped:   {sum(skipped.values())} products on purpose ({reasons}); --include-unpublished makes them")
     lines += [
         f"cost:      ${float(summary['cost_usd']):.2f} "
         + ("at the Batch-mode price (half of list)" if summary.get("mode") == "batch" else "at list price"),

@@ -39,13 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     prompts.add_argument("--prefix", help="key prefix, for the delta comparison (default: bananaflow)")
     prompts.add_argument("--bucket", help="bucket of earlier runs, for --previous-manifest latest")
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
+    prompts.add_argument("--rejections", type=int, default=10, help="rejected rows to print (default: %(default)s)")
     add_catalog_arguments(prompts)
 
     est = sub.add_parser("estimate", help="images, cost and time for a catalog at your limits, before any call")
     est.add_argument("catalog", help="catalog file (as for run)")
     add_image_arguments(est)
     est.add_argument("--latency", type=float, default=15.0, help="mean seconds per image (default: %(default)s)")
-    est.add_argument("--encoding", help="catalog text encoding, e.g. cp1252 (default: UTF-8, GBK detected)")
+    est.add_argument("--prefix", help="key prefix (as for run; default: bananaflow)")
+    add_catalog_arguments(est)
     add_limit_arguments(est)
 
     down = sub.add_parser("down", help="stop what `up` or `demo` left running (workers, Prefect server)")
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bananaflow.cli.ops import add_ops_commands
 
     add_ops_commands(sub)
+    from bananaflow.cli.doctor import add_doctor_command
+
+    add_doctor_command(sub)
     sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -76,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_prompts(args)
         if args.command == "estimate":
             return cmd_estimate(args)
+        if args.command == "doctor":
+            from bananaflow.cli.doctor import cmd_doctor
+
+            return cmd_doctor(args)
         if args.command == "demo":
             from bananaflow.cli.demo import run_demo
 

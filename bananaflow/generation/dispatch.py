@@ -102,6 +102,7 @@ class Dispatcher:
         worst = worst_case_cost_usd(get_model(route.model), request.image_size)
         demand = Demand(images=1, cost_usd=worst)
         first_sent: list[float] = []
+        spent = [0.0]  # billed by this item's earlier attempts on this route (no-image answers)
 
         async def attempt() -> GeneratedImage:
             while budget is not None and (budget.stopped or not budget.can_afford(worst)):
@@ -136,14 +137,20 @@ class Dispatcher:
                         controller.record_throttle("503")
                     breaker.record_failure()
                     raise
-                except ProviderError:
-                    billed = 0.0  # the request was refused: the endpoint itself is healthy
+                except ProviderError as exc:
+                    # refused (400...): nothing billed; blocked or image-less 200s bill their
+                    # prompt and thinking tokens, priced by the provider from its usage
+                    billed = exc.cost_usd
+                    spent[0] += billed
+                    exc.cost_usd = spent[0]  # the item's row shows all it cost, earlier attempts too
                     breaker.record_success()
                     raise
                 else:
                     billed = image.cost_usd
                     breaker.record_success()
                     controller.record_success()
+                    if spent[0]:  # earlier image-less answers of this item were billed too
+                        image = replace(image, cost_usd=round(image.cost_usd + spent[0], 6))
                     return image
                 finally:
                     controller.settle(lease, demand, billed)

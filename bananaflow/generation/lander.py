@@ -15,7 +15,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bananaflow.errors import BananaflowError, StorageError, error_status
+from bananaflow.errors import BananaflowError, ProviderError, StorageError, error_status
+from bananaflow.landing.blocked import BlockedMarker
 from bananaflow.landing.finishing import (
     QAFailed,
     derivative_keys_from_names,
@@ -31,8 +32,8 @@ from bananaflow.landing.output_presets import Finished
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
-from bananaflow.providers.base import GeneratedImage
-from bananaflow.secrets import excerpt
+from bananaflow.providers.base import GeneratedImage, Usage
+from bananaflow.secrets import excerpt, redact
 
 log = logging.getLogger("bananaflow.generation.lander")
 
@@ -297,7 +298,7 @@ class ImageLander:
     ) -> ManifestRow:
         """The row of an item that ended with ``exc``; its status is ``error_status(exc)``."""
         message = exc.message if isinstance(exc, BananaflowError) else excerpt(f"{type(exc).__name__}: {exc}", 500)
-        return ManifestRow(
+        row = ManifestRow(
             run_id=self.run_id,
             row_number=item.row_number,
             sku=item.sku,
@@ -318,6 +319,30 @@ class ImageLander:
             mode=self.mode,
             batch_name=batch_name,
         )
+        if isinstance(exc, ProviderError) and (exc.cost_usd or exc.usage):
+            # a blocked or image-less answer is billed too: the row says what and how much
+            row.cost_usd = round(exc.cost_usd, 6)
+            if isinstance(exc.usage, Usage):
+                row.prompt_tokens = exc.usage.prompt_tokens
+                row.image_tokens = exc.usage.image_tokens
+                row.output_tokens = exc.usage.candidates_tokens + exc.usage.thoughts_tokens
+        return row
+
+    def remembered_block_row(self, item: WorkItem, marker: BlockedMarker, started_at: str, t0: float) -> ManifestRow:
+        """An earlier run was refused this same prompt: ``blocked`` again, nothing sent."""
+        when = marker.at[:16] or "an earlier run"
+        note = (
+            f"not sent: blocked by the provider on {when} (run {marker.run_id or '?'}): "
+            f"{marker.message or marker.reason}; --retry-blocked sends it again"
+        )
+        row = ManifestRow(
+            run_id=self.run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="blocked",
+            error_class="ContentBlocked", error_message=redact(note)[:500], key="", uri="", model=item.model,
+            image_size=item.image_size, aspect_ratio=item.aspect_ratio, latency_s=round(time.monotonic() - t0, 3),
+            attempts=0, prompt_sha256=item.prompt_sha256, started_at=started_at, finished_at=now_iso(),
+            mode=self.mode, cost_usd=0.0,
+        )
+        return row
 
 
 def _int(value: str | None) -> int:

@@ -14,10 +14,11 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.errors import BananaflowError, ClaimHeld
+from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked, StorageError
 from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
+from bananaflow.landing.blocked import BlockedMarker, find_block, forget_block, remember_block
 from bananaflow.landing.claims import KeyClaims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
@@ -53,6 +54,7 @@ class ItemProcessor:
         references: ReferenceFetcher | None = None,
         claims: KeyClaims | None = None,
         fallback_providers: Iterable[ImageProvider] = (),
+        retry_blocked: bool = False,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -63,6 +65,8 @@ class ItemProcessor:
         self.lander = ImageLander(store, run_id=run_id, spool=spool, mode="realtime")
         self.references = references or ReferenceFetcher()
         self.claims = claims
+        #: False: an item an earlier run saw blocked (same key, so same prompt) is not sent again
+        self.retry_blocked = retry_blocked
         # Admission (limits, breakers, fallback, budget) lives in bananaflow.generation.dispatch/admission.
         providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
         admission = gate if isinstance(gate, Admission) else Admission.for_controller(gate)
@@ -131,6 +135,10 @@ class ItemProcessor:
         existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
         if existing is not None:
             return await self.lander.existing_row(item, existing, started_at, t0)
+        if not self.retry_blocked:
+            marker = await asyncio.to_thread(find_block, self.store, item.key_stem)
+            if marker is not None and marker.prompt_sha256 in ("", item.prompt_sha256):
+                return self.lander.remembered_block_row(item, marker, started_at, t0)
         if self.claims is None:
             return await self._generate(item, started_at, t0)
         claimed = await self.claims.claim(
@@ -178,6 +186,8 @@ class ItemProcessor:
         try:
             image, attempts = await send()
         except BananaflowError as exc:  # provider errors, a parked quota, the budget
+            if isinstance(exc, ContentBlocked):
+                await self._remember_block(item, exc, started_at)
             return self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
         finished = None
         if item.output_preset:
@@ -186,10 +196,28 @@ class ItemProcessor:
                 item.output_preset, image, attempts, regenerate, context=f"row {item.row_number} (sku {item.sku})"
             )
         latency = time.monotonic() - sent[0].first_sent_at  # from the first request, not the queue
+        if self.retry_blocked:  # made after all: the old block no longer stands
+            await asyncio.to_thread(_quietly, forget_block, self.store, item.key_stem)
         return await self.lander.land(
             item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished,
             endpoint=sent[-1].route.endpoint,
         )
+
+
+    async def _remember_block(self, item: WorkItem, exc: ContentBlocked, started_at: str) -> None:
+        marker = BlockedMarker(
+            reason=exc.reason or "blocked", message=exc.message, run_id=self.run_id, at=started_at,
+            prompt_sha256=item.prompt_sha256, model=exc.model or item.model,
+        )
+        await asyncio.to_thread(_quietly, remember_block, self.store, item.key_stem, marker)
+
+
+def _quietly(action: Callable[..., None], *args: object) -> None:
+    """A marker is a saving, not a duty: S3 failing to keep one must not fail the item."""
+    try:
+        action(*args)
+    except StorageError as exc:
+        log.warning("could not update the blocked marker: %s", exc.message)
 
 
 def _wants_references(item: WorkItem) -> bool:

@@ -32,6 +32,7 @@ from bananaflow.errors import (
     BananaflowError,
     ConfigurationError,
     NoImageReturned,
+    Overloaded,
     RateLimited,
     is_retryable,
 )
@@ -45,7 +46,8 @@ def _last_exception(retry_state: RetryCallState) -> BaseException | None:
 
 
 class wait_server_delay(wait_base):  # noqa: N801 - named like tenacity's own strategies
-    """Wait at least what the server asked for (``RateLimited.retry_after``), and at least
+    """Wait at least what the server asked for (``retry_after`` of a 429 or a capacity
+    503's RetryInfo), and at least
     what ``fallback`` says, so a server delay shorter than our backoff never shortens it."""
 
     def __init__(self, fallback: wait_base) -> None:
@@ -54,7 +56,7 @@ class wait_server_delay(wait_base):  # noqa: N801 - named like tenacity's own st
     def __call__(self, retry_state: RetryCallState) -> float:
         backoff = float(self.fallback(retry_state))
         exc = _last_exception(retry_state)
-        server = exc.retry_after if isinstance(exc, RateLimited) else None
+        server = exc.retry_after if isinstance(exc, (RateLimited, Overloaded)) else None
         return max(backoff, float(server or 0.0))
 
 

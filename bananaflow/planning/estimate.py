@@ -6,7 +6,10 @@ minutes; a requests-per-day quota then stretches the job over several days.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bananaflow.planning.mode import estimate_batch
@@ -30,11 +33,14 @@ class Estimate:
     minutes: float
     days: int
     requests_per_day: int | None
+    #: images per variant of the job (empty for a bare count)
+    per_variant: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
 
     def lines(self) -> list[str]:
         hours = self.minutes / 60
+        shape = ", ".join(f"{name} {n}" for name, n in self.per_variant.items()) if len(self.per_variant) > 1 else ""
         out = [
-            f"images:        {self.images} ({self.model}, {self.image_size})",
+            f"images:        {self.images} ({self.model}, {self.image_size})" + (f"; per variant: {shape}" if shape else ""),
             f"cost:          ${self.cost_standard_usd:,.2f} standard, ${self.cost_batch_usd:,.2f} batch (list price)",
             f"throughput:    {self.images_per_min:,.1f} images/min, bound by {self.bound_by}",
             f"time:          {self.minutes:,.1f} min ({hours:,.1f} h) of generation at that rate",
@@ -90,3 +96,41 @@ def estimate(
         requests_per_day=requests_per_day,
     )
 
+
+
+def estimate_items(items: Iterable[object], *, max_in_flight: int, latency_s: float = DEFAULT_LATENCY_S,
+                   **limits: float | int | None) -> Estimate:
+    """``estimate`` for planned work items (``planning.plan``): every (product x variant)
+    image counts, each priced at its own variant's model and size."""
+    shapes: Counter[tuple[str, str]] = Counter()
+    per_variant: Counter[str] = Counter()
+    for item in items:
+        shapes[(item.model, item.image_size)] += 1  # type: ignore[attr-defined]
+        per_variant[item.variant] += 1  # type: ignore[attr-defined]
+    if not shapes:
+        return estimate(0, model=_default_model(), image_size="1K", max_in_flight=max_in_flight,
+                        latency_s=latency_s, **limits)  # type: ignore[arg-type]
+    parts = [estimate(n, model=m, image_size=size, max_in_flight=max_in_flight, latency_s=latency_s, **limits)
+             for (m, size), n in shapes.most_common()]  # type: ignore[arg-type]
+    main = parts[0]
+    images = sum(p.images for p in parts)
+    minutes = sum(p.minutes for p in parts)
+    return dataclasses.replace(
+        main,
+        images=images,
+        image_size=", ".join(dict.fromkeys(p.image_size for p in parts)),
+        model=", ".join(dict.fromkeys(p.model for p in parts)),
+        cost_standard_usd=round(sum(p.cost_standard_usd for p in parts), 2),
+        cost_batch_usd=round(sum(p.cost_batch_usd for p in parts), 2),
+        batches=sum(p.batches for p in parts),
+        minutes=minutes,
+        images_per_min=images / minutes if minutes else main.images_per_min,
+        days=math.ceil(images / main.requests_per_day) if main.requests_per_day else main.days,
+        per_variant=dict(per_variant),
+    )
+
+
+def _default_model() -> str:
+    from bananaflow.providers.models import default_model_id
+
+    return default_model_id()

@@ -60,6 +60,9 @@ class VariantSpec(_Strict):
     model: str | None = None
     preset: str | None = None
     reference: bool | None = None
+    per_color: bool | None = Field(
+        None, description="One image per distinct colour of a product with a colour option (Shopify Variant Image)."
+    )
 
     @field_validator("name")
     @classmethod
@@ -165,6 +168,7 @@ class ResolvedVariant:
     model: str
     preset: str
     reference: bool
+    per_color: bool = False
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,7 @@ def resolve(
                 model=v.model or default_model,
                 preset=v.preset or "",
                 reference=spec.references.enabled if v.reference is None else v.reference,
+                per_color=bool(v.per_color),
             )
             try:
                 get_model(variant.model).validate(variant.aspect_ratio, variant.image_size)

@@ -73,6 +73,11 @@ def choose_mode(
     if deadline_hours is not None and deadline_hours <= 0:
         raise ConfigurationError(f"deadline of {deadline_hours} hours must be positive")
     if requested == "batch":
+        if provider_kind == "vertex":
+            raise ConfigurationError(
+                "batch mode on Vertex AI is not supported by bananaflow (Vertex batch prediction reads from "
+                "Cloud Storage or BigQuery): use --mode realtime, or AI Studio (GEMINI_API_KEY) for Batch mode"
+            )
         if provider_kind != "gemini":
             raise ConfigurationError(
                 "batch mode needs Google's native Gemini API (BANANAFLOW_PROVIDER=gemini); "

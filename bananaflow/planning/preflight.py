@@ -8,40 +8,33 @@ deployment.
 """
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-
-from bananaflow.catalog.loader import CatalogLoad, load_catalog
+from bananaflow.catalog.loader import CatalogLoad
 from bananaflow.errors import CatalogError
+from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
-from bananaflow.planning.work import plan_job
+from bananaflow.planning.plan import plan_slices, read_catalog
 
 #: Rows rendered at a time: every row is checked, without holding every prompt at once.
 _RENDER_SLICE = 5000
 
 
-def check_inputs(
-    catalog: str,
-    job: Job,
-    *,
-    prefix: str = "",
-    encoding: str | None = None,
-    catalog_preset: str | None = None,
-    column_map: Mapping[str, str] | None = None,
-) -> CatalogLoad:
+def check_inputs(catalog: str, job: Job, *, prefix: str = "", reading: CatalogOptions | None = None) -> CatalogLoad:
     """Raise ``CatalogError`` or ``TemplateError`` for inputs no run could use.
 
     Every (row x variant) prompt is rendered once, so a column a category's template needs
     and the catalog lacks is reported here, naming the row and the column. A catalog with
     no usable row is an error too: a run that makes nothing is never what was meant.
     """
-    loaded = load_catalog(catalog, encoding=encoding, preset=catalog_preset, rename=column_map)
+    loaded = read_catalog(catalog, reading)
     if not loaded.accepted:
         detail = "it has a header but no rows"
         if loaded.rejected:
             first = loaded.rejected[0]
             detail = f"all {len(loaded.rejected)} rows were rejected (row {first.row_number}: {first.reason})"
+        elif loaded.skipped:
+            detail = (f"all {len(loaded.skipped)} products are drafts, archived or app pseudo-products "
+                      "(--include-unpublished makes them)")
         raise CatalogError(f"{catalog} has no products to generate: {detail}")
-    for start in range(0, len(loaded.accepted), _RENDER_SLICE):
-        plan_job(dataclasses.replace(loaded, accepted=loaded.accepted[start : start + _RENDER_SLICE]), job, prefix)
+    for _ in plan_slices(loaded, job, prefix, _RENDER_SLICE):
+        pass
     return loaded

@@ -8,13 +8,14 @@ planner, same keys) and prices the work at list price.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from bananaflow.catalog.loader import CatalogLoad, load_catalog
+from bananaflow.catalog.loader import CatalogLoad
 from bananaflow.errors import ConfigurationError
+from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
-from bananaflow.planning.work import WorkItem, plan_job
+from bananaflow.planning.plan import plan_catalog
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.models import get_model
 
 
@@ -36,18 +37,17 @@ def preview(
     job: Job,
     *,
     prefix: str = "bananaflow",
-    encoding: str | None = None,
-    catalog_preset: str | None = None,
-    column_map: Mapping[str, str] | None = None,
-    previous_manifest: str | None = None,
+    reading: CatalogOptions | None = None,
     bucket: str | None = None,
 ) -> Preview:
-    """Plan ``job`` over ``catalog``; the cost counts only what would be generated (items
-    unchanged since ``previous_manifest`` are free)."""
+    """Plan ``job`` over ``catalog`` (the run's planner, ``planning.plan``); the cost counts
+    only what would be generated (items unchanged since ``reading.previous_manifest`` are free)."""
     from bananaflow.planning.delta import LATEST, split_previous
 
-    loaded = load_catalog(catalog, encoding=encoding, preset=catalog_preset, rename=column_map)
-    items = plan_job(loaded, job, prefix)
+    reading = reading or CatalogOptions()
+    previous_manifest = reading.previous_manifest
+    planned = plan_catalog(catalog, job, reading, prefix=prefix)
+    loaded, items = planned.catalog, planned.items
     store = None
     if previous_manifest == LATEST:
         if not bucket:
@@ -66,8 +66,9 @@ def preview(
     )
 
 
-def format_preview(result: Preview, *, limit: int = 20) -> str:
-    """Plain text: rendered prompts (first ``limit``), then counts and list-price cost."""
+def format_preview(result: Preview, *, limit: int = 20, rejections: int = 10) -> str:
+    """Plain text: rendered prompts (first ``limit``), then counts, the first ``rejections``
+    rejected rows, skipped products and list-price cost."""
     lines = []
     for item in result.items[:limit]:
         extras = []
@@ -87,8 +88,14 @@ def format_preview(result: Preview, *, limit: int = 20) -> str:
         f"{products} products accepted, {len(result.catalog.rejected)} rows rejected"
         + (f" (catalog preset: {result.catalog.preset})" if result.catalog.preset else "")
     )
-    for rejection in result.catalog.rejected[:10]:
+    for rejection in result.catalog.rejected[:rejections]:
         lines.append(f"  rejected row {rejection.row_number} ({rejection.sku or 'no sku'}): {rejection.reason}")
+    if len(result.catalog.rejected) > rejections:
+        lines.append(f"  … and {len(result.catalog.rejected) - rejections} more rejected rows (--rejections to show more)")
+    if result.catalog.skipped:
+        reasons = Counter(s.reason for s in result.catalog.skipped)
+        detail = ", ".join(f"{n} {reason}" for reason, n in reasons.items())
+        lines.append(f"{len(result.catalog.skipped)} products skipped ({detail}; --include-unpublished makes them)")
     if result.unchanged:
         lines.append(f"{result.unchanged} images unchanged since the previous run (skipped, free)")
     by_variant = ", ".join(f"{name} {n}" for name, n in result.per_variant.items())

@@ -12,7 +12,6 @@ import hashlib
 import html
 import re
 from collections.abc import Iterable, Mapping
-from html.parser import HTMLParser
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,10 +20,12 @@ import jinja2
 import jinja2.meta
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from bananaflow.catalog.text import strip_html
 from bananaflow.errors import TemplateError
 
+__all__ = ["PromptTemplate", "join_list", "sentence", "strip_html", "truncate_words"]
+
 _SPLIT_LIST = re.compile(r"\s*[,;|]\s*")
-_BLOCK_TAGS = {"p", "br", "li", "div", "tr", "td", "th", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol"}
 
 
 class _MissingField(jinja2.UndefinedError):
@@ -49,44 +50,18 @@ class _CatalogUndefined(jinja2.StrictUndefined):
     __add__ = __radd__ = __mul__ = __rmul__ = __getitem__ = __call__ = _fail_with_undefined_error
 
 
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
-        if tag in ("script", "style"):
-            self._skip += 1
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in ("script", "style"):
-            self._skip = max(0, self._skip - 1)
-        elif tag in _BLOCK_TAGS:
-            self.parts.append(" ")
-
-    def handle_data(self, data: str) -> None:
-        if not self._skip:
-            self.parts.append(data)
-
-
-def strip_html(value: Any) -> str:
-    """Text of an HTML description (Shopify's ``Body (HTML)``): tags, scripts and styles
-    removed, entities decoded, whitespace collapsed."""
-    parser = _TextExtractor()
-    parser.feed(str(value or ""))
-    parser.close()
-    return " ".join(html.unescape("".join(parser.parts)).split())
-
-
-def truncate_words(value: Any, count: int = 60, end: str = "") -> str:
-    """The first ``count`` words: long descriptions dilute an image prompt."""
+def truncate_words(value: Any, count: int = 60, end: str = "…") -> str:
+    """At most ``count`` words, cut where a sentence ends when one ends in the second half
+    of them, else after a whole word with ``end``: long descriptions dilute an image prompt,
+    and "has a distinctly." reads as a finished sentence that is not one."""
     words = str(value or "").split()
     if len(words) <= count:
         return " ".join(words)
-    return " ".join(words[:count]) + end
+    kept = words[:count]
+    for i in range(len(kept) - 1, count // 2 - 1, -1):
+        if kept[i][-1:] in ".!?…" and not re.search(r"\d\.$", kept[i]):
+            return " ".join(kept[: i + 1])
+    return " ".join(kept).rstrip(",;:-–—") + end
 
 
 def join_list(value: Any, sep: str = ", ", last: str | None = None) -> str:
@@ -168,8 +143,10 @@ class PromptTemplate:
         Columns are available by name; ``fields`` also holds them all, for names that are
         not identifiers (``fields['Body (HTML)']``).
         """
-        context: dict[str, Any] = dict(fields)
-        context.setdefault("fields", dict(fields))
+        # entities never belong in a prompt (``2&quot; × 2&quot;``); printed values are decoded
+        decoded = {k: html.unescape(v) if isinstance(v, str) and "&" in v else v for k, v in fields.items()}
+        context: dict[str, Any] = dict(decoded)
+        context.setdefault("fields", dict(decoded))
         if sku is not None:
             context.setdefault("sku", sku)
         sku = sku if sku is not None else str(fields.get("sku", "")) or None

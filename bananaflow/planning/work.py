@@ -7,6 +7,7 @@ call: the key is how a re-run knows the image already exists and is not paid for
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.providers.models import get_model
 
 if TYPE_CHECKING:
-    from bananaflow.planning.jobspec import Job
+    from bananaflow.planning.jobspec import Job, ResolvedVariant
 
 
 @dataclass(frozen=True)
@@ -76,17 +77,44 @@ def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOption
     return plan_job(catalog, Job(spec=spec, variants=(variant,), overrides=()), prefix)
 
 
+#: Separates a per-colour variant's name from its colour: ``main.black`` (see ``color_targets``).
+COLOR_SEPARATOR = "."
+
+
+def color_targets(fields: dict[str, str], variant_name: str) -> list[tuple[str, dict[str, str]]]:
+    """(variant name, fields) per distinct colour of a product with a colour option (the
+    Shopify preset's ``color_variants``): ``color`` holds that one colour and
+    ``color_variant_skus`` its variants' SKUs. A product without colours is one target."""
+    from bananaflow.catalog.loader import sku_slug
+
+    try:
+        groups = json.loads(fields.get("color_variants") or "[]")
+    except ValueError:
+        groups = []
+    targets: list[tuple[str, dict[str, str]]] = []
+    seen: set[str] = set()
+    for group in groups:
+        slug = sku_slug(str(group.get("color", "")))[:40] or "color"
+        if slug in seen:
+            continue
+        seen.add(slug)
+        colored = dict(fields, color=str(group["color"]), color_variant_skus=", ".join(group.get("skus", [])))
+        if group.get("image"):
+            colored["variant_image"] = str(group["image"])
+        targets.append((f"{variant_name}{COLOR_SEPARATOR}{slug}", colored))
+    return targets or [(variant_name, fields)]
+
+
 def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
-    """Render every (accepted product x variant) prompt and fix its key.
+    """Render every (accepted product x variant) prompt and fix its key; a variant with
+    ``per_color`` makes one image per distinct colour, the first colour's image being the
+    reference for the others when the variant sends reference photos.
 
     The key digest covers the rendered prompt, model, ratio, size, the template's own hash
     and the reference photos' locations, so changing any of them makes a new image and
     leaves the others alone: editing one template regenerates exactly its variant.
     Raises ``TemplateError`` naming the row and field when a template can't be rendered.
     """
-    from bananaflow.catalog.references import resolve_link
-
-    refs = job.spec.references
     base_dir: Path | str = (
         catalog.source.rsplit("/", 1)[0] + "/"
         if catalog.source.startswith("s3://")
@@ -95,55 +123,70 @@ def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
     group_leaders: dict[tuple[str, str], str] = {}
     items = []
     for row in catalog.accepted:
-        group = row.fields.get(refs.group_field, "") if refs.group_reference else ""
+        group = row.fields.get(job.spec.references.group_field, "") if job.spec.references.group_reference else ""
         for variant in job.variants:
-            template = job.template_for(variant, row.fields)
-            prompt = template.render(row.fields, row_number=row.row_number, sku=row.sku)
-            links: tuple[str, ...] = ()
-            if variant.reference:
-                links = tuple(
-                    resolve_link(link, base_dir)
-                    for column in (refs.field, refs.additional_field)
-                    if column
-                    for link in split_links(row.fields.get(column, ""))
-                )
-                if refs.max_images:
-                    links = links[: refs.max_images]
-            leader = group_leaders.get((group, variant.name), "") if group else ""
-            params: dict[str, object] = {
-                "aspect_ratio": variant.aspect_ratio,
-                "image_size": variant.image_size,
-                "template": template.content_hash,
-            }
-            if links:
-                params["references"] = list(links)
-            if leader:
-                params["group_reference"] = leader
-            digest = params_hash(prompt, variant.model, params)
-            stem = key_stem(prefix, row.sku, variant.name, digest)
-            if group and not leader:
-                group_leaders[(group, variant.name)] = stem
-            items.append(
-                WorkItem(
-                    row_number=row.row_number,
-                    sku=row.sku,
-                    variant=variant.name,
-                    prompt=prompt,
-                    model=variant.model,
-                    aspect_ratio=variant.aspect_ratio,
-                    image_size=variant.image_size,
-                    key_stem=stem,
-                    prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
-                    template=template.name,
-                    output_preset=variant.preset,
-                    reference_links=links,
-                    group_reference_stem=leader,
-                    max_reference_side=refs.max_side,
-                    regenerate_on_qa_failure=job.spec.qa.regenerate_once,
-                    reference_root=str(base_dir) if links else "",
-                )
-            )
+            targets = color_targets(row.fields, variant.name) if variant.per_color else [(variant.name, row.fields)]
+            first_color = ""
+            for name, fields in targets:
+                leader = group_leaders.get((group, variant.name), "") if group else ""
+                if variant.reference and first_color:
+                    leader = first_color  # the product's first colour keeps the rest one product
+                item = _item(job, variant, row.row_number, row.sku, name, fields, prefix, base_dir, leader)
+                first_color = first_color or item.key_stem
+                if group and not leader:
+                    group_leaders[(group, variant.name)] = item.key_stem
+                items.append(item)
     return items
+
+
+def _item(
+    job: Job, variant: ResolvedVariant, row_number: int, sku: str, name: str, fields: dict[str, str],
+    prefix: str, base_dir: Path | str, leader: str,
+) -> WorkItem:
+    from bananaflow.catalog.references import resolve_link
+
+    refs = job.spec.references
+    template = job.template_for(variant, fields)
+    prompt = template.render(fields, row_number=row_number, sku=sku)
+    links: tuple[str, ...] = ()
+    if variant.reference:
+        own = [fields["variant_image"]] if fields.get("variant_image") else []
+        links = tuple(
+            resolve_link(link, base_dir)
+            for link in own + [
+                link for column in (refs.field, refs.additional_field) if column
+                for link in split_links(fields.get(column, ""))
+            ]
+        )
+        links = tuple(dict.fromkeys(links))
+        if refs.max_images:
+            links = links[: refs.max_images]
+    params: dict[str, object] = {
+        "aspect_ratio": variant.aspect_ratio, "image_size": variant.image_size, "template": template.content_hash,
+    }
+    if links:
+        params["references"] = list(links)
+    if leader:
+        params["group_reference"] = leader
+    digest = params_hash(prompt, variant.model, params)
+    return WorkItem(
+        row_number=row_number,
+        sku=sku,
+        variant=name,
+        prompt=prompt,
+        model=variant.model,
+        aspect_ratio=variant.aspect_ratio,
+        image_size=variant.image_size,
+        key_stem=key_stem(prefix, sku, name, digest),
+        prompt_sha256=hashlib.sha256(prompt.encode()).hexdigest(),
+        template=template.name,
+        output_preset=variant.preset,
+        reference_links=links,
+        group_reference_stem=leader,
+        max_reference_side=job.spec.references.max_side,
+        regenerate_on_qa_failure=job.spec.qa.regenerate_once,
+        reference_root=str(base_dir) if links else "",
+    )
 
 
 def waves(items: list[WorkItem]) -> list[list[WorkItem]]:

@@ -29,4 +29,8 @@ def make_provider(settings: ProviderSettings, client: httpx.AsyncClient | None =
     ``MockTransport`` in tests); a provider closes only clients it created itself."""
     if settings.kind == "gemini":
         return GeminiProvider(settings, client)
+    if settings.kind == "vertex":
+        from bananaflow.providers.vertex import VertexProvider
+
+        return VertexProvider(settings, client)
     return OpenAIImagesProvider(settings, client)

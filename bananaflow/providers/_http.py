@@ -64,10 +64,13 @@ async def send(
 
 
 async def post_json(
-    client: httpx.AsyncClient, settings: ProviderSettings, url: str, body: dict[str, Any], *, model: str
+    client: httpx.AsyncClient, settings: ProviderSettings, url: str, body: dict[str, Any], *, model: str,
+    auth_headers: dict[str, str] | None = None,
 ) -> tuple[httpx.Response, dict[str, Any]]:
-    """POST ``body`` with the settings' one credential; the 2xx response and its JSON."""
+    """POST ``body`` with the settings' one credential (or ``auth_headers``, e.g. Vertex AI's
+    OAuth bearer token); the 2xx response and its JSON."""
     headers, params = credentials(settings)
+    headers.update(auth_headers or {})
     response = await send(
         client, "POST", url, model=model, json=body, headers=headers, params=params, timeout=settings.timeout_s
     )

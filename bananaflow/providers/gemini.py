@@ -24,7 +24,7 @@ from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import redact
 
 SAFETY_FINISH_REASONS = frozenset(
-    {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII"}
+    {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "MODEL_ARMOR"}
 )
 NO_IMAGE_FINISH_REASONS = frozenset({"NO_IMAGE", "IMAGE_RECITATION", "IMAGE_OTHER", "OTHER"})
 
@@ -73,11 +73,26 @@ def usage_from_metadata(meta: Any) -> Usage:
     )
 
 
-def cost_of(usage: Usage, spec: ModelSpec, image_size: str, *, batch: bool = False) -> float:
-    """Bill as Google does (half of everything in Batch mode); with no usage reported at
-    all, assume the list price."""
+def cost_of(usage: Usage, spec: ModelSpec, image_size: str, *, batch: bool = False, image: bool = True) -> float:
+    """Bill as Google does (half of everything in Batch mode), from the tokens reported.
+
+    ``image=False`` prices an answer without an image (blocked, NO_IMAGE, text only): its
+    prompt and thinking tokens are billed all the same. Some finishMessages say "You will not
+    be charged"; the usage the answer reports is counted anyway: over-counting a few hundred
+    tokens only stops a ``--max-cost`` run a little early, under-counting lets it overshoot. With no usage at all, an image is
+    assumed at list price (and an image-less answer at nothing). When the breakdown
+    (``candidatesTokensDetails``) is missing, the image is priced at list price and only the
+    output left beyond the image's tokens as text: pricing all output at the text rate would
+    under-count an image about 13x and let a run overshoot ``--max-cost``."""
     if usage == Usage():
-        return spec.list_price(image_size, batch=batch)
+        return spec.list_price(image_size, batch=batch) if image else 0.0
+    if image and usage.image_tokens == 0:
+        assumed = int(spec.image_tokens.get(image_size, 0))
+        other = usage.thoughts_tokens + max(0, usage.candidates_tokens - assumed)
+        text = spec.cost_from_usage(
+            prompt_tokens=usage.prompt_tokens, image_tokens=0, other_output_tokens=other, batch=batch
+        )
+        return round(spec.list_price(image_size, batch=batch) + text, 6)
     other = max(0, usage.candidates_tokens + usage.thoughts_tokens - usage.image_tokens)
     return spec.cost_from_usage(
         prompt_tokens=usage.prompt_tokens, image_tokens=usage.image_tokens, other_output_tokens=other, batch=batch
@@ -95,8 +110,15 @@ async def image_from_response(
     """A ``GenerateContentResponse`` body to a verified ``GeneratedImage``, or the
     classified reason there is none (``ContentBlocked``, ``NoImageReturned``,
     ``BadResponse``). Shared by realtime calls and Batch-mode result lines, so both modes
-    skip thought images, verify bytes and bill from usage in exactly the same way."""
-    mime, b64, finish = _pick_image(payload, spec.id)
+    skip thought images, verify bytes and bill from usage in exactly the same way. An
+    answer without an image carries its billed cost on the error (``cost_usd``, ``usage``)."""
+    usage = usage_from_metadata(payload.get("usageMetadata"))
+    try:
+        mime, b64, finish = _pick_image(payload, spec.id)
+    except (ContentBlocked, NoImageReturned) as exc:
+        exc.usage = usage
+        exc.cost_usd = cost_of(usage, spec, request.image_size, batch=batch, image=False)
+        raise
     data = decode_base64_image(b64)
     real_mime, width, height = await verify_image(
         data,
@@ -105,7 +127,6 @@ async def image_from_response(
         model=spec.id,
         context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
     )
-    usage = usage_from_metadata(payload.get("usageMetadata"))
     return GeneratedImage(
         data=data,
         mime_type=real_mime,
@@ -145,11 +166,16 @@ class GeminiProvider:
         """One attempt: validate, POST, parse, verify. Raises a classified ``ProviderError``."""
         spec = validate_request(request)
         response, payload = await post_json(
-            self._client, self.settings, self.endpoint(spec.id), build_body(request, spec), model=spec.id
+            self._client, self.settings, self.endpoint(spec.id), build_body(request, spec), model=spec.id,
+            auth_headers=await self.auth_headers(),
         )
         if "error" in payload and not payload.get("candidates"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
         return await image_from_response(payload, request, spec, verify_size=self.settings.should_verify_size)
+
+    async def auth_headers(self) -> dict[str, str]:
+        """Headers carrying a credential the settings do not hold (Vertex AI's OAuth token)."""
+        return {}
 
     async def aclose(self) -> None:
         """Close the HTTP client if this provider created it."""
@@ -161,7 +187,7 @@ def _pick_image(payload: dict[str, Any], model: str) -> tuple[str | None, str, s
     """``(mimeType, base64, finishReason)`` of the last non-thought image, or the reason
     there is none, as ``ContentBlocked`` or ``NoImageReturned``."""
     candidates = payload.get("candidates") or []
-    if not isinstance(candidates, list) or not candidates:
+    if not isinstance(candidates, list) or not candidates:  # promptFeedback without candidates
         feedback = payload.get("promptFeedback") or {}
         reason = feedback.get("blockReason") if isinstance(feedback, dict) else None
         if reason:
@@ -179,7 +205,7 @@ def _pick_image(payload: dict[str, Any], model: str) -> tuple[str | None, str, s
     if finish in SAFETY_FINISH_REASONS:
         note = candidate.get("finishMessage")
         raise ContentBlocked(
-            f"image blocked: {finish}{f' ({_short(note)})' if note else ''}",
+            f"image blocked: {finish}{f' ({_short(note, 300)})' if note else ''}",
             reason=finish,
             http_status=200,
             model=model,
@@ -199,14 +225,15 @@ def _pick_image(payload: dict[str, Any], model: str) -> tuple[str | None, str, s
     if images:
         mime, b64 = images[-1]
         return mime, b64, finish
+    note = candidate.get("finishMessage")
     if finish in NO_IMAGE_FINISH_REASONS:
-        why = f"finishReason {finish}"
+        why = f"finishReason {finish}{f' ({_short(note, 300)})' if note else ''}"
     elif texts:
         why = f"text only: {_short(' '.join(texts))!r}"
     elif parts:
         why = "only thought parts"
     else:
-        why = f"no parts (finishReason {finish or 'missing'})"
+        why = f"no parts (finishReason {finish or 'missing'}{f': {_short(note, 300)}' if note else ''})"
     raise NoImageReturned(f"no image returned: {why}", finish_reason=finish, http_status=200, model=model)
 
 

@@ -8,15 +8,16 @@ default the real size is measured and recorded rather than enforced.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import httpx
 
-from bananaflow.errors import ConfigurationError, NoImageReturned
+from bananaflow.errors import ConfigurationError, InvalidRequest, NoImageReturned
 from bananaflow.providers._http import download, int_field, make_client, post_json, verify_image
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
 from bananaflow.providers.classify import classify_status
-from bananaflow.providers.gemini import validate_request
+from bananaflow.providers.gemini import cost_of, validate_request
 from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec
 from bananaflow.providers.settings import ProviderSettings
@@ -33,18 +34,25 @@ def generations_url(base_url: str) -> str:
     return f"{base}/v1/images/generations"
 
 
-def build_body(request: ImageRequest, spec: ModelSpec) -> dict[str, Any]:
-    """The JSON body for one image; ``size`` is the model's expected pixels for the request."""
+#: Fields beyond OpenAI's core that relays read; real gpt-image refuses each with
+#: ``400 unknown_parameter`` (tests/fixtures/wire/openai_400_unknown_parameter_response_format.json).
+EXTRA_FIELDS = ("response_format", "aspect_ratio", "image_size")
+
+
+def build_body(request: ImageRequest, spec: ModelSpec, *, strict: bool = False) -> dict[str, Any]:
+    """The JSON body for one image; ``size`` is the model's expected pixels for the request.
+    ``strict`` leaves out ``EXTRA_FIELDS`` for endpoints that refuse them."""
     width, height = spec.expected_pixels(request.aspect_ratio, request.image_size)
-    return {
-        "model": spec.id,
-        "prompt": request.prompt,
-        "n": 1,
-        "size": f"{width}x{height}",
-        "response_format": "b64_json",
-        "aspect_ratio": request.aspect_ratio,
-        "image_size": request.image_size,
-    }
+    body: dict[str, Any] = {"model": spec.id, "prompt": request.prompt, "n": 1, "size": f"{width}x{height}"}
+    if not strict:
+        body.update(response_format="b64_json", aspect_ratio=request.aspect_ratio, image_size=request.image_size)
+    return body
+
+
+def refuses_extra_fields(exc: InvalidRequest) -> bool:
+    """A 400 that names one of our ``EXTRA_FIELDS`` as an unknown parameter."""
+    text = exc.message.lower()
+    return "unknown parameter" in text and any(f"'{name}'" in text for name in EXTRA_FIELDS)
 
 
 def usage_from_openai(raw: Any) -> Usage:
@@ -78,6 +86,7 @@ class OpenAIImagesProvider:
         self.base_url = settings.base_url
         self.url = generations_url(settings.base_url)
         self._client, self._owns_client = make_client(client, settings.timeout_s)
+        self._strict = False  # True once the endpoint refused EXTRA_FIELDS
 
     def __repr__(self) -> str:
         return f"OpenAIImagesProvider(url={self.url!r}, auth_style={self.settings.auth_style!r})"
@@ -91,7 +100,16 @@ class OpenAIImagesProvider:
                 "use the gemini provider for edit mode"
             )
         expected = spec.expected_pixels(request.aspect_ratio, request.image_size)
-        response, payload = await post_json(self._client, self.settings, self.url, build_body(request, spec), model=spec.id)
+        try:
+            response, payload = await self._post(request, spec)
+        except InvalidRequest as exc:
+            # A strict endpoint (real gpt-image) refuses the fields relays read. A refused 400
+            # is not billed, so the same request is sent once more without them, and every
+            # later request of this provider leaves them out.
+            if self._strict or not refuses_extra_fields(exc):
+                raise
+            self._strict = True
+            response, payload = await self._post(request, spec)
         if "error" in payload and not payload.get("data"):
             raise classify_status(response.status_code, payload, headers=response.headers, model=spec.id)
         data, declared = await self._image_bytes(payload, spec.id)
@@ -103,15 +121,11 @@ class OpenAIImagesProvider:
             context=f"{spec.id} {request.aspect_ratio} {request.image_size}",
         )
         usage = usage_from_openai(payload.get("usage"))
-        cost = (
-            spec.list_price(request.image_size)
-            if usage == Usage()
-            else spec.cost_from_usage(
-                prompt_tokens=usage.prompt_tokens,
-                image_tokens=usage.image_tokens,
-                other_output_tokens=max(0, usage.candidates_tokens - usage.image_tokens),
-            )
-        )
+        # Output not itemised (no ``output_tokens_details.image_tokens``) is not trusted to be the
+        # image's price: the image is taken at list price and only output beyond its tokens as
+        # text, as on the native route, so a relay's partial usage cannot shrink --max-cost.
+        itemised = _itemised(payload.get("usage"))
+        cost = cost_of(usage if itemised else replace(usage, image_tokens=0), spec, request.image_size)
         return GeneratedImage(
             data=data,
             mime_type=real_mime,
@@ -123,6 +137,10 @@ class OpenAIImagesProvider:
             finish_reason=None,
             response_id=payload.get("id") if isinstance(payload.get("id"), str) else None,
         )
+
+    async def _post(self, request: ImageRequest, spec: ModelSpec) -> tuple[httpx.Response, dict[str, Any]]:
+        body = build_body(request, spec, strict=self._strict)
+        return await post_json(self._client, self.settings, self.url, body, model=spec.id)
 
     async def _image_bytes(self, payload: dict[str, Any], model: str) -> tuple[bytes, str | None]:
         items = payload.get("data")
@@ -143,6 +161,11 @@ class OpenAIImagesProvider:
         """Close the HTTP client if this provider created it."""
         if self._owns_client:
             await self._client.aclose()
+
+
+def _itemised(raw: Any) -> bool:
+    details = raw.get("output_tokens_details") or raw.get("completion_tokens_details") if isinstance(raw, dict) else None
+    return isinstance(details, dict) and "image_tokens" in details
 
 
 def _decode_maybe_data_uri(text: str, declared: Any) -> tuple[bytes, str | None]:

@@ -7,7 +7,11 @@ The variable names follow what the official SDKs already read, so a machine set 
   when both are set; so do we), ``GOOGLE_GEMINI_BASE_URL``; the key goes in the
   ``x-goog-api-key`` header, which keeps it out of URLs and therefore out of logs.
 * openai (OpenAI-compatible relays): ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``; bearer auth.
-* bananaflow's own: ``BANANAFLOW_PROVIDER`` (gemini|openai), ``BANANAFLOW_AUTH_STYLE``
+* vertex (Vertex AI, google-genai's names): ``GOOGLE_GENAI_USE_VERTEXAI=true``,
+  ``GOOGLE_CLOUD_PROJECT``, ``GOOGLE_CLOUD_LOCATION`` (default ``global``), credentials from
+  ADC (``GOOGLE_APPLICATION_CREDENTIALS`` or the metadata server), ``GOOGLE_VERTEX_BASE_URL``
+  replacing the host root; see ``bananaflow.providers.vertex``.
+* bananaflow's own: ``BANANAFLOW_PROVIDER`` (gemini|openai|vertex), ``BANANAFLOW_AUTH_STYLE``
   (header|bearer|query), ``BANANAFLOW_MODEL``, ``BANANAFLOW_TIMEOUT_S``,
   ``BANANAFLOW_VERIFY_SIZE`` (true|false).
 
@@ -24,10 +28,12 @@ from typing import Literal, cast
 from bananaflow.errors import ConfigurationError
 from bananaflow.secrets import Secret
 
-ProviderKind = Literal["gemini", "openai"]
+ProviderKind = Literal["gemini", "openai", "vertex"]
 AuthStyle = Literal["header", "bearer", "query"]
 
-KINDS: tuple[str, ...] = ("gemini", "openai")
+KINDS: tuple[str, ...] = ("gemini", "openai", "vertex")
+#: Kinds that speak Google's generateContent body (AI Studio and Vertex AI).
+GEMINI_WIRE_KINDS: tuple[str, ...] = ("gemini", "vertex")
 AUTH_STYLES: tuple[str, ...] = ("header", "bearer", "query")
 GEMINI_DEFAULT_BASE_URL = "https://generativelanguage.googleapis.com"
 OPENAI_DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -55,6 +61,11 @@ class ProviderSettings:
     model: str
     timeout_s: float = DEFAULT_TIMEOUT_S
     verify_size: bool | None = None
+    #: Vertex AI only: the Google Cloud project and location, and where ADC comes from
+    #: (``None``: google-auth's usual chain; else a service-account JSON, held as a Secret).
+    project: str | None = None
+    location: str | None = None
+    gcp_credentials: Secret | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,7 +85,7 @@ class ProviderSettings:
     @property
     def should_verify_size(self) -> bool:
         """Whether a pixel size other than the model's expected one is a ``BadResponse``."""
-        return self.kind == "gemini" if self.verify_size is None else self.verify_size
+        return self.kind in GEMINI_WIRE_KINDS if self.verify_size is None else self.verify_size
 
     def with_timeout(self, timeout_s: float) -> ProviderSettings:
         """A copy with another per-request timeout (settings are frozen so they can be shared)."""
@@ -99,6 +110,12 @@ class ProviderSettings:
             raise ConfigurationError(
                 f"BANANAFLOW_PROVIDER={chosen!r} is unknown; allowed: {', '.join(KINDS)}"
             )
+        if chosen == "vertex":
+            from bananaflow.providers.vertex_settings import vertex_settings_from_env
+
+            return vertex_settings_from_env(cls, env, model=model or env.get("BANANAFLOW_MODEL") or _default_model(),
+                                            timeout_s=_float_env(env, "BANANAFLOW_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+                                            verify_size=_bool_env(env, "BANANAFLOW_VERIFY_SIZE"))
         key_vars = _GEMINI_KEY_VARS if chosen == "gemini" else _OPENAI_KEY_VARS
         key = next((env[v] for v in key_vars if v in env), None)
         if key is None:
@@ -128,6 +145,8 @@ class ProviderSettings:
 
 
 def _infer_kind(env: Mapping[str, str]) -> str:
+    if env.get("GOOGLE_GENAI_USE_VERTEXAI", "").lower() in _TRUE:
+        return "vertex"
     if any(v in env for v in _GEMINI_KEY_VARS):
         return "gemini"
     if any(v in env for v in _OPENAI_KEY_VARS):

@@ -35,6 +35,8 @@ class RunSummary:
     prefix: str
     manifest: dict[str, str] = field(default_factory=dict)
     rejected_uri: str | None = None
+    #: Products left out on purpose (drafts, archived, gift cards ...), by reason; ``include_unpublished`` makes them.
+    skipped_products: dict[str, int] = field(default_factory=dict)
     flow_run_url: str | None = None
     failures: list[dict[str, str]] = field(default_factory=list)
     #: Local spool after the run: pending images/bytes waiting for S3, its bound, and how
@@ -45,6 +47,8 @@ class RunSummary:
     deferred_by_budget: int = 0
     limits: dict[str, object] = field(default_factory=dict)
     fallbacks: int = 0
+    #: Billed for answers that brought no image (safety blocks, NO_IMAGE): prompt and thinking tokens.
+    cost_without_image_usd: float = 0.0
 
     @property
     def succeeded(self) -> int:
@@ -70,8 +74,12 @@ class RunSummary:
             f"| **total** | **{self.total}** |",
             "",
             f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
+            *([f"- products skipped on purpose: {_counted(self.skipped_products)} (include_unpublished makes them)"]
+              if self.skipped_products else []),
             f"- images in `s3://{self.bucket}/{self.prefix}`",
-            f"- cost at list price: ${self.cost_usd:.2f}",
+            f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
+            + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
+               if self.cost_without_image_usd else ""),
             f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
             f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
             f"- retries: {self.retries}",
@@ -149,6 +157,7 @@ def summarize(
         counts=dict(counts),
         rejected=rejected,
         cost_usd=round(sum(row.cost_usd or 0.0 for row in rows), 4),
+        cost_without_image_usd=round(sum(row.cost_usd or 0.0 for row in rows if not row.key), 4),
         wall_s=round(wall_s, 2),
         images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
         latency_p50_s=_percentile(latencies, 50),
@@ -186,3 +195,8 @@ def _fmt(value: float | None) -> str:
 
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")[:200]
+
+
+def _counted(counts: dict[str, int]) -> str:
+    """``3 (2 draft, 1 gift card)``."""
+    return f"{sum(counts.values())} (" + ", ".join(f"{n} {reason}" for reason, n in sorted(counts.items())) + ")"

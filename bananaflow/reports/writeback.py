@@ -16,14 +16,16 @@ import csv
 import io
 import json
 import urllib.parse
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
-from bananaflow.catalog.loader import decode_text, read_catalog_bytes
+from bananaflow.catalog.loader import decode_text, read_catalog_bytes, sku_slug
+from bananaflow.catalog.shopify import option_kind
 from bananaflow.errors import CatalogError
 from bananaflow.landing import csv_safe
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.jobspec import WritebackSpec
+from bananaflow.planning.work import COLOR_SEPARATOR
 
 PUBLISHABLE = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
 MAX_ADDITIONAL_IMAGES = 10
@@ -63,7 +65,9 @@ def shopify_csv(
     *,
     encoding: str | None = None,
 ) -> bytes:
-    """The catalog's rows with new image rows per handle, as UTF-8 CSV for Shopify's import."""
+    """The catalog's rows with new image rows per handle, as UTF-8 CSV for Shopify's import;
+    per-colour images (variants ``main.black``) go into the ``Variant Image`` of the rows
+    of that colour instead, which Shopify's import also adds to the product's images."""
     data, name = read_catalog_bytes(catalog)
     text = decode_text(data, name, encoding)
     records = list(csv.reader(io.StringIO(text, newline="")))
@@ -73,9 +77,11 @@ def shopify_csv(
     handle_col = next((header.index(c) for c in ("Handle", "URL handle") if c in header), None)
     if handle_col is None:
         raise CatalogError(f"{catalog} has no Handle column; Shopify write-back needs the Shopify export")
-    extra = [c for c in ("Image Src", "Image Position", "Image Alt Text") if c not in header]
-    header += extra
-    col = {name: header.index(name) for name in ("Image Src", "Image Position", "Image Alt Text")}
+    # the 2024 column set names the same columns differently; new rows use the file's own names
+    names = ("Product image URL", "Image position", "Image alt text") if "URL handle" in header else (
+        "Image Src", "Image Position", "Image Alt Text")
+    header += [c for c in names if c not in header]
+    col = {legacy: header.index(own) for legacy, own in zip(("Image Src", "Image Position", "Image Alt Text"), names)}
     title_col = header.index("Title") if "Title" in header else None
     grouped = _by_sku(rows, variant_order)
 
@@ -104,6 +110,8 @@ def shopify_csv(
     for sku, made in grouped.items():
         if sku in handle_of:
             by_handle.setdefault(handle_of[sku], []).extend(made)
+    header = _set_variant_images(header, body, handle_col, by_handle, variant_order, lambda r: image_url(
+        store, listing_key(r), spec))
     inserts: dict[int, list[list[str]]] = {}
     for handle, made in by_handle.items():
         for row in made:
@@ -121,6 +129,50 @@ def shopify_csv(
         writer.writerow(record)
         writer.writerows(inserts.get(i, []))
     return out.getvalue().encode("utf-8")
+
+
+def _color_of(variant: str, variant_order: Sequence[str]) -> str:
+    """The colour slug of a per-colour variant (``main.black`` → ``black``), else ""."""
+    base, sep, color = variant.partition(COLOR_SEPARATOR)
+    return color if sep and base in variant_order and color else ""
+
+
+def _set_variant_images(
+    header: list[str], body: list[list[str]], handle_col: int, by_handle: dict[str, list[ManifestRow]],
+    variant_order: Sequence[str], url_of: Callable[[ManifestRow], str],
+) -> list[str]:
+    """Fill ``Variant Image`` (``Variant image URL`` in the 2024 columns) of every row whose
+    colour option value is the colour a per-colour image was made for; those images are
+    taken out of ``by_handle`` (they need no image row of their own). Returns the header."""
+    colored = {h: {_color_of(r.variant, variant_order): r for r in made if _color_of(r.variant, variant_order)}
+               for h, made in by_handle.items()}
+    if not any(colored.values()):
+        return header
+    for handle in colored:
+        by_handle[handle] = [r for r in by_handle[handle] if not _color_of(r.variant, variant_order)]
+    column = next((c for c in ("Variant Image", "Variant image URL") if c in header), None)
+    if column is None:
+        header = [*header, "Variant Image"]
+        for record in body:
+            record.append("")
+        column = "Variant Image"
+    target = header.index(column)
+    option_cols = {i: [header.index(n) for n in (f"Option{i} Name", f"Option{i} name") if n in header] for i in (1, 2, 3)}
+    value_cols = {i: [header.index(n) for n in (f"Option{i} Value", f"Option{i} value") if n in header] for i in (1, 2, 3)}
+    color_index: dict[str, int] = {}
+    for record in body:
+        handle = record[handle_col].strip()
+        for i, cols in option_cols.items():
+            if handle not in color_index and any(option_kind(record[c]) == "color" for c in cols):
+                color_index[handle] = i
+        made = colored.get(handle)
+        if not made or handle not in color_index:
+            continue
+        value = next((record[c].strip() for c in value_cols[color_index[handle]] if record[c].strip()), "")
+        row = made.get(sku_slug(value)[:40]) if value else None
+        if row is not None:
+            record[target] = url_of(row)
+    return header
 
 
 def merchant_supplemental(

@@ -121,6 +121,14 @@ def test_safety_block_is_sent_once_and_ends_blocked(prefect_api, s3_env, provide
     blocked_calls = [r for r in sim.request_log() if r["outcome"] == "blocked"]
     assert len(blocked_calls) == 1
     assert sim.stats()["requests_total"] == 3
+    # the next night: the block is remembered beside the key, nothing is sent (or paid) again
+    again = run(catalog=str(catalog), bucket="e2e-blocked", concurrency=3)
+    assert again["counts"] == {"skipped_exists": 2, "blocked": 1} and again["ok"]
+    assert sim.stats()["requests_total"] == 3
+    # unless asked to (spend.retry_blocked / --retry-blocked)
+    retried = run(catalog=str(catalog), bucket="e2e-blocked", concurrency=3, retry_blocked=True)
+    assert retried["counts"] == {"skipped_exists": 2, "blocked": 1}
+    assert sim.stats()["requests_total"] == 4
 
 
 def test_thought_images_are_never_uploaded(prefect_api, s3_env, provider_env, tmp_path):

@@ -17,6 +17,7 @@ async def stats(request: Request) -> Response:
     """Counters plus the request log, as ``SimulatorServer.stats`` / ``request_log``."""
     engine = _engine(request)
     return JSONResponse({**engine.stats.snapshot(), "batch": engine.batches.counters(),
+                         "oauth": engine.oauth.counters(),
                          "request_log": engine.stats.log()})
 
 

@@ -45,6 +45,16 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds from batch create to its end state (default: %(default)s)")
     parser.add_argument("--batch-outcome", default="succeeded", choices=("succeeded", "failed", "expired"),
                         help="end state batches reach (default: %(default)s)")
+    wire = parser.add_argument_group("real-wire shapes (see tests/fixtures/wire/)")
+    wire.add_argument("--draft-style", default="flagged", choices=("flagged", "unflagged"),
+                      help="drafts marked thought:true, or unflagged parts with a thoughtSignature")
+    wire.add_argument("--usage-shape", default="full", choices=("full", "no_details", "omitted", "extra_text"),
+                      help="usageMetadata in full, without candidatesTokensDetails, absent, or larger than its details")
+    wire.add_argument("--usage-as-strings", action="store_true", help="token counts as JSON strings")
+    wire.add_argument("--openai-no-retry-after", action="store_true",
+                      help="OpenAI route: 429s without a Retry-After header (the delay only in the message)")
+    wire.add_argument("--openai-strict", action="store_true",
+                      help="OpenAI route: refuse response_format and other fields real gpt-image refuses")
     return parser
 
 
@@ -56,6 +66,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         rate_500=args.rate_500, rate_503=args.rate_503, blocked_words=tuple(args.blocked_words),
         api_key=args.api_key, seed=args.seed, thought_images=args.thought_images,
         batch_turnaround_s=args.batch_turnaround_s, batch_outcome=args.batch_outcome,
+        draft_style=args.draft_style, usage_shape=args.usage_shape, usage_as_strings=args.usage_as_strings,
+        openai_retry_after=not args.openai_no_retry_after, openai_strict=args.openai_strict,
     )
 
 

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any
 
+from bananaflow.testing.simulator.wire_shapes import EMPTY_SHAPES, ERROR_SHAPES
+
 # Outcomes a script may serve (the two safety blocks too, so block handling can be
-# tested without word lists).
+# tested without word lists; and the recorded shapes of ``wire_shapes``).
 SCRIPT_OUTCOMES: frozenset[str] = frozenset(
     {
         "ok",
@@ -33,8 +35,14 @@ SCRIPT_OUTCOMES: frozenset[str] = frozenset(
         "blocked",
         "prompt_blocked",
     }
-)
+) | frozenset(ERROR_SHAPES) | EMPTY_SHAPES  # the real services' other shapes (wire_shapes.py)
 IMAGE_MIMES: frozenset[str] = frozenset({"image/png", "image/jpeg"})
+#: Drafts before the final image: marked ``thought: true``, or (as gemini-3-pro-image sends
+#: them) unflagged image parts with a ``thoughtSignature``, of which the last is the answer.
+DRAFT_STYLES: frozenset[str] = frozenset({"flagged", "unflagged"})
+#: ``usageMetadata`` as sent: all fields; without ``candidatesTokensDetails``; absent; or
+#: with ``candidatesTokenCount`` larger than its details (text not itemised).
+USAGE_SHAPES: frozenset[str] = frozenset({"full", "no_details", "omitted", "extra_text"})
 # How a Batch-mode job ends once its turnaround has passed.
 BATCH_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed", "expired"})
 
@@ -60,6 +68,12 @@ class SimulatorConfig:
     api_key: str | None = None
     seed: int = 0
     usage_as_strings: bool = False
+    draft_style: str = "flagged"
+    usage_shape: str = "full"
+    # OpenAI route: send Retry-After with a 429 (real ones often carry only "try again in Ns"),
+    # and refuse what real gpt-image refuses (``response_format``, non-standard fields).
+    openai_retry_after: bool = True
+    openai_strict: bool = False
     script: Mapping[str, Sequence[str]] = field(default_factory=dict)
     script_retry_delay: float = 1.0
     slow_seconds: float = 2.0
@@ -68,9 +82,18 @@ class SimulatorConfig:
     # polled, so a test can shorten the turnaround of a batch already created.
     batch_turnaround_s: float = 1.0
     batch_outcome: str = "succeeded"
+    # Vertex AI (vertex_routes, oauth): public keys (PEM) whose signed JWT assertions the
+    # token endpoint accepts (empty: any well-formed assertion), the tokens' lifetime,
+    # projects whose calls get 403 PERMISSION_DENIED, and errors wrapped in a list.
+    oauth_public_keys: tuple[str, ...] = ()
+    oauth_token_ttl_s: float = 3600.0
+    vertex_denied_projects: tuple[str, ...] = ()
+    vertex_list_errors: bool = False
+    metadata_project: str = "bananaflow-sim"  # the GCE metadata server's project id
 
     def __post_init__(self) -> None:
-        for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words"):
+        for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",
+                     "vertex_denied_projects"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"{name} must be a sequence of strings, not one string")
@@ -93,6 +116,10 @@ class SimulatorConfig:
             raise ValueError("thought_images must be >= 0")
         if self.image_mime not in IMAGE_MIMES:
             raise ValueError(f"image_mime must be one of {sorted(IMAGE_MIMES)}")
+        if self.draft_style not in DRAFT_STYLES:
+            raise ValueError(f"draft_style must be one of {sorted(DRAFT_STYLES)}")
+        if self.usage_shape not in USAGE_SHAPES:
+            raise ValueError(f"usage_shape must be one of {sorted(USAGE_SHAPES)}")
         if self.batch_turnaround_s < 0:
             raise ValueError("batch_turnaround_s must be >= 0")
         if self.batch_outcome not in BATCH_OUTCOMES:

@@ -28,8 +28,10 @@ from bananaflow.testing.simulator.faults.quota import SCRIPTED_LIMIT, QuotaGate,
 from bananaflow.testing.simulator.faults.script import Script
 from bananaflow.testing.simulator.files import FileStore
 from bananaflow.testing.simulator.images import WHITE, render_image
+from bananaflow.testing.simulator.oauth import TokenIssuer
 from bananaflow.testing.simulator.stats import RequestRecord, StatsRecorder
 from bananaflow.testing.simulator.transport import DropConnection, bad_gateway_page, truncated
+from bananaflow.testing.simulator.wire_shapes import EMPTY_SHAPES, ERROR_SHAPES
 
 # Outcomes whose answer carries a final image of the right kind (counted as served).
 IMAGE_OUTCOMES = frozenset({"ok", "slow", "wrong_size", "off_white"})
@@ -61,6 +63,10 @@ class Renderer(Protocol):
 
     def blocked(self, call: ImageCall, prompt_level: bool) -> Response: ...
 
+    def shaped(self, call: ImageCall, shape: str) -> Response:
+        """One of ``wire_shapes.ERROR_SHAPES`` or ``EMPTY_SHAPES``, in this route's format."""
+        ...
+
     def generated(self, call: ImageCall, outcome: str, final: FinalImage | None) -> Response:
         """ok/slow/wrong_size/bad_base64 (with ``final``), no_image/thought_only/text_only."""
         ...
@@ -89,6 +95,7 @@ class SimulatorEngine:
         self.stats = StatsRecorder()
         self.files = FileStore()
         self.batches = BatchStore()
+        self.oauth = TokenIssuer()
         self._gate = QuotaGate()
         self._rearm()
 
@@ -116,6 +123,7 @@ class SimulatorEngine:
         self._gate.reset()
         self.files.clear()
         self.batches.clear()
+        self.oauth.reset()
         self._rearm()
 
     def pick_outcome(self, prompt: str) -> str:
@@ -133,12 +141,17 @@ class SimulatorEngine:
         *,
         model_hint: str | None = None,
         bearer_only: bool = False,
+        authorize: Callable[[Request], Response | None] | None = None,
     ) -> Response:
-        """A whole request: count it, check the key, ``parse`` the body (which raises
-        ``WireError`` for a 400/404), then serve it."""
+        """A whole request: count it, check the key (or ``authorize``: None to admit, else the
+        refusal to send), ``parse`` the body (which raises ``WireError`` for a 400/404), then serve it."""
         record = self.stats.start(route)
         record.model = model_hint
-        if not is_authorized(request, self._config.api_key, bearer_only=bearer_only):
+        if authorize is not None:
+            refusal = authorize(request)
+            if refusal is not None:
+                return self._finish(record, "bad_key", refusal)
+        elif not is_authorized(request, self._config.api_key, bearer_only=bearer_only):
             return self._finish(record, "bad_key", renderer.bad_key())
         try:
             call = parse(await request.body())
@@ -191,6 +204,8 @@ class SimulatorEngine:
             return DropConnection()
         if outcome in ("blocked", "prompt_blocked"):
             return renderer.blocked(call, prompt_level=outcome == "prompt_blocked")
+        if outcome in ERROR_SHAPES or outcome in EMPTY_SHAPES:
+            return renderer.shaped(call, outcome)
         shown = "ok" if outcome == "truncated_json" else outcome
         response = await run_in_threadpool(self._generate, call, shown, renderer, config.image_mime)
         return truncated(response) if outcome == "truncated_json" else response

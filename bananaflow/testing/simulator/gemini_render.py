@@ -19,6 +19,7 @@ from bananaflow.testing.simulator.engine import FinalImage
 from bananaflow.testing.simulator.faults.quota import QuotaRejection
 from bananaflow.testing.simulator.images import render_image
 from bananaflow.testing.simulator.usage import TokenUsage, usage_for
+from bananaflow.testing.simulator.wire_shapes import ERROR_SHAPES, empty_candidate, google_error_body
 
 _STATUS_WORDS = {400: "INVALID_ARGUMENT", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
 _SERVER_MESSAGES = {
@@ -34,12 +35,17 @@ THOUGHT_TEXT = (
 NO_IMAGE_TEXT = "I'm unable to create this image right now. Please try rephrasing your request."
 TEXT_ONLY_TEXT = "Here is a description of the product shot you asked for."
 _RATE_LIMIT_DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits"
+#: ``usage_shape="extra_text"``: output tokens counted but not itemised in the details.
+EXTRA_TEXT_TOKENS = 163
 
 
 def google_error(code: int, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
-    """Google's error envelope: ``{"error": {"code", "message", "status", "details"}}``."""
-    body = {"error": {"code": code, "message": message, "status": _STATUS_WORDS[code], "details": details or []}}
-    return JSONResponse(body, status_code=code)
+    """Google's error envelope: ``{"error": {"code", "message", "status", "details"}}``;
+    ``details=None`` leaves the key out, as real 500/503 bodies do."""
+    error: dict[str, Any] = {"code": code, "message": message, "status": _STATUS_WORDS[code]}
+    if details is not None:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=code)
 
 
 def quota_message(rejection: QuotaRejection) -> str:
@@ -115,6 +121,14 @@ class GeminiRenderer:
                             "fieldViolations": [{"field": error.field, "description": error.message}]})
         return google_error(error.http_status, error.message, details)
 
+    def shaped(self, call: ImageCall, shape: str) -> Response:
+        """A recorded error shape, or a 200 without an image that still bills its tokens."""
+        if shape in ERROR_SHAPES:
+            return JSONResponse(google_error_body(shape, call.model.id), status_code=ERROR_SHAPES[shape])
+        body = self._envelope(call, usage_for(call, image=False, thought_text=THOUGHT_TEXT))
+        body["candidates"] = [empty_candidate(shape)]
+        return JSONResponse(body)
+
     def bad_key(self) -> Response:
         return google_error(400, BAD_KEY_MESSAGE, [
             {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
@@ -127,10 +141,11 @@ class GeminiRenderer:
         return google_error(429, quota_message(rejection), _quota_details(rejection))
 
     def server_error(self, status: int) -> Response:
-        return google_error(status, _SERVER_MESSAGES[status])
+        return google_error(status, _SERVER_MESSAGES[status], None)  # real 5xx bodies have no details
 
     def blocked(self, call: ImageCall, prompt_level: bool) -> Response:
-        body = self._envelope(call, usage_for(call, image=False))
+        # a blocked answer still reports (and bills) the prompt and, for an image block, the thinking
+        body = self._envelope(call, usage_for(call, image=False, thought_text="" if prompt_level else THOUGHT_TEXT))
         if prompt_level:
             body["promptFeedback"] = {"blockReason": "PROHIBITED_CONTENT"}
         else:
@@ -164,14 +179,20 @@ class GeminiRenderer:
         return JSONResponse(body)
 
     def _thought_images(self, call: ImageCall) -> list[dict[str, Any]]:
-        """Smaller drafts of the final image, marked ``thought`` (unbilled, to be skipped)."""
+        """Smaller drafts of the final image, before it: marked ``thought`` or, with
+        ``draft_style="unflagged"``, plain image parts with a ``thoughtSignature`` (billed
+        as thinking either way; a client must take the last image, not the first)."""
         if not self._config.thought_images:
             return []
         width, height = call.pixels
         mime = self._config.image_mime
         draft = render_image(call.prompt, max(8, width // 4), max(8, height // 4), mime)
         encoded = base64.b64encode(draft).decode("ascii")
-        return [{"inlineData": {"mimeType": mime, "data": encoded}, "thought": True}] * self._config.thought_images
+        if self._config.draft_style == "unflagged":
+            part = {"inlineData": {"mimeType": mime, "data": encoded}, "thoughtSignature": self._signature(call)}
+        else:
+            part = {"inlineData": {"mimeType": mime, "data": encoded}, "thought": True}
+        return [part] * self._config.thought_images
 
     @staticmethod
     def _signature(call: ImageCall) -> str:
@@ -179,8 +200,14 @@ class GeminiRenderer:
         return base64.b64encode(hashlib.sha256(key).digest() * 2).decode("ascii")
 
     def _envelope(self, call: ImageCall, usage: TokenUsage) -> dict[str, Any]:
-        return {
-            "usageMetadata": _usage_metadata(usage, self._config.usage_as_strings),
-            "modelVersion": call.model.id,
-            "responseId": uuid.uuid4().hex[:22],
-        }
+        body: dict[str, Any] = {"modelVersion": call.model.id, "responseId": uuid.uuid4().hex[:22]}
+        shape = self._config.usage_shape
+        if shape != "omitted":
+            meta = _usage_metadata(usage, False)
+            if shape == "no_details":
+                meta.pop("candidatesTokensDetails", None)
+            elif shape == "extra_text":  # output the details do not itemise (real: 1283 vs IMAGE 1120)
+                meta["candidatesTokenCount"] += EXTRA_TEXT_TOKENS
+                meta["totalTokenCount"] += EXTRA_TEXT_TOKENS
+            body["usageMetadata"] = _stringify_ints(meta) if self._config.usage_as_strings else meta
+        return body

@@ -18,6 +18,7 @@ from bananaflow.testing.simulator.engine import FinalImage
 from bananaflow.testing.simulator.faults.quota import QuotaRejection
 from bananaflow.testing.simulator.files import FileStore
 from bananaflow.testing.simulator.usage import usage_for
+from bananaflow.testing.simulator.wire_shapes import ERROR_SHAPES
 
 _FORMATS = {"image/png": "png", "image/jpeg": "jpeg"}
 
@@ -35,9 +36,10 @@ class OpenAIRenderer:
     """Writes engine verdicts as ``images/generations`` answers. ``response_format`` is
     set once the body has been read."""
 
-    def __init__(self, files: FileStore, base_url: str) -> None:
+    def __init__(self, files: FileStore, base_url: str, *, retry_after_header: bool = True) -> None:
         self._files = files
         self._base_url = base_url.rstrip("/")
+        self._retry_after_header = retry_after_header
         self.response_format = "b64_json"
 
     def wire_error(self, error: WireError) -> Response:
@@ -54,11 +56,13 @@ class OpenAIRenderer:
                 f"(limit: {rejection.quota_value}, model: {rejection.model}).",
                 "insufficient_quota", None, "insufficient_quota",
             )
+        # Real 429s often carry the delay only in the prose ("Please try again in 6s."):
+        # ``openai_retry_after=False`` leaves the header out.
+        headers = {"retry-after": str(math.ceil(rejection.retry_delay))} if self._retry_after_header else None
         return openai_error(
             429, f"Rate limit reached for {rejection.model} on requests per min (RPM): "
             f"Limit {rejection.quota_value}. Please try again in {rejection.retry_delay:.1f}s.",
-            "requests", None, "rate_limit_exceeded",
-            headers={"retry-after": str(math.ceil(rejection.retry_delay))},
+            "requests", None, "rate_limit_exceeded", headers=headers,
         )
 
     def server_error(self, status: int) -> Response:
@@ -67,11 +71,31 @@ class OpenAIRenderer:
         return openai_error(500, "The server had an error while processing your request.", "server_error")
 
     def blocked(self, call: ImageCall, prompt_level: bool) -> Response:
-        what = "prompt" if prompt_level else "generated image"
-        return openai_error(
-            400, f"Your request was rejected by the safety system: the {what} was blocked.",
-            "image_generation_user_error", None, "content_policy_violation",
-        )
+        """gpt-image's refusal (openai_400_moderation_blocked_output_stage.json)."""
+        stage = "input" if prompt_level else "output"
+        body = {"error": {
+            "message": "Your request was rejected by the safety system. If you believe this is an error, contact "
+            "us at help.openai.com and include the request ID sim. safety_violations=[sexual].",
+            "type": "image_generation_user_error", "param": None, "code": "moderation_blocked",
+            "moderation_details": {"moderation_stage": stage, "categories": ["sexual"]},
+        }}
+        return JSONResponse(body, status_code=400)
+
+    def shaped(self, call: ImageCall, shape: str) -> Response:
+        """The wire shapes in OpenAI's dialect: 429s with the delay only in the prose, auth
+        errors, capacity as a 503, and a 200 whose ``data`` holds no image."""
+        status = ERROR_SHAPES.get(shape)
+        if status == 429:
+            return openai_error(429, f"Rate limit reached for {call.model.id} on images per minute (IPM): Limit 5, "
+                                "Used 5, Requested 1. Please try again in 6s.", "requests", None, "rate_limit_exceeded")
+        if status == 401:
+            return openai_error(401, "Incorrect API key provided.", "invalid_request_error", None, "invalid_api_key")
+        if status == 403:
+            return openai_error(403, "You are not allowed to sample from this model", "invalid_request_error")
+        if status == 503:
+            return openai_error(503, f"No capacity available for model {call.model.id} on the server",
+                                "server_error", None, "overloaded")
+        return JSONResponse({"created": int(time.time()), "data": []})
 
     def generated(self, call: ImageCall, outcome: str, final: FinalImage | None) -> Response:
         body: dict[str, Any] = {"created": int(time.time()), "data": []}

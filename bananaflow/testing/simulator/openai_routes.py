@@ -18,10 +18,11 @@ PATHS = ("/v1/images/generations", "/v1beta/openai/images/generations")
 async def generate_images(request: Request) -> Response:
     """Answer one ``images/generations`` call through the shared engine."""
     engine: SimulatorEngine = request.app.state.engine
-    renderer = OpenAIRenderer(engine.files, str(request.base_url))
+    config = engine.config
+    renderer = OpenAIRenderer(engine.files, str(request.base_url), retry_after_header=config.openai_retry_after)
 
     def parse(body: bytes) -> ImageCall:
-        parsed = parse_images_request(body)
+        parsed = parse_images_request(body, strict=config.openai_strict)
         renderer.response_format = parsed.response_format
         return parsed.call
 

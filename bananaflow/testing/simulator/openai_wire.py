@@ -23,6 +23,10 @@ _KNOWN = frozenset({
     "moderation", "output_format", "output_compression", "safety_identifier", "stream",
     "aspect_ratio", "image_size",
 })
+#: What real gpt-image-1 refuses with ``400 unknown_parameter`` (openai_400_unknown_parameter_
+#: response_format.json): strict mode refuses them too, so a request shape a strict relay
+#: would refuse fails in tests rather than in production.
+STRICT_REFUSED = ("response_format", "aspect_ratio", "image_size", "style")
 _SIZE = re.compile(r"^(\d+)x(\d+)$")
 
 
@@ -61,8 +65,10 @@ def _ratio_from_size(spec: ModelSpec, size: Any) -> str:
     return nearest_ratio(spec, int(match.group(1)), int(match.group(2)))
 
 
-def _check_scalars(body: dict[str, Any]) -> str:
+def _check_scalars(body: dict[str, Any], strict: bool = False) -> str:
     unknown = sorted(set(body) - _KNOWN)
+    if strict:
+        unknown = sorted({*unknown, *(name for name in STRICT_REFUSED if name in body)})
     if unknown:
         raise WireError(400, f"Unknown parameter: '{unknown[0]}'.", unknown[0])
     prompt = body.get("prompt")
@@ -81,15 +87,16 @@ def _check_scalars(body: dict[str, Any]) -> str:
     return str(response_format)
 
 
-def parse_images_request(raw_body: bytes) -> OpenAIImageRequest:
-    """Validate the body and reduce it to an ``ImageCall`` plus the response format."""
+def parse_images_request(raw_body: bytes, *, strict: bool = False) -> OpenAIImageRequest:
+    """Validate the body and reduce it to an ``ImageCall`` plus the response format;
+    ``strict`` refuses what real gpt-image refuses (``STRICT_REFUSED``)."""
     try:
         body = json.loads(raw_body)
     except ValueError:
         raise WireError(400, "We could not parse the JSON body of your request.") from None
     if not isinstance(body, dict):
         raise WireError(400, "The request body must be a JSON object.")
-    response_format = _check_scalars(body)
+    response_format = _check_scalars(body, strict)
     spec = _model(body)
     ratio = body.get("aspect_ratio") or _ratio_from_size(spec, body.get("size"))
     size = body.get("image_size") or spec.default_size

@@ -89,6 +89,10 @@ class SimulatorServer:
         ``files_downloaded``, ``batch_cancels``."""
         return self._engine.batches.counters()
 
+    def oauth_stats(self) -> dict[str, int]:
+        """Token endpoint counters: ``tokens_issued``, ``tokens_refused``."""
+        return self._engine.oauth.counters()
+
     def request_log(self) -> list[dict[str, Any]]:
         """One dict per request to a generation route, oldest first."""
         return self._engine.stats.log()

@@ -51,7 +51,7 @@ def test_prompts_with_single_template_flags_and_a_mapping(tmp_path: Path, capsys
     ("argv", "message"),
     [
         (["prompts", SHOPIFY, "--job", "missing.yaml"], "job spec missing.yaml does not exist"),
-        (["prompts", SHOPIFY, "--catalog-preset", "woo"], "unknown catalog preset 'woo'"),
+        (["prompts", SHOPIFY, "--catalog-preset", "magento"], "unknown catalog preset 'magento'"),
         (["prompts", SHOPIFY, "--job", JOB, "--template", JOB], "either a job spec or a template, not both"),
         (["run", SHOPIFY, "--bucket", "b", "--output-preset", "ebay"], "unknown output preset 'ebay'"),
         (["run", SHOPIFY, "--bucket", "b", "--map", "sku"], "is not FIELD=\"Column\""),
@@ -91,3 +91,18 @@ def test_find_without_a_bucket_is_one_clear_error(monkeypatch: pytest.MonkeyPatc
     assert main(["find", "MUG-001"]) == EXIT_USAGE
     err = capsys.readouterr().err
     assert "pass --bucket" in err and "Traceback" not in err
+
+
+def test_prompts_shows_every_rejection_asked_for_and_counts_the_rest(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.paths import CATALOG_FIXTURES
+
+    source = CATALOG_FIXTURES / "real" / "google_merchant_style_feed_awin_bilali.csv"
+    lines = source.read_text("utf-8").splitlines()
+    broken = tmp_path / "feed.csv"  # every row's image link made relative-with-spaces: 20 rejections
+    broken.write_text("\n".join([lines[0]] + [line.replace("https://cdn.shopify.com", "my photos") for line in lines[1:]]),
+                      "utf-8")
+    assert main(["prompts", str(broken), "--limit", "0"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert out.count("  rejected row") == 10 and "… and 10 more rejected rows (--rejections to show more)" in out
+    assert main(["prompts", str(broken), "--limit", "0", "--rejections", "50"]) == EXIT_OK
+    assert capsys.readouterr().out.count("  rejected row") == 20

@@ -48,3 +48,40 @@ def test_estimate_shows_batch_mode_cost_and_time():
     assert est.cost_batch_usd == pytest.approx(67.0)
     assert est.batches == 8  # 125 2K images fill the 1 GB results cap of one batch
     assert any("8 batch(es), results within 24 h at $67.00" in line for line in est.lines())
+
+
+def test_estimate_prices_a_multi_variant_job_on_a_real_export_as_prompts_and_the_preflight_plan_it(capsys):
+    """One planner: ``estimate``, ``prompts`` and the preflight check see the same 3 images per product."""
+    from bananaflow.options import CatalogOptions
+    from bananaflow.planning.jobspec import load_job
+    from bananaflow.planning.plan import plan_catalog
+    from bananaflow.planning.preflight import check_inputs
+    from tests.paths import CATALOG_FIXTURES, EXAMPLES
+
+    hair = str(CATALOG_FIXTURES / "real" / "shopify_legacy_export_hair_store.csv")
+    job_path = str(EXAMPLES / "jobs" / "shop.yaml")
+    assert main(["estimate", hair, "--job", job_path]) == 0
+    out = capsys.readouterr().out
+    assert "images:        12 " in out and "main 4, lifestyle 4, banner 4" in out
+    assert "skipped:       3 drafts" in out
+    assert main(["prompts", hair, "--job", job_path, "--limit", "0"]) == 0
+    prompts_out = capsys.readouterr().out
+    assert "12 images to generate (main 4, lifestyle 4, banner 4)" in prompts_out
+    cost = out.split("cost:          $", 1)[1].split(" ", 1)[0]
+    assert f"estimated cost at list price: ${cost}" in prompts_out
+    job = load_job(job_path)
+    assert len(check_inputs(hair, job).accepted) == 4
+    everything = plan_catalog(hair, job, CatalogOptions(include_unpublished=True))
+    assert len(everything.items) == 21
+    assert main(["estimate", hair, "--job", job_path, "--include-unpublished"]) == 0
+    assert "images:        21 " in capsys.readouterr().out
+
+
+def test_estimate_takes_every_catalog_option(capsys):
+    from tests.paths import CATALOG_FIXTURES
+
+    german = str(CATALOG_FIXTURES / "real" / "cp1252_german_article_list_bosporus.csv")
+    argv = ["estimate", german, "--encoding", "cp1252", "--catalog-preset", "none",
+            "--map", "sku=Artikelnummer", "--map", "title=Artikeltext1"]
+    assert main(argv) == 0
+    assert "images:        24 " in capsys.readouterr().out

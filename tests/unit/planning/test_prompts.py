@@ -57,7 +57,9 @@ def test_whitespace_collapsed_and_columns_with_odd_names() -> None:
 
 def test_filters() -> None:
     assert strip_html("<p>Soft &amp; warm<br>wool</p><script>alert(1)</script><style>p{}</style>") == "Soft & warm wool"
-    assert truncate_words("one two three four", 2) == "one two"
+    assert truncate_words("one two three four", 2) == "one two…"
+    assert truncate_words("One. Two three four five six", 4) == "One. Two three four…"
+    assert truncate_words("It is soft. It has a distinctly warm tone", 5) == "It is soft."
     assert truncate_words("one two three", 2, end="…") == "one two…"
     assert truncate_words("one two", 5) == "one two"
     assert join_list("red|blue; green,") == "red, blue, green"
@@ -86,3 +88,26 @@ def test_content_hash_and_default_template() -> None:
 def test_example_templates_render_with_only_a_title(name: str) -> None:
     template = PromptTemplate.from_file(EXAMPLES / name)
     assert "Lamp" in template.render({"sku": "L", "title": "Lamp"})
+
+
+def test_long_html_descriptions_of_a_real_export_reach_the_prompt_cut_at_a_boundary(tmp_path) -> None:
+    """The hair store's size-chart HTML: limited after stripping, cut at a sentence or word,
+    entities decoded; the product is not rejected."""
+    from bananaflow.catalog.loader import load_catalog
+    from tests.paths import CATALOG_FIXTURES
+
+    source = CATALOG_FIXTURES / "real" / "shopify_legacy_export_hair_store.csv"
+    text = source.read_text("utf-8")
+    table = "<table>" + "<tr><td>Length</td><td>14&quot; × 2&quot;</td></tr>" * 400 + "</table>"
+    padded = tmp_path / "long.csv"
+    padded.write_text(text.replace("<p>", "<p>" + table), "utf-8")
+    load = load_catalog(str(padded), max_field_chars=5000)
+    assert len(load.accepted) == 4 and load.rejected == []
+    template = PromptTemplate.default()
+    for row in load.accepted:
+        prompt = template.render(row.fields, row_number=row.row_number, sku=row.sku)
+        assert "&quot;" not in prompt and "<" not in prompt
+    details = PromptTemplate.from_string("{{ description | strip_html | truncate_words(60) | sentence }}")
+    cut = [details.render(row.fields) for row in load.accepted]
+    assert all(c[-1] in ".!?…" and len(c.split()) <= 60 for c in cut), cut
+    assert any('14" × 2"' in c for c in cut)

@@ -48,3 +48,28 @@ def test_no_worker_slots_means_no_guard_and_the_whole_limits() -> None:
     assert guard.name is None and guard.limits is limits and not guard.split
     with guard.hold():  # nothing to acquire: runs at once, with no Prefect server
         assert guard.limits.max_in_flight == 6
+
+
+def test_provider_block_from_a_vertex_environment(monkeypatch) -> None:
+    from bananaflow_prefect.blocks import ImageProviderBlock
+
+    for name in ("GEMINI_API_KEY", "GOOGLE_API_KEY", "BANANAFLOW_PROVIDER", "GOOGLE_VERTEX_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in {"GOOGLE_GENAI_USE_VERTEXAI": "true", "GOOGLE_CLOUD_PROJECT": "p1",
+                        "GOOGLE_CLOUD_LOCATION": "us-central1"}.items():
+        monkeypatch.setenv(name, value)
+    block = ImageProviderBlock.from_env()
+    settings = block.to_settings()
+    assert (block.kind, block.api_key) == ("vertex", None)
+    assert (settings.kind, settings.project, settings.location) == ("vertex", "p1", "us-central1")
+    assert settings.base_url == "https://us-central1-aiplatform.googleapis.com"
+
+
+def test_vertex_runs_use_the_adaptive_controller_unless_told_otherwise() -> None:
+    from bananaflow.options import RunOptions
+    from bananaflow_prefect.flows.configure import _limits
+
+    assert _limits(RunOptions(), "vertex")[0].adaptive is True
+    assert _limits(RunOptions(), "gemini")[0].adaptive is False
+    off = RunOptions().with_changes(limits={"adaptive": False})
+    assert _limits(off, "vertex")[0].adaptive is False

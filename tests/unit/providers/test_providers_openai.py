@@ -119,7 +119,8 @@ def test_data_uri_and_usage_cost() -> None:
     }
     image = run(lambda r: httpx.Response(200, json=body), ImageRequest("p", PRO))
     assert image.usage.image_tokens == 1120 and image.usage.prompt_tokens == 10
-    assert image.cost_usd == pytest.approx((1120 * 120 + 10 * 2) / 1e6)
+    # output not itemised: the image at list price, the prompt at the input rate
+    assert image.cost_usd == pytest.approx(0.134 + 10 * 2 / 1e6)
 
 
 def test_empty_data_is_no_image() -> None:
