@@ -7,8 +7,8 @@ module must be masked in a log line written by any other.
 
 Text is redacted *before* it is shortened, never after: a key cut in half by a length limit
 no longer matches and its first half would leak. ``excerpt`` is the one way to quote the
-start of a body. As a second line, any piece of 8 or more characters of a registered key
-(``PIECE``) is masked too, for an upstream that echoes part of a key itself.
+start of a body. As a second line, the first or last 8 or more characters of a registered key
+(``PIECE``) are masked too, for an upstream that echoes a shortened key itself (``sk-abcd…``).
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import re
 import threading
 
 MASK = "***"
-#: Any run of this many characters of a registered key (of at least ``_PIECES_FROM``) is masked.
+#: A key's first or last this many characters (or more) are masked (keys of ``_PIECES_FROM`` or more).
 PIECE = 8
 _PIECES_FROM = 12
 _lock = threading.Lock()
@@ -36,8 +36,12 @@ def register_secret(value: str | None) -> None:
         if value in _known:
             return
         _known.add(value)
-        pieces = {
-            known[i : i + PIECE] for known in _known if len(known) >= _PIECES_FROM for i in range(len(known) - PIECE + 1)
+        pieces = {  # the start or end of a key, as an upstream that shortens what it echoes leaves it
+            piece
+            for known in _known
+            if len(known) >= _PIECES_FROM
+            for n in range(PIECE, len(known))
+            for piece in (known[:n], known[-n:])
         }
         alternatives = sorted(_known | pieces, key=len, reverse=True)  # whole keys first
         _pattern = re.compile("|".join(re.escape(v) for v in alternatives))

@@ -1,5 +1,5 @@
 """A key echoed in an error body never leaks, not even in part: bodies are redacted before
-they are shortened, and any 8-character piece of a registered key is masked."""
+they are shortened, and a key's first or last 8+ characters are masked too."""
 from __future__ import annotations
 
 import httpx
@@ -30,4 +30,6 @@ def test_excerpt_redacts_before_cutting_and_partial_echoes_are_masked() -> None:
     assert pieces(excerpt(text, 120)) == []
     assert pieces(text[:120]) != []  # what the old cut-then-redact order leaked
     assert pieces(redact("upstream says: key starts " + KEY[:20] + "...")) == []
+    assert pieces(redact("upstream says: key ends ..." + KEY[-12:])) == []
+    assert redact("--retry-blocked") == "--retry-blocked"  # words inside a test key are not masked
     assert pieces(BatchNotCompleted(excerpt("task ended: " + "z" * 390 + KEY, 400)).message) == []
