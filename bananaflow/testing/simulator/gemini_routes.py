@@ -5,17 +5,16 @@ reference document (and most hand-written clients) use ``v1beta``.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from bananaflow.testing.simulator.calls import ImageCall, WireError
+from bananaflow.testing.simulator.calls import ImageCall
 from bananaflow.testing.simulator.engine import SimulatorEngine
 from bananaflow.testing.simulator.gemini_render import GeminiRenderer
-from bananaflow.testing.simulator.gemini_wire import lookup_model, parse_generate_content
+from bananaflow.testing.simulator.gemini_wire import lookup_model, parse_generate_content_body
 
 ROUTE_NAME = "generateContent"
 API_VERSIONS = ("v1beta", "v1")
@@ -24,11 +23,7 @@ API_VERSIONS = ("v1beta", "v1")
 def _parser(model_id: str, api_version: str) -> Callable[[bytes], ImageCall]:
     def parse(body: bytes) -> ImageCall:
         spec = lookup_model(model_id, api_version)  # an unknown model is a 404 whatever the body
-        try:
-            raw = json.loads(body)
-        except ValueError:
-            raise WireError(400, "Invalid JSON payload received. Unexpected token.") from None
-        return parse_generate_content(spec, raw)
+        return parse_generate_content_body(spec, body)
 
     return parse
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
 from typing import Any
 
@@ -199,3 +200,12 @@ def parse_generate_content(spec: ModelSpec, raw: Any) -> ImageCall:
     _check_candidate_count(config)
     ratio, size = _read_image_config(spec, config)
     return ImageCall(spec, prompt, ratio, size, references, wants_image)
+
+
+def parse_generate_content_body(spec: ModelSpec, body: bytes) -> ImageCall:
+    """``parse_generate_content`` of a raw request body; bad JSON is Google's 400."""
+    try:
+        raw = json.loads(body)
+    except ValueError:
+        raise WireError(400, "Invalid JSON payload received. Unexpected token.") from None
+    return parse_generate_content(spec, raw)

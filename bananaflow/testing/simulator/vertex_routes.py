@@ -30,7 +30,7 @@ from bananaflow.testing.simulator.config import SimulatorConfig
 from bananaflow.testing.simulator.engine import SimulatorEngine
 from bananaflow.testing.simulator.faults.quota import QuotaRejection
 from bananaflow.testing.simulator.gemini_render import GeminiRenderer
-from bananaflow.testing.simulator.gemini_wire import parse_generate_content
+from bananaflow.testing.simulator.gemini_wire import parse_generate_content_body
 from bananaflow.testing.simulator.oauth import bearer_token
 
 ROUTE_NAME = "vertex.generateContent"
@@ -98,11 +98,7 @@ def _authorize(engine: SimulatorEngine, renderer: VertexRenderer, project: str, 
 def _parser(project: str, location: str, model_id: str) -> Callable[[bytes], ImageCall]:
     def parse(body: bytes) -> ImageCall:
         spec = _vertex_model(project, location, model_id)
-        try:
-            raw = json.loads(body)
-        except ValueError:
-            raise WireError(400, "Invalid JSON payload received. Unexpected token.") from None
-        return parse_generate_content(spec, raw)
+        return parse_generate_content_body(spec, body)
 
     return parse
 
