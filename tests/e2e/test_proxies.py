@@ -1,6 +1,10 @@
-"""HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured by every HTTP client of a run: the
-provider (Vertex AI), the OAuth token request, reference-photo downloads and boto3, shown
-through a real forward proxy process on 127.0.0.1; NO_PROXY keeps the Prefect API direct."""
+"""HTTPS_PROXY / HTTP_PROXY / NO_PROXY are honoured by the HTTP clients of a run: the provider
+(Vertex AI), the OAuth token request and boto3, shown through a real forward proxy process on
+127.0.0.1; NO_PROXY keeps the Prefect API direct.
+
+Reference-photo downloads are the one exception, on purpose: they connect straight to the
+address bananaflow resolved and checked (catalog/safe_fetch.py). A proxy would resolve the
+host again itself, and a catalog row could then reach what the check refused."""
 from __future__ import annotations
 
 import io
@@ -29,6 +33,9 @@ def _photo() -> bytes:
     return out.getvalue()
 
 
+photo_requests: list[str] = []
+
+
 class _Photos(BaseHTTPRequestHandler):
     data = _photo()
 
@@ -36,6 +43,7 @@ class _Photos(BaseHTTPRequestHandler):
         return
 
     def do_GET(self) -> None:
+        photo_requests.append(self.path)
         self.send_response(200)
         self.send_header("Content-Type", "image/png")
         self.send_header("Content-Length", str(len(self.data)))
@@ -79,7 +87,8 @@ def test_every_client_goes_through_the_proxy_and_no_proxy_is_honoured(prefect_ap
             env.update(PREFECT_API_URL=prefect_api, BANANAFLOW_SPOOL_DIR=str(tmp_path / "spool"),
                        GOOGLE_GENAI_USE_VERTEXAI="true", GOOGLE_CLOUD_PROJECT=PROJECT,
                        GOOGLE_APPLICATION_CREDENTIALS=str(key_file), GOOGLE_VERTEX_BASE_URL=sim.base_url,
-                       HTTP_PROXY=proxy_url, HTTPS_PROXY=proxy_url, NO_PROXY=prefect_host)
+                       HTTP_PROXY=proxy_url, HTTPS_PROXY=proxy_url, NO_PROXY=prefect_host,
+                       BANANAFLOW_REFERENCE_ALLOW_PRIVATE="1")  # the photo server is on 127.0.0.1
             result = bananaflow(["run", str(catalog), "--bucket", "proxied", "--job", str(job), "--no-progress"], env)
             assert result.returncode == 0, result.stdout + result.stderr
             assert sim.oauth_stats()["tokens_issued"] == 1
@@ -90,6 +99,7 @@ def test_every_client_goes_through_the_proxy_and_no_proxy_is_honoured(prefect_ap
     s3_host = urlsplit(s3_env.endpoint_url).netloc
     assert f"POST {sim_host} /token" in seen  # the OAuth token request (google-auth's requests)
     assert any(line.startswith(f"POST {sim_host} /v1/projects/{PROJECT}/") for line in seen)  # the provider (httpx)
-    assert f"GET 127.0.0.1:{photos.server_address[1]} /mug.png" in seen  # reference photos (httpx)
+    assert f"GET 127.0.0.1:{photos.server_address[1]} /mug.png" not in seen  # photos: straight to the checked address
+    assert photo_requests, "the photo was fetched (directly)"
     assert any(line.startswith(("PUT " + s3_host, "HEAD " + s3_host)) for line in seen)  # boto3
     assert not any(prefect_host in line for line in seen)  # NO_PROXY
