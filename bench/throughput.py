@@ -351,7 +351,10 @@ def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_row
             doc += ["", f"{rss_rows[-1][0]:,} items use {growth:+.0%} memory against {rss_rows[0][0]:,}."]
     doc += [*(f"\n> {n}" for n in notes), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(doc))
+    from report_sections import kept_sections  # bench/ is on sys.path when run as a script
+
+    kept = kept_sections(out)  # sections of the other benchmarks (bench/flow_caps.py, ...)
+    out.write_text("\n".join(doc) + ("\n" + kept if kept else ""))
     print(f"wrote {out} and {png}", file=sys.stderr)
 
 

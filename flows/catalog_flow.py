@@ -42,7 +42,7 @@ from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.batch import generate_in_batches
 from bananaflow_prefect.tasks.events import emit_batch_completed
 from bananaflow_prefect.tasks.gallery import publish_gallery
-from bananaflow_prefect.tasks.generation import generate_images, rows_of_chunk
+from bananaflow_prefect.tasks.generation import generate_images, item_pump, rows_of_chunk
 from bananaflow_prefect.tasks.planning import Plan, plan
 from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, write_outputs
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunContext
@@ -136,7 +136,7 @@ def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> list[M
     run.batch = _batch_settings(run)
     run_context.register(run)
     try:
-        with run.guard.hold():
+        with run.guard.hold(), item_pump(run):
             rows = _generate_waves(run, items, mode.mode)
     finally:
         run_context.release(run.run_id)
@@ -155,7 +155,7 @@ def _generate_waves(run: RunContext, items: list[WorkItem], mode: str) -> list[M
         if mode == "batch":
             rows.extend(generate_in_batches(run.run_id, wave))
             continue
-        chunks = chunked(wave, chunk_size_for(len(wave), run.limits.max_in_flight))
+        chunks = chunked(wave, chunk_size_for(len(wave), run.limits.max_in_flight, workers=TASK_THREADS))
         futures: list[PrefectFuture] = generate_images.map(
             run_id=unmapped(run.run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
         )

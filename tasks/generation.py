@@ -1,7 +1,8 @@
 """The generation task: one chunk of work items, made concurrently under the run's limits."""
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import task
 from prefect.futures import PrefectFuture
@@ -10,14 +11,46 @@ from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
 from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.generation.pump import ItemPump, window_for
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
 from bananaflow_prefect.tasks import run_context
+from bananaflow_prefect.tasks.run_context import RunContext
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried
 #: chunk pays only for its failed items: the others are found in S3 under their keys.
 CHUNK_RETRIES = 2
+
+
+@contextmanager
+def item_pump(run: RunContext) -> Iterator[ItemPump]:
+    """The run's item pump (one loop, one provider client, one window of workers) while
+    its chunk tasks run: they queue their items on it, so a freed in-flight slot is refilled
+    from any chunk at once (see ``bananaflow.generation.pump``)."""
+
+    def make_processor() -> ItemProcessor:
+        return ItemProcessor(
+            make_provider(run.provider_settings),
+            run.store,
+            run.admission,
+            run.policy,
+            run_id=run.run_id,
+            spool=run.spool,
+            listeners=[run.progress.item_done],
+            claims=run.claims,
+            retry_blocked=run.options.spend.retry_blocked,
+        )
+
+    async def close(processor: ItemProcessor) -> None:
+        await processor.provider.aclose()
+
+    with ItemPump(make_processor, window=window_for(run.limits.max_in_flight), close_processor=close) as pump:
+        run.pump = pump
+        try:
+            yield pump
+        finally:
+            run.pump = None
 
 
 class RetryableItemsFailed(Exception):
@@ -67,26 +100,9 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
     """Generate, verify and upload a chunk of images; returns their manifest rows (never
     the bytes). Raises only to ask Prefect for a retry of retryable failures."""
     run = run_context.get(run_id)
-
-    async def make() -> list[ManifestRow]:
-        provider = make_provider(run.provider_settings)
-        try:
-            processor = ItemProcessor(
-                provider,
-                run.store,
-                run.admission,
-                run.policy,
-                run_id=run_id,
-                spool=run.spool,
-                listeners=[run.progress.item_done],
-                claims=run.claims,
-                retry_blocked=run.options.spend.retry_blocked,
-            )
-            return await processor.process_all(items)
-        finally:
-            await provider.aclose()
-
-    rows = asyncio.run(make())
+    if run.pump is None:
+        raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
+    rows = run.pump.process(items)
     for row in rows:
         row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from bananaflow.batch.runner import PollPolicy
+from bananaflow.generation.pump import ItemPump
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims
 from bananaflow.landing.spool import Spool
@@ -50,6 +51,7 @@ class RunContext:
     progress: ProgressTracker = field(default_factory=lambda: ProgressTracker(0))
     claims: KeyClaims | None = None
     drained: int = 0  # spooled images uploaded by this run
+    pump: ItemPump | None = None  # where chunk tasks send their items while the run generates
 
     @property
     def bucket(self) -> str:
