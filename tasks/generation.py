@@ -96,9 +96,10 @@ def chunk_name() -> str:
     cache_policy=None,
     persist_result=False,
 )
-def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list[ManifestRow]:
-    """Generate, verify and upload a chunk of images; returns their manifest rows (never
-    the bytes). Raises only to ask Prefect for a retry of retryable failures."""
+def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
+    """Generate, verify and upload a chunk of images; their manifest rows go to the run's
+    row log and tally (``RunContext.record``), not back to the flow: returns how many.
+    Raises only to ask Prefect for a retry of retryable failures."""
     run = run_context.get(run_id)
     if run.pump is None:
         raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
@@ -111,21 +112,21 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
         )
-    return rows
+    return run.record(rows, [item.model for item in items])
 
 
-def rows_of_chunk(chunk: list[WorkItem], future: PrefectFuture, run_id: str) -> list[ManifestRow]:
-    """A chunk's rows; if the task itself died (not an item), its items still get rows."""
+def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) -> int:
+    """Wait for a chunk task; if the task itself died (not an item), its items still get rows."""
     future.wait()
     state = future.state
     if state.is_completed():
         return future.result()
     message = f"generation task ended {state.name}: {state.message or ''}".strip()
-    return [
+    return run.record([
         ManifestRow(
-            run_id=run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
+            run_id=run.run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
             error_class="TaskFailed", mode="realtime", error_message=message[:500], model=item.model,
             image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,
         )
         for item in chunk
-    ]
+    ])

@@ -49,6 +49,11 @@ class ItemPump:
         self._make_processor = make_processor
         self._close_processor = close_processor
         self._loop = asyncio.new_event_loop()
+        # S3 calls go through ``asyncio.to_thread``: the default executor (cores + 4 threads) would
+        # make them the bottleneck of a whole run on one loop
+        self._executor = concurrent.futures.ThreadPoolExecutor(max_workers=min(64, max(8, window)),
+                                                               thread_name_prefix="bananaflow-io")
+        self._loop.set_default_executor(self._executor)
         self._thread = threading.Thread(target=self._loop.run_forever, name="bananaflow-pump", daemon=True)
         self._queue: asyncio.Queue[tuple[WorkItem, concurrent.futures.Future[ManifestRow]]] | None = None
         self._workers: list[asyncio.Task[None]] = []
@@ -105,6 +110,7 @@ class ItemPump:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join()
         self._loop.close()
+        self._executor.shutdown(wait=True)
 
     async def _stop(self) -> None:
         for worker in self._workers:
