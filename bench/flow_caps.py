@@ -164,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
                    "0.4-0.6 s a cap of 128 asks for 256 images/s, more than 2 shared cores can process)")
     p.add_argument("--items", type=int, default=0, help="items per cap (default: max(80, 8 x cap))")
     p.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
+    p.add_argument("--section", default="flow-caps", help="section of --out to write (one per latency)")
     args = p.parse_args(argv)
     caps = [int(c) for c in args.caps.split(",") if c.strip()]
 
@@ -181,11 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         stop_server(home)
     out = Path(args.out)
-    png = out.with_name("flow_caps.png")
+    png = out.with_name(f"{args.section.replace('-', '_')}.png")
     plot(results, png)
     section = report(results, args, png)
     print(section)
-    replace_section(out, "flow-caps", "Deep in-flight caps: the whole `bananaflow run`", section)
+    replace_section(out, args.section, f"Deep in-flight caps: the whole `bananaflow run`, latency {args.latency} s",
+                    section)
     return 0
 
 

@@ -266,7 +266,8 @@ def run_whole_flow(sim: Simulator, items: int, args: argparse.Namespace, env: di
             raise SystemExit(f"bananaflow run failed: exit {status}\n{out.read()[-3000:]}")
     import boto3
 
-    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1")
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
     stored = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench-run", Prefix=f"{prefix}/"):
         stored += sum(1 for obj in page.get("Contents", [])
@@ -335,6 +336,10 @@ def main(argv: list[str] | None = None) -> int:
                 result.note = (f"the seed with `--find-image` (its parsing fixed, nothing else) and {args.cap} "
                                "workers, the simulator's in-flight cap (equal limits); start spacing and retries "
                                "as written")
+            if engine == "run":
+                result.note = ("the whole `bananaflow run` as a user runs it: its own process (CPU and RSS are its "
+                               "own), a started Prefect server, SeaweedFS S3; *done* = images found in S3 afterwards; "
+                               "its retry waits are not scaled down")
             if report.get("learned_rpm"):
                 result.note = "learned " + ", ".join(f"{v:g} rpm" for v in report["learned_rpm"].values())
             results.append(result)
