@@ -376,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_rows, notes, argv) -> None:  # noqa: ANN001
     png = out.with_suffix(".png")
     plot(results, ceiling, png)
+    argv = sys.argv[1:] if argv is None else argv  # the figures' command line, as run
     cmd = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
     doc = [
         "# Benchmarks",
