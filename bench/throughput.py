@@ -18,13 +18,16 @@ Prints a table and writes ``docs/benchmarks.md`` with a PNG plot.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.request import Request, urlopen
@@ -196,6 +199,82 @@ def plot(results: list[Result], ceiling: float, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def engine_command(engine: str, sim: Simulator, items: int, args: argparse.Namespace,
+                   seed: Path | None) -> tuple[list[str], str]:
+    """The command line of one engine's process, and its label in the table."""
+    retry_initial = 1.0 / TIME_SCALE
+    common = ["--base-url", sim.base_url, "--count", str(items)]
+    worker = [PY, str(BENCH / "engine_worker.py")]
+    if engine == "bananaflow":
+        return ([*worker, *common, "--max-in-flight", str(args.cap), "--rpm", str(args.rpm),
+                 "--retry-initial", f"{retry_initial:.4f}"], "bananaflow engine (known limits)")
+    if engine == "bananaflow-adaptive":
+        cmd = [*worker, *common, "--max-in-flight", str(args.cap), "--adaptive", "--retry-initial", f"{retry_initial:.4f}"]
+        if args.adaptive_start is not None:
+            cmd += ["--adaptive-start", str(args.adaptive_start)]
+        return cmd, "bananaflow engine (adaptive)"
+    if engine in ("seed", "seed-fixed"):
+        cmd = [PY, str(seed), *common, "--api-key", "FAKE-BENCH-0123456789abcdefghijklmnopq", "--size", "1K",
+               "--interval", f"{0.5 / TIME_SCALE:.4f}", "--base-delay", f"{2.0 / TIME_SCALE:.4f}"]
+        if engine == "seed":
+            return [*cmd, "--workers", "10"], "seed thread pool (as written)"
+        return [*cmd, "--workers", str(args.cap), "--find-image"], "seed thread pool, --find-image"
+    if engine == "gather":
+        return ([PY, str(BENCH / "naive_gather.py"), *common, "--concurrency", str(args.cap),
+                 "--initial-wait", f"{retry_initial:.4f}"], "asyncio.gather + semaphore")
+    raise SystemExit(f"unknown engine {engine!r}")
+
+
+@contextlib.contextmanager
+def flow_environment() -> Iterator[dict[str, str]]:
+    """A started Prefect server and SeaweedFS S3 for the whole-flow engine, stopped after."""
+    sys.path.insert(0, str(ROOT))
+    from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server
+    from bananaflow.devstack.local_s3 import LocalS3Server
+
+    state = Path(tempfile.mkdtemp(prefix="bananaflow-bench-flow-"))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    api_url = ensure_server(state / "prefect", port=port, wait_s=150)
+    try:
+        with LocalS3Server(state / "s3") as s3:
+            yield {**os.environ, **s3.env(), **server_env(state / "prefect"), "PREFECT_API_URL": api_url,
+                   "GEMINI_API_KEY": "FAKE-BENCH-0123456789abcdefghijklmnopq", "BANANAFLOW_STATE": str(state),
+                   "BANANAFLOW_SPOOL_DIR": str(state / "spool"), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+    finally:
+        stop_server(state / "prefect")
+
+
+def run_whole_flow(sim: Simulator, items: int, args: argparse.Namespace, env: dict[str, str]) -> tuple[dict, float, float]:
+    """``bananaflow run`` on an ``items``-product catalog, as a user runs it; *completed* is
+    the images found in S3 afterwards (so an image the provider made but the run lost counts)."""
+    state = Path(env["BANANAFLOW_STATE"])
+    catalog = state / f"catalog-{items}.csv"
+    catalog.write_text("sku,title\n" + "".join(f"RUN-{i:05d},Stoneware mug {i}\n" for i in range(items)))
+    prefix = f"bench-{time.time_ns()}"
+    cmd = [str(Path(PY).with_name("bananaflow")), "run", str(catalog), "--bucket", "bench-run", "--prefix", prefix,
+           "--size", "1K", "--concurrency", str(args.cap), "--rpm", str(args.rpm), "--no-progress"]
+    started = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=state,
+                                env={**env, "GOOGLE_GEMINI_BASE_URL": sim.base_url})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - started
+        if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: some items failed, still a result
+            out.seek(0)
+            raise SystemExit(f"bananaflow run failed: exit {status}\n{out.read()[-3000:]}")
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], region_name="us-east-1",
+                      aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    stored = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket="bench-run", Prefix=f"{prefix}/"):
+        stored += sum(1 for obj in page.get("Contents", [])
+                      if "/runs/" not in obj["Key"] and obj["Key"].endswith((".png", ".jpg", ".jpeg", ".webp")))
+    return {"completed": stored, "wall_s": wall}, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--items", type=int, default=1500, help="workload per engine (default: %(default)s)")
@@ -208,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="requests/min adaptive mode slow-starts from (default: the engine's default, unmetered "
                         "under the in-flight cap until the first push-back)")
     p.add_argument("--rss-items", default="1000,10000", help="bananaflow memory runs; empty to skip")
-    p.add_argument("--engines", default="bananaflow,bananaflow-adaptive,seed,gather")
+    p.add_argument("--engines", default="bananaflow,bananaflow-adaptive,run,seed,seed-fixed,gather")
     p.add_argument("--seed-baseline", help="path of seed_threadpool.py (default: ../shared/baselines/)")
     p.add_argument("--seed-items", type=int, default=200,
                    help="the seed's workload: it never finds the image in Pro's answers (parts[0] is the "
@@ -219,59 +298,54 @@ def main(argv: list[str] | None = None) -> int:
     low, high = (float(x) for x in args.latency.split("-"))
     mean_latency = (low + high) / 2
     ceiling = min(args.rpm, args.cap * 60 / mean_latency)
-    retry_initial = 1.0 / TIME_SCALE
     worker = [PY, str(BENCH / "engine_worker.py")]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     seed = find_seed_baseline(args.seed_baseline)
     notes = []
-    if "seed" in engines and (seed is None or not seed.is_file()):
+    if {"seed", "seed-fixed"} & set(engines) and (seed is None or not seed.is_file()):
         msg = ("seed baseline not found (looked for ../shared/baselines/seed_threadpool.py above the repo); "
                "pass --seed-baseline PATH to include it")
         print(msg, file=sys.stderr)
         notes.append(msg)
-        engines.remove("seed")
+        engines = [e for e in engines if not e.startswith("seed")]
 
     sim = Simulator("--latency", args.latency, "--rpm", str(args.rpm), "--max-in-flight", str(args.cap),
                     "--thought-images", "0",
                     "--rate-503", str(args.rate_503), "--seed", "7")
     results: list[Result] = []
+    stack = contextlib.ExitStack()
+    flow_env: dict[str, str] | None = None
     try:
         for engine in engines:
             items = args.seed_items if engine == "seed" else args.items
-            common = ["--base-url", sim.base_url, "--count", str(items)]
-            if engine == "bananaflow":
-                cmd = [*worker, *common, "--max-in-flight", str(args.cap), "--rpm", str(args.rpm),
-                       "--retry-initial", f"{retry_initial:.4f}"]
-                label = "bananaflow (known limits)"
-            elif engine == "bananaflow-adaptive":
-                cmd = [*worker, *common, "--max-in-flight", str(args.cap), "--adaptive",
-                       "--retry-initial", f"{retry_initial:.4f}"]
-                if args.adaptive_start is not None:
-                    cmd += ["--adaptive-start", str(args.adaptive_start)]
-                label = "bananaflow (adaptive)"
-            elif engine == "seed":
-                cmd = [PY, str(seed), *common, "--api-key", "FAKE-BENCH-0123456789abcdefghijklmnopq",
-                       "--size", "1K", "--workers", "10", "--interval", f"{0.5 / TIME_SCALE:.4f}",
-                       "--base-delay", f"{2.0 / TIME_SCALE:.4f}"]
-                label = "seed thread pool"
-            elif engine == "gather":
-                cmd = [PY, str(BENCH / "naive_gather.py"), *common, "--concurrency", str(args.cap),
-                       "--initial-wait", f"{retry_initial:.4f}"]
-                label = "asyncio.gather + semaphore"
-            else:
-                raise SystemExit(f"unknown engine {engine!r}")
             sim.reset()
-            print(f"running {label} on {items} items ...", file=sys.stderr, flush=True)
-            report, rss, cpu = run_process(cmd)
+            if engine == "run":
+                label = "bananaflow run (whole flow: Prefect server, S3)"
+                print(f"running {label} on {items} items ...", file=sys.stderr, flush=True)
+                flow_env = flow_env or stack.enter_context(flow_environment())
+                report, rss, cpu = run_whole_flow(sim, items, args, flow_env)
+            else:
+                cmd, label = engine_command(engine, sim, items, args, seed)
+                print(f"running {label} on {items} items ...", file=sys.stderr, flush=True)
+                report, rss, cpu = run_process(cmd)
             result = judge(label, items, report, rss, cpu, sim.stats(), args.warmup)
             if engine == "seed":
                 result.note = (f"{items} items only: it takes candidates[0].content.parts[0], which in Pro's answers "
                                "is the thought text, so it never keeps an image and retries every item 6 times")
+            if engine == "seed-fixed":
+                result.note = (f"the seed with `--find-image` (its parsing fixed, nothing else) and {args.cap} "
+                               "workers, the simulator's in-flight cap (equal limits); start spacing and retries "
+                               "as written")
+            if engine == "run":
+                result.note = ("the whole `bananaflow run` as a user runs it: its own process (CPU and RSS are its "
+                               "own), a started Prefect server, SeaweedFS S3; *done* = images found in S3 afterwards; "
+                               "its retry waits are not scaled down")
             if report.get("learned_rpm"):
                 result.note = "learned " + ", ".join(f"{v:g} rpm" for v in report["learned_rpm"].values())
             results.append(result)
     finally:
         sim.stop()
+        stack.close()
 
     rss_rows: list[tuple[int, float, float]] = []
     sizes = [int(x) for x in args.rss_items.split(",") if x.strip()]
@@ -302,6 +376,7 @@ def main(argv: list[str] | None = None) -> int:
 def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_rows, notes, argv) -> None:  # noqa: ANN001
     png = out.with_suffix(".png")
     plot(results, ceiling, png)
+    argv = sys.argv[1:] if argv is None else argv  # the figures' command line, as run
     cmd = "make bench" + (f" BENCH_ARGS='{' '.join(argv)}'" if argv else "")
     doc = [
         "# Benchmarks",
@@ -351,7 +426,10 @@ def write_report(out: Path, args, ceiling, mean_latency, lines, results, rss_row
             doc += ["", f"{rss_rows[-1][0]:,} items use {growth:+.0%} memory against {rss_rows[0][0]:,}."]
     doc += [*(f"\n> {n}" for n in notes), ""]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(doc))
+    from report_sections import kept_sections  # bench/ is on sys.path when run as a script
+
+    kept = kept_sections(out)  # sections of the other benchmarks (bench/flow_caps.py, ...)
+    out.write_text("\n".join(doc) + ("\n" + kept if kept else ""))
     print(f"wrote {out} and {png}", file=sys.stderr)
 
 

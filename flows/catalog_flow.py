@@ -18,7 +18,8 @@ from prefect.utilities.urls import url_for
 from bananaflow.batch.runner import PollPolicy
 from bananaflow.catalog.references import require_edit_mode
 from bananaflow.errors import ConfigurationError, StorageError
-from bananaflow.landing.manifest import ManifestRow, write_local
+from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.manifest_stream import write_manifest_files
 from bananaflow.options import (
     BlockNames,
     CatalogOptions,
@@ -35,14 +36,14 @@ from bananaflow.planning.mode import ModeChoice, choose_mode
 from bananaflow.planning.sharding import Shard
 from bananaflow.planning.work import WorkItem, chunk_size_for, chunked, waves
 from bananaflow.reports.progress import ProgressTracker, announce
-from bananaflow.reports.summary import RunSummary, summarize
+from bananaflow.reports.summary import RunSummary
 from bananaflow.secrets import install_log_redaction
 from bananaflow_prefect.flows.configure import open_run
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.batch import generate_in_batches
 from bananaflow_prefect.tasks.events import emit_batch_completed
 from bananaflow_prefect.tasks.gallery import publish_gallery
-from bananaflow_prefect.tasks.generation import generate_images, rows_of_chunk
+from bananaflow_prefect.tasks.generation import generate_images, item_pump, settle_chunk
 from bananaflow_prefect.tasks.planning import Plan, plan
 from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, write_outputs
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunContext
@@ -79,9 +80,11 @@ def catalog_to_images(
                                       store=run.store, prefix=run.prefix)
     log_plan(run, work, items, unchanged)
     mode = choose_run_mode(run, items)
-    rows = unchanged + generate(run, items, mode)
-    outputs = publish(run, rows, work)
-    summary = summarise(run, rows, work, outputs, wall_s=time.monotonic() - started)
+    run.record(unchanged)  # rows go to the run's row log and tally, not into a list of the flow
+    generate(run, items, mode)
+    outputs = publish(run, work)
+    summary = summarise(run, work, outputs, wall_s=time.monotonic() - started)
+    run.rows.close()
     return {**summary.to_dict(), "mode": mode.mode}
 
 
@@ -128,16 +131,17 @@ def choose_run_mode(run: RunContext, items: list[WorkItem]) -> ModeChoice:
     return decision
 
 
-def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> list[ManifestRow]:
-    """Every item's row, with progress shown as it goes; the run's context lives only meanwhile."""
+def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> None:
+    """Every item's row into ``run.rows``, with progress shown as it goes; the run's context
+    is registered for the tasks only meanwhile."""
     run.progress = ProgressTracker(len(items))
     announce(run.progress)
     artifact = ProgressArtifact(run.progress)
     run.batch = _batch_settings(run)
     run_context.register(run)
     try:
-        with run.guard.hold():
-            rows = _generate_waves(run, items, mode.mode)
+        with run.guard.hold(), item_pump(run):
+            _generate_waves(run, items, mode.mode)
     finally:
         run_context.release(run.run_id)
         run.admission.keep_learned_limits()
@@ -146,58 +150,51 @@ def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> list[M
         run.drained += run.spool.drain(run.store)
     if run.claims is not None:
         run.claims.release_pending()  # claims S3 refused to drop during the run
-    return rows
 
 
-def _generate_waves(run: RunContext, items: list[WorkItem], mode: str) -> list[ManifestRow]:
+def _generate_waves(run: RunContext, items: list[WorkItem], mode: str) -> None:
     """Chunk tasks (realtime) or provider batches, wave after wave: group siblings wait for
     the image of their group's first product (their reference)."""
-    rows: list[ManifestRow] = []
     for wave in waves(items):
         if mode == "batch":
-            rows.extend(generate_in_batches(run.run_id, wave))
+            run.record(generate_in_batches(run.run_id, wave))
             continue
-        chunks = chunked(wave, chunk_size_for(len(wave), run.limits.max_in_flight))
+        chunks = chunked(wave, chunk_size_for(len(wave), run.limits.max_in_flight, workers=TASK_THREADS))
         futures: list[PrefectFuture] = generate_images.map(
             run_id=unmapped(run.run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
         )
         for chunk, future in zip(chunks, futures):
-            rows.extend(rows_of_chunk(chunk, future, run.run_id))
-    return rows
+            settle_chunk(chunk, future, run)
 
 
-def publish(run: RunContext, rows: list[ManifestRow], work: Plan) -> tuple[dict[str, str], str | None]:
+def publish(run: RunContext, work: Plan) -> tuple[dict[str, str], str | None]:
     """Manifest, rejected rows and write-back file beside it; kept locally if S3 is down."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_prefix = "/".join(p for p in (run.prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
     try:
-        manifest_uris, rejected_uri = write_outputs(rows, work.rejected, run.store, run_prefix)
+        manifest_uris, rejected_uri = write_outputs(run.rows, work.rejected, run.store, run_prefix)
     except StorageError as exc:  # S3 is down: the manifest must still exist somewhere
-        local = write_local(rows, run.spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
+        local = write_manifest_files(run.rows.batches(), run.spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
         get_run_logger().warning("could not write the manifest to S3 (%s); kept it at %s", exc.message, local["csv"])
         return {kind: str(path) for kind, path in local.items()}, None
-    writeback_uri = write_back(rows, run.job, run.store, run_prefix, run.catalog, run.options.reading.encoding)
+    writeback_uri = write_back(run.rows, run.job, run.store, run_prefix, run.catalog, run.options.reading.encoding)
     if writeback_uri:
         manifest_uris = {**manifest_uris, "writeback": writeback_uri}
-    publish_gallery(rows, run.store, run_prefix)
+    publish_gallery(run.rows, run.store, run_prefix)
     return manifest_uris, rejected_uri
 
 
 def summarise(
-    run: RunContext, rows: list[ManifestRow], work: Plan, outputs: tuple[dict[str, str], str | None], *, wall_s: float
+    run: RunContext, work: Plan, outputs: tuple[dict[str, str], str | None], *, wall_s: float
 ) -> RunSummary:
-    """The summary: counts, cost, limits, spool; published as artifacts and an event."""
-    summary = summarize(rows, run_id=run.run_id, rejected=len(work.rejected), wall_s=wall_s, bucket=run.bucket,
-                        prefix=run.prefix)
+    """The summary (from the run's tally: counters, not rows): counts, cost, limits, spool;
+    published as artifacts and an event."""
+    summary = run.tally.summary(run_id=run.run_id, rejected=len(work.rejected), wall_s=wall_s, bucket=run.bucket,
+                                prefix=run.prefix)
     summary.manifest, summary.rejected_uri = outputs
     summary.skipped_products = dict(Counter(s.reason for s in work.skipped))
     summary.flow_run_url = url_for("flow-run", obj_id=run.run_id)
     summary.limits = run.admission.report()
-    requested = {(i.row_number, i.variant): i.model for i in work.items}
-    summary.fallbacks = sum(  # made by another model than the item asked for
-        1 for r in rows
-        if r.status == "succeeded" and r.model and not r.model.startswith(requested.get((r.row_number, r.variant), r.model))
-    )
     spool_state = run.spool.state()
     summary.spool = {**spool_state.to_dict(), "uploaded": run.drained}
     if spool_state.pending:

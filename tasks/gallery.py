@@ -1,6 +1,8 @@
 """The run's gallery artifact: thumbnails a person can scan in the Prefect UI."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
@@ -11,7 +13,7 @@ from bananaflow.reports.gallery import build_gallery, gallery_markdown
 
 
 @task(name="make-thumbnails", cache_policy=None, persist_result=False)
-def make_gallery(rows: list[ManifestRow], store: ImageStore, run_prefix: str, limit: int = 48) -> str | None:
+def make_gallery(rows: Iterable[ManifestRow], store: ImageStore, run_prefix: str, limit: int = 48) -> str | None:
     """Thumbnails for a sample of the run, uploaded beside its manifest; returns the
     gallery's markdown, or None (with a warning) if S3 refused: a gallery is a convenience,
     every image and the manifest are already stored."""
@@ -24,7 +26,7 @@ def make_gallery(rows: list[ManifestRow], store: ImageStore, run_prefix: str, li
     return gallery_markdown(entries, total_images=total)
 
 
-def publish_gallery(rows: list[ManifestRow], store: ImageStore, run_prefix: str, limit: int = 48) -> None:
+def publish_gallery(rows: Iterable[ManifestRow], store: ImageStore, run_prefix: str, limit: int = 48) -> None:
     """Create the ``bananaflow-gallery`` artifact on the flow run (not on a task run, so it
     sits with the summary on the run's Artifacts tab)."""
     markdown = make_gallery(rows, store, run_prefix, limit)

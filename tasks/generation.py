@@ -1,7 +1,8 @@
 """The generation task: one chunk of work items, made concurrently under the run's limits."""
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import task
 from prefect.futures import PrefectFuture
@@ -10,15 +11,47 @@ from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
 from bananaflow.generation.pipeline import ItemProcessor
+from bananaflow.generation.pump import ItemPump, window_for
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
+from bananaflow_prefect.tasks.run_context import RunContext
 
 #: Prefect-level retries of a chunk, on top of the engine's per-request retries. A retried
 #: chunk pays only for its failed items: the others are found in S3 under their keys.
 CHUNK_RETRIES = 2
+
+
+@contextmanager
+def item_pump(run: RunContext) -> Iterator[ItemPump]:
+    """The run's item pump (one loop, one provider client, one window of workers) while
+    its chunk tasks run: they queue their items on it, so a freed in-flight slot is refilled
+    from any chunk at once (see ``bananaflow.generation.pump``)."""
+
+    def make_processor() -> ItemProcessor:
+        return ItemProcessor(
+            make_provider(run.provider_settings),
+            run.store,
+            run.admission,
+            run.policy,
+            run_id=run.run_id,
+            spool=run.spool,
+            listeners=[run.progress.item_done],
+            claims=run.claims,
+            retry_blocked=run.options.spend.retry_blocked,
+        )
+
+    async def close(processor: ItemProcessor) -> None:
+        await processor.provider.aclose()
+
+    with ItemPump(make_processor, window=window_for(run.limits.max_in_flight), close_processor=close) as pump:
+        run.pump = pump
+        try:
+            yield pump
+        finally:
+            run.pump = None
 
 
 class RetryableItemsFailed(Exception):
@@ -64,30 +97,14 @@ def chunk_name() -> str:
     cache_policy=None,
     persist_result=False,
 )
-def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list[ManifestRow]:
-    """Generate, verify and upload a chunk of images; returns their manifest rows (never
-    the bytes). Raises only to ask Prefect for a retry of retryable failures."""
+def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
+    """Generate, verify and upload a chunk of images; their manifest rows go to the run's
+    row log and tally (``RunContext.record``), not back to the flow: returns how many.
+    Raises only to ask Prefect for a retry of retryable failures."""
     run = run_context.get(run_id)
-
-    async def make() -> list[ManifestRow]:
-        provider = make_provider(run.provider_settings)
-        try:
-            processor = ItemProcessor(
-                provider,
-                run.store,
-                run.admission,
-                run.policy,
-                run_id=run_id,
-                spool=run.spool,
-                listeners=[run.progress.item_done],
-                claims=run.claims,
-                retry_blocked=run.options.spend.retry_blocked,
-            )
-            return await processor.process_all(items)
-        finally:
-            await provider.aclose()
-
-    rows = asyncio.run(make())
+    if run.pump is None:
+        raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
+    rows = run.pump.process(items)
     for row in rows:
         row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]
@@ -96,21 +113,21 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> list
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
         )
-    return rows
+    return run.record(rows, [item.model for item in items])
 
 
-def rows_of_chunk(chunk: list[WorkItem], future: PrefectFuture, run_id: str) -> list[ManifestRow]:
-    """A chunk's rows; if the task itself died (not an item), its items still get rows."""
+def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) -> int:
+    """Wait for a chunk task; if the task itself died (not an item), its items still get rows."""
     future.wait()
     state = future.state
     if state.is_completed():
         return future.result()
     message = f"generation task ended {state.name}: {state.message or ''}".strip()
-    return [
+    return run.record([
         ManifestRow(
-            run_id=run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
+            run_id=run.run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
             error_class="TaskFailed", mode="realtime", error_message=excerpt(message, 500), model=item.model,
             image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,
         )
         for item in chunk
-    ]
+    ])

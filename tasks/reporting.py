@@ -1,8 +1,10 @@
 """Manifests, summaries and artifacts: what a person sees of a run."""
 from __future__ import annotations
 
+import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from uuid import UUID
 
 from prefect import task
@@ -10,7 +12,9 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 from prefect.utilities.urls import url_for
 
 from bananaflow.catalog.loader import Rejection, rejections_to_csv
-from bananaflow.landing.manifest import ManifestRow, write_manifest
+from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.manifest_stream import upload_manifest, write_manifest_files
+from bananaflow.landing.rowlog import RowLog
 from bananaflow.landing.storage import ImageStore
 from bananaflow.reports.progress import ProgressTracker
 from bananaflow.reports.summary import RunSummary
@@ -18,16 +22,26 @@ from bananaflow.reports.summary import RunSummary
 
 @task(name="write-manifest", cache_policy=None, persist_result=False)
 def write_outputs(
-    rows: list[ManifestRow], rejected: list[Rejection], store: ImageStore, run_prefix: str
+    rows: RowLog | list[ManifestRow], rejected: list[Rejection], store: ImageStore, run_prefix: str
 ) -> tuple[dict[str, str], str | None]:
-    """Write the manifest (CSV + Parquet) and rejected rows beside it; returns their URIs."""
-    uris = write_manifest(rows, store, run_prefix)
+    """Write the manifest (CSV + Parquet) and rejected rows beside it; returns their URIs.
+    The manifest is written batch by batch to local files, then uploaded."""
+    with tempfile.TemporaryDirectory(prefix="bananaflow-manifest-") as directory:
+        uris = upload_manifest(write_manifest_files(row_batches(rows), directory), store, run_prefix)
     rejected_uri = None
     if rejected:
         key = f"{run_prefix}/rejected.csv"
         store.put_bytes(key, rejections_to_csv(rejected), "text/csv")
         rejected_uri = store.uri(key)
     return uris, rejected_uri
+
+
+def row_batches(rows: RowLog | list[ManifestRow], size: int = 5000) -> Iterator[list[ManifestRow]]:
+    if isinstance(rows, RowLog):
+        yield from rows.batches(size)
+    else:
+        for start in range(0, len(rows), size):
+            yield rows[start : start + size]
 
 
 def publish_summary(summary: RunSummary) -> None:

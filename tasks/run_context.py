@@ -11,8 +11,11 @@ import threading
 from dataclasses import dataclass, field
 
 from bananaflow.batch.runner import PollPolicy
+from bananaflow.generation.pump import ItemPump
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.rowlog import RowLog
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import Admission
@@ -22,6 +25,7 @@ from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.jobspec import Job
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.reports.progress import ProgressTracker
+from bananaflow.reports.summary import SummaryTally
 from bananaflow_prefect.tasks.guard import WorkerGuard
 
 
@@ -50,6 +54,18 @@ class RunContext:
     progress: ProgressTracker = field(default_factory=lambda: ProgressTracker(0))
     claims: KeyClaims | None = None
     drained: int = 0  # spooled images uploaded by this run
+    pump: ItemPump | None = None  # where chunk tasks send their items while the run generates
+    #: every final row of the run, on local disk (the manifest is written from it) ...
+    rows: RowLog = field(default_factory=RowLog)
+    #: ... and counted as it is added (the summary): the flow holds no row per item
+    tally: SummaryTally = field(default_factory=SummaryTally)
+
+    def record(self, rows: list[ManifestRow], requested_models: list[str] | None = None) -> int:
+        """Keep a run's final rows: counted for the summary, appended to the row log."""
+        models = requested_models or [""] * len(rows)
+        for row, model in zip(rows, models):
+            self.tally.add(row, requested_model=model)
+        return self.rows.add(rows)
 
     @property
     def bucket(self) -> str:

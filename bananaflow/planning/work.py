@@ -209,10 +209,13 @@ def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def chunk_size_for(total: int, concurrency: int, *, most: int = 100) -> int:
-    """Small enough that every in-flight slot has work to the end, large enough that a
-    10,000-item run stays within a few hundred task runs."""
+def chunk_size_for(total: int, concurrency: int, *, most: int = 100, workers: int = 16) -> int:
+    """Large enough that the chunks ``workers`` task threads run at once queue a few times
+    the in-flight cap (the run's item pump refills a freed slot from any of them, so a chunk
+    waiting for its slowest item leaves no slot idle), and a 10,000-item run stays within a
+    few hundred task runs; small enough that every thread has chunks to the end."""
     if total <= 0:
         return 1
     per_slot = -(-total // max(1, concurrency * 2))
-    return max(1, min(most, per_slot))
+    to_fill = -(-4 * max(1, concurrency) // max(1, workers))
+    return max(1, min(most, max(per_slot, to_fill)))

@@ -29,6 +29,10 @@ _HTTP_LOGGERS = (
 )
 
 
+#: Connections one provider client may open at once (far above any in-flight cap in use).
+POOL_CONNECTIONS = 1024
+
+
 def make_client(client: httpx.AsyncClient | None, timeout_s: float) -> tuple[httpx.AsyncClient, bool]:
     """Use the caller's client, or build one; the flag says whether we own (and close) it.
 
@@ -38,7 +42,10 @@ def make_client(client: httpx.AsyncClient | None, timeout_s: float) -> tuple[htt
     install_log_redaction(_HTTP_LOGGERS)
     if client is not None:
         return client, False
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=False), True
+    # the rate controller bounds requests in flight, not the pool: httpx's default of 100
+    # connections would silently cap a run at 100 in flight (one client serves the whole run)
+    limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
+    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=False, limits=limits), True
 
 
 async def send(

@@ -11,7 +11,7 @@ the access key *id*, never the secret).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from PIL import Image
@@ -48,17 +48,23 @@ def make_thumbnail(data: bytes, size: int = THUMB_PIXELS) -> bytes:
         return out.getvalue()
 
 
-def sample_rows(rows: Sequence[ManifestRow], limit: int) -> list[ManifestRow]:
-    """Up to ``limit`` rows that have an image, spread evenly over the run."""
-    with_image = [row for row in rows if row.key and row.status in ("succeeded", "skipped_exists")]
-    if len(with_image) <= limit:
-        return with_image
-    step = len(with_image) / limit
-    return [with_image[int(i * step)] for i in range(limit)]
+def _has_image(row: ManifestRow) -> bool:
+    return bool(row.key) and row.status in ("succeeded", "skipped_exists")
+
+
+def sample_rows(rows: Iterable[ManifestRow], limit: int) -> list[ManifestRow]:
+    """Up to ``limit`` rows that have an image, spread evenly over the run. ``rows`` is read
+    twice (a list, or a run's ``RowLog``), so only the sample is ever held."""
+    total = sum(1 for row in rows if _has_image(row))
+    if total <= limit:
+        return [row for row in rows if _has_image(row)]
+    step = total / limit
+    wanted = {int(i * step) for i in range(limit)}
+    return [row for i, row in enumerate(r for r in rows if _has_image(r)) if i in wanted]
 
 
 def build_gallery(
-    rows: Sequence[ManifestRow], store: ImageStore, run_prefix: str, *, limit: int = 48
+    rows: Iterable[ManifestRow], store: ImageStore, run_prefix: str, *, limit: int = 48
 ) -> list[GalleryEntry]:
     """Make and upload thumbnails for a sample of ``rows``; return their presigned links."""
     entries = []

@@ -6,11 +6,13 @@ artifact and the manifest can never disagree.
 from __future__ import annotations
 
 import statistics
+import threading
 import time
+from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.providers.quota_day import next_quota_reset
@@ -117,6 +119,88 @@ def _link(url: str) -> str:
     return f"[logs]({url})" if url else ""
 
 
+class SummaryTally:
+    """The summary's numbers, counted row by row as rows are made: counters, one float per
+    succeeded image for the latency percentiles, and at most ``max_failures`` failures, so a
+    run keeps no row in memory to summarise it."""
+
+    def __init__(self, max_failures: int = 50) -> None:
+        self.max_failures = max_failures
+        self.total = 0
+        self.counts: Counter[str] = Counter()
+        self.latencies = array("d")
+        self.by_quota = self.by_budget = self.retries = self.fallbacks = 0
+        self.cost_usd = self.cost_without_image_usd = 0.0
+        self.last_finished: datetime | None = None
+        self.failures: list[dict[str, str]] = []
+        self._lock = threading.Lock()
+
+    def add(self, row: ManifestRow, *, requested_model: str = "") -> None:
+        """Count one row; ``requested_model``: the model its item asked for (a row made by
+        another one counts as a fallback)."""
+        with self._lock:
+            self._add(row, requested_model)
+
+    def add_all(self, rows: Iterable[ManifestRow]) -> None:
+        for row in rows:
+            self.add(row)
+
+    def _add(self, row: ManifestRow, requested_model: str) -> None:
+        self.total += 1
+        self.counts[row.status] += 1
+        if row.status == "succeeded":
+            if row.latency_s is not None:
+                self.latencies.append(row.latency_s)
+            if requested_model and row.model and not row.model.startswith(requested_model):
+                self.fallbacks += 1
+        if row.status == "deferred" and row.error_class == "QuotaExhausted":
+            self.by_quota += 1
+        if row.status == "deferred" and row.error_class == "BudgetExhausted":
+            self.by_budget += 1
+        if row.finished_at is not None and (self.last_finished is None or row.finished_at > self.last_finished):
+            self.last_finished = row.finished_at
+        self.cost_usd += row.cost_usd or 0.0
+        if not row.key:
+            self.cost_without_image_usd += row.cost_usd or 0.0
+        self.retries += max(0, (row.attempts or 0) - 1)
+        if row.status not in ("succeeded", "skipped_exists", "skipped_unchanged") and len(self.failures) < self.max_failures:
+            self.failures.append({
+                "row_number": str(row.row_number), "sku": row.sku, "status": row.status,
+                "error_class": row.error_class, "error_message": row.error_message, "task_run_id": row.task_run_id,
+            })
+
+    def summary(self, *, run_id: str, rejected: int, wall_s: float, bucket: str, prefix: str) -> RunSummary:
+        with self._lock:
+            made = self.counts.get("succeeded", 0)
+            latencies = sorted(self.latencies)
+            resets_at = (
+                next_quota_reset(self.last_finished.timestamp() if self.last_finished else time.time())
+                .astimezone(UTC).isoformat(timespec="minutes")
+                if self.by_quota
+                else None
+            )
+            return RunSummary(
+                run_id=run_id,
+                total=self.total,
+                counts=dict(self.counts),
+                rejected=rejected,
+                cost_usd=round(self.cost_usd, 4),
+                cost_without_image_usd=round(self.cost_without_image_usd, 4),
+                wall_s=round(wall_s, 2),
+                images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
+                latency_p50_s=_percentile(latencies, 50),
+                latency_p95_s=_percentile(latencies, 95),
+                retries=self.retries,
+                bucket=bucket,
+                prefix=prefix,
+                failures=list(self.failures),
+                quota_resets_at=resets_at,
+                deferred_by_quota=self.by_quota,
+                deferred_by_budget=self.by_budget,
+                fallbacks=self.fallbacks,
+            )
+
+
 def summarize(
     rows: Iterable[ManifestRow],
     *,
@@ -127,49 +211,11 @@ def summarize(
     prefix: str,
     max_failures: int = 50,
 ) -> RunSummary:
-    rows = list(rows)
-    counts = Counter(row.status for row in rows)
-    latencies = sorted(row.latency_s for row in rows if row.status == "succeeded" and row.latency_s is not None)
-    made = counts.get("succeeded", 0)
-    by_quota = sum(1 for row in rows if row.status == "deferred" and row.error_class == "QuotaExhausted")
-    by_budget = sum(1 for row in rows if row.status == "deferred" and row.error_class == "BudgetExhausted")
-    last = max((row.finished_at for row in rows if row.finished_at is not None), default=None)
-    resets_at = (
-        next_quota_reset(last.timestamp() if last else time.time()).astimezone(UTC).isoformat(timespec="minutes")
-        if by_quota
-        else None
-    )
-    failures = [
-        {
-            "row_number": str(row.row_number),
-            "sku": row.sku,
-            "status": row.status,
-            "error_class": row.error_class,
-            "error_message": row.error_message,
-            "task_run_id": row.task_run_id,
-        }
-        for row in rows
-        if row.status not in ("succeeded", "skipped_exists", "skipped_unchanged")
-    ][:max_failures]
-    return RunSummary(
-        run_id=run_id,
-        total=len(rows),
-        counts=dict(counts),
-        rejected=rejected,
-        cost_usd=round(sum(row.cost_usd or 0.0 for row in rows), 4),
-        cost_without_image_usd=round(sum(row.cost_usd or 0.0 for row in rows if not row.key), 4),
-        wall_s=round(wall_s, 2),
-        images_per_min=round(made / wall_s * 60, 1) if wall_s > 0 else 0.0,
-        latency_p50_s=_percentile(latencies, 50),
-        latency_p95_s=_percentile(latencies, 95),
-        retries=sum(max(0, (row.attempts or 0) - 1) for row in rows),
-        bucket=bucket,
-        prefix=prefix,
-        failures=failures,
-        quota_resets_at=resets_at,
-        deferred_by_quota=by_quota,
-        deferred_by_budget=by_budget,
-    )
+    tally = SummaryTally(max_failures)
+    tally.add_all(rows)
+    summary = tally.summary(run_id=run_id, rejected=rejected, wall_s=wall_s, bucket=bucket, prefix=prefix)
+    summary.fallbacks = 0  # rows alone do not say which model their item asked for
+    return summary
 
 
 def spool_line(spool: dict[str, object]) -> str:
