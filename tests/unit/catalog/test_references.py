@@ -31,7 +31,7 @@ def photo_server() -> Iterator[str]:
     """The fixtures folder over real HTTP on a free port."""
     handler = functools.partial(_Quiet, directory=str(FIXTURES))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}"

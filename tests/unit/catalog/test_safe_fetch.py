@@ -92,7 +92,7 @@ def server() -> Iterator[tuple[str, Served]]:
     handler = type("H", (_Handler,), {"served": served})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
         yield f"127.0.0.1:{httpd.server_address[1]}", served

@@ -25,6 +25,8 @@ from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.vertex_fixtures import PROJECT, SA_EMAIL, new_key, service_account_info, write_service_account
 
+pytestmark = pytest.mark.e2e  # the OAuth and Vertex routes of a real simulator server: in `make test`, not `make test-fast`
+
 PRO = "gemini-3-pro-image"
 KEY_PRIVATE, KEY_PUBLIC = new_key()
 

@@ -21,6 +21,8 @@ from bananaflow.secrets import Secret
 from tests.paths import FIXTURES
 from tests.unit.providers.wire_replay import Reply, WireServer
 
+pytestmark = pytest.mark.e2e  # every corpus payload through the real client over HTTP: in `make test`, not `make test-fast`
+
 WIRE = FIXTURES / "wire"
 PRO, FLASH25 = "gemini-3-pro-image", "gemini-2.5-flash-image"
 

@@ -18,6 +18,8 @@ from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from bananaflow.testing.simulator.cli import build_parser, config_from_args
 
+pytestmark = pytest.mark.e2e  # every fault shape through a real simulator server: in `make test`, not `make test-fast`
+
 PRO = "gemini-3-pro-image"
 _DEFAULTS = {f.name: getattr(SimulatorConfig(), f.name) for f in fields(SimulatorConfig) if f.name not in ("host", "port")}
 
