@@ -97,16 +97,12 @@ def test_deeply_nested_json_is_one_line_not_a_recursion_error(tmp_path: Path, na
     assert load_catalog(str(tmp_path / "ok.jsonl")).accepted[0].sku == "A"
 
 
-class _Body(io.BytesIO):
-    pass
-
-
 class _S3:
     def __init__(self, data: bytes, length: int) -> None:
         self.data, self.length = data, length
 
     def get_object(self, *, Bucket: str, Key: str) -> dict[str, object]:  # noqa: N803 - boto3's names
-        return {"Body": _Body(self.data), "ContentLength": self.length}
+        return {"Body": io.BytesIO(self.data), "ContentLength": self.length}
 
 
 def test_the_same_bounds_hold_over_s3(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,8 +32,8 @@ class WireServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:  # quiet
-                pass
+            def log_message(self, *args: object) -> None:
+                """No access log on the test's stderr."""
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("content-length") or 0)
