@@ -42,12 +42,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_catalog(path: Path, n: int) -> None:
+def write_catalog(path: Path, n: int, sku_prefix: str = "CAP") -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["sku", "title", "color"])
         for i in range(n):
-            writer.writerow([f"CAP-{i:05d}", f"Stoneware mug {i}", ("red", "blue", "green")[i % 3]])
+            writer.writerow([f"{sku_prefix}-{i:05d}", f"Stoneware mug {i}", ("red", "blue", "green")[i % 3]])
+
+
+def run_bananaflow(catalog: Path, *, bucket: str, prefix: str, concurrency: int, state: Path, env: dict[str, str],
+                   base_url: str, what: str) -> tuple[float, os.struct_rusage]:
+    """``bananaflow run`` in its own process, as a user starts it: wall time and its rusage."""
+    cmd = [BANANAFLOW, "run", str(catalog), "--bucket", bucket, "--prefix", prefix, "--model", "gemini-3.1-flash-image",
+           "--size", "512", "--concurrency", str(concurrency), "--no-progress"]
+    t0 = time.monotonic()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=state,
+                                env={**env, "GOOGLE_GEMINI_BASE_URL": base_url})
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.monotonic() - t0
+        if os.waitstatus_to_exitcode(status) != 0:
+            out.seek(0)
+            raise SystemExit(f"bananaflow run failed {what}:\n{out.read()[-3000:]}")
+    return wall, usage
 
 
 def in_flight_series(log: list[dict], step: float = 0.05) -> tuple[list[float], list[int]]:
@@ -98,18 +115,9 @@ def run_cap(cap: int, items: int, latency: str, state: Path, env: dict[str, str]
     sim = Simulator("--latency", latency, "--max-in-flight", str(cap), "--rpm", "1000000",
                     "--thought-images", "0", "--seed", "7")
     try:
-        cmd = [BANANAFLOW, "run", str(catalog), "--bucket", "bench-caps", "--prefix", f"cap{cap}-{time.time_ns()}",
-               "--model", "gemini-3.1-flash-image", "--size", "512", "--concurrency", str(cap), "--no-progress"]
         print(f"cap {cap}: {items} items ...", file=sys.stderr, flush=True)
-        t0 = time.monotonic()
-        with tempfile.TemporaryFile("w+") as out:
-            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=state,
-                                    env={**env, "GOOGLE_GEMINI_BASE_URL": sim.base_url})
-            _, status, usage = os.wait4(proc.pid, 0)
-            wall = time.monotonic() - t0
-            if os.waitstatus_to_exitcode(status) != 0:
-                out.seek(0)
-                raise SystemExit(f"bananaflow run failed at cap {cap}:\n{out.read()[-3000:]}")
+        wall, usage = run_bananaflow(catalog, bucket="bench-caps", prefix=f"cap{cap}-{time.time_ns()}", concurrency=cap,
+                                     state=state, env=env, base_url=sim.base_url, what=f"at cap {cap}")
         return judge(cap, items, sim.stats(), wall, usage.ru_utime + usage.ru_stime, (low + high) / 2)
     finally:
         sim.stop()

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -25,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flow_caps import BANANAFLOW, free_port, write_catalog  # noqa: E402
+from flow_caps import free_port, run_bananaflow, write_catalog  # noqa: E402
 from report_sections import replace_section  # noqa: E402
 from throughput import Simulator  # noqa: E402
 
@@ -37,18 +36,11 @@ def run_once(n: int, concurrency: int, state: Path, env: dict[str, str], sim: Si
     catalog = state / f"catalog-{n}.csv"
     write_catalog(catalog, n)
     sim.reset()
-    cmd = [BANANAFLOW, "run", str(catalog), "--bucket", "bench-memory", "--prefix", f"m{n}-{time.time_ns()}",
-           "--model", "gemini-3.1-flash-image", "--size", "512", "--concurrency", str(concurrency), "--no-progress"]
     print(f"{n} items ...", file=sys.stderr, flush=True)
     started = time.time()
-    with tempfile.TemporaryFile("w+") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=state,
-                                env={**env, "GOOGLE_GEMINI_BASE_URL": sim.base_url})
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.time() - started
-        if os.waitstatus_to_exitcode(status) != 0:
-            out.seek(0)
-            raise SystemExit(f"bananaflow run failed on {n} items:\n{out.read()[-3000:]}")
+    wall, usage = run_bananaflow(catalog, bucket="bench-memory", prefix=f"m{n}-{time.time_ns()}",
+                                 concurrency=concurrency, state=state, env=env, base_url=sim.base_url,
+                                 what=f"on {n} items")
     stats = sim.stats()
     first = min((r["t_start"] for r in stats["request_log"]), default=None)
     cpu = usage.ru_utime + usage.ru_stime

@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import json
 import os
 import resource
-import socket
 import sys
 import tempfile
 import time
@@ -29,22 +27,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import subprocess  # noqa: E402
 
+from flow_caps import free_port, write_catalog  # noqa: E402
+
 from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
 from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def write_catalog(path: Path, n: int) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["sku", "title", "color"])
-        for i in range(n):
-            writer.writerow([f"B10K-{i:05d}", f"Stoneware mug {i}", ("red", "blue", "green")[i % 3]])
 
 
 def main() -> int:
@@ -100,7 +86,7 @@ def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
 
     catalog = state / "catalog.csv"
-    write_catalog(catalog, args.items)
+    write_catalog(catalog, args.items, sku_prefix="B10K")
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t0 = time.monotonic()
     summary = catalog_to_images(catalog=str(catalog), delivery=DeliveryOptions(bucket="bench-10k", prefix="bench"),
