@@ -18,7 +18,7 @@ from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked, Storag
 from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
-from bananaflow.landing.blocked import BlockedMarker, find_block, forget_block, remember_block
+from bananaflow.landing.blocked import BlockedMarker, blocked_key, forget_block, read_block, remember_block
 from bananaflow.landing.claims import KeyClaims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
@@ -132,12 +132,13 @@ class ItemProcessor:
     async def _process(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
         if self.spool is not None and (spooled := self.spool.find(item.key_stem)):
             return await self.lander.spooled_row(item, spooled, started_at, t0)
-        existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
+        # one LIST answers both "made already?" and "blocked by an earlier run?"
+        existing, blocked = await asyncio.to_thread(self.store.find_with_marker, item.key_stem, blocked_key(item.key_stem))
         if existing is not None:
             return await self.lander.existing_row(item, existing, started_at, t0)
-        if not self.retry_blocked:
-            marker = await asyncio.to_thread(find_block, self.store, item.key_stem)
-            if marker is not None and marker.prompt_sha256 in ("", item.prompt_sha256):
+        if blocked and not self.retry_blocked:
+            marker = await asyncio.to_thread(read_block, self.store, item.key_stem)
+            if marker.prompt_sha256 in ("", item.prompt_sha256):
                 return self.lander.remembered_block_row(item, marker, started_at, t0)
         if self.claims is None:
             return await self._generate(item, started_at, t0)

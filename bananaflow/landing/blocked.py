@@ -73,6 +73,11 @@ def find_block(store: _MarkerStore, stem: str) -> BlockedMarker | None:
     return BlockedMarker.from_metadata(store.head(key).metadata)
 
 
+def read_block(store: _MarkerStore, stem: str) -> BlockedMarker:
+    """The marker of ``stem``, known to exist (``find_with_marker`` saw it)."""
+    return BlockedMarker.from_metadata(store.head(blocked_key(stem)).metadata)
+
+
 def remember_block(store: _MarkerStore, stem: str, marker: BlockedMarker) -> None:
     """Write (or replace) the marker of ``stem``."""
     body = json.dumps(asdict(marker), separators=(",", ":")).encode()

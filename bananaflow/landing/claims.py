@@ -236,10 +236,13 @@ class KeyClaims:
         good. When S3 refuses, the release is kept for ``release_pending`` (the end of the
         run) and the lease, no longer renewed, ends on its own."""
         with self._lock:
-            self._held.pop(stem, None)
+            held = self._held.pop(stem, None)
             try:
-                for generation in sorted(self._generations(stem)):
-                    self.store.delete(claim_key(stem, generation))
+                if held == 0:  # the common case, a first claim: one DELETE, no LIST
+                    self.store.delete(claim_key(stem))
+                else:  # taken over from a dead run, or retried: every generation listed
+                    for generation in sorted(self._generations(stem)):
+                        self.store.delete(claim_key(stem, generation))
             except StorageError:
                 self._pending.add(stem)
             else:

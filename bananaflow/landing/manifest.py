@@ -11,8 +11,8 @@ import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from operator import attrgetter
 from datetime import UTC, datetime
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 

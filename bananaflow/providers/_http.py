@@ -16,6 +16,7 @@ import httpx
 from bananaflow.errors import BadResponse, ProviderError
 from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.providers.imaging import check_pixels, inspect_image
+from bananaflow.providers.network_backend import use_fast_sockets
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import excerpt, install_log_redaction
 
@@ -45,7 +46,9 @@ def make_client(client: httpx.AsyncClient | None, timeout_s: float) -> tuple[htt
     # the rate controller bounds requests in flight, not the pool: httpx's default of 100
     # connections would silently cap a run at 100 in flight (one client serves the whole run)
     limits = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
-    return httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=False, limits=limits), True
+    built = httpx.AsyncClient(timeout=httpx.Timeout(timeout_s), follow_redirects=False, limits=limits)
+    use_fast_sockets(built)
+    return built, True
 
 
 async def send(

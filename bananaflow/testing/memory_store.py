@@ -45,6 +45,11 @@ class MemoryStore:
             i = bisect.bisect_left(self._sorted, want)
             return self._sorted[i] if i < len(self._sorted) and self._sorted[i].startswith(want) else None
 
+    def find_with_marker(self, stem: str, marker_key: str) -> tuple[str | None, bool]:
+        with self._lock:
+            present = marker_key in self.objects
+        return self.find_existing(stem), present
+
     def head(self, key: str) -> ObjectInfo:
         with self._lock:
             stored = self.objects[key]

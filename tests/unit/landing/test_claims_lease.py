@@ -100,3 +100,34 @@ def test_claims_are_removed_once_the_spool_drains_after_an_outage(tmp_path) -> N
     assert sorted(k for k in store.objects if CLAIM_SUFFIX in k) == [claim_key(s) for s in stems[3:]]
     assert claims.release_pending() == 0  # the end of the run retries the rest
     assert not any(CLAIM_SUFFIX in k for k in store.objects)
+
+
+class _CountingStore(_Store):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lists = 0
+
+    def list_keys(self, prefix: str, max_keys: int = 1000) -> list[str]:
+        self.lists += 1
+        return super().list_keys(prefix, max_keys)
+
+
+def test_releasing_a_first_claim_is_one_delete_and_leaves_a_later_owner_alone() -> None:
+    store = _CountingStore()
+    mine = KeyClaims(store, "run-a", lease_s=60)
+    assert mine.try_claim("p/S/main-1") and store.lists == 0
+    # our lease lapsed (S3 refused renewals) and another run took the key over
+    store.objects[claim_key("p/S/main-1", 1)] = Claim("run-b", "other", time.time() + 60).to_bytes()
+    mine.release("p/S/main-1")
+    assert store.lists == 0  # no LIST for the common case
+    assert list(store.objects) == [claim_key("p/S/main-1", 1)]  # theirs stays: it is their claim now
+
+
+def test_releasing_a_taken_over_claim_removes_every_generation() -> None:
+    store = _CountingStore()
+    dead = Claim("run-old", "gone", time.time() - 1).to_bytes()
+    store.objects[claim_key("p/S/main-2")] = dead
+    mine = KeyClaims(store, "run-a", lease_s=60)
+    assert mine.try_claim("p/S/main-2")  # generation 1, over the dead one
+    mine.release("p/S/main-2")
+    assert not [k for k in store.objects if CLAIM_SUFFIX in k]

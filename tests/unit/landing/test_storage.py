@@ -79,6 +79,22 @@ def test_put_get_head_find_existing(store: ImageStore) -> None:
     assert store.uri(key) == f"s3://images/{key}"
 
 
+def test_find_with_marker_answers_both_from_one_listing(store: ImageStore) -> None:
+    stem = store.image_stem("LOOK-1", "main", "0123456789ab")
+    marker = stem + "~blocked.json"
+    assert store.find_with_marker(stem, marker) == (None, False)
+    store.put_image(stem + "~claim", b"{}", "application/json")  # a claim is neither
+    store.put_image(stem + "0.png", PNG, "image/png")  # a longer stem is not this one's image
+    store.put_image(stem + "./nested.png", PNG, "image/png")  # nor is a key below it
+    assert store.find_with_marker(stem, marker) == (None, False)
+    store.put_image(marker, b"{}", "application/json")
+    assert store.find_with_marker(stem, marker) == (None, True)
+    store.put_image(stem + ".webp", PNG, "image/webp")
+    store.put_image(stem + ".png", PNG, "image/png")
+    assert store.find_with_marker(stem, marker) == (stem + ".png", True)  # as find_existing: the first in order
+    assert store.find_existing(stem) == stem + ".png"
+
+
 def test_conditional_put_does_not_overwrite(store: ImageStore) -> None:
     key = store.key("race", "img.png")
     assert store.put_image(key, b"first", "image/png", if_absent=True) is True
