@@ -197,6 +197,10 @@ def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
     return [w for w in (first, later) if w]
 
 
+#: Task runs one run may make for its chunks, whatever the catalog's size.
+MOST_TASK_RUNS = 300
+
+
 def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
     """Split work into task-sized chunks (a Prefect task run costs 10-40 ms and floods a
     SQLite server's event queue past a few thousand per run, so one run is many items).
@@ -209,13 +213,18 @@ def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
     return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
-def chunk_size_for(total: int, concurrency: int, *, most: int = 100, workers: int = 16) -> int:
+def chunk_size_for(
+    total: int, concurrency: int, *, most: int = 100, workers: int = 16, most_task_runs: int = MOST_TASK_RUNS
+) -> int:
     """Large enough that the chunks ``workers`` task threads run at once queue a few times
     the in-flight cap (the run's item pump refills a freed slot from any of them, so a chunk
-    waiting for its slowest item leaves no slot idle), and a 10,000-item run stays within a
-    few hundred task runs; small enough that every thread has chunks to the end."""
+    waiting for its slowest item leaves no slot idle); small enough that every thread has
+    chunks to the end. ``most`` items per chunk, except that a run never needs more than
+    ``most_task_runs`` task runs: past 30,000 items the chunk grows with the catalog (a task
+    run costs the Prefect server 10-40 ms and a SQLite server loses events past a few
+    thousand per run), so a 100,000-item run is 300 task runs, not 1,000."""
     if total <= 0:
         return 1
     per_slot = -(-total // max(1, concurrency * 2))
     to_fill = -(-4 * max(1, concurrency) // max(1, workers))
-    return max(1, min(most, max(per_slot, to_fill)))
+    return max(-(-total // max(1, most_task_runs)), min(most, max(1, per_slot, to_fill)))

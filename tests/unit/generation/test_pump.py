@@ -90,3 +90,13 @@ def test_chunks_running_at_once_queue_a_few_times_a_deep_cap():
         size = chunk_size_for(480, cap, workers=16)
         assert 16 * size >= 4 * cap or size * 16 >= 480
     assert window_for(64) >= 128
+
+
+def test_a_run_stays_within_a_few_hundred_task_runs_whatever_its_size() -> None:
+    for total in (10, 480, 10_000, 30_000, 100_000, 250_000):
+        size = chunk_size_for(total, 32, workers=16)
+        task_runs = -(-total // size)
+        assert task_runs <= 300, (total, size)
+        assert size <= max(100, -(-total // 300))  # chunks grow only when the catalog needs it
+    assert chunk_size_for(10_000, 32) == 100  # 100 task runs: as before
+    assert chunk_size_for(100_000, 32) == 334  # 300 task runs, not 1,000
