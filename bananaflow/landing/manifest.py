@@ -205,17 +205,22 @@ def _frame_from_csv(data: bytes) -> pd.DataFrame:
     return out
 
 
-def read_manifest(source: str | Path) -> list[ManifestRow]:
+def read_manifest(source: str | Path, *, sku: str | None = None) -> list[ManifestRow]:
     """Rows of a manifest written by ``write_manifest``/``write_local`` (CSV or Parquet,
-    local path or s3:// URI), so a delta run can skip what already succeeded."""
+    local path or s3:// URI), so a delta run can skip what already succeeded. With ``sku``,
+    only that product's rows (a Parquet manifest is filtered while it is read, so looking up
+    one product in a 100,000-row manifest builds a handful of rows, not all of them)."""
     data, name = _read_source(source)
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
-        frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow")
+        filters = [("sku", "==", sku)] if sku is not None else None
+        frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow", filters=filters)
         for column in OPTIONAL_COLUMNS:
             if column not in frame.columns:
                 frame[column] = ""
     else:
         frame = _frame_from_csv(data)
+        if sku is not None:
+            frame = frame[frame["sku"] == sku]
     rows: list[ManifestRow] = []
     for record in frame[list(COLUMNS)].to_dict("records"):
         clean: dict[str, Any] = {}

@@ -49,11 +49,12 @@ def latest_manifest_key(store: ImageStore, prefix: str | None = None) -> str | N
     return keys[-1] if keys else None
 
 
-def load_run_manifest(store: ImageStore, key: str) -> RunManifest:
+def load_run_manifest(store: ImageStore, key: str, *, sku: str | None = None) -> RunManifest:
+    """A run's manifest; with ``sku``, only that product's rows."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / MANIFEST_NAME
         path.write_bytes(store.get_bytes(key))
-        rows = read_manifest(path)
+        rows = read_manifest(path, sku=sku)
     return RunManifest(key=key, run_dir=key.rsplit("/", 2)[-2], rows=rows)
 
 
@@ -82,6 +83,6 @@ def find_product(store: ImageStore, sku: str, runs: int = 5) -> list[tuple[str, 
     wanted = sku.strip()
     found: list[tuple[str, ManifestRow]] = []
     for key in reversed(manifest_keys(store)[-max(1, runs):]):
-        manifest = load_run_manifest(store, key)
+        manifest = load_run_manifest(store, key, sku=wanted)
         found += [(manifest.run_dir, row) for row in manifest.rows if row.sku == wanted]
     return found

@@ -57,6 +57,15 @@ def test_columns_are_exactly_the_contract() -> None:
     assert list(COLUMNS) == EXPECTED_COLUMNS
 
 
+def test_reading_one_products_rows_from_either_format(tmp_path: Path) -> None:
+    rows = sample_rows()
+    paths = write_local(rows, tmp_path)
+    wanted = rows[0].sku
+    for path in paths.values():
+        assert read_manifest(path, sku=wanted) == [r for r in rows if r.sku == wanted]
+        assert read_manifest(path, sku="no such product") == []
+
+
 def test_a_manifest_written_before_the_mode_columns_still_reads(tmp_path: Path) -> None:
     paths = write_local(sample_rows(), tmp_path)
     later = ["mode", "batch_name", "task_run_id"]
