@@ -100,6 +100,7 @@ def find_check(sku: str, prefix: str, env: dict[str, str], state: Path) -> str:
 def report(n: int, args: argparse.Namespace, measured: dict) -> str:
     prefect, s3 = measured["prefect"], measured["s3"]
     not_final = {k: v for k, v in prefect["task_runs"].items() if k not in ("COMPLETED",)}
+    by_state = ", ".join(f"{v} {k}" for k, v in prefect["task_runs"].items())
     return "\n".join([
         f"Made by `bench/flow_scale.py --items {n}` on {time.strftime('%Y-%m-%d')} (shared 2-core machine). One "
         "`bananaflow run` in its own process against `prefect server start` on its default SQLite database, "
@@ -113,7 +114,7 @@ def report(n: int, args: argparse.Namespace, measured: dict) -> str:
         f"| CPU of the run process | {measured['cpu_s'] / max(1, n) * 1000:.1f} ms per image |",
         f"| wall time | {measured['wall_s'] / 60:.1f} min |",
         f"| flow run | {prefect['flow_state']} |",
-        f"| task runs | {sum(prefect['task_runs'].values()):,} ({', '.join(f'{v} {k}' for k, v in prefect['task_runs'].items())}) |",
+        f"| task runs | {sum(prefect['task_runs'].values()):,} ({by_state}) |",
         f"| task runs not Completed | {sum(not_final.values())} |",
         f"| progress artifact | {prefect['progress']}% |",
         f"| summary artifact | {'present' if prefect['summary'] else 'missing'} |",
