@@ -45,7 +45,7 @@ from bananaflow_prefect.tasks.events import emit_batch_completed
 from bananaflow_prefect.tasks.gallery import publish_gallery
 from bananaflow_prefect.tasks.generation import generate_images, item_pump, settle_chunk
 from bananaflow_prefect.tasks.planning import Plan, plan
-from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, write_outputs
+from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, row_batches, write_outputs
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunContext
 from bananaflow_prefect.tasks.writeback import write_back
 
@@ -174,7 +174,8 @@ def publish(run: RunContext, work: Plan) -> tuple[dict[str, str], str | None]:
     try:
         manifest_uris, rejected_uri = write_outputs(run.rows, work.rejected, run.store, run_prefix)
     except StorageError as exc:  # S3 is down: the manifest must still exist somewhere
-        local = write_manifest_files(run.rows.batches(), run.spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
+        local = write_manifest_files(row_batches(run.rows),
+                                     run.spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
         get_run_logger().warning("could not write the manifest to S3 (%s); kept it at %s", exc.message, local["csv"])
         return {kind: str(path) for kind, path in local.items()}, None
     writeback_uri = write_back(run.rows, run.job, run.store, run_prefix, run.catalog, run.options.reading.encoding)

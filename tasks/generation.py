@@ -109,6 +109,7 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
         row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]
     if retryable and task_run.run_count <= CHUNK_RETRIES:
+        run.progress.retract(rows)  # the retry reports every item of the chunk again
         raise RetryableItemsFailed(
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"

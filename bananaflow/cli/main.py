@@ -15,6 +15,7 @@ from pathlib import Path
 from bananaflow.cli.arguments import add_catalog_arguments, add_image_arguments, add_limit_arguments, add_run_arguments
 from bananaflow.cli.commands import cmd_estimate, cmd_prompts, cmd_run
 from bananaflow.cli.launch import EXIT_OK, EXIT_USAGE
+from bananaflow.cli.malloc_arenas import limit_malloc_arenas
 from bananaflow.errors import BananaflowError
 from bananaflow.secrets import install_log_redaction
 
@@ -65,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()  # before any thread: a run's peak RSS stays flat (see ``cli.malloc_arenas``)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["simulator"]:
         from bananaflow.testing.simulator.cli import main as simulator_main

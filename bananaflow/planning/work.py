@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from bananaflow.catalog.loader import CatalogLoad, split_links
 from bananaflow.landing.keys import key_stem, params_hash
+from bananaflow.planning.packed_text import pack, pack_hex_digest, packed_field, unpack, unpack_hex_digest
 from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.providers.models import get_model
 
@@ -39,7 +40,8 @@ class JobOptions:
 class WorkItem:
     """One image to make. ``key_stem`` is the object key without its extension, which
     depends on the format the model returns. A run plans every item up front, so items
-    have slots (no per-instance ``__dict__``).
+    have slots (no per-instance ``__dict__``), and ``prompt`` and ``prompt_sha256`` are
+    kept packed (``planning.packed_text``): reading them gives the text.
 
     ``reference_links`` are photos of the real product to send with the prompt;
     ``group_reference_stem`` is the key stem of the image made for the first product of
@@ -63,6 +65,10 @@ class WorkItem:
     regenerate_on_qa_failure: bool = False
     #: The catalog's folder (or ``s3://bucket/prefix/``): local photos must stay under it.
     reference_root: str = ""
+
+
+packed_field(WorkItem, "prompt", pack, unpack)
+packed_field(WorkItem, "prompt_sha256", pack_hex_digest, unpack_hex_digest)
 
 
 def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOptions, prefix: str) -> list[WorkItem]:

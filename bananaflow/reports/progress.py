@@ -1,14 +1,15 @@
 """Counting finished items across threads, for progress bars and progress artifacts.
 
 Items report here as they finish (from any task thread); observers (a rich progress bar
-in the CLI, a Prefect progress artifact) read counts. An item retried by a later task
-attempt is counted once, by its key.
+in the CLI, a Prefect progress artifact) read counts. The tracker holds counters, not a
+status per item (a 100,000-item run would keep 100,000 of them): a chunk task that asks for
+a retry takes its rows back first (``retract``), so a retried item is still counted once.
 """
 from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from bananaflow.landing.manifest import ManifestRow
 
@@ -19,7 +20,8 @@ class ProgressTracker:
     def __init__(self, total: int) -> None:
         self.total = total
         self._lock = threading.Lock()
-        self._status: dict[tuple[int, str], str] = {}
+        self._counts: Counter[str] = Counter()
+        self._done = 0
         self._observers: list[Observer] = []
 
     def subscribe(self, observer: Observer) -> None:
@@ -27,18 +29,28 @@ class ProgressTracker:
 
     def item_done(self, row: ManifestRow) -> None:
         with self._lock:
-            self._status[(row.row_number, row.variant)] = row.status
+            self._counts[row.status] += 1
+            self._done += 1
         for observer in list(self._observers):
             observer(self)
+
+    def retract(self, rows: Iterable[ManifestRow]) -> None:
+        """Uncount rows reported earlier whose items will run again (a retried chunk)."""
+        with self._lock:
+            for row in rows:
+                if self._counts[row.status] > 0:
+                    self._counts[row.status] -= 1
+                    self._done -= 1
+            self._counts = +self._counts  # drop statuses down to zero
 
     @property
     def done(self) -> int:
         with self._lock:
-            return len(self._status)
+            return self._done
 
     def counts(self) -> Counter[str]:
         with self._lock:
-            return Counter(self._status.values())
+            return Counter(self._counts)
 
     @property
     def fraction(self) -> float:
