@@ -145,16 +145,12 @@ class ItemProcessor:
         claimed = await self.claims.claim(
             item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.wait_s
         )
-        if isinstance(claimed, str):  # another run made it while we waited
+        if isinstance(claimed, str):  # made by another run, before or while we claimed
             return await self.lander.existing_row(item, claimed, started_at, t0)
         if not claimed:
             held = ClaimHeld(f"another run is still making this image (claim on {item.key_stem}); run again later")
             return self.lander.failure_row(item, held, attempts=0, started_at=started_at, t0=t0)
-        try:
-            # It may have landed between our first look and the claim.
-            existing = await asyncio.to_thread(self.store.find_existing, item.key_stem)
-            if existing is not None:
-                return await self.lander.existing_row(item, existing, started_at, t0)
+        try:  # held, and still missing after the claim (``claim`` looked again)
             return await self._generate(item, started_at, t0)
         finally:
             await asyncio.to_thread(self.claims.release, item.key_stem)

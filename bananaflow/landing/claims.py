@@ -218,18 +218,31 @@ class KeyClaims:
         return [g for g in found if g is not None]
 
     async def claim(self, stem: str, done: Callable[[], str | None], wait_s: float) -> str | bool:
-        """Wait until this run holds ``stem`` (True), or the image has appeared (its key,
-        from ``done``), or ``wait_s`` passed with another run still on it (False)."""
+        """Wait until this run holds ``stem`` and its image is still missing (True), or the
+        image exists (its key, from ``done``; nothing is held then), or ``wait_s`` passed
+        with another run still on it (False)."""
         deadline = time.monotonic() + wait_s
         while True:
-            if await asyncio.to_thread(self.try_claim, stem):
-                return True
-            existing = await asyncio.to_thread(done)
-            if existing:
-                return existing
-            if time.monotonic() >= deadline:
-                return False
+            outcome = await asyncio.to_thread(self._attempt, stem, done)
+            if outcome is not False or time.monotonic() >= deadline:
+                return outcome
             await asyncio.sleep(self.poll_s)
+
+    def _attempt(self, stem: str, done: Callable[[], str | None]) -> str | bool:
+        """One try, in one trip to a worker thread: claim, then look again, because the
+        image may have landed between the caller's first look and the claim (a claim just
+        taken is dropped again when it has)."""
+        if not self.try_claim(stem):
+            return done() or False
+        try:
+            existing = done()
+        except BaseException:
+            self.release(stem)
+            raise
+        if existing:
+            self.release(stem)
+            return existing
+        return True
 
     def release(self, stem: str) -> None:
         """Drop this run's claim once the image is stored (or spooled) or has failed for

@@ -131,3 +131,21 @@ def test_releasing_a_taken_over_claim_removes_every_generation() -> None:
     assert mine.try_claim("p/S/main-2")  # generation 1, over the dead one
     mine.release("p/S/main-2")
     assert not [k for k in store.objects if CLAIM_SUFFIX in k]
+
+
+def test_an_image_that_landed_before_the_claim_is_reported_and_the_claim_dropped() -> None:
+    import asyncio
+
+    store = _Store()
+    claims = KeyClaims(store, "run-a", lease_s=60)
+    stem = "p/S/main-3"
+    store.objects[stem + ".png"] = b"made by another run just now"
+
+    def done() -> str | None:
+        return stem + ".png" if stem + ".png" in store.objects else None
+
+    assert asyncio.run(claims.claim(stem, done, wait_s=0)) == stem + ".png"
+    assert not [k for k in store.objects if CLAIM_SUFFIX in k]  # not paid for, not held
+    del store.objects[stem + ".png"]
+    assert asyncio.run(claims.claim(stem, done, wait_s=0)) is True  # still missing after the claim: ours
+    assert claim_key(stem) in store.objects
