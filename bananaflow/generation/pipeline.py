@@ -19,7 +19,7 @@ from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.blocked import BlockedMarker, blocked_key, forget_block, read_block, remember_block
-from bananaflow.landing.claims import KeyClaims
+from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims, remove_claims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.spool import Spool
@@ -132,11 +132,14 @@ class ItemProcessor:
     async def _process(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
         if self.spool is not None and (spooled := self.spool.find(item.key_stem)):
             return await self.lander.spooled_row(item, spooled, started_at, t0)
-        # one LIST answers both "made already?" and "blocked by an earlier run?"
-        existing, blocked = await asyncio.to_thread(self.store.find_with_marker, item.key_stem, blocked_key(item.key_stem))
+        # one LIST answers "made already?", "blocked by an earlier run?" and "claims left over?"
+        existing, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
         if existing is not None:
+            if self.claims is not None and any(CLAIM_SUFFIX in key for key in sidecars):
+                # an interrupted run uploaded it but could not drop its claim: the image is safe
+                await asyncio.to_thread(remove_claims, self.store, item.key_stem, sidecars)
             return await self.lander.existing_row(item, existing, started_at, t0)
-        if blocked and not self.retry_blocked:
+        if blocked_key(item.key_stem) in sidecars and not self.retry_blocked:
             marker = await asyncio.to_thread(read_block, self.store, item.key_stem)
             if marker.prompt_sha256 in ("", item.prompt_sha256):
                 return self.lander.remembered_block_row(item, marker, started_at, t0)

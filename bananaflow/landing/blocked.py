@@ -74,7 +74,7 @@ def find_block(store: _MarkerStore, stem: str) -> BlockedMarker | None:
 
 
 def read_block(store: _MarkerStore, stem: str) -> BlockedMarker:
-    """The marker of ``stem``, known to exist (``find_with_marker`` saw it)."""
+    """The marker of ``stem``, known to exist (``find_with_sidecars`` saw it)."""
     return BlockedMarker.from_metadata(store.head(blocked_key(stem)).metadata)
 
 

@@ -91,13 +91,14 @@ class Claim:
             return None
 
 
-def remove_claims(store: Any, stem: str) -> None:
-    """Delete every claim generation of ``stem``: its image is safe in S3, so no claim on
-    it matters any more (used when the spool uploads an image). Failures are left for the
-    lease to end."""
+def remove_claims(store: Any, stem: str, keys: list[str] | None = None) -> None:
+    """Delete every claim generation of ``stem`` (among ``keys`` when the caller has just
+    listed them): its image is safe in S3, so no claim on it matters any more (the spool
+    uploaded it, or a run found it made while an interrupted run's claim was still beside
+    it). Failures are left for the lease to end."""
     try:
-        for key in store.list_keys(stem + CLAIM_SUFFIX):
-            if _generation(stem, key) is not None:
+        for key in store.list_keys(stem + CLAIM_SUFFIX) if keys is None else keys:
+            if key.startswith(stem + CLAIM_SUFFIX) and _generation(stem, key) is not None:
                 store.delete(key)
     except StorageError:
         log.debug("claims of %s not removed yet (S3 refused)", stem)

@@ -260,21 +260,20 @@ class ImageStore:
         )
         return keys[0] if keys else None
 
-    def find_with_marker(self, stem: str, marker_key: str) -> tuple[str | None, bool]:
-        """``find_existing(stem)``, and whether ``marker_key`` (a key that starts with ``stem``,
-        e.g. the blocked marker) exists, from one LIST: the first look at every item of a run
-        costs one request instead of two."""
-        want = stem + "."
+    def find_with_sidecars(self, stem: str) -> tuple[str | None, list[str]]:
+        """``find_existing(stem)``, and the keys beside it that start with ``stem~`` (the
+        blocked marker, claims), from one LIST: the first look at every item of a run costs
+        one request instead of two, and shows claims an interrupted run left behind."""
+        want, beside = stem + ".", stem + "~"
         try:
             resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=stem, MaxKeys=1000)
         except S3_ERRORS as exc:
             raise self._error(exc, "list", stem) from None
         if resp.get("IsTruncated"):  # a stem with over 1,000 neighbours: ask both precisely
-            marker_stem, _, _ = marker_key.rpartition(".")
-            return self.find_existing(stem), self.find_existing(marker_stem) == marker_key
-        keys = [obj["Key"] for obj in resp.get("Contents", [])]
-        images = sorted(key for key in keys if key.startswith(want) and "/" not in key[len(want):])
-        return (images[0] if images else None), marker_key in keys
+            return self.find_existing(stem), self.list_keys(beside)
+        keys = sorted(obj["Key"] for obj in resp.get("Contents", []))
+        images = [key for key in keys if key.startswith(want) and "/" not in key[len(want):]]
+        return (images[0] if images else None), [key for key in keys if key.startswith(beside)]
 
     def put_image(
         self,

@@ -45,10 +45,15 @@ class MemoryStore:
             i = bisect.bisect_left(self._sorted, want)
             return self._sorted[i] if i < len(self._sorted) and self._sorted[i].startswith(want) else None
 
-    def find_with_marker(self, stem: str, marker_key: str) -> tuple[str | None, bool]:
+    def find_with_sidecars(self, stem: str) -> tuple[str | None, list[str]]:
+        beside = stem + "~"
         with self._lock:
-            present = marker_key in self.objects
-        return self.find_existing(stem), present
+            i = bisect.bisect_left(self._sorted, beside)
+            keys = []
+            while i < len(self._sorted) and self._sorted[i].startswith(beside):
+                keys.append(self._sorted[i])
+                i += 1
+        return self.find_existing(stem), keys
 
     def head(self, key: str) -> ObjectInfo:
         with self._lock:

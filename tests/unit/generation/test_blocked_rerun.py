@@ -116,3 +116,35 @@ def test_a_daily_quota_named_only_in_the_prose_is_not_retried():
         assert sim.stats()["requests_total"] == 1
     assert row.status == "deferred" and row.error_class == "QuotaExhausted"
     assert "resets at" in row.error_message and "retry in" not in row.error_message.lower()
+
+
+class _DeletingStore(MemoryStore):
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self.objects.pop(key, None)
+            self._sorted.remove(key)
+
+
+def test_a_claim_left_beside_a_stored_image_is_removed_by_the_next_run():
+    """An interrupted run uploaded the image but S3 refused its claim's release: the next
+    run finds the image, reports it existing and drops the leftover claim (the image is safe)."""
+    from bananaflow.landing.claims import KeyClaims, claim_key
+
+    store = _DeletingStore()
+    stem = "p/SKU-9/main-d9"
+    store.put_image(stem + ".png", b"\x89PNG", "image/png", {})
+    store.put_image(claim_key(stem), b"{}", "application/json", {})
+
+    async def main():
+        settings = ProviderSettings("gemini", "http://127.0.0.1:9", Secret("FAKE-TEST-claims-0123456789abcdef"), "header", PRO)
+        provider = make_provider(settings)
+        try:
+            proc = ItemProcessor(provider, store, Admission(LimitSettings(max_in_flight=2)), FAST, run_id="night-2",
+                                 claims=KeyClaims(store, "night-2", lease_s=60))
+            return await proc.process_all([item("a mug", stem=stem)])
+        finally:
+            await provider.aclose()
+
+    [row] = asyncio.run(main())
+    assert row.status == "skipped_exists" and row.key == stem + ".png"
+    assert claim_key(stem) not in store.objects

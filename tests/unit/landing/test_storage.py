@@ -79,20 +79,20 @@ def test_put_get_head_find_existing(store: ImageStore) -> None:
     assert store.uri(key) == f"s3://images/{key}"
 
 
-def test_find_with_marker_answers_both_from_one_listing(store: ImageStore) -> None:
+def test_find_with_sidecars_answers_from_one_listing(store: ImageStore) -> None:
     stem = store.image_stem("LOOK-1", "main", "0123456789ab")
-    marker = stem + "~blocked.json"
-    assert store.find_with_marker(stem, marker) == (None, False)
-    store.put_image(stem + "~claim", b"{}", "application/json")  # a claim is neither
+    assert store.find_with_sidecars(stem) == (None, [])
+    store.put_image(stem + "~claim", b"{}", "application/json")  # a claim is no image
     store.put_image(stem + "0.png", PNG, "image/png")  # a longer stem is not this one's image
     store.put_image(stem + "./nested.png", PNG, "image/png")  # nor is a key below it
-    assert store.find_with_marker(stem, marker) == (None, False)
-    store.put_image(marker, b"{}", "application/json")
-    assert store.find_with_marker(stem, marker) == (None, True)
+    assert store.find_with_sidecars(stem) == (None, [stem + "~claim"])
+    store.put_image(stem + "~blocked.json", b"{}", "application/json")
+    assert store.find_with_sidecars(stem) == (None, [stem + "~blocked.json", stem + "~claim"])
     store.put_image(stem + ".webp", PNG, "image/webp")
     store.put_image(stem + ".png", PNG, "image/png")
-    assert store.find_with_marker(stem, marker) == (stem + ".png", True)  # as find_existing: the first in order
-    assert store.find_existing(stem) == stem + ".png"
+    image, sidecars = store.find_with_sidecars(stem)
+    assert image == stem + ".png" == store.find_existing(stem)  # as find_existing: the first in order
+    assert sidecars == [stem + "~blocked.json", stem + "~claim"]
 
 
 def test_conditional_put_does_not_overwrite(store: ImageStore) -> None:
