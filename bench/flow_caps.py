@@ -14,6 +14,7 @@ generates, and images/min over the generation window as a share of the ceiling
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import os
 import socket
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,6 +42,22 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def flow_stack(name: str) -> Iterator[tuple[Path, dict[str, str], str]]:
+    """A started Prefect server and SeaweedFS S3 in a fresh state folder, stopped after:
+    ``(state folder, the environment a ``bananaflow run`` needs there, the API URL)``."""
+    state = Path(tempfile.mkdtemp(prefix=f"bananaflow-{name}-"))
+    home = state / "prefect"
+    api_url = ensure_server(home, port=free_port(), wait_s=150)
+    try:
+        with LocalS3Server(state / "s3") as s3:
+            yield state, {**os.environ, **s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
+                          "GEMINI_API_KEY": "bench-key-for-the-simulator", "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
+                          "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}, api_url
+    finally:
+        stop_server(home)
 
 
 def write_catalog(path: Path, n: int, sku_prefix: str = "CAP") -> None:
@@ -186,19 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     caps = [int(c) for c in args.caps.split(",") if c.strip()]
 
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-caps-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
-    results = []
-    try:
-        with LocalS3Server(state / "s3") as s3:
-            env = {**os.environ, **s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
-                   "GEMINI_API_KEY": "bench-key-for-the-simulator", "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
-                   "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
-            for cap in caps:
-                results.append(run_cap(cap, args.items or max(80, 8 * cap), args.latency, state, env))
-    finally:
-        stop_server(home)
+    with flow_stack("caps") as (state, env, _):
+        results = [run_cap(cap, args.items or max(80, 8 * cap), args.latency, state, env) for cap in caps]
     out = Path(args.out)
     png = out.with_name(f"{args.section.replace('-', '_')}.png")
     plot(results, png)

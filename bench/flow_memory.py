@@ -14,9 +14,7 @@ Writes a section of ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,12 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flow_caps import free_port, run_bananaflow, write_catalog  # noqa: E402
+from flow_caps import flow_stack, run_bananaflow, write_catalog  # noqa: E402
 from report_sections import replace_section  # noqa: E402
 from throughput import Simulator  # noqa: E402
 
-from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
+from bananaflow.devstack.local_prefect import server_env  # noqa: E402
 
 
 def run_once(n: int, concurrency: int, state: Path, env: dict[str, str], sim: Simulator) -> dict:
@@ -82,26 +79,19 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     sizes = [int(x) for x in args.sizes.split(",") if x.strip()]
 
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-memory-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
     rows, startup = [], []
     sim = Simulator("--latency", "0.01-0.03", "--thought-images", "0", "--seed", "7")
     try:
-        with LocalS3Server(state / "s3") as s3:
-            base = {**os.environ, **s3.env(), "GEMINI_API_KEY": "bench-key-for-the-simulator",
-                    "BANANAFLOW_SPOOL_DIR": str(state / "spool"), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
-            env = {**base, **server_env(home), "PREFECT_API_URL": api_url}
+        with flow_stack("memory") as (state, env, _):
             startup.append(("a Prefect server is running (`PREFECT_API_URL` set)", run_once(10, 8, state, env, sim)))
             rows = [run_once(n, args.concurrency, state, env, sim) for n in sizes]
             if args.startup_without_server:
-                alone = {k: v for k, v in base.items() if k != "PREFECT_API_URL"}
+                alone = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
                 alone.update(server_env(state / "prefect-temporary"))
                 startup.append(("no server (`bananaflow run` starts a temporary one)",
                                 run_once(10, 8, state, alone, sim)))
     finally:
         sim.stop()
-        stop_server(home)
     section = report(rows, startup, args)
     print(section)
     replace_section(Path(args.out), "flow-memory", "Memory of the whole `bananaflow run`", section)

@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import subprocess
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
@@ -35,12 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flow_caps import BANANAFLOW, free_port, run_bananaflow, write_catalog  # noqa: E402
+from flow_caps import BANANAFLOW, flow_stack, run_bananaflow, write_catalog  # noqa: E402
 from report_sections import replace_section  # noqa: E402
 from throughput import Simulator  # noqa: E402
-
-from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
 
 BUCKET = "bench-scale"
 
@@ -132,16 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     n = args.items
 
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-scale-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
     sim = Simulator("--latency", "0.01-0.03", "--thought-images", "0", "--seed", "7")
     prefix = f"scale{n}"
     try:
-        with LocalS3Server(state / "s3") as s3:
-            env = {**os.environ, **s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
-                   "GEMINI_API_KEY": "bench-key-for-the-simulator", "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
-                   "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
+        with flow_stack("scale") as (state, env, api_url):
             catalog = state / f"catalog-{n}.csv"
             write_catalog(catalog, n, sku_prefix="BIG")
             print(f"{n:,} items ...", file=sys.stderr, flush=True)
@@ -153,7 +142,6 @@ def main(argv: list[str] | None = None) -> int:
                         "find": find_check(sku, prefix, env, state)}
     finally:
         sim.stop()
-        stop_server(home)
     section = report(n, args, measured)
     print(section)
     replace_section(Path(args.out), "flow-scale", f"One run of {n:,} items on one machine", section)

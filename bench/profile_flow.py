@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import argparse
 import collections
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -26,12 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flow_caps import BANANAFLOW, free_port, write_catalog  # noqa: E402
+from flow_caps import BANANAFLOW, flow_stack, write_catalog  # noqa: E402
 from report_sections import replace_section  # noqa: E402
 from throughput import Simulator  # noqa: E402
-
-from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
 
 #: (component, substrings of a frame's file): the innermost matching frame names the sample.
 COMPONENTS = (
@@ -90,16 +85,11 @@ def main(argv: list[str] | None = None) -> int:
     if not py_spy:
         raise SystemExit("py-spy is not installed: pip install -r requirements.lock (it is in the bench extra)")
 
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-profile-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
     sim = Simulator("--latency", "0.01-0.03", "--thought-images", "0", "--seed", "7")
-    raw = state / "profile.txt"
     try:
-        with LocalS3Server(state / "s3") as s3:
-            env = {**os.environ, **s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
-                   "GEMINI_API_KEY": "bench-key-for-the-simulator", "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
-                   "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "GOOGLE_GEMINI_BASE_URL": sim.base_url}
+        with flow_stack("profile") as (state, env, _):
+            env["GOOGLE_GEMINI_BASE_URL"] = sim.base_url
+            raw = state / "profile.txt"
             catalog = state / "catalog.csv"
             write_catalog(catalog, args.items, sku_prefix="PROF")
             cmd = [py_spy, "record", "--gil", "--rate", "100", "--format", "raw", "--output", str(raw), "--",
@@ -110,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
                 raise SystemExit(f"profiled run failed (exit {out.returncode}):\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
     finally:
         sim.stop()
-        stop_server(home)
     by_component, inclusive, total, unreadable = summarize(raw)
     lines = [
         f"Made by `bench/profile_flow.py --items {args.items}` on {time.strftime('%Y-%m-%d')}: `py-spy record --gil` "
