@@ -67,10 +67,9 @@ class BlockedMarker:
 
 def find_block(store: _MarkerStore, stem: str) -> BlockedMarker | None:
     """The marker of ``stem`` if an earlier run left one."""
-    key = store.find_existing(blocked_stem(stem))
-    if key is None:
+    if store.find_existing(blocked_stem(stem)) is None:
         return None
-    return BlockedMarker.from_metadata(store.head(key).metadata)
+    return read_block(store, stem)
 
 
 def read_block(store: _MarkerStore, stem: str) -> BlockedMarker:

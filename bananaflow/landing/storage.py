@@ -65,6 +65,14 @@ def make_s3_client(
     return session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
+def _first_image(stem: str, keys: list[str]) -> str | None:
+    """The image of ``stem`` among ``keys``: the first ``stem.<ext>`` in order (not a key
+    further down, ``stem./x``, nor a longer stem, ``stem0.png``)."""
+    want = stem + "."
+    images = sorted(key for key in keys if key.startswith(want) and "/" not in key[len(want):])
+    return images[0] if images else None
+
+
 def endpoint_of(client: Any) -> str:
     return str(getattr(client.meta, "endpoint_url", "") or "")
 
@@ -250,30 +258,24 @@ class ImageStore:
     def find_existing(self, stem: str) -> str | None:
         """The key of an object ``stem.<ext>`` if one exists: the image was already made,
         whatever format the model returned that time."""
-        want = stem + "."
-        try:
-            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=want, MaxKeys=50)
-        except S3_ERRORS as exc:
-            raise self._error(exc, "list", want) from None
-        keys = sorted(
-            obj["Key"] for obj in resp.get("Contents", []) if "/" not in obj["Key"][len(want):]
-        )
-        return keys[0] if keys else None
+        return _first_image(stem, self._list_page(stem + ".", 50)[0])
 
     def find_with_sidecars(self, stem: str) -> tuple[str | None, list[str]]:
         """``find_existing(stem)``, and the keys beside it that start with ``stem~`` (the
         blocked marker, claims), from one LIST: the first look at every item of a run costs
         one request instead of two, and shows claims an interrupted run left behind."""
-        want, beside = stem + ".", stem + "~"
+        keys, truncated = self._list_page(stem, 1000)
+        if truncated:  # a stem with over 1,000 neighbours: ask both precisely
+            return self.find_existing(stem), self.list_keys(stem + "~")
+        return _first_image(stem, keys), [key for key in sorted(keys) if key.startswith(stem + "~")]
+
+    def _list_page(self, prefix: str, max_keys: int) -> tuple[list[str], bool]:
+        """One LIST under ``prefix``: its keys, and whether S3 had more."""
         try:
-            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=stem, MaxKeys=1000)
+            resp = self.client.list_objects_v2(Bucket=self.bucket, Prefix=prefix, MaxKeys=max_keys)
         except S3_ERRORS as exc:
-            raise self._error(exc, "list", stem) from None
-        if resp.get("IsTruncated"):  # a stem with over 1,000 neighbours: ask both precisely
-            return self.find_existing(stem), self.list_keys(beside)
-        keys = sorted(obj["Key"] for obj in resp.get("Contents", []))
-        images = [key for key in keys if key.startswith(want) and "/" not in key[len(want):]]
-        return (images[0] if images else None), [key for key in keys if key.startswith(beside)]
+            raise self._error(exc, "list", prefix) from None
+        return [obj["Key"] for obj in resp.get("Contents", [])], bool(resp.get("IsTruncated"))
 
     def put_image(
         self,
