@@ -104,12 +104,15 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
     run = run_context.get(run_id)
     if run.pump is None:
         raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
-    rows = run.pump.process(items)
+    kept = run.take_kept(items)  # an earlier attempt's rows for items that ended for good
+    made = iter(run.pump.process([item for item in items if item.key_stem not in kept]))
+    rows = [kept.get(item.key_stem) or next(made) for item in items]
     for row in rows:
         row.task_run_id = str(task_run.id)
     retryable = [row for row in rows if _is_retryable_row(row)]
     if retryable and task_run.run_count <= CHUNK_RETRIES:
-        run.progress.retract(rows)  # the retry reports every item of the chunk again
+        run.progress.retract(retryable)  # the retry reports these items again
+        run.keep_for_retry(items, rows, retryable)
         raise RetryableItemsFailed(
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
@@ -124,8 +127,9 @@ def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) 
     if state.is_completed():
         return future.result()
     message = f"generation task ended {state.name}: {state.message or ''}".strip()
+    kept = run.take_kept(chunk)  # items an earlier attempt of the task finished for good
     return run.record([
-        ManifestRow(
+        kept.get(item.key_stem) or ManifestRow(
             run_id=run.run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
             error_class="TaskFailed", mode="realtime", error_message=excerpt(message, 500), model=item.model,
             image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,

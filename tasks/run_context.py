@@ -23,6 +23,7 @@ from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions
 from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.jobspec import Job
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.reports.progress import ProgressTracker
 from bananaflow.reports.summary import SummaryTally
@@ -59,6 +60,10 @@ class RunContext:
     rows: RowLog = field(default_factory=RowLog)
     #: ... and counted as it is added (the summary): the flow holds no row per item
     tally: SummaryTally = field(default_factory=SummaryTally)
+    #: rows a retried chunk keeps from its earlier attempt (items that ended for good there),
+    #: by item key; held only between a chunk's attempts
+    kept_for_retry: dict[str, ManifestRow] = field(default_factory=dict)
+    _kept_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def record(self, rows: list[ManifestRow], requested_models: list[str] | None = None) -> int:
         """Keep a run's final rows: counted for the summary, appended to the row log."""
@@ -66,6 +71,21 @@ class RunContext:
         for row, model in zip(rows, models):
             self.tally.add(row, requested_model=model)
         return self.rows.add(rows)
+
+    def keep_for_retry(self, items: list[WorkItem], rows: list[ManifestRow], retry: list[ManifestRow]) -> None:
+        """A chunk will run again for its ``retry`` rows: keep the others, whose items ended
+        for good (stored, spooled, blocked). Running those again could only make their rows
+        worse: with S3 away, an image stored by the first attempt would read as failed."""
+        again = {id(row) for row in retry}
+        with self._kept_lock:
+            for item, row in zip(items, rows):
+                if id(row) not in again:
+                    self.kept_for_retry[item.key_stem] = row
+
+    def take_kept(self, items: list[WorkItem]) -> dict[str, ManifestRow]:
+        """The rows kept for ``items`` by an earlier attempt of their chunk (and forget them)."""
+        with self._kept_lock:
+            return {item.key_stem: row for item in items if (row := self.kept_for_retry.pop(item.key_stem, None))}
 
     @property
     def bucket(self) -> str:

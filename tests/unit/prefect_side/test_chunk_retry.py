@@ -1,0 +1,78 @@
+"""A retried chunk runs again only the items that failed retryably; the others keep the rows
+their first attempt gave them (an image stored then must not read as failed because S3 went
+away before the retry)."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from bananaflow.landing.manifest import ManifestRow
+from bananaflow.planning.work import WorkItem
+from bananaflow.reports.progress import ProgressTracker
+from bananaflow_prefect.tasks import run_context
+from bananaflow_prefect.tasks.generation import RetryableItemsFailed, generate_images
+from bananaflow_prefect.tasks.run_context import RunContext
+
+FLASH = "gemini-2.5-flash-image"
+
+
+def items(n: int) -> list[WorkItem]:
+    return [
+        WorkItem(i, f"SKU-{i}", "main", f"photo {i}", FLASH, "1:1", "1K", f"p/SKU-{i}/main-d{i}", f"{i:064x}")
+        for i in range(n)
+    ]
+
+
+def row(item: WorkItem, status: str, error_class: str = "") -> ManifestRow:
+    return ManifestRow(
+        run_id="r", row_number=item.row_number, sku=item.sku, variant=item.variant, status=status,
+        error_class=error_class,
+    )
+
+
+class ScriptedPump:
+    """Answers each attempt from a script: status per SKU, and remembers what it was asked."""
+
+    def __init__(self, progress: ProgressTracker, *attempts: dict[str, tuple[str, str]]) -> None:
+        self.progress, self.attempts, self.asked = progress, list(attempts), []
+
+    def process(self, chunk: Sequence[WorkItem]) -> list[ManifestRow]:
+        self.asked.append([item.sku for item in chunk])
+        script = self.attempts.pop(0)
+        rows = [row(item, *script[item.sku]) for item in chunk]
+        for made in rows:
+            self.progress.item_done(made)
+        return rows
+
+
+@pytest.fixture
+def run() -> RunContext:
+    context = RunContext(
+        run_id="retry-test", catalog="", options=None, job=None, provider_settings=None, store=None,  # type: ignore[arg-type]
+        limits=None, admission=None, policy=None, spool=None, guard=None,  # type: ignore[arg-type]
+        progress=ProgressTracker(3),
+    )
+    run_context.register(context)
+    yield context
+    run_context.release(context.run_id)
+    context.rows.close()
+
+
+def test_a_retried_chunk_runs_only_its_retryable_items_and_keeps_the_other_rows(run: RunContext) -> None:
+    chunk = items(3)
+    stored, s3_away = ("succeeded", ""), ("failed", "StorageError")
+    run.pump = ScriptedPump(  # type: ignore[assignment]
+        run.progress,
+        {"SKU-0": stored, "SKU-1": s3_away, "SKU-2": ("spooled", "StorageError")},
+        {"SKU-1": stored},
+    )
+    with pytest.raises(RetryableItemsFailed):
+        generate_images.fn(run.run_id, chunk)
+    assert run.progress.counts() == {"succeeded": 1, "spooled": 1}  # the failed item is uncounted
+
+    assert generate_images.fn(run.run_id, chunk) == 3
+    assert run.pump.asked == [["SKU-0", "SKU-1", "SKU-2"], ["SKU-1"]]  # type: ignore[union-attr]
+    assert [(r.sku, r.status) for r in run.rows] == [("SKU-0", "succeeded"), ("SKU-1", "succeeded"), ("SKU-2", "spooled")]
+    assert run.progress.counts() == {"succeeded": 2, "spooled": 1} and run.progress.done == 3
+    assert run.kept_for_retry == {}, "kept rows are handed back once, not held for the run"
