@@ -66,3 +66,33 @@ def test_check_pixels_names_both_sizes() -> None:
     check_pixels(2048, 2048, (2048, 2048))
     with pytest.raises(BadResponse, match=r"1024x1024.*2048x2048"):
         check_pixels(1024, 1024, (2048, 2048))
+
+
+def noisy_png(side: int = 128) -> bytes:
+    """Incompressible pixels: the image data spans many bytes, as a real model's does."""
+    buf = io.BytesIO()
+    Image.frombytes("RGB", (side, side), bytes((i * 7919) % 251 for i in range(side * side * 3))).save(buf, "PNG")
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, -12], ids=["10%", "half", "90%", "no-IEND"])
+def test_a_png_cut_anywhere_is_bad_response(cut: float) -> None:
+    data = noisy_png()
+    end = int(len(data) * cut) if cut > 0 else len(data) + int(cut)
+    with pytest.raises(BadResponse, match="does not decode"):
+        inspect_image(data[:end], "image/png")
+
+
+@pytest.mark.parametrize("where", [0.3, 0.6, 0.95])
+def test_a_png_with_a_damaged_byte_in_its_pixels_is_bad_response(where: float) -> None:
+    data = bytearray(noisy_png())
+    data[int(len(data) * where)] ^= 0x40  # the chunk's CRC no longer matches
+    with pytest.raises(BadResponse, match="does not decode"):
+        inspect_image(bytes(data), "image/png")
+
+
+def test_a_png_too_large_to_decode_safely_is_bad_response() -> None:
+    buf = io.BytesIO()
+    Image.new("1", (20000, 20000)).save(buf, "PNG")  # 400 Mpx: over Pillow's bomb limit
+    with pytest.raises(BadResponse):
+        inspect_image(buf.getvalue(), "image/png")
