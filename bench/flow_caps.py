@@ -169,8 +169,8 @@ def plot(results: list[dict], path: Path) -> None:
 
 def report(results: list[dict], args: argparse.Namespace, png: Path) -> str:
     lines = [
-        f"Made by `bench/flow_caps.py` on {time.strftime('%Y-%m-%d')} (shared 2-core machine: other jobs ran at "
-        "the same time, figures are noisy). The whole `bananaflow run` (its own process, a started Prefect "
+        f"Made by `bench/flow_caps.py` on {time.strftime('%Y-%m-%d')} (a 2-core machine: the run, the simulator, "
+        "SeaweedFS and the Prefect server share its cores; CPU figures rise when other jobs run). The whole `bananaflow run` (its own process, a started Prefect "
         f"server, SeaweedFS S3) against a simulator allowing exactly *cap* requests in flight, latency "
         f"{args.latency} s, Flash Image 512 px, no RPM limit. *share of ceiling while work waited*: requests in "
         "flight (sampled every 50 ms) from the first request to the last one sent, over the cap: by Little's law "
