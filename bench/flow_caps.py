@@ -14,50 +14,19 @@ generates, and images/min over the generation window as a share of the ceiling
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 from report_sections import replace_section  # noqa: E402
-from throughput import Simulator  # noqa: E402
-
-from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
-
-BANANAFLOW = str(Path(sys.executable).with_name("bananaflow"))
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def flow_stack(name: str) -> Iterator[tuple[Path, dict[str, str], str]]:
-    """A started Prefect server and SeaweedFS S3 in a fresh state folder, stopped after:
-    ``(state folder, the environment a ``bananaflow run`` needs there, the API URL)``."""
-    state = Path(tempfile.mkdtemp(prefix=f"bananaflow-{name}-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
-    try:
-        with LocalS3Server(state / "s3") as s3:
-            yield state, {**os.environ, **s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
-                          "GEMINI_API_KEY": "bench-key-for-the-simulator", "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
-                          "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}, api_url
-    finally:
-        stop_server(home)
+from stack import BANANAFLOW, Simulator, flow_stack  # noqa: E402
 
 
 def write_catalog(path: Path, n: int, sku_prefix: str = "CAP") -> None:
@@ -170,7 +139,8 @@ def plot(results: list[dict], path: Path) -> None:
 def report(results: list[dict], args: argparse.Namespace, png: Path) -> str:
     lines = [
         f"Made by `bench/flow_caps.py` on {time.strftime('%Y-%m-%d')} (a 2-core machine: the run, the simulator, "
-        "SeaweedFS and the Prefect server share its cores; CPU figures rise when other jobs run). The whole `bananaflow run` (its own process, a started Prefect "
+        "SeaweedFS and the Prefect server share its cores; CPU figures rise when other jobs run). "
+        "The whole `bananaflow run` (its own process, a started Prefect "
         f"server, SeaweedFS S3) against a simulator allowing exactly *cap* requests in flight, latency "
         f"{args.latency} s, Flash Image 512 px, no RPM limit. *share of ceiling while work waited*: requests in "
         "flight (sampled every 50 ms) from the first request to the last one sent, over the cap: by Little's law "

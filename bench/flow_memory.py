@@ -22,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from flow_caps import flow_stack, run_bananaflow, write_catalog  # noqa: E402
+from flow_caps import run_bananaflow, write_catalog  # noqa: E402
 from report_sections import replace_section  # noqa: E402
-from throughput import Simulator  # noqa: E402
+from stack import Simulator, flow_stack  # noqa: E402
 
 from bananaflow.devstack.local_prefect import server_env  # noqa: E402
 

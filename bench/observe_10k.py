@@ -13,24 +13,18 @@ process) is reported from getrusage. Results: docs/operations.md.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import resource
 import sys
-import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import subprocess  # noqa: E402
-
-from flow_caps import free_port, write_catalog  # noqa: E402
-
-from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server  # noqa: E402
-from bananaflow.devstack.local_s3 import LocalS3Server  # noqa: E402
+from flow_caps import write_catalog  # noqa: E402
+from stack import Simulator, flow_stack  # noqa: E402
 
 
 def main() -> int:
@@ -39,45 +33,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
 
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-bench-"))
-    home = state / "prefect"
-    api_url = ensure_server(home, port=free_port(), wait_s=150)
-    try:
-        with LocalS3Server(state / "s3") as s3, simulator_process() as sim_url:
-            os.environ.update({**s3.env(), **server_env(home), "PREFECT_API_URL": api_url,
-                               "GEMINI_API_KEY": "bench-key-for-the-simulator", "GOOGLE_GEMINI_BASE_URL": sim_url,
-                               "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
-                               "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"})
-            return run(args, state, s3)
-    finally:
-        stop_server(home)
+    # the simulator in its own process, so the RSS measured here is the flow's alone
+    with flow_stack("observe") as (state, env, _), Simulator("--latency", "0-0.01") as sim:
+        os.environ.update({**env, "GOOGLE_GEMINI_BASE_URL": sim.base_url})
+        return run(args, state, env)
 
 
-@contextlib.contextmanager
-def simulator_process():  # noqa: ANN201
-    """The simulator in its own process, so the RSS measured here is the flow's alone."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bananaflow.cli.main", "simulator", "--port", str(port), "--latency", "0-0.01"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        for _ in range(100):
-            try:
-                httpx.get(url, timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(10)
-
-
-def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
+def run(args: argparse.Namespace, state: Path, env: dict[str, str]) -> int:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter, FlowRunFilterId
 
@@ -113,7 +75,7 @@ def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
 
     manifest_path = state / "manifest.parquet"
     manifest_path.write_bytes(
-        s3_get(s3, "bench-10k", summary["manifest"]["parquet"].removeprefix("s3://bench-10k/"))
+        s3_get(env, "bench-10k", summary["manifest"]["parquet"].removeprefix("s3://bench-10k/"))
     )
     rows = read_manifest(manifest_path)
     skus = Counter(r.sku for r in rows)
@@ -140,11 +102,11 @@ def run(args: argparse.Namespace, state: Path, s3) -> int:  # noqa: ANN001
     return 0
 
 
-def s3_get(s3, bucket: str, key: str) -> bytes:  # noqa: ANN001
+def s3_get(env: dict[str, str], bucket: str, key: str) -> bytes:
     import boto3
 
-    client = boto3.client("s3", endpoint_url=s3.endpoint_url, aws_access_key_id=s3.access_key,
-                          aws_secret_access_key=s3.secret_key.reveal(), region_name="us-east-1")
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL_S3"], aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                          aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"], region_name="us-east-1")
     return client.get_object(Bucket=bucket, Key=key)["Body"].read()
 
 

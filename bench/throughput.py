@@ -21,20 +21,17 @@ import argparse
 import contextlib
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.request import Request, urlopen
 
-ROOT = Path(__file__).resolve().parents[1]
+from stack import BANANAFLOW, PY, ROOT, Simulator, flow_stack  # bench/ is on sys.path when run as a script
+
 BENCH = ROOT / "bench"
-PY = sys.executable
 #: How much faster the simulated model is than Pro (mean 15 s vs 0.85 s): waits written
 #: for the real service (the seed's 0.5 s start spacing, its 2 s first retry) are divided by it.
 TIME_SCALE = 15.0 / 0.85
@@ -74,38 +71,6 @@ def find_seed_baseline(explicit: str | None) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-class Simulator:
-    """The simulator as its own process (its CPU and memory are not any engine's)."""
-
-    def __init__(self, *options: str) -> None:
-        self.proc = subprocess.Popen([PY, "-m", "bananaflow.testing.simulator.cli", "--port", "0", *options],
-                                     stdout=subprocess.PIPE, text=True, cwd=ROOT)
-        assert self.proc.stdout is not None
-        self.base_url = self.proc.stdout.readline().strip()
-        if not self.base_url.startswith("http"):
-            self.stop()
-            raise SystemExit("the simulator did not start")
-
-    def _call(self, path: str, method: str = "GET") -> dict:
-        with urlopen(Request(self.base_url + path, method=method), timeout=60) as resp:
-            return json.loads(resp.read())
-
-    def reset(self) -> None:
-        self._call("/_simulator/reset", "POST")
-
-    def stats(self) -> dict:
-        return self._call("/_simulator/stats")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
 
 
 def run_process(cmd: list[str]) -> tuple[dict, float, float]:
@@ -235,35 +200,16 @@ def engine_command(engine: str, sim: Simulator, items: int, args: argparse.Names
     raise SystemExit(f"unknown engine {engine!r}")
 
 
-@contextlib.contextmanager
-def flow_environment() -> Iterator[dict[str, str]]:
-    """A started Prefect server and SeaweedFS S3 for the whole-flow engine, stopped after."""
-    sys.path.insert(0, str(ROOT))
-    from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server
-    from bananaflow.devstack.local_s3 import LocalS3Server
-
-    state = Path(tempfile.mkdtemp(prefix="bananaflow-bench-flow-"))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    api_url = ensure_server(state / "prefect", port=port, wait_s=150)
-    try:
-        with LocalS3Server(state / "s3") as s3:
-            yield {**os.environ, **s3.env(), **server_env(state / "prefect"), "PREFECT_API_URL": api_url,
-                   "GEMINI_API_KEY": "FAKE-BENCH-0123456789abcdefghijklmnopq", "BANANAFLOW_STATE": str(state),
-                   "BANANAFLOW_SPOOL_DIR": str(state / "spool"), "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING"}
-    finally:
-        stop_server(state / "prefect")
-
-
-def run_whole_flow(sim: Simulator, items: int, args: argparse.Namespace, env: dict[str, str]) -> tuple[dict, float, float]:
-    """``bananaflow run`` on an ``items``-product catalog, as a user runs it; *completed* is
-    the images found in S3 afterwards (so an image the provider made but the run lost counts)."""
-    state = Path(env["BANANAFLOW_STATE"])
+def run_whole_flow(sim: Simulator, items: int, args: argparse.Namespace, stack: tuple[Path, dict[str, str], str],
+                   ) -> tuple[dict, float, float]:
+    """``bananaflow run`` on an ``items``-product catalog, as a user runs it (in ``stack``, from
+    ``flow_stack``); *completed* is the images found in S3 afterwards (so an image the
+    provider made but the run lost counts)."""
+    state, env, _ = stack
     catalog = state / f"catalog-{items}.csv"
     catalog.write_text("sku,title\n" + "".join(f"RUN-{i:05d},Stoneware mug {i}\n" for i in range(items)))
     prefix = f"bench-{time.time_ns()}"
-    cmd = [str(Path(PY).with_name("bananaflow")), "run", str(catalog), "--bucket", "bench-run", "--prefix", prefix,
+    cmd = [BANANAFLOW, "run", str(catalog), "--bucket", "bench-run", "--prefix", prefix,
            "--size", "1K", "--concurrency", str(args.cap), "--rpm", str(args.rpm), "--no-progress"]
     started = time.monotonic()
     with tempfile.TemporaryFile("w+") as out:
@@ -324,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
                     "--rate-503", str(args.rate_503), "--seed", "7")
     results: list[Result] = []
     stack = contextlib.ExitStack()
-    flow_env: dict[str, str] | None = None
+    flow: tuple[Path, dict[str, str], str] | None = None
     try:
         for engine in engines:
             items = args.seed_items if engine == "seed" else args.items
@@ -332,8 +278,8 @@ def main(argv: list[str] | None = None) -> int:
             if engine == "run":
                 label = "bananaflow run (whole flow: Prefect server, S3)"
                 print(f"running {label} on {items} items ...", file=sys.stderr, flush=True)
-                flow_env = flow_env or stack.enter_context(flow_environment())
-                report, rss, cpu = run_whole_flow(sim, items, args, flow_env)
+                flow = flow or stack.enter_context(flow_stack("bench-flow"))
+                report, rss, cpu = run_whole_flow(sim, items, args, flow)
             else:
                 cmd, label = engine_command(engine, sim, items, args, seed)
                 print(f"running {label} on {items} items ...", file=sys.stderr, flush=True)
