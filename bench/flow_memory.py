@@ -48,8 +48,9 @@ def run_once(n: int, concurrency: int, state: Path, env: dict[str, str], sim: Si
 
 def report(rows: list[dict], startup: list[tuple[str, dict]], args: argparse.Namespace) -> str:
     lines = [
-        f"Made by `bench/flow_memory.py` on {time.strftime('%Y-%m-%d')} (shared 2-core machine: other jobs ran at "
-        "the same time; CPU and wall figures are noisy, RSS much less so). The whole `bananaflow run` in its own "
+        f"Made by `bench/flow_memory.py` on {time.strftime('%Y-%m-%d')} (a 2-core machine shared by the run, the "
+        "simulator, SeaweedFS and the Prefect server; CPU and wall figures rise when other jobs run, RSS much "
+        "less). The whole `bananaflow run` in its own "
         "process, a started Prefect server, SeaweedFS S3, the fast simulator (10-30 ms, Flash Image 512 px), "
         f"`--concurrency {args.concurrency}`. RSS and CPU are the run process's own (`wait4`).",
         "",
