@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, state: Path, env: dict[str, str]) -> int:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
         flow_state = client.read_flow_run(run_id).state.name
     by_state = Counter(t.state.name if t.state else "None" for t in task_runs)
-    chunk_runs = [t for t in task_runs if t.name.startswith("generate ")]
+    chunk_runs = [t for t in task_runs if t.task_key.startswith("generate_images")]
     progress = [a for a in artifacts if a.key == "bananaflow-progress"]
 
     manifest_path = state / "manifest.parquet"
