@@ -39,7 +39,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
                 lander=ImageLander(res.store, run_id=run_id, spool=res.spool, mode="batch"),
                 limits=settings.limits, poll=settings.poll, policy=res.policy,
                 verify_size=res.provider_settings.should_verify_size, listeners=[res.progress.item_done],
-                budget=res.admission.budget,
+                budget=res.admission.budget, retry_blocked=res.options.spend.retry_blocked,
             )
             return await step(runner)
         finally:

@@ -29,6 +29,7 @@ from bananaflow.errors import (
     BatchNotCompleted,
     BudgetExhausted,
     ConfigurationError,
+    ContentBlocked,
     Overloaded,
     ProviderError,
     RateLimited,
@@ -70,8 +71,9 @@ class PollPolicy:
 
 @dataclass
 class BatchPlan:
-    """What a batch run will do: rows for images already stored, batches a crashed run
-    left open (resumed, not recreated), and groups of items for new batches."""
+    """What a batch run will do: rows for items not sent (images already stored, blocks an
+    earlier run remembered), batches a crashed run left open (resumed, not recreated), and
+    groups of items for new batches."""
 
     existing: list[ManifestRow] = field(default_factory=list)
     resumed: list[BatchJob] = field(default_factory=list)
@@ -116,6 +118,7 @@ class BatchRunner:
         verify_size: bool = True,
         listeners: Iterable[RowListener] = (),
         budget: Budget | None = None,
+        retry_blocked: bool = False,
     ) -> None:
         self.api = api
         self.store = store
@@ -128,6 +131,7 @@ class BatchRunner:
         self.verify_size = verify_size
         self.listeners = list(listeners)
         self.budget = budget
+        self.retry_blocked = retry_blocked  # send prompts an earlier run saw blocked again
 
     def _emit(self, rows: list[ManifestRow]) -> list[ManifestRow]:
         for row in rows:
@@ -142,18 +146,25 @@ class BatchRunner:
     async def plan(self, items: list[WorkItem]) -> BatchPlan:
         gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
 
-        async def lookup(item: WorkItem) -> str | None:
+        async def lookup(item: WorkItem) -> ManifestRow | None:
+            """The row of an item not to send (made already, or a block an earlier run
+            remembered for this prompt), from one LIST of its keys."""
             async with gate:
-                return await asyncio.to_thread(self.store.find_existing, item.key_stem)
+                key, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
+                if key is not None:
+                    return await self.lander.existing_row(item, key, now_iso(), time.monotonic())
+                if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
+                    return self.lander.remembered_block_row(item, marker, now_iso(), time.monotonic())
+                return None
 
         found = await asyncio.gather(*(lookup(item) for item in items))
         plan = BatchPlan()
         pending: list[WorkItem] = []
-        for item, key in zip(items, found):
-            if key is None:
+        for item, row in zip(items, found):
+            if row is None:
                 pending.append(item)
             else:
-                plan.existing.append(await self.lander.existing_row(item, key, now_iso(), time.monotonic()))
+                plan.existing.append(row)
         open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
         owner = {key: job for job in open_jobs for key in job.keys}
         # Every created batch is collected, even one whose items left the catalog: its
@@ -366,7 +377,11 @@ class BatchRunner:
             image = await image_from_response(line.response, image_request(item), spec,
                                               verify_size=self.verify_size, batch=True)
         except (ProviderError, ConfigurationError) as exc:
+            if isinstance(exc, ContentBlocked):  # billed: the next run must not send it again
+                await self.lander.remember_block(item, exc, started)
             return self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
+        if self.retry_blocked:
+            await self.lander.forget_block(item)
         finished = None
         if item.output_preset:  # QA as in realtime mode; a batch result cannot be regenerated in place
             image, _, finished = await apply_output_preset(

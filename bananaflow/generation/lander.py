@@ -12,11 +12,12 @@ import asyncio
 import functools
 import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bananaflow.errors import BananaflowError, ProviderError, StorageError, error_status
-from bananaflow.landing.blocked import BlockedMarker
+from bananaflow.errors import BananaflowError, ContentBlocked, ProviderError, StorageError, error_status
+from bananaflow.landing.blocked import BlockedMarker, blocked_key, forget_block, read_block, remember_block
 from bananaflow.landing.finishing import (
     QAFailed,
     derivative_keys_from_names,
@@ -339,6 +340,26 @@ class ImageLander:
                 row.output_tokens = exc.usage.candidates_tokens + exc.usage.thoughts_tokens
         return row
 
+    async def standing_block(self, item: WorkItem, sidecars: list[str]) -> BlockedMarker | None:
+        """The block an earlier run remembered for this same prompt, when ``sidecars`` (one
+        look at the item's keys) shows a marker; None when there is none or the prompt changed."""
+        if blocked_key(item.key_stem) not in sidecars:
+            return None
+        marker = await asyncio.to_thread(read_block, self.store, item.key_stem)
+        return marker if marker.prompt_sha256 in ("", item.prompt_sha256) else None
+
+    async def remember_block(self, item: WorkItem, exc: ContentBlocked, started_at: str) -> None:
+        """Keep the refusal beside the item's key, so the next run does not pay for it again."""
+        marker = BlockedMarker(
+            reason=exc.reason or "blocked", message=exc.message, run_id=self.run_id, at=started_at,
+            prompt_sha256=item.prompt_sha256, model=exc.model or item.model,
+        )
+        await asyncio.to_thread(_quietly, remember_block, self.store, item.key_stem, marker)
+
+    async def forget_block(self, item: WorkItem) -> None:
+        """The image was made after all (``--retry-blocked``): the old block no longer stands."""
+        await asyncio.to_thread(_quietly, forget_block, self.store, item.key_stem)
+
     def remembered_block_row(self, item: WorkItem, marker: BlockedMarker, started_at: str, t0: float) -> ManifestRow:
         """An earlier run was refused this same prompt: ``blocked`` again, nothing sent."""
         when = marker.at[:16] or "an earlier run"
@@ -354,6 +375,14 @@ class ImageLander:
             mode=self.mode, cost_usd=0.0,
         )
         return row
+
+
+def _quietly(action: Callable[..., None], *args: object) -> None:
+    """A marker is a saving, not a duty: S3 failing to keep one must not fail the item."""
+    try:
+        action(*args)
+    except StorageError as exc:
+        log.warning("could not update the blocked marker: %s", exc.message)
 
 
 def _int(value: str | None) -> int:

@@ -14,11 +14,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked, StorageError
+from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked
 from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
-from bananaflow.landing.blocked import BlockedMarker, blocked_key, forget_block, read_block, remember_block
 from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims, remove_claims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
@@ -139,10 +138,8 @@ class ItemProcessor:
                 # an interrupted run uploaded it but could not drop its claim: the image is safe
                 await asyncio.to_thread(remove_claims, self.store, item.key_stem, sidecars)
             return await self.lander.existing_row(item, existing, started_at, t0)
-        if blocked_key(item.key_stem) in sidecars and not self.retry_blocked:
-            marker = await asyncio.to_thread(read_block, self.store, item.key_stem)
-            if marker.prompt_sha256 in ("", item.prompt_sha256):
-                return self.lander.remembered_block_row(item, marker, started_at, t0)
+        if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
+            return self.lander.remembered_block_row(item, marker, started_at, t0)
         if self.claims is None:
             return await self._generate(item, started_at, t0)
         claimed = await self.claims.claim(
@@ -187,7 +184,7 @@ class ItemProcessor:
             image, attempts = await send()
         except BananaflowError as exc:  # provider errors, a parked quota, the budget
             if isinstance(exc, ContentBlocked):
-                await self._remember_block(item, exc, started_at)
+                await self.lander.remember_block(item, exc, started_at)
             return self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
         finished = None
         if item.output_preset:
@@ -197,27 +194,11 @@ class ItemProcessor:
             )
         latency = time.monotonic() - sent[0].first_sent_at  # from the first request, not the queue
         if self.retry_blocked:  # made after all: the old block no longer stands
-            await asyncio.to_thread(_quietly, forget_block, self.store, item.key_stem)
+            await self.lander.forget_block(item)
         return await self.lander.land(
             item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished,
             endpoint=sent[-1].route.endpoint,
         )
-
-
-    async def _remember_block(self, item: WorkItem, exc: ContentBlocked, started_at: str) -> None:
-        marker = BlockedMarker(
-            reason=exc.reason or "blocked", message=exc.message, run_id=self.run_id, at=started_at,
-            prompt_sha256=item.prompt_sha256, model=exc.model or item.model,
-        )
-        await asyncio.to_thread(_quietly, remember_block, self.store, item.key_stem, marker)
-
-
-def _quietly(action: Callable[..., None], *args: object) -> None:
-    """A marker is a saving, not a duty: S3 failing to keep one must not fail the item."""
-    try:
-        action(*args)
-    except StorageError as exc:
-        log.warning("could not update the blocked marker: %s", exc.message)
 
 
 def _wants_references(item: WorkItem) -> bool:

@@ -54,7 +54,10 @@ def test_batch_run_lands_images_and_classifies_failed_items(prefect_api, s3_env,
 
     client = s3_client(s3_env)
     expected = get_model(PRO).expected_pixels("4:5", "2K")
-    keys = image_keys(client, "e2e-batch", "shop")
+    stored = image_keys(client, "e2e-batch", "shop")
+    markers = [key for key in stored if key.endswith("~blocked.json")]
+    assert [m.split("/")[1] for m in markers] == ["BF-002"], "the billed block is remembered for the next run"
+    keys = [key for key in stored if key not in markers]
     assert len(keys) == 4
     for key in keys:
         obj = client.get_object(Bucket="e2e-batch", Key=key)

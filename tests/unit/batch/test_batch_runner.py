@@ -13,6 +13,7 @@ from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.batch.runner import BatchRunner, PollPolicy
 from bananaflow.devstack.local_s3 import LocalS3Server
 from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.landing.blocked import find_block
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.batch_sizing import BatchLimits
@@ -50,20 +51,20 @@ FAST = PollPolicy(initial_s=0.05, max_interval_s=0.2)
 
 
 def runner_for(store: ImageStore, run_id: str, api: GeminiBatchAPI, seen: list[ManifestRow],
-               poll: PollPolicy) -> BatchRunner:
+               poll: PollPolicy, retry_blocked: bool = False) -> BatchRunner:
     return BatchRunner(api, store, run_id=run_id, lander=ImageLander(store, run_id=run_id, mode="batch"),
-                       limits=BatchLimits(max_items=2), poll=poll, listeners=[seen.append])
+                       limits=BatchLimits(max_items=2), poll=poll, listeners=[seen.append], retry_blocked=retry_blocked)
 
 
 def run_batches(sim: SimulatorServer, store: ImageStore, run_id: str, work: list[WorkItem],
-                poll: PollPolicy = FAST) -> tuple[list[ManifestRow], list[ManifestRow]]:
+                poll: PollPolicy = FAST, retry_blocked: bool = False) -> tuple[list[ManifestRow], list[ManifestRow]]:
     settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
     seen: list[ManifestRow] = []
 
     async def go() -> list[ManifestRow]:
         api = GeminiBatchAPI(settings)
         try:
-            runner = runner_for(store, run_id, api, seen, poll)
+            runner = runner_for(store, run_id, api, seen, poll, retry_blocked)
             plan = await runner.plan(work)
             rows = list(plan.existing)
             jobs = [job for job in plan.resumed if job.batch_name] + [
@@ -169,3 +170,29 @@ def test_a_record_left_without_a_batch_name_finds_its_batch_instead_of_creating_
     assert [r.status for r in rows] == ["succeeded", "succeeded"]
     assert {r.batch_name for r in rows} == {name}
     assert sim.batch_stats()["batches_created"] == 6
+
+
+def test_a_prompt_blocked_in_a_batch_is_remembered_and_not_sent_by_the_next_batch_run(
+    s3: LocalS3Server, sim: SimulatorServer
+) -> None:
+    """A blocked answer is billed: batch mode keeps the marker realtime mode keeps, and reads it."""
+    store = ImageStore("runner", prefix="blocked")
+    store.ensure_bucket()
+    sim.configure(blocked_words=("forbidden",))
+    work = [WorkItem(2, "SKU-OK", "main", "a teapot on a table", PRO, "1:1", "1K", "blocked/SKU-OK/main-1", "1" * 64),
+            WorkItem(3, "SKU-NO", "main", "a forbidden teapot", PRO, "1:1", "1K", "blocked/SKU-NO/main-2", "2" * 64)]
+    rows, _ = run_batches(sim, store, "night-1", work)
+    assert {r.sku: r.status for r in rows} == {"SKU-OK": "succeeded", "SKU-NO": "blocked"}
+    assert find_block(store, "blocked/SKU-NO/main-2").run_id == "night-1"
+    sent = sim.stats()["requests_total"]
+
+    rows2, _ = run_batches(sim, store, "night-2", work)
+    assert {r.sku: r.status for r in rows2} == {"SKU-OK": "skipped_exists", "SKU-NO": "blocked"}
+    blocked = next(r for r in rows2 if r.sku == "SKU-NO")
+    assert blocked.attempts == 0 and "night-1" in blocked.error_message and "--retry-blocked" in blocked.error_message
+    assert sim.stats()["requests_total"] == sent and sim.batch_stats()["batches_created"] == 1, "nothing sent again"
+
+    sim.configure(blocked_words=())  # the provider's filter changed; --retry-blocked sends it again
+    rows3, _ = run_batches(sim, store, "night-3", work, retry_blocked=True)
+    assert {r.sku: r.status for r in rows3} == {"SKU-OK": "skipped_exists", "SKU-NO": "succeeded"}
+    assert find_block(store, "blocked/SKU-NO/main-2") is None, "the marker goes once the image is made"
