@@ -74,6 +74,6 @@ def upload_manifest(paths: dict[str, Path], store: ImageStore, run_key_prefix: s
     uris: dict[str, str] = {}
     for kind, path in paths.items():
         key = join_key(run_key_prefix, f"manifest.{kind}")
-        store.put_bytes(key, path.read_bytes(), CONTENT_TYPES[kind])
+        store.put_file(key, path, CONTENT_TYPES[kind])
         uris[kind] = store.uri(key)
     return uris

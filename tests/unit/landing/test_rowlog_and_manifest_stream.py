@@ -1,6 +1,7 @@
 """Rows kept on disk during a run, and the manifest written from them batch by batch."""
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bananaflow.landing.manifest import ManifestRow, read_manifest, write_local
 from bananaflow.landing.manifest_stream import upload_manifest, write_manifest_files
@@ -11,8 +12,8 @@ class PutStore:
     def __init__(self) -> None:
         self.objects: dict[str, bytes] = {}
 
-    def put_bytes(self, key: str, data: bytes, content_type: str) -> None:
-        self.objects[key] = data
+    def put_file(self, key: str, path: Path, content_type: str) -> None:
+        self.objects[key] = path.read_bytes()
 
     def uri(self, key: str) -> str:
         return f"s3://b/{key}"

@@ -130,6 +130,30 @@ def test_bad_secret_is_refused_without_leaking_it(server: LocalS3Server) -> None
     assert wrong not in text and server.secret_key.reveal() not in text
 
 
+def test_a_file_larger_than_one_part_is_uploaded_from_disk_whole(store: ImageStore, tmp_path: Path) -> None:
+    """A manifest goes up from its file in parts (multipart above 8 MB), not read whole."""
+    path = tmp_path / "manifest.csv"
+    line = b"SKU-000001,main,succeeded,s3://images/shop/SKU-000001/main-0123456789ab.png\n"
+    path.write_bytes(line * (20 * 1024 * 1024 // len(line)))  # 20 MB: three parts
+    key = store.key("runs", "big", "manifest.csv")
+    store.put_file(key, path, "text/csv; charset=utf-8")
+    assert store.get_bytes(key) == path.read_bytes()
+    head = store.head(key)
+    assert head.content_type.startswith("text/csv") and head.etag.endswith("-3"), "a multipart upload"
+
+
+def test_a_file_upload_refused_by_s3_is_a_storage_error(server: LocalS3Server, tmp_path: Path) -> None:
+    path = tmp_path / "manifest.csv"
+    path.write_bytes(b"sku\n")
+    wrong = "WrongSecretValue-123456789"
+    bad = ImageStore("images", client=_client(server, wrong, attempts=1))
+    with pytest.raises(StorageError) as info:
+        bad.put_file("runs/x/manifest.csv", path, "text/csv")
+    text = str(info.value)
+    assert "refused the credentials" in text or "denied" in text
+    assert wrong not in text + repr(info.value)
+
+
 def test_server_down_is_a_clear_storage_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "someone")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "something-secret")
@@ -139,6 +163,8 @@ def test_server_down_is_a_clear_storage_error(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(StorageError) as info:
         down.ensure_bucket()
     assert str(info.value) == f"cannot reach S3 at {endpoint}: is the server running?"
+    with pytest.raises(StorageError, match="cannot reach S3"):  # a file upload says the same
+        down.put_file("runs/x/manifest.csv", Path(__file__), "text/plain")
 
 
 def test_standard_env_vars_configure_the_client(server: LocalS3Server, monkeypatch: pytest.MonkeyPatch) -> None:
