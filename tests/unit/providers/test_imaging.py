@@ -50,7 +50,7 @@ def test_decode_base64_roundtrip_and_whitespace() -> None:
     assert decode_base64_image(base64.urlsafe_b64encode(raw).decode()) == raw
 
 
-@pytest.mark.parametrize("text", ["", "abc", "ab$d", "YWJj=ZGVm", "!!!!"])
+@pytest.mark.parametrize("text", ["", "abc", "ab$d", "YWJj=ZGVm", "!!!!", "YWJj\u00e9ZGVm", "YWJjZA==="])
 def test_corrupt_base64_is_bad_response(text: str) -> None:
     with pytest.raises(BadResponse):
         decode_base64_image(text)
