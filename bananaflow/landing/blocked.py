@@ -84,8 +84,9 @@ def remember_block(store: _MarkerStore, stem: str, marker: BlockedMarker) -> Non
 
 
 def forget_block(store: _MarkerStore, stem: str) -> None:
-    """Remove the marker once the image exists (``--retry-blocked`` made it after all); a
+    """Remove the marker once the image exists (``--retry-blocked`` made it after all): one
+    DELETE, which S3 answers the same whether or not a marker was there, so no LIST first. A
     store that cannot delete (the in-memory one) keeps it, which only costs a LIST."""
     delete = getattr(store, "delete", None)
-    if delete is not None and store.find_existing(blocked_stem(stem)) is not None:
+    if delete is not None:
         delete(blocked_key(stem))
