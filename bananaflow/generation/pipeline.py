@@ -18,7 +18,7 @@ from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked
 from bananaflow.generation.dispatch import Dispatcher
 from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
 from bananaflow.generation.retry import RetryPolicy
-from bananaflow.landing.claims import CLAIM_SUFFIX, KeyClaims, remove_claims
+from bananaflow.landing.claims import KeyClaims, claim_keys, remove_claims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.spool import Spool
@@ -134,9 +134,9 @@ class ItemProcessor:
         # one LIST answers "made already?", "blocked by an earlier run?" and "claims left over?"
         existing, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
         if existing is not None:
-            if self.claims is not None and any(CLAIM_SUFFIX in key for key in sidecars):
+            if self.claims is not None and (leftovers := claim_keys(item.key_stem, sidecars)):
                 # an interrupted run uploaded it but could not drop its claim: the image is safe
-                await asyncio.to_thread(remove_claims, self.store, item.key_stem, sidecars)
+                await asyncio.to_thread(remove_claims, self.store, item.key_stem, leftovers)
             return await self.lander.existing_row(item, existing, started_at, t0)
         if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
             return self.lander.remembered_block_row(item, marker, started_at, t0)

@@ -91,15 +91,19 @@ class Claim:
             return None
 
 
+def claim_keys(stem: str, keys: list[str]) -> list[str]:
+    """The claim generations of ``stem`` among ``keys`` (a listing of its prefix)."""
+    return [key for key in keys if key.startswith(stem + CLAIM_SUFFIX) and _generation(stem, key) is not None]
+
+
 def remove_claims(store: Any, stem: str, keys: list[str] | None = None) -> None:
-    """Delete every claim generation of ``stem`` (among ``keys`` when the caller has just
-    listed them): its image is safe in S3, so no claim on it matters any more (the spool
-    uploaded it, or a run found it made while an interrupted run's claim was still beside
-    it). Failures are left for the lease to end."""
+    """Delete every claim generation of ``stem`` (those among ``keys`` when the caller has
+    just listed them): its image is safe in S3, so no claim on it matters any more (the
+    spool uploaded it, or a run found it made while an interrupted run's claim was still
+    beside it). Failures are left for the lease to end."""
     try:
-        for key in store.list_keys(stem + CLAIM_SUFFIX) if keys is None else keys:
-            if key.startswith(stem + CLAIM_SUFFIX) and _generation(stem, key) is not None:
-                store.delete(key)
+        for key in claim_keys(stem, store.list_keys(stem + CLAIM_SUFFIX) if keys is None else keys):
+            store.delete(key)
     except StorageError:
         log.debug("claims of %s not removed yet (S3 refused)", stem)
 
