@@ -107,12 +107,17 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
     kept = run.take_kept(items)  # an earlier attempt's rows for items that ended for good
     made = iter(run.pump.process([item for item in items if item.key_stem not in kept]))
     rows = [kept.get(item.key_stem) or next(made) for item in items]
-    for row in rows:
+    retryable: list[ManifestRow] = []
+    finished: dict[str, ManifestRow] = {}
+    for item, row in zip(items, rows):
         row.task_run_id = str(task_run.id)
-    retryable = [row for row in rows if _is_retryable_row(row)]
+        if _is_retryable_row(row):
+            retryable.append(row)
+        else:
+            finished[item.key_stem] = row
     if retryable and task_run.run_count <= CHUNK_RETRIES:
         run.progress.retract(retryable)  # the retry reports these items again
-        run.keep_for_retry(items, rows, retryable)
+        run.keep_for_retry(finished)
         raise RetryableItemsFailed(
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"

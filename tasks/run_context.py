@@ -72,15 +72,12 @@ class RunContext:
             self.tally.add(row, requested_model=model)
         return self.rows.add(rows)
 
-    def keep_for_retry(self, items: list[WorkItem], rows: list[ManifestRow], retry: list[ManifestRow]) -> None:
-        """A chunk will run again for its ``retry`` rows: keep the others, whose items ended
-        for good (stored, spooled, blocked). Running those again could only make their rows
+    def keep_for_retry(self, finished: dict[str, ManifestRow]) -> None:
+        """A chunk will run again: keep the rows of its items that ended for good (stored,
+        spooled, blocked), by item key. Running those again could only make their rows
         worse: with S3 away, an image stored by the first attempt would read as failed."""
-        again = {id(row) for row in retry}
         with self._kept_lock:
-            for item, row in zip(items, rows):
-                if id(row) not in again:
-                    self.kept_for_retry[item.key_stem] = row
+            self.kept_for_retry.update(finished)
 
     def take_kept(self, items: list[WorkItem]) -> dict[str, ManifestRow]:
         """The rows kept for ``items`` by an earlier attempt of their chunk (and forget them)."""
