@@ -42,7 +42,7 @@ from bananaflow.landing.keys import key_stem, params_hash  # noqa: E402
 from bananaflow.landing.spool import Spool  # noqa: E402
 from bananaflow.landing.storage import ImageStore, make_s3_client  # noqa: E402
 from bananaflow.limits.controller import RateController  # noqa: E402
-from bananaflow.planning.work import WorkItem, chunked  # noqa: E402
+from bananaflow.planning.work import WorkItem  # noqa: E402
 from bananaflow.providers import make_provider  # noqa: E402
 from bananaflow.providers.settings import ProviderSettings  # noqa: E402
 from bananaflow.secrets import Secret  # noqa: E402
@@ -115,7 +115,8 @@ async def run(args: argparse.Namespace, base_url: str, store: ImageStore, spool_
 
     provider = make_provider(settings)
     rows: list = []
-    chunks = chunked(work_items(args.items), 100)
+    items = work_items(args.items)
+    chunks = [items[i : i + 100] for i in range(0, len(items), 100)]
     gate = asyncio.Semaphore(args.chunks_at_once)
 
     async def one_chunk(chunk: list[WorkItem]) -> list:

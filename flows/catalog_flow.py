@@ -6,19 +6,17 @@ summarise. Each step below is one short function; the engine (``bananaflow``) do
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import UTC, datetime
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
 from bananaflow.batch.runner import PollPolicy
-from bananaflow.catalog.references import require_edit_mode
 from bananaflow.errors import ConfigurationError, StorageError
-from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.manifest_stream import write_manifest_files
 from bananaflow.options import (
     BlockNames,
@@ -31,10 +29,11 @@ from bananaflow.options import (
     SpendOptions,
 )
 from bananaflow.planning.batch_sizing import BatchLimits
-from bananaflow.planning.delta import split_previous
+from bananaflow.planning.delta import drop_unchanged
 from bananaflow.planning.mode import ModeChoice, choose_mode
 from bananaflow.planning.sharding import Shard
-from bananaflow.planning.work import WorkItem, chunk_size_for, chunked, waves
+from bananaflow.planning.work import WorkItem, chunk_size_for
+from bananaflow.planning.work_store import WorkStore
 from bananaflow.reports.progress import ProgressTracker, announce
 from bananaflow.reports.summary import RunSummary
 from bananaflow.secrets import install_log_redaction
@@ -76,12 +75,13 @@ def catalog_to_images(
     run = open_run(catalog, options)
     drain_spool(run)
     work = plan_work(run)
-    items, unchanged = split_previous(work.items, reading.previous_manifest, run.run_id,
-                                      store=run.store, prefix=run.prefix)
-    log_plan(run, work, items, unchanged)
-    mode = choose_run_mode(run, items)
-    run.record(unchanged)  # rows go to the run's row log and tally, not into a list of the flow
-    generate(run, items, mode)
+    try:
+        unchanged = skip_unchanged(run, work)
+        log_plan(run, work, unchanged)
+        mode = choose_run_mode(run, work.items)
+        generate(run, work.items, mode)
+    finally:
+        work.items.close()
     outputs = publish(run, work)
     summary = summarise(run, work, outputs, wall_s=time.monotonic() - started)
     run.rows.close()
@@ -97,44 +97,52 @@ def drain_spool(run: RunContext) -> None:
 
 
 def plan_work(run: RunContext) -> Plan:
-    """The catalog's work items for this run (this shard's, when sharded)."""
-    reading = run.options.reading
-    work = plan(run.catalog, run.job, run.prefix, reading)
+    """The catalog's work items for this run (this shard's, when sharded), kept on disk."""
+    execution = run.options.execution
+    shard = Shard(execution.shard_index, execution.shard_count)
+    work = plan(run.catalog, run.job, run.prefix, run.options.reading, provider_kind=run.provider_settings.kind,
+                shard=shard)
     if run.job.spec.writeback.format == "shopify" and work.preset != "shopify":
+        work.items.close()
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
-    require_edit_mode(work.items, run.provider_settings.kind)
-    shard = Shard(run.options.execution.shard_index, run.options.execution.shard_count)
     if not shard.is_whole:  # every shard validates the whole catalog; only shard 1 reports rejections
-        # a product group stays in one shard: its siblings need the leader's image as reference
-        work.items = shard.select(work.items, sku_of=lambda item: item.group_reference_stem or item.key_stem)
         work.rejected = work.rejected if shard.index == 0 else []
         work.skipped = work.skipped if shard.index == 0 else []
-        get_run_logger().info("shard %s of the catalog: %d items", shard.label, len(work.items))
+        get_run_logger().info("shard %s of the catalog: %d items", shard.label, work.items.count())
     return work
 
 
-def log_plan(run: RunContext, work: Plan, items: list[WorkItem], unchanged: list[ManifestRow]) -> None:
+def skip_unchanged(run: RunContext, work: Plan) -> int:
+    """Record (not make) the items the previous run already made as planned; how many."""
+    unchanged = 0
+    for rows in drop_unchanged(work.items, run.options.reading.previous_manifest, run.run_id, manifests=run.store,
+                               prefix=run.prefix):
+        unchanged += run.record(rows)  # to the run's row log and tally, not into a list of the flow
+    return unchanged
+
+
+def log_plan(run: RunContext, work: Plan, unchanged: int) -> None:
     get_run_logger().info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
-        len({i.sku for i in work.items}), len(work.rejected), len(work.items), len(run.job.variants), len(unchanged),
+        work.items.products, len(work.rejected), work.items.count() + unchanged, len(run.job.variants), unchanged,
     )
 
 
-def choose_run_mode(run: RunContext, items: list[WorkItem]) -> ModeChoice:
+def choose_run_mode(run: RunContext, items: WorkStore) -> ModeChoice:
     """Realtime or batch for this many items (the run's option, else the job spec's)."""
     execution, spec_run = run.options.execution, run.job.spec.run
-    decision = choose_mode(execution.mode or spec_run.mode, len(items), provider_kind=run.provider_settings.kind,
+    decision = choose_mode(execution.mode or spec_run.mode, items.count(), provider_kind=run.provider_settings.kind,
                            deadline_hours=execution.deadline_hours or spec_run.deadline_hours)
-    if decision.mode == "batch" and any(i.reference_links or i.group_reference_stem for i in items):
+    if decision.mode == "batch" and items.sends_references:
         raise ConfigurationError("batch mode does not send reference photos yet: use --mode realtime for this job")
     get_run_logger().info("mode: %s (%s)", decision.mode, decision.reason)
     return decision
 
 
-def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> None:
+def generate(run: RunContext, items: WorkStore, mode: ModeChoice) -> None:
     """Every item's row into ``run.rows``, with progress shown as it goes; the run's context
     is registered for the tasks only meanwhile."""
-    run.progress = ProgressTracker(len(items))
+    run.progress = ProgressTracker(items.count())
     announce(run.progress)
     artifact = ProgressArtifact(run.progress)
     run.batch = _batch_settings(run)
@@ -152,19 +160,29 @@ def generate(run: RunContext, items: list[WorkItem], mode: ModeChoice) -> None:
         run.claims.release_pending()  # claims S3 refused to drop during the run
 
 
-def _generate_waves(run: RunContext, items: list[WorkItem], mode: str) -> None:
+#: Chunk task runs submitted and not yet settled: enough to keep every task thread busy with
+#: one queued behind it, so the flow holds a window of items, not the catalog.
+CHUNKS_AHEAD = 2 * TASK_THREADS
+
+
+def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
     """Chunk tasks (realtime) or provider batches, wave after wave: group siblings wait for
-    the image of their group's first product (their reference)."""
-    for wave in waves(items):
-        if mode == "batch":
-            run.record(generate_in_batches(run.run_id, wave))
+    the image of their group's first product (their reference). Chunks are read from the
+    work store as task threads free up, ``CHUNKS_AHEAD`` at most."""
+    for wave in items.waves():
+        count = items.count(wave)
+        if mode == "batch":  # batch mode plans its provider batches over the whole wave
+            run.record(generate_in_batches(run.run_id, [i for chunk in items.chunks(wave, count) for i in chunk]))
             continue
-        chunks = chunked(wave, chunk_size_for(len(wave), run.limits.max_in_flight, workers=TASK_THREADS))
-        futures: list[PrefectFuture] = generate_images.map(
-            run_id=unmapped(run.run_id), items=chunks, label=[f"{i + 1}/{len(chunks)}" for i in range(len(chunks))]
-        )
-        for chunk, future in zip(chunks, futures):
-            settle_chunk(chunk, future, run)
+        size = chunk_size_for(count, run.limits.max_in_flight, workers=TASK_THREADS)
+        total = -(-count // size)
+        pending: deque[tuple[list[WorkItem], PrefectFuture]] = deque()
+        for number, chunk in enumerate(items.chunks(wave, size), start=1):
+            pending.append((chunk, generate_images.submit(run_id=run.run_id, items=chunk, label=f"{number}/{total}")))
+            if len(pending) >= CHUNKS_AHEAD:
+                settle_chunk(*pending.popleft(), run)
+        while pending:
+            settle_chunk(*pending.popleft(), run)
 
 
 def publish(run: RunContext, work: Plan) -> tuple[dict[str, str], str | None]:

@@ -414,12 +414,11 @@ def _validate(
     raw_rows: Iterator[RawRow],
     required: tuple[str, ...],
     max_field_chars: int,
-    field_limits: Mapping[str, int] | None = None,
+    field_limits: Mapping[str, int],
+    rejected: list[Rejection],
     skipped: list[Rejection] | None = None,
-) -> tuple[list[CatalogRow], list[Rejection]]:
-    field_limits = field_limits or {}
-    accepted: list[CatalogRow] = []
-    rejected: list[Rejection] = []
+) -> Iterator[CatalogRow]:
+    """Accepted rows as they are read; rejected (and skipped) rows go to the given lists."""
     first_seen: dict[str, int] = {}
     for raw in raw_rows:
         sku = raw.values.get("sku", "")
@@ -453,8 +452,7 @@ def _validate(
             rejected.append(Rejection(raw.row_number, sku, "; ".join(reasons)))
             continue
         first_seen[sku] = raw.row_number
-        accepted.append(CatalogRow(raw.row_number, sku, dict(raw.values)))
-    return accepted, rejected
+        yield CatalogRow(raw.row_number, sku, dict(raw.values))
 
 
 def read_catalog_bytes(source: str) -> tuple[bytes, str]:
@@ -472,7 +470,42 @@ def decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
     return _decode(data, name, encoding)
 
 
-def load_catalog(
+@dataclass
+class CatalogStream:
+    """A catalog being read: ``rows`` yields accepted products one at a time, and
+    ``rejected``/``skipped`` fill up as it goes (complete once ``rows`` is exhausted), so a
+    100,000-row catalog is planned without holding every row."""
+
+    rows: Iterator[CatalogRow]
+    rejected: list[Rejection]
+    columns: list[str]
+    source: str
+    preset: str = ""
+    skipped: list[Rejection] = field(default_factory=list)
+
+
+class CountedRows:
+    """An iterable of rows that counts what passed through it (products, without a set of SKUs)."""
+
+    def __init__(self, rows: Iterator[CatalogRow]) -> None:
+        self._rows = rows
+        self.count = 0
+
+    def __iter__(self) -> Iterator[CatalogRow]:
+        for row in self._rows:
+            self.count += 1
+            yield row
+
+
+def load_catalog(source: str, **reading: Any) -> CatalogLoad:
+    """Read and validate a whole catalog (see ``open_catalog`` for the options)."""
+    stream = open_catalog(source, **reading)
+    accepted = list(stream.rows)
+    return CatalogLoad(accepted=accepted, rejected=stream.rejected, columns=stream.columns, source=stream.source,
+                       preset=stream.preset, skipped=stream.skipped)
+
+
+def open_catalog(
     source: str,
     *,
     encoding: str | None = None,
@@ -482,8 +515,9 @@ def load_catalog(
     preset: str | None = None,
     include_unpublished: bool = False,
     sku_from: str | None = None,
-) -> CatalogLoad:
-    """Read and validate a catalog from a local path or ``s3://bucket/key``.
+) -> CatalogStream:
+    """Open and check a catalog from a local path or ``s3://bucket/key``; its rows are
+    validated as they are read.
 
     ``rename`` maps the file's column names to ours (``{"id": "sku", "Title": "title"}``),
     for feeds whose columns we should not ask the merchant to edit. ``preset`` (``shopify``,
@@ -523,14 +557,12 @@ def load_catalog(
     error = _missing_columns_error(name, columns, required)
     if error:
         raise error
+    rejected: list[Rejection] = []
     skipped: list[Rejection] = []
-    accepted, rejected = _validate(
-        raw_rows, required, max_field_chars, field_limits, None if include_unpublished else skipped
-    )
-    return CatalogLoad(
-        accepted=accepted, rejected=rejected, columns=columns, source=source, preset=feed.name if feed else "",
-        skipped=skipped,
-    )
+    rows = _validate(raw_rows, required, max_field_chars, field_limits, rejected,
+                     None if include_unpublished else skipped)
+    return CatalogStream(rows=rows, rejected=rejected, columns=columns, source=source,
+                         preset=feed.name if feed else "", skipped=skipped)
 
 
 def _renamed(

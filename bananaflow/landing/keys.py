@@ -124,6 +124,11 @@ def object_key(prefix: str, sku: str, variant: str, digest: str, ext: str) -> st
     return f"{key_stem(prefix, sku, variant, digest)}.{ext}"
 
 
+def stem_of(key: str) -> str:
+    """An object key without its extension (which depends on the format the model returned)."""
+    return key.rsplit(".", 1)[0] if "." in key.rsplit("/", 1)[-1] else key
+
+
 def ext_for_mime(mime: str) -> str:
     """File extension for an image mime type, so the key's extension matches the bytes
     (Google Merchant rejects a mismatch)."""

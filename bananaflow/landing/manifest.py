@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter
@@ -210,6 +210,16 @@ def read_manifest(source: str | Path, *, sku: str | None = None) -> list[Manifes
     local path or s3:// URI), so a delta run can skip what already succeeded. With ``sku``,
     only that product's rows (a Parquet manifest is filtered while it is read, so looking up
     one product in a 100,000-row manifest builds a handful of rows, not all of them)."""
+    return list(iter_manifest(source, sku=sku))
+
+
+#: Rows built from the read table at a time by ``iter_manifest``.
+_ROW_SLICE = 2000
+
+
+def iter_manifest(source: str | Path, *, sku: str | None = None) -> Iterator[ManifestRow]:
+    """``read_manifest``'s rows one at a time: the table is read whole, but its rows are
+    built a slice at a time, so a caller that keeps few of them holds few."""
     data, name = _read_source(source)
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         filters = [("sku", "==", sku)] if sku is not None else None
@@ -221,19 +231,24 @@ def read_manifest(source: str | Path, *, sku: str | None = None) -> list[Manifes
         frame = _frame_from_csv(data)
         if sku is not None:
             frame = frame[frame["sku"] == sku]
-    rows: list[ManifestRow] = []
-    for record in frame[list(COLUMNS)].to_dict("records"):
-        clean: dict[str, Any] = {}
-        for column, value in record.items():
-            if value is None or value is pd.NA or value is pd.NaT:
-                clean[column] = "" if column in _STR else None
-            elif column in _INT:
-                clean[column] = int(value)
-            elif column in _FLOAT:
-                clean[column] = float(value)
-            elif column in _TIME:
-                clean[column] = _as_utc(value)
-            else:
-                clean[column] = str(value)
-        rows.append(ManifestRow(**clean))
-    return rows
+    del data
+    frame = frame[list(COLUMNS)]
+    for start in range(0, len(frame), _ROW_SLICE):
+        for record in frame.iloc[start : start + _ROW_SLICE].to_dict("records"):
+            yield _row_from_record(record)
+
+
+def _row_from_record(record: dict[str, Any]) -> ManifestRow:
+    clean: dict[str, Any] = {}
+    for column, value in record.items():
+        if value is None or value is pd.NA or value is pd.NaT:
+            clean[column] = "" if column in _STR else None
+        elif column in _INT:
+            clean[column] = int(value)
+        elif column in _FLOAT:
+            clean[column] = float(value)
+        elif column in _TIME:
+            clean[column] = _as_utc(value)
+        else:
+            clean[column] = str(value)
+    return ManifestRow(**clean)

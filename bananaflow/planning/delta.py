@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
-from bananaflow.landing.manifest import ManifestRow, read_manifest
+from bananaflow.landing.manifest import ManifestRow, iter_manifest
 from bananaflow.landing.run_history import latest_manifest_key
 from bananaflow.planning.work import WorkItem
+from bananaflow.planning.work_store import WorkStore
 
 log = logging.getLogger("bananaflow.planning.delta")
 
@@ -33,56 +35,75 @@ class DeltaSplit:
     unchanged: list[ManifestRow]
 
 
-def _stem(key: str) -> str:
-    return key.rsplit(".", 1)[0] if "." in key.rsplit("/", 1)[-1] else key
-
-
 def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str) -> DeltaSplit:
-    """Items to generate, and rows for the ones the previous run already made as planned."""
-    done: dict[tuple[str, str], ManifestRow] = {}
-    for row in previous:
-        if row.status in DONE_STATUSES and row.key:
-            done[(row.sku, row.variant)] = row
-    now = datetime.now(UTC)
-    to_make: list[WorkItem] = []
-    unchanged: list[ManifestRow] = []
-    for item in items:
-        before = done.get((item.sku, item.variant))
-        if before is None or _stem(before.key) != item.key_stem:
-            to_make.append(item)
-            continue
-        unchanged.append(
-            dataclasses.replace(
-                before,
-                run_id=run_id,
-                row_number=item.row_number,
-                status="skipped_unchanged",
-                error_class="",
-                error_message="",
-                latency_s=None,
-                attempts=0,
-                prompt_tokens=None,
-                image_tokens=None,
-                output_tokens=None,
-                cost_usd=0.0,
-                prompt_sha256=item.prompt_sha256,
-                started_at=now,
-                finished_at=now,
-            )
-        )
-    return DeltaSplit(to_make, unchanged)
-
-
-def load_previous(source: str) -> list[ManifestRow]:
-    """The previous run's manifest (CSV or Parquet, local or ``s3://``), or a clear error."""
+    """Items to generate, and rows for the ones the previous run already made as planned
+    (the same rule a run applies to its work store, see ``drop_unchanged``)."""
+    store = WorkStore()
     try:
-        return read_manifest(source)
+        store.add(items)
+        now = datetime.now(UTC)
+        batches = store.drop_unchanged(_done(previous), partial(unchanged_row, run_id=run_id, now=now))
+        unchanged = [row for batch in batches for row in batch]
+        return DeltaSplit(list(store), unchanged)
+    finally:
+        store.close()
+
+
+def _done(rows: Iterable[ManifestRow]) -> Iterator[ManifestRow]:
+    """Rows that mean "an image for exactly this request exists"."""
+    return (row for row in rows if row.status in DONE_STATUSES and row.key)
+
+
+def unchanged_row(before: ManifestRow, item: WorkItem, *, run_id: str, now: datetime) -> ManifestRow:
+    """This run's row for an item the previous run made exactly as planned (``before``)."""
+    return dataclasses.replace(
+        before,
+        run_id=run_id,
+        row_number=item.row_number,
+        status="skipped_unchanged",
+        error_class="",
+        error_message="",
+        latency_s=None,
+        attempts=0,
+        prompt_tokens=None,
+        image_tokens=None,
+        output_tokens=None,
+        cost_usd=0.0,
+        prompt_sha256=item.prompt_sha256,
+        started_at=now,
+        finished_at=now,
+    )
+
+
+def drop_unchanged(
+    store: WorkStore, previous_manifest: str | None, run_id: str, *, manifests: Any = None, prefix: str = ""
+) -> Iterator[list[ManifestRow]]:
+    """Take the items an earlier run already made as planned out of ``store`` and yield their
+    rows, a batch at a time; nothing when there is no manifest. The previous manifest's
+    rows go to the store's disk, not into memory (see ``split_previous`` for ``latest``)."""
+    previous_manifest = _resolve(previous_manifest, manifests, prefix)
+    if not previous_manifest:
+        return iter(())
+    now = datetime.now(UTC)
+    return store.drop_unchanged(_done(previous_rows(previous_manifest)), partial(unchanged_row, run_id=run_id, now=now))
+
+
+def previous_rows(source: str) -> Iterator[ManifestRow]:
+    """The previous run's manifest rows (CSV or Parquet, local or ``s3://``) as they are
+    built, or a clear error."""
+    try:
+        yield from iter_manifest(source)
     except FileNotFoundError:
         raise ConfigurationError(f"previous manifest {source} does not exist") from None
     except BananaflowError as exc:
         raise ConfigurationError(f"cannot read previous manifest {source}: {exc.message}") from None
     except (ValueError, TypeError, OSError) as exc:
         raise ConfigurationError(f"{source} is not a bananaflow manifest: {str(exc)[:200]}") from None
+
+
+def load_previous(source: str) -> list[ManifestRow]:
+    """The previous run's manifest (CSV or Parquet, local or ``s3://``), or a clear error."""
+    return list(previous_rows(source))
 
 
 #: ``--previous-manifest latest``: the newest run's manifest under the prefix, for cron jobs.
@@ -104,11 +125,17 @@ def split_previous(
 ) -> tuple[list[WorkItem], list[ManifestRow]]:
     """Items to generate and rows for unchanged ones; everything when there is no manifest.
     ``latest`` (with ``store``) means the newest manifest of an earlier run under ``prefix``."""
-    if previous_manifest == LATEST and store is not None:
-        previous_manifest = latest_manifest(store, prefix)
-        if previous_manifest is None:
-            log.info("no earlier run under %s: every item is new", prefix or "the bucket")
+    previous_manifest = _resolve(previous_manifest, store, prefix)
     if not previous_manifest:
         return list(items), []
     split = split_unchanged(items, load_previous(previous_manifest), run_id)
     return split.to_make, split.unchanged
+
+
+def _resolve(previous_manifest: str | None, store: Any, prefix: str) -> str | None:
+    """``latest`` (with an image store to list) as the newest earlier run's manifest."""
+    if previous_manifest == LATEST and store is not None:
+        previous_manifest = latest_manifest(store, prefix)
+        if previous_manifest is None:
+            log.info("no earlier run under %s: every item is new", prefix or "the bucket")
+    return previous_manifest

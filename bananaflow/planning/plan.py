@@ -7,14 +7,14 @@ drift apart: a 3-variant job is 3 images per product everywhere.
 """
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from bananaflow.catalog.loader import CatalogLoad, load_catalog
+from bananaflow.catalog.loader import CatalogLoad, CatalogStream, load_catalog, open_catalog
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
-from bananaflow.planning.work import WorkItem, plan_job
+from bananaflow.planning.work import WorkItem, iter_items, plan_job
 
 
 @dataclass
@@ -31,21 +31,22 @@ class CatalogPlan:
 
 def read_catalog(catalog: str, reading: CatalogOptions | None = None) -> CatalogLoad:
     """``catalog`` read as the run's reading options say."""
-    reading = reading or CatalogOptions()
-    return load_catalog(
-        catalog,
-        encoding=reading.encoding,
-        preset=reading.catalog_preset,
-        rename=reading.column_map,
-        include_unpublished=bool(reading.include_unpublished),
-        sku_from=reading.sku_from,
-    )
+    return load_catalog(catalog, **_reading_arguments(reading or CatalogOptions()))
 
 
-def plan_slices(loaded: CatalogLoad, job: Job, prefix: str, size: int) -> Iterator[list[WorkItem]]:
-    """The work items ``size`` products at a time: every row checked without holding every prompt."""
-    for start in range(0, len(loaded.accepted), size):
-        yield plan_job(dataclasses.replace(loaded, accepted=loaded.accepted[start : start + size]), job, prefix)
+def _reading_arguments(reading: CatalogOptions) -> dict[str, Any]:
+    return {"encoding": reading.encoding, "preset": reading.catalog_preset, "rename": reading.column_map,
+            "include_unpublished": bool(reading.include_unpublished), "sku_from": reading.sku_from}
+
+
+def open_catalog_for(catalog: str, reading: CatalogOptions | None = None) -> CatalogStream:
+    """``catalog`` opened as the run's reading options say, its rows read as they are used."""
+    return open_catalog(catalog, **_reading_arguments(reading or CatalogOptions()))
+
+
+def stream_items(stream: CatalogStream, job: Job, prefix: str) -> Iterator[WorkItem]:
+    """The work items of an opened catalog, made as its rows are read."""
+    return iter_items(stream.rows, stream.source, job, prefix)
 
 
 def plan_catalog(catalog: str, job: Job, reading: CatalogOptions | None = None, *, prefix: str = "") -> CatalogPlan:

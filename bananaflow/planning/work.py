@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bananaflow.catalog.loader import CatalogLoad, split_links
+from bananaflow.catalog.loader import CatalogLoad, CatalogRow, split_links
 from bananaflow.landing.keys import key_stem, params_hash
-from bananaflow.planning.packed_text import pack, pack_hex_digest, packed_field, unpack, unpack_hex_digest
 from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.providers.models import get_model
 
@@ -39,9 +39,8 @@ class JobOptions:
 @dataclass(frozen=True, slots=True)
 class WorkItem:
     """One image to make. ``key_stem`` is the object key without its extension, which
-    depends on the format the model returns. A run plans every item up front, so items
-    have slots (no per-instance ``__dict__``), and ``prompt`` and ``prompt_sha256`` are
-    kept packed (``planning.packed_text``): reading them gives the text.
+    depends on the format the model returns. A run keeps its planned items on disk
+    (``planning.work_store``) and holds a window of them at a time.
 
     ``reference_links`` are photos of the real product to send with the prompt;
     ``group_reference_stem`` is the key stem of the image made for the first product of
@@ -65,10 +64,6 @@ class WorkItem:
     regenerate_on_qa_failure: bool = False
     #: The catalog's folder (or ``s3://bucket/prefix/``): local photos must stay under it.
     reference_root: str = ""
-
-
-packed_field(WorkItem, "prompt", pack, unpack)
-packed_field(WorkItem, "prompt_sha256", pack_hex_digest, unpack_hex_digest)
 
 
 def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOptions, prefix: str) -> list[WorkItem]:
@@ -112,9 +107,14 @@ def color_targets(fields: dict[str, str], variant_name: str) -> list[tuple[str, 
 
 
 def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
-    """Render every (accepted product x variant) prompt and fix its key; a variant with
-    ``per_color`` makes one image per distinct colour, the first colour's image being the
-    reference for the others when the variant sends reference photos.
+    """Every work item of ``catalog`` (see ``iter_items``)."""
+    return list(iter_items(catalog.accepted, catalog.source, job, prefix))
+
+
+def iter_items(rows: Iterable[CatalogRow], source: str, job: Job, prefix: str) -> Iterator[WorkItem]:
+    """Render every (accepted product x variant) prompt and fix its key, one row at a time;
+    a variant with ``per_color`` makes one image per distinct colour, the first colour's
+    image being the reference for the others when the variant sends reference photos.
 
     The key digest covers the rendered prompt, model, ratio, size, the template's own hash
     and the reference photos' locations, so changing any of them makes a new image and
@@ -122,13 +122,10 @@ def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
     Raises ``TemplateError`` naming the row and field when a template can't be rendered.
     """
     base_dir: Path | str = (
-        catalog.source.rsplit("/", 1)[0] + "/"
-        if catalog.source.startswith("s3://")
-        else Path(catalog.source).expanduser().resolve().parent
+        source.rsplit("/", 1)[0] + "/" if source.startswith("s3://") else Path(source).expanduser().resolve().parent
     )
     group_leaders: dict[tuple[str, str], str] = {}
-    items = []
-    for row in catalog.accepted:
+    for row in rows:
         group = row.fields.get(job.spec.references.group_field, "") if job.spec.references.group_reference else ""
         for variant in job.variants:
             targets = color_targets(row.fields, variant.name) if variant.per_color else [(variant.name, row.fields)]
@@ -141,8 +138,7 @@ def plan_job(catalog: CatalogLoad, job: Job, prefix: str) -> list[WorkItem]:
                 first_color = first_color or item.key_stem
                 if group and not leader:
                     group_leaders[(group, variant.name)] = item.key_stem
-                items.append(item)
-    return items
+                yield item
 
 
 def _item(
@@ -195,28 +191,8 @@ def _item(
     )
 
 
-def waves(items: list[WorkItem]) -> list[list[WorkItem]]:
-    """Items whose reference is another item's image run after it: first every item that
-    needs no sibling's image, then the rest."""
-    first = [item for item in items if not item.group_reference_stem]
-    later = [item for item in items if item.group_reference_stem]
-    return [w for w in (first, later) if w]
-
-
 #: Task runs one run may make for its chunks, whatever the catalog's size.
 MOST_TASK_RUNS = 300
-
-
-def chunked(items: list[WorkItem], size: int) -> list[list[WorkItem]]:
-    """Split work into task-sized chunks (a Prefect task run costs 10-40 ms and floods a
-    SQLite server's event queue past a few thousand per run, so one run is many items).
-
-    Items are ordered by SKU first: a chunk then covers one contiguous range of SKUs, so
-    its task run, named by its first and last SKU, is where a person looks for a product.
-    """
-    size = max(1, size)
-    ordered = sorted(items, key=lambda item: (item.sku, item.variant))
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
 
 
 def chunk_size_for(

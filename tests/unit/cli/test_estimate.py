@@ -70,7 +70,7 @@ def test_estimate_prices_a_multi_variant_job_on_a_real_export_as_prompts_and_the
     cost = out.split("cost:          $", 1)[1].split(" ", 1)[0]
     assert f"estimated cost at list price: ${cost}" in prompts_out
     job = load_job(job_path)
-    assert len(check_inputs(hair, job).accepted) == 4
+    assert check_inputs(hair, job).products == 4
     everything = plan_catalog(hair, job, CatalogOptions(include_unpublished=True))
     assert len(everything.items) == 21
     assert main(["estimate", hair, "--job", job_path, "--include-unpublished"]) == 0

@@ -9,7 +9,7 @@ from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import ConfigurationError
 from bananaflow.planning.jobspec import build_job, load_job
 from bananaflow.planning.prompts import PromptTemplate
-from bananaflow.planning.work import JobOptions, plan_job, plan_work, waves
+from bananaflow.planning.work import JobOptions, plan_job, plan_work
 from tests.paths import CATALOG_FIXTURES, ROOT
 
 FIXTURES = CATALOG_FIXTURES
@@ -114,7 +114,6 @@ references: {group_reference: true}
     red, blue = plan_job(catalog, load_job(spec), "p")
     assert red.reference_links == ("https://cdn.example.com/tee-red.jpg",) and not red.group_reference_stem
     assert blue.group_reference_stem == red.key_stem
-    assert waves([red, blue]) == [[red], [blue]]
 
 
 def test_relative_photo_paths_resolve_against_the_catalog_folder() -> None:
@@ -139,23 +138,3 @@ def test_the_run_section_sets_mode_and_deadline_and_refuses_unknown_modes():
     assert build_job(None).spec.run.mode == "realtime"
     with pytest.raises(ConfigurationError):
         build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "overnight"}})
-
-
-def test_chunks_hold_contiguous_sku_ranges_whatever_the_catalog_order() -> None:
-    """A chunk's task run is named by its first and last SKU, so a product lies in the
-    chunk whose range holds it; a product's variants stay side by side."""
-    from bananaflow.planning.work import chunked
-
-    job = load_job(EXAMPLE_JOB)
-    items = plan_job(load_catalog(str(ROOT / "examples" / "catalog.csv")), job, "shop")
-    items.reverse()
-    chunks = chunked(items, 7)
-    assert sum(len(c) for c in chunks) == len(items) and {id(i) for c in chunks for i in c} == {id(i) for i in items}
-    spans = [(c[0].sku, c[-1].sku) for c in chunks]
-    assert all(first <= last for first, last in spans)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), "ranges follow each other without overlap"
-    for chunk in chunks:
-        first, last = chunk[0].sku, chunk[-1].sku
-        assert {i.sku for i in items if first < i.sku < last} <= {i.sku for i in chunk}
-    mug = [i.variant for c in chunks for i in c if i.sku == "MUG-001"]
-    assert mug == ["banner", "lifestyle", "main"]
