@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from prefect import get_run_logger, task
 
-from bananaflow.catalog.loader import CountedRows, Rejection
+from bananaflow.catalog.loader import Rejection
 from bananaflow.catalog.references import require_edit_mode
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
@@ -44,8 +44,6 @@ def plan(catalog: str, job: Job, prefix: str, reading: CatalogOptions | None = N
     prompt, fix every key, and keep this shard's items on disk. A product group stays in
     one shard: its siblings need the leader's image as reference."""
     stream = open_catalog_for(catalog, reading)
-    counted = CountedRows(stream.rows)
-    stream.rows = iter(counted)
     store = WorkStore()
     try:
         store.add(_refusing_references(stream_items(stream, job, prefix), provider_kind),
@@ -59,7 +57,7 @@ def plan(catalog: str, job: Job, prefix: str, reading: CatalogOptions | None = N
     return Plan(
         items=store,
         rejected=stream.rejected,
-        catalog_rows=counted.count + len(stream.rejected) + len(stream.skipped),
+        catalog_rows=stream.accepted + len(stream.rejected) + len(stream.skipped),
         preset=stream.preset,
         skipped=stream.skipped,
     )

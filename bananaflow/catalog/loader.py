@@ -19,7 +19,7 @@ import math
 import re
 import sys
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,17 +57,23 @@ class Rejection:
     reason: str
 
 
-@dataclass
-class CatalogLoad:
-    """The outcome of reading one catalog."""
+@dataclass(kw_only=True)
+class CatalogRead:
+    """What reading one catalog found besides its accepted rows."""
 
-    accepted: list[CatalogRow]
     rejected: list[Rejection]
     columns: list[str]
     source: str
     preset: str = ""
     #: Rows left out on purpose (drafts, archived, app pseudo-products), with why; counted, not rejected.
     skipped: list[Rejection] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class CatalogLoad(CatalogRead):
+    """The outcome of reading one catalog whole."""
+
+    accepted: list[CatalogRow]
 
     def to_frame(self) -> pd.DataFrame:
         """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
@@ -470,39 +476,25 @@ def decode_text(data: bytes, name: str, encoding: str | None = None) -> str:
     return _decode(data, name, encoding)
 
 
-@dataclass
-class CatalogStream:
-    """A catalog being read: ``rows`` yields accepted products one at a time, and
-    ``rejected``/``skipped`` fill up as it goes (complete once ``rows`` is exhausted), so a
+@dataclass(kw_only=True)
+class CatalogStream(CatalogRead):
+    """A catalog being read: iterating it yields accepted products one at a time, counted in
+    ``accepted``, while ``rejected``/``skipped`` fill up (complete once it is exhausted), so a
     100,000-row catalog is planned without holding every row."""
 
     rows: Iterator[CatalogRow]
-    rejected: list[Rejection]
-    columns: list[str]
-    source: str
-    preset: str = ""
-    skipped: list[Rejection] = field(default_factory=list)
-
-
-class CountedRows:
-    """An iterable of rows that counts what passed through it (products, without a set of SKUs)."""
-
-    def __init__(self, rows: Iterator[CatalogRow]) -> None:
-        self._rows = rows
-        self.count = 0
+    accepted: int = 0
 
     def __iter__(self) -> Iterator[CatalogRow]:
-        for row in self._rows:
-            self.count += 1
+        for row in self.rows:
+            self.accepted += 1
             yield row
 
 
 def load_catalog(source: str, **reading: Any) -> CatalogLoad:
     """Read and validate a whole catalog (see ``open_catalog`` for the options)."""
     stream = open_catalog(source, **reading)
-    accepted = list(stream.rows)
-    return CatalogLoad(accepted=accepted, rejected=stream.rejected, columns=stream.columns, source=stream.source,
-                       preset=stream.preset, skipped=stream.skipped)
+    return CatalogLoad(accepted=list(stream), **{f.name: getattr(stream, f.name) for f in fields(CatalogRead)})
 
 
 def open_catalog(

@@ -45,8 +45,8 @@ def open_catalog_for(catalog: str, reading: CatalogOptions | None = None) -> Cat
 
 
 def stream_items(stream: CatalogStream, job: Job, prefix: str) -> Iterator[WorkItem]:
-    """The work items of an opened catalog, made as its rows are read."""
-    return iter_items(stream.rows, stream.source, job, prefix)
+    """The work items of an opened catalog, made as its rows are read (and counted)."""
+    return iter_items(stream, stream.source, job, prefix)
 
 
 def plan_catalog(catalog: str, job: Job, reading: CatalogOptions | None = None, *, prefix: str = "") -> CatalogPlan:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bananaflow.catalog.loader import CountedRows, Rejection
+from bananaflow.catalog.loader import Rejection
 from bananaflow.errors import CatalogError
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
@@ -35,8 +35,6 @@ def check_inputs(catalog: str, job: Job, *, prefix: str = "", reading: CatalogOp
     no usable row is an error too: a run that makes nothing is never what was meant.
     """
     stream = open_catalog_for(catalog, reading)
-    counted = CountedRows(stream.rows)
-    stream.rows = iter(counted)
     images = sum(1 for _ in stream_items(stream, job, prefix))
     if not images:
         detail = "it has a header but no rows"
@@ -47,4 +45,4 @@ def check_inputs(catalog: str, job: Job, *, prefix: str = "", reading: CatalogOp
             detail = (f"all {len(stream.skipped)} products are drafts, archived or app pseudo-products "
                       "(--include-unpublished makes them)")
         raise CatalogError(f"{catalog} has no products to generate: {detail}")
-    return CheckedInputs(products=counted.count, images=images, rejected=stream.rejected, skipped=stream.skipped)
+    return CheckedInputs(products=stream.accepted, images=images, rejected=stream.rejected, skipped=stream.skipped)
