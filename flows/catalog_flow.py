@@ -124,7 +124,7 @@ def skip_unchanged(run: RunContext, work: Plan) -> int:
 def log_plan(run: RunContext, work: Plan, unchanged: int) -> None:
     get_run_logger().info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
-        work.items.products, len(work.rejected), work.items.count() + unchanged, len(run.job.variants), unchanged,
+        work.products, len(work.rejected), work.items.count() + unchanged, len(run.job.variants), unchanged,
     )
 
 

@@ -27,6 +27,8 @@ class Plan:
     catalog_rows: int
     preset: str = ""
     skipped: list[Rejection] = field(default_factory=list)
+    #: Products planned (this shard's), unchanged ones included.
+    products: int = 0
 
 
 def _refusing_references(items: Iterator[WorkItem], provider_kind: str) -> Iterator[WorkItem]:
@@ -60,4 +62,5 @@ def plan(catalog: str, job: Job, prefix: str, reading: CatalogOptions | None = N
         catalog_rows=stream.accepted + len(stream.rejected) + len(stream.skipped),
         preset=stream.preset,
         skipped=stream.skipped,
+        products=store.products,
     )

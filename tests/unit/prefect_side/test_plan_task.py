@@ -38,7 +38,7 @@ def test_the_whole_catalog_is_one_store_with_its_counts() -> None:
     try:
         expected = plan_job(load_catalog(FEED), job, "shop")
         assert work.items.waves() == [0, 1]  # the blue tee's main image waits for the red one's
-        assert work.items.count() == len(expected) and work.items.products == len({i.sku for i in expected})
+        assert work.items.count() == len(expected) and work.products == work.items.products == len({i.sku for i in expected})
         assert work.items.sends_references and sorted(work.items, key=lambda i: i.key_stem) == sorted(
             expected, key=lambda i: i.key_stem)
     finally:
