@@ -119,7 +119,8 @@ def main() -> None:
         f"| {planned['accepted']:,} | {planned['seconds']:.1f} | {planned['rss_mb']:.0f} |",
         "",
         "Peak RSS includes the interpreter, pandas and pyarrow imports (about 90 MB). A run's planning "
-        "holds the decoded file while it reads it, not its rows or prompts.",
+        "holds the file's bytes (decoded a slice at a time as rows are read) and one entry per SKU to refuse duplicates, "
+        "not its rows, its text or its prompts.",
     ]
     print("\n".join(lines))
     if args.write_docs:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import unicodedata
+from collections.abc import Iterator
 
 from bananaflow.errors import CatalogError
 
@@ -36,23 +37,81 @@ def normalise_name(encoding: str) -> str:
 def decode_catalog(data: bytes, name: str, encoding: str | None) -> str:
     """UTF-8 (BOM or not) or UTF-16 with a BOM; otherwise the one encoding both the detector
     and the plausibility check agree on; otherwise one line asking for ``--encoding``."""
+    return _decode_strict(data, name, text_encoding(data, name, encoding))
+
+
+def text_encoding(data: bytes, name: str, encoding: str | None) -> str:
+    """The codec ``decode_catalog`` reads ``data`` with, found without building the text
+    (a 100 MB export is checked for UTF-8 a slice at a time)."""
     if encoding:
-        return _decode_strict(data, name, normalise_name(encoding))
+        return normalise_name(encoding)
     if data[:3] == codecs.BOM_UTF8:
-        return _decode_strict(data, name, "utf-8-sig")
+        return "utf-8-sig"
     if data[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        return _decode_strict(data, name, "utf-16")
+        return "utf-16"
     if b"\x00" in data[:65536]:
         bom_less = _utf16_without_bom(data[:4096])
         if bom_less:
-            return _decode_strict(data, name, bom_less)
+            return bom_less
         raise CatalogError(f"{name} is not a text catalog (it contains NUL bytes); expected CSV, TSV, JSONL or Parquet")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        first_bad = exc.start
-    chosen = detect(data, name, first_bad)
-    return _decode_strict(data, name, chosen)
+    first_bad = _first_non_utf8(data)
+    return "utf-8" if first_bad is None else detect(data, name, first_bad)
+
+
+#: Bytes decoded at a time when text is checked or read a slice at a time.
+_STEP = 1 << 20
+
+
+def _first_non_utf8(data: bytes) -> int | None:
+    """Offset of the first byte that is not UTF-8, or None. Slices end after a newline, which
+    is never part of a multi-byte UTF-8 character, so no character spans two slices."""
+    view = memoryview(data)
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start + _STEP)
+        end = len(data) if end < 0 else end + 1
+        try:
+            codecs.utf_8_decode(view[start:end], "strict", True)
+        except UnicodeDecodeError as exc:
+            return start + exc.start
+        start = end
+    return None
+
+
+class DecodedLines:
+    """The lines of a text catalog (ends kept, split on "\n" only, as ``newline=""`` reads),
+    decoded a slice at a time: reading a 100 MB export holds its bytes, not a text copy of
+    them, which costs one to four bytes a character. A byte the codec refuses raises the
+    same one-line ``CatalogError`` as ``decode_catalog``."""
+
+    def __init__(self, data: bytes, name: str, encoding: str | None) -> None:
+        self.data, self.name = data, name
+        self.codec = text_encoding(data, name, encoding)
+        try:
+            self._decoder = codecs.getincrementaldecoder(self.codec)
+        except LookupError:
+            raise CatalogError(f"unknown encoding {self.codec!r}; pass e.g. --encoding cp1252 or gb18030") from None
+
+    def __iter__(self) -> Iterator[str]:
+        decoder = self._decoder("strict")
+        view = memoryview(self.data)
+        carry = ""
+        for start in range(0, len(self.data), _STEP):
+            final = start + _STEP >= len(self.data)
+            try:
+                text = carry + decoder.decode(view[start : start + _STEP], final)
+            except UnicodeDecodeError as exc:
+                raise _not_valid(self.data, self.name, self.codec, min(start + exc.start, len(self.data) - 1)) from None
+            lines = text.split("\n")
+            carry = lines.pop()
+            for line in lines:
+                yield line + "\n"
+        if carry:
+            yield carry
+
+    def text(self) -> str:
+        """The whole text (for the rare look back at a line the csv module gave up on)."""
+        return _decode_strict(self.data, self.name, self.codec)
 
 
 def _utf16_without_bom(head: bytes) -> str | None:
@@ -72,14 +131,18 @@ def _decode_strict(data: bytes, name: str, encoding: str) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        shown = "UTF-8" if encoding.startswith("utf-8") or encoding == "utf_8" else encoding
-        raise CatalogError(
-            f"{name} is not valid {shown} (byte 0x{data[exc.start]:02x} on line {line}); "
-            "re-save it as UTF-8 or pass the encoding it was saved in, e.g. --encoding cp1252 (Excel on Windows)"
-        ) from None
+        raise _not_valid(data, name, encoding, exc.start) from None
     except LookupError:
         raise CatalogError(f"unknown encoding {encoding!r}; pass e.g. --encoding cp1252 or gb18030") from None
+
+
+def _not_valid(data: bytes, name: str, encoding: str, position: int) -> CatalogError:
+    line = data[:position].count(b"\n") + 1
+    shown = "UTF-8" if encoding.startswith("utf-8") or encoding == "utf_8" else encoding
+    return CatalogError(
+        f"{name} is not valid {shown} (byte 0x{data[position]:02x} on line {line}); "
+        "re-save it as UTF-8 or pass the encoding it was saved in, e.g. --encoding cp1252 (Excel on Windows)"
+    )
 
 
 def _sample(data: bytes, first_bad: int = 0) -> bytes:

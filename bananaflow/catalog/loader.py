@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 import re
@@ -26,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from bananaflow.catalog import feeds, read_limits, shopify
-from bananaflow.catalog.encoding import decode_catalog
+from bananaflow.catalog.encoding import DecodedLines, decode_catalog
 from bananaflow.catalog.rows import RawRow
 from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
 from bananaflow.catalog.xml_feeds import looks_like_xml, parse_xml_feed
@@ -169,13 +170,15 @@ def _sniff_delimiter(first_line: str, kind: str) -> str:
     return best if counts[best] else ","
 
 
-def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterator[RawRow]]:
+def _parse_delimited(source: DecodedLines, name: str, kind: str) -> tuple[list[str], Iterator[RawRow]]:
     """CSV/TSV via the csv module, which reports the line each record starts on (pandas does
-    not), so a rejection points at the line the merchant sees, even after quoted newlines."""
-    end = text.find("\n")
-    delimiter = _sniff_delimiter(text if end < 0 else text[:end], kind)
+    not), so a rejection points at the line the merchant sees, even after quoted newlines.
+    Lines are decoded as the reader asks for them."""
+    lines_read = iter(source)
+    first = next(lines_read, "")
+    delimiter = _sniff_delimiter(first.removesuffix("\n"), kind)
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
-    reader = csv.reader(_lines(text), delimiter=delimiter, strict=True)
+    reader = csv.reader(itertools.chain([first], lines_read), delimiter=delimiter, strict=True)
     consumed = 0
     header: list[str] | None = None
     try:
@@ -193,7 +196,7 @@ def _parse_delimited(text: str, name: str, kind: str) -> tuple[list[str], Iterat
     def first_cell(line_number: int) -> str:
         """Best-effort SKU of a line the csv module gave up on, for the rejection report."""
         if not lines:
-            lines.extend(re.split(r"\r\n|\r|\n", text))
+            lines.extend(re.split(r"\r\n|\r|\n", source.text()))
         line = lines[line_number - 1] if 0 < line_number <= len(lines) else ""
         if header and header[0] == "sku":
             return line.split(delimiter, 1)[0].strip().strip('"')
@@ -231,17 +234,6 @@ def _fit(record: list[str], width: int, one_line: bool) -> list[str]:
     if len(record) < width and one_line:
         return record + [""] * (width - len(record))
     return record
-
-
-def _lines(text: str) -> Iterator[str]:
-    """``text`` one line at a time (ends kept, split on "\n" only, as ``newline=""`` reads):
-    a StringIO copy of a 100 MB export costs 4 bytes a character."""
-    start = 0
-    while start < len(text):
-        end = text.find("\n", start)
-        end = len(text) if end < 0 else end + 1
-        yield text[start:end]
-        start = end
 
 
 def _quote_problem(error: str, start: int, end: int) -> str:
@@ -531,10 +523,12 @@ def open_catalog(
         columns, raw_rows = _parse_excel(data, name)
     elif kind == "xml":
         columns, raw_rows = parse_xml_feed(data, name)
-    else:
+    elif kind == "json":
         text = _decode(data, name, encoding)
         del data  # the bytes are not needed once decoded: half the peak memory of a big export
-        columns, raw_rows = _parse_json(text, name) if kind == "json" else _parse_delimited(text, name, kind)
+        columns, raw_rows = _parse_json(text, name)
+    else:  # CSV/TSV: the bytes are kept and decoded as rows are read, never as one text
+        columns, raw_rows = _parse_delimited(DecodedLines(data, name, encoding), name, kind)
     raw_rows = read_limits.bounded_rows(raw_rows, name)
     feed = feeds.choose_preset(preset, columns, dict(rename or {}), name)
     field_limits: dict[str, int] = {}

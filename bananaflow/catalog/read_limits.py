@@ -74,7 +74,12 @@ def read_local(source: str, path: Path) -> bytes:
                 raise CatalogError(f"catalog {source} is not a regular file; expected a CSV, TSV, JSONL or Parquet file")
             if info.st_size > limit:
                 raise too_large(_file_name(source), "is larger than")
-            data = handle.read(limit + 1)
+            data = handle.read(info.st_size + 1)  # not limit + 1: read(n) allocates n bytes first
+            while len(data) <= limit:  # a file still growing is read on, up to the limit
+                more = handle.read(min(1 << 20, limit + 1 - len(data)))
+                if not more:
+                    break
+                data += more
     except OSError as exc:
         raise CatalogError(f"cannot read catalog {source}: {exc.strerror or exc}") from None
     if len(data) > limit:

@@ -118,3 +118,38 @@ def test_the_titles_the_issue_saw_garbled(tmp_path: Path) -> None:
     sheet = tmp_path / "excel.csv"
     sheet.write_bytes("sku;title\r\nP1;Hermès Perfume\r\nP2;Dress with wide\xa0sleeves\r\n".encode("cp1252"))
     assert _titles(sheet) == ["Hermès Perfume", "Dress with wide\xa0sleeves"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "cp1252", "gb18030"])
+def test_rows_decoded_a_few_bytes_at_a_time_are_the_rows_of_the_whole_text(
+    tmp_path: Path, encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CSV is decoded as its rows are read, in slices that split multi-byte characters,
+    CRLF pairs and the BOM; the rows must be exactly those of the file decoded whole."""
+    from bananaflow.catalog import encoding as decoding
+
+    source = GBK if encoding == "gb18030" else REAL / "woocommerce_export_french_locale.csv"
+    text = source.read_bytes().decode("gb18030") if source == GBK else source.read_text("utf-8")
+    if source == GBK:  # the list has no header line
+        text = "sku,qty,title,price\r\n" + text
+    saved = tmp_path / "export.csv"
+    saved.write_bytes(text.encode(encoding, errors="replace" if encoding == "cp1252" else "strict"))
+    whole = load_catalog(str(saved), encoding=encoding)
+    monkeypatch.setattr(decoding, "_STEP", 7)
+    sliced = load_catalog(str(saved), encoding=encoding)
+    assert len(whole.accepted) > 3 and sliced.accepted == whole.accepted and sliced.rejected == whole.rejected
+    assert sliced.columns == whole.columns
+
+
+def test_a_bad_byte_deep_in_a_file_read_in_slices_names_its_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bananaflow.catalog import encoding as decoding
+
+    monkeypatch.setattr(decoding, "_STEP", 64)
+    rows = b"".join(b"SKU-%d,Mug %d\n" % (i, i) for i in range(200))
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(b"sku,title\n" + rows + b"SKU-X,Caf\xe9 mug\n" + rows.replace(b"SKU-", b"B-"))
+    with pytest.raises(CatalogError, match=r"not valid UTF-8 \(byte 0xe9 on line 202\)"):
+        load_catalog(str(bad), encoding="utf-8")
+    assert [r.fields["title"] for r in load_catalog(str(bad)).accepted if r.sku == "SKU-X"] == ["Café mug"]
