@@ -170,10 +170,10 @@ def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
     the image of their group's first product (their reference). Chunks are read from the
     work store as task threads free up, ``CHUNKS_AHEAD`` at most."""
     for wave in items.waves():
-        count = items.count(wave)
         if mode == "batch":  # batch mode plans its provider batches over the whole wave
-            run.record(generate_in_batches(run.run_id, [i for chunk in items.chunks(wave, count) for i in chunk]))
+            run.record(generate_in_batches(run.run_id, list(items.in_wave(wave))))
             continue
+        count = items.count(wave)
         size = chunk_size_for(count, run.limits.max_in_flight, workers=TASK_THREADS)
         total = -(-count // size)
         pending: deque[tuple[list[WorkItem], PrefectFuture]] = deque()

@@ -56,24 +56,27 @@ class WorkStore:
 
     def add(self, items: Iterable[WorkItem], *, keep: Callable[[WorkItem], bool] | None = None) -> int:
         """Write ``items`` (those ``keep`` accepts); returns how many were written."""
+        rows = ((item.sku, item.variant, item.key_stem, wave_of(item),
+                 int(bool(item.reference_links or item.group_reference_stem)), _dump(item))
+                for item in items if keep is None or keep(item))
+        return self._write(
+            "INSERT INTO items (sku, variant, key_stem, wave, needs_references, item) VALUES (?, ?, ?, ?, ?, ?)", rows)
+
+    def _write(self, sql: str, rows: Iterable[tuple]) -> int:
+        """``sql`` for every row, ``_BATCH`` rows per transaction; how many rows."""
         written = 0
         batch: list[tuple] = []
-        for item in items:
-            if keep is not None and not keep(item):
-                continue
-            batch.append((item.sku, item.variant, item.key_stem, wave_of(item),
-                          int(bool(item.reference_links or item.group_reference_stem)), _dump(item)))
+        for row in rows:
+            batch.append(row)
             if len(batch) >= _BATCH:
-                written += self._insert(batch)
+                written += self._write_batch(sql, batch)
                 batch = []
-        return written + self._insert(batch)
+        return written + self._write_batch(sql, batch)
 
-    def _insert(self, rows: list[tuple]) -> int:
+    def _write_batch(self, sql: str, batch: list[tuple]) -> int:
         with self._lock, self._db:
-            self._db.executemany(
-                "INSERT INTO items (sku, variant, key_stem, wave, needs_references, item) VALUES (?, ?, ?, ?, ?, ?)",
-                rows)
-        return len(rows)
+            self._db.executemany(sql, batch)
+        return len(batch)
 
     def _scalar(self, sql: str, *args: object) -> int:
         with self._lock:
@@ -101,14 +104,18 @@ class WorkStore:
 
     def __iter__(self) -> Iterator[WorkItem]:
         """Every item, in the order it was added."""
-        return self._items("SELECT item FROM items ORDER BY seq")
+        return self._items(("seq",))
+
+    def in_wave(self, wave: int) -> Iterator[WorkItem]:
+        """The items of ``wave``, ordered by SKU then variant."""
+        return self._items(("sku", "variant", "seq"), "wave = ?", (wave,))
 
     def chunks(self, wave: int, size: int) -> Iterator[list[WorkItem]]:
-        """The items of ``wave`` in chunks of ``size``, ordered by SKU then variant: a chunk
-        covers one contiguous range of SKUs, so its task run (named by its first and last
-        SKU) is where a person looks for a product."""
+        """The items of ``wave`` in chunks of ``size``, in SKU order: a chunk covers one
+        contiguous range of SKUs, so its task run (named by its first and last SKU) is where
+        a person looks for a product."""
         chunk: list[WorkItem] = []
-        for item in self._items("SELECT item FROM items WHERE wave = ? ORDER BY sku, variant, seq", wave):
+        for item in self.in_wave(wave):
             chunk.append(item)
             if len(chunk) >= max(1, size):
                 yield chunk
@@ -116,30 +123,25 @@ class WorkStore:
         if chunk:
             yield chunk
 
-    def _items(self, sql: str, *args: object) -> Iterator[WorkItem]:
-        """Rows read ``_BATCH`` at a time by ``seq`` bookmarks, so no statement stays open
+    def _items(self, order: tuple[str, ...], where: str = "", args: tuple[object, ...] = ()) -> Iterator[WorkItem]:
+        """Items ``where`` holds, in ``order`` (ending in the unique ``seq``), read ``_BATCH``
+        at a time after a bookmark (the last row's order columns), so no statement stays open
         between reads (other threads and statements may use the store meanwhile)."""
+        columns = ", ".join(order)
         after: tuple[object, ...] = ()
         while True:
+            conditions = [where] if where else []
+            if after:
+                conditions.append(f"({columns}) > ({', '.join('?' * len(order))})")
+            sql = (f"SELECT item, {columns} FROM items" + (" WHERE " + " AND ".join(conditions) if conditions else "")
+                   + f" ORDER BY {columns} LIMIT ?")
             with self._lock:
-                rows = self._db.execute(self._paged(sql, bool(after)), (*args, *after, _BATCH)).fetchall()
+                rows = self._db.execute(sql, (*args, *after, _BATCH)).fetchall()
             if not rows:
                 return
             for row in rows:
                 yield _load(row[0])  # type: ignore[misc]
-            after = rows[-1][1:]
-
-    @staticmethod
-    def _paged(sql: str, resume: bool) -> str:
-        """``sql`` (``SELECT item FROM items WHERE ... ORDER BY <columns>``) returning its
-        order columns too, resumed after the last row read (a row-value comparison)."""
-        select, order = sql.split(" ORDER BY ")
-        columns = order.split(", ")
-        select = select.replace("SELECT item", f"SELECT item, {order}", 1)
-        if resume:
-            where = " AND " if " WHERE " in select else " WHERE "
-            select += f"{where}({order}) > ({', '.join('?' * len(columns))})"
-        return f"{select} ORDER BY {order} LIMIT ?"
+            after = tuple(rows[-1][1:])
 
     def drop_unchanged(
         self, previous: Iterable[ManifestRow], unchanged_row: Callable[[ManifestRow, WorkItem], ManifestRow]
@@ -158,22 +160,13 @@ class WorkStore:
             if not found:
                 return
             last = found[-1][0]
-            with self._lock, self._db:
-                self._db.executemany("DELETE FROM items WHERE seq = ?", [(seq,) for seq, _, _ in found])
+            self._write_batch("DELETE FROM items WHERE seq = ?", [(seq,) for seq, _, _ in found])
             yield [unchanged_row(_load(row), _load(item)) for _, item, row in found]  # type: ignore[arg-type]
 
     def _load_previous(self, rows: Iterable[ManifestRow]) -> None:
-        batch: list[tuple] = []
-        for row in rows:
-            batch.append((row.sku, row.variant, stem_of(row.key), _dump(row)))
-            if len(batch) >= _BATCH:
-                self._insert_previous(batch)
-                batch = []
-        self._insert_previous(batch)
-
-    def _insert_previous(self, batch: list[tuple]) -> None:
-        with self._lock, self._db:  # a later row for the same product wins, as in the manifest
-            self._db.executemany("INSERT OR REPLACE INTO previous VALUES (?, ?, ?, ?)", batch)
+        # a later row for the same product wins, as in the manifest
+        self._write("INSERT OR REPLACE INTO previous VALUES (?, ?, ?, ?)",
+                    ((row.sku, row.variant, stem_of(row.key), _dump(row)) for row in rows))
 
     def close(self) -> None:
         with self._lock:
