@@ -96,6 +96,12 @@ def test_a_wrong_named_encoding_says_which_flag() -> None:
         load_catalog(str(GERMAN), encoding="utf-8", rename=GERMAN_MAP)
 
 
+@pytest.mark.parametrize("codec", ["rot13", "base64", "no-such-encoding"])
+def test_a_codec_that_is_not_a_text_encoding_is_one_line(codec: str) -> None:
+    with pytest.raises(CatalogError, match=f"unknown encoding '{codec}'; pass e.g. --encoding cp1252"):
+        load_catalog(str(GERMAN), encoding=codec, rename=GERMAN_MAP)
+
+
 def test_utf16_without_a_bom_and_cp1252_after_the_first_megabyte(tmp_path: Path) -> None:
     source = REAL / "google_merchant_style_feed_awin_bilali.csv"
     text = source.read_text("utf-8")
