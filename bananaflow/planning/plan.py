@@ -29,19 +29,16 @@ class CatalogPlan:
         return len({item.sku for item in self.items})
 
 
-def read_catalog(catalog: str, reading: CatalogOptions | None = None) -> CatalogLoad:
-    """``catalog`` read as the run's reading options say."""
-    return load_catalog(catalog, **_reading_arguments(reading or CatalogOptions()))
-
-
-def _reading_arguments(reading: CatalogOptions) -> dict[str, Any]:
+def _reading_arguments(reading: CatalogOptions | None) -> dict[str, Any]:
+    """The loader's keyword arguments for the run's reading options."""
+    reading = reading or CatalogOptions()
     return {"encoding": reading.encoding, "preset": reading.catalog_preset, "rename": reading.column_map,
             "include_unpublished": bool(reading.include_unpublished), "sku_from": reading.sku_from}
 
 
 def open_catalog_for(catalog: str, reading: CatalogOptions | None = None) -> CatalogStream:
     """``catalog`` opened as the run's reading options say, its rows read as they are used."""
-    return open_catalog(catalog, **_reading_arguments(reading or CatalogOptions()))
+    return open_catalog(catalog, **_reading_arguments(reading))
 
 
 def stream_items(stream: CatalogStream, job: Job, prefix: str) -> Iterator[WorkItem]:
@@ -51,5 +48,5 @@ def stream_items(stream: CatalogStream, job: Job, prefix: str) -> Iterator[WorkI
 
 def plan_catalog(catalog: str, job: Job, reading: CatalogOptions | None = None, *, prefix: str = "") -> CatalogPlan:
     """Read ``catalog`` and render every (product x variant) prompt with its key."""
-    loaded = read_catalog(catalog, reading)
+    loaded = load_catalog(catalog, **_reading_arguments(reading))
     return CatalogPlan(catalog=loaded, items=plan_job(loaded, job, prefix))

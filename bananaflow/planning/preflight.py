@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bananaflow.catalog.loader import Rejection
 from bananaflow.errors import CatalogError
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
@@ -19,12 +18,10 @@ from bananaflow.planning.plan import open_catalog_for, stream_items
 
 @dataclass
 class CheckedInputs:
-    """What the check found: counts, and the rows that will not be generated."""
+    """What the check counted."""
 
     products: int
     images: int
-    rejected: list[Rejection]
-    skipped: list[Rejection]
 
 
 def check_inputs(catalog: str, job: Job, *, prefix: str = "", reading: CatalogOptions | None = None) -> CheckedInputs:
@@ -45,4 +42,4 @@ def check_inputs(catalog: str, job: Job, *, prefix: str = "", reading: CatalogOp
             detail = (f"all {len(stream.skipped)} products are drafts, archived or app pseudo-products "
                       "(--include-unpublished makes them)")
         raise CatalogError(f"{catalog} has no products to generate: {detail}")
-    return CheckedInputs(products=stream.accepted, images=images, rejected=stream.rejected, skipped=stream.skipped)
+    return CheckedInputs(products=stream.accepted, images=images)
