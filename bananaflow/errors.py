@@ -47,9 +47,6 @@ class BananaflowError(Exception):
 
     retryable: ClassVar[bool] = False
     status: ClassVar[str] = "failed"
-    #: Requests sent before giving up, set by the retry policy and the dispatcher on the error
-    #: they re-raise. Only ``ProviderError`` has a default, hence ``getattr(exc, "attempts", n)``.
-    attempts: int
 
     def __init__(self, message: str) -> None:
         from bananaflow.secrets import redact  # late import: secrets imports nothing of ours
@@ -102,11 +99,10 @@ class ProviderError(BananaflowError):
     """One call to an image model failed.
 
     ``http_status`` is the HTTP status (None when no answer came), ``api_status`` the
-    ``error.status`` word of Google's envelope when there was one; ``attempts`` is set by
-    the retry policy to the number of requests sent before giving up.
+    ``error.status`` word of Google's envelope when there was one. How many requests were
+    sent is the item's (``ItemOutcome.attempts``), not the error's.
     """
 
-    attempts: int = 1
     #: What the provider billed for the answer that raised this (a blocked or image-less 200
     #: still bills prompt and thinking tokens), priced from its reported usage; 0 when refused.
     cost_usd: float = 0.0

@@ -18,8 +18,9 @@ from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
 from bananaflow.errors import BatchNotCompleted, is_retryable
-from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.outcome import ItemOutcome, utc_now
 from bananaflow.planning.work import WorkItem
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
@@ -131,9 +132,10 @@ def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) ->
     if future.state.is_completed():
         return future.result()
     message = f"batch task ended {future.state.name}: {future.state.message or ''}".strip()
-    lander = ImageLander(run_context.get(run_id).store, run_id=run_id, mode="batch")
     exc = BatchNotCompleted(excerpt(message, 400))  # redacted before the cut
-    rows = [lander.failure_row(item, exc, attempts=0, started_at=now_iso(), t0=time.monotonic()) for item in batch_items]
+    started, t0 = utc_now(), time.monotonic()
+    rows = [ManifestRow.from_outcome(item, ItemOutcome.failure(exc, started_at=started, t0=t0, mode="batch"),
+                                     run_id=run_id) for item in batch_items]
     for row in rows:
         run_context.get(run_id).progress.item_done(row)
     return rows

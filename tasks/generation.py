@@ -1,6 +1,7 @@
 """The generation task: one chunk of work items, made concurrently under the run's limits."""
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -13,6 +14,7 @@ from bananaflow import errors
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.generation.pump import ItemPump, window_for
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.outcome import ItemOutcome, utc_now
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
 from bananaflow.secrets import excerpt
@@ -68,9 +70,8 @@ def _retry_only_retryable(task, task_run_, state) -> bool:  # noqa: ANN001 (Pref
     return False
 
 
-def _is_retryable_row(row: ManifestRow) -> bool:
-    cls = getattr(errors, row.error_class, None) if row.error_class else None
-    return row.status == "failed" and isinstance(cls, type) and getattr(cls, "retryable", False)
+class TaskFailed(errors.BananaflowError):
+    """The chunk's task itself ended (crashed, cancelled) before its items had rows."""
 
 
 def chunk_name() -> str:
@@ -111,7 +112,7 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
     finished: dict[str, ManifestRow] = {}
     for item, row in zip(items, rows):
         row.task_run_id = str(task_run.id)
-        if _is_retryable_row(row):
+        if row.retryable:
             retryable.append(row)
         else:
             finished[item.key_stem] = row
@@ -133,11 +134,7 @@ def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) 
         return future.result()
     message = f"generation task ended {state.name}: {state.message or ''}".strip()
     kept = run.take_kept(chunk)  # items an earlier attempt of the task finished for good
+    failed = ItemOutcome.failure(TaskFailed(excerpt(message, 500)), started_at=utc_now(), t0=time.monotonic())
     return run.record([
-        kept.get(item.key_stem) or ManifestRow(
-            run_id=run.run_id, row_number=item.row_number, sku=item.sku, variant=item.variant, status="failed",
-            error_class="TaskFailed", mode="realtime", error_message=excerpt(message, 500), model=item.model,
-            image_size=item.image_size, aspect_ratio=item.aspect_ratio, prompt_sha256=item.prompt_sha256,
-        )
-        for item in chunk
+        kept.get(item.key_stem) or ManifestRow.from_outcome(item, failed, run_id=run.run_id) for item in chunk
     ])

@@ -36,10 +36,11 @@ from bananaflow.errors import (
     ServerError,
     is_retryable,
 )
-from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.generation.lander import ImageLander
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.outcome import Charge, ItemOutcome, billed_charge, utc_now
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.budget import Budget, batch_worst_case_cost_usd
 from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
@@ -88,12 +89,18 @@ class Submission:
     rows: list[ManifestRow] = field(default_factory=list)
 
 
-def _latency_since(created_at: str) -> float:
+def now_iso() -> str:
+    """A ledger timestamp (ISO 8601, UTC, milliseconds)."""
+    return utc_now().isoformat(timespec="milliseconds")
+
+
+def _created(created_at: str) -> datetime:
+    """When a batch was created, from its ledger record (now, when the record lacks it)."""
     try:
         start = datetime.fromisoformat(created_at)
     except ValueError:
-        return 0.0
-    return max(0.0, (datetime.now(UTC) - start).total_seconds())
+        return utc_now()
+    return start if start.tzinfo is not None else start.replace(tzinfo=UTC)
 
 
 def _create_may_retry(exc: BaseException) -> bool:
@@ -133,6 +140,20 @@ class BatchRunner:
         self.budget = budget
         self.retry_blocked = retry_blocked  # send prompts an earlier run saw blocked again
 
+    def _row(self, item: WorkItem, outcome: ItemOutcome) -> ManifestRow:
+        return ManifestRow.from_outcome(item, outcome, run_id=self.run_id)
+
+    def _failed(
+        self, items: list[WorkItem], exc: BaseException, started: datetime, t0: float, *, attempts: int = 1,
+        batch_name: str = "",
+    ) -> list[ManifestRow]:
+        """The rows of ``items`` that ended with ``exc`` together."""
+        return [
+            self._row(item, ItemOutcome.failure(exc, started_at=started, t0=t0, attempts=attempts, mode="batch",
+                                                batch_name=batch_name))
+            for item in items
+        ]
+
     def _emit(self, rows: list[ManifestRow]) -> list[ManifestRow]:
         for row in rows:
             for listener in self.listeners:
@@ -152,9 +173,9 @@ class BatchRunner:
             async with gate:
                 key, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
                 if key is not None:
-                    return await self.lander.existing_row(item, key, now_iso(), time.monotonic())
+                    return self._row(item, await self.lander.read_existing(item, key, utc_now(), time.monotonic()))
                 if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
-                    return self.lander.remembered_block_row(item, marker, now_iso(), time.monotonic())
+                    return self._row(item, self.lander.remembered_block(marker, utc_now(), time.monotonic()))
                 return None
 
         found = await asyncio.gather(*(lookup(item) for item in items))
@@ -222,10 +243,7 @@ class BatchRunner:
             "at batch prices; run again (with a new budget) to make the rest"
         )
         log.warning("%d items not submitted: --max-cost reached", len(deferred))
-        started, t0 = now_iso(), time.monotonic()
-        return fitting, self._emit(
-            [self.lander.failure_row(i, exc, attempts=0, started_at=started, t0=t0) for i in deferred]
-        )
+        return fitting, self._emit(self._failed(deferred, exc, utc_now(), time.monotonic(), attempts=0))
 
     def _settle(self, billed: dict[str, float]) -> None:
         """Turn this process's reservations for these key stems into what was billed
@@ -255,19 +273,22 @@ class BatchRunner:
 
     async def create(self, job: BatchJob) -> Submission:
         """Upload, record, create and record again the batch of ``job``."""
-        started, t0 = now_iso(), time.monotonic()
+        started, t0 = utc_now(), time.monotonic()
+        tries = 0
+
+        async def upload() -> str:
+            nonlocal tries
+            tries += 1
+            return await self.api.upload_jsonl(data, job.display_name)
+
         try:
             data = input_file(job.items)
-            job.file_name, _ = await call_with_retries(
-                lambda: self.api.upload_jsonl(data, job.display_name), self.policy
-            )
+            job.file_name, _ = await call_with_retries(upload, self.policy)
             await asyncio.to_thread(self.ledger.save, job)  # the intent, before any bill
             status = await self._create_with_retries(job)
         except ProviderError as exc:
             log.warning("batch %s could not be submitted: %s", job.display_name, exc.message)
-            rows = [self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started, t0=t0)
-                    for item in job.items]
-            return Submission(None, self._emit(rows))
+            return Submission(None, self._emit(self._failed(job.items, exc, started, t0, attempts=max(tries, 1))))
         job.batch_name = status.name
         await asyncio.to_thread(self.ledger.save, job)
         log.info("created %s for %d items (%s)", job.batch_name, len(job.items), job.display_name)
@@ -309,7 +330,7 @@ class BatchRunner:
         """Rows for every item of ``job``: images landed from a succeeded batch, ``deferred``
         for a batch that ended without results (or is still running), per-item errors
         classified like realtime ones."""
-        started, t0 = job.created_at or now_iso(), time.monotonic()
+        started, t0 = _created(job.created_at), time.monotonic()
         if not status.terminal:
             exc = BatchNotCompleted(
                 f"{job.batch_name} is still {status.state} after polling; it stays recorded and the next run "
@@ -345,8 +366,7 @@ class BatchRunner:
         missing = [item for item in job.items if item.key_stem not in seen]
         if missing:
             exc = BadResponse(f"{job.batch_name} returned no result line for this item")
-            rows += self._emit([self.lander.failure_row(i, exc, attempts=1, started_at=started, t0=t0,
-                                                        batch_name=job.batch_name) for i in missing])
+            rows += self._emit(self._failed(missing, exc, started, t0, batch_name=job.batch_name))
         await asyncio.to_thread(self.ledger.close, job, "collected")
         billed = {item.key_stem: 0.0 for item in job.items}
         by_row = {(r.row_number, r.sku, r.variant): r for r in rows}
@@ -357,11 +377,12 @@ class BatchRunner:
         self._settle(billed)
         return rows
 
-    def _rows_for(self, job: BatchJob, exc: BaseException, started: str, t0: float) -> list[ManifestRow]:
-        return [self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
-                for item in job.items]
+    def _rows_for(self, job: BatchJob, exc: BaseException, started: datetime, t0: float) -> list[ManifestRow]:
+        return self._failed(job.items, exc, started, t0, batch_name=job.batch_name)
 
-    async def _land_line(self, job: BatchJob, item: WorkItem, line: ResultLine, started: str) -> ManifestRow | None:
+    async def _land_line(
+        self, job: BatchJob, item: WorkItem, line: ResultLine, started: datetime
+    ) -> ManifestRow | None:
         """The row for one result line; None when the image is already stored (a
         collection that crashed half way landed it, and ``plan`` already reported it)."""
         t0 = time.monotonic()
@@ -379,13 +400,20 @@ class BatchRunner:
         except (ProviderError, ConfigurationError) as exc:
             if isinstance(exc, ContentBlocked):  # billed: the next run must not send it again
                 await self.lander.remember_block(item, exc, started)
-            return self.lander.failure_row(item, exc, attempts=1, started_at=started, t0=t0, batch_name=job.batch_name)
+            charge = billed_charge(exc)
+            failed = ItemOutcome.failure(exc, started_at=started, t0=t0, attempts=1, mode="batch",
+                                         batch_name=job.batch_name, charges=(charge,) if charge else ())
+            return self._row(item, failed)
         if self.retry_blocked:
             await self.lander.forget_block(item)
+        outcome = ItemOutcome(
+            status="succeeded", started_at=started, attempts=1, image=image, model=image.model, mode="batch",
+            batch_name=job.batch_name, charges=(Charge("batch image", image.cost_usd, image.usage),),
+            latency_s=round(max(0.0, (utc_now() - started).total_seconds()), 3),
+        )
         finished = None
         if item.output_preset:  # QA as in realtime mode; a batch result cannot be regenerated in place
-            image, _, finished = await apply_output_preset(
-                item.output_preset, image, 1, None, context=f"row {item.row_number} (sku {item.sku})"
+            outcome, finished = await apply_output_preset(
+                item.output_preset, outcome, None, context=f"row {item.row_number} (sku {item.sku})"
             )
-        return await self.lander.land(item, image, attempts=1, latency_s=_latency_since(started),
-                                      started_at=started, batch_name=job.batch_name, finished=finished)
+        return self._row(item, await self.lander.land(item, outcome, finished))

@@ -6,6 +6,10 @@ retries under its rate controller. The next route is taken when a route ends in 
 server errors, no answer, an open breaker or a parked daily quota — the failures another
 model or endpoint may not share. Errors about the request itself (400, safety blocks) are
 final: another model would refuse the same prompt.
+
+What each classified error means for the rate controller, the breaker and the budget is one
+table (``ERROR_EFFECTS``), not a branch per class; what happened to the item is one value,
+the ``ItemOutcome`` ``Dispatcher.generate`` returns whether or not an image came back.
 """
 from __future__ import annotations
 
@@ -13,7 +17,9 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import Enum
 
 from bananaflow.errors import (
     BananaflowError,
@@ -27,30 +33,101 @@ from bananaflow.errors import (
     TransportError,
 )
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
+from bananaflow.landing.outcome import Charge, ItemOutcome, billed_charge, utc_now
 from bananaflow.limits.admission import Admission, Route
+from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget, worst_case_cost_usd
+from bananaflow.limits.controller import RateController
 from bananaflow.limits.meters import Demand
 from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
 from bananaflow.providers.models import get_model
 from bananaflow.providers.quota_day import next_quota_reset
+
+__all__ = ["BUDGET_POLL_S", "ERROR_EFFECTS", "Billed", "Dispatcher", "ErrorEffect", "effect_of"]
 
 log = logging.getLogger("bananaflow.generation.dispatch")
 
 #: How often an item that the open reservations crowd out looks again at the budget.
 BUDGET_POLL_S = 0.05
 
-#: Final errors of a route after which the next route is worth trying.
-FALLBACK_ON = (ServerError, TransportError, QuotaExhausted, CircuitOpen)
+
+class Billed(Enum):
+    """What the budget settles a failed call at."""
+
+    NOTHING = "nothing"  # refused before any work: not billed
+    WORST_CASE = "worst case"  # no answer: it may still have been billed, so its reservation stands
+    AS_REPORTED = "as reported"  # an answer that priced its own usage (blocked, image-less 200, 400)
+
+
+@dataclass(frozen=True)
+class ErrorEffect:
+    """What one class of failed call means beyond the item itself."""
+
+    billed: Billed
+    #: the route's breaker counts it as a ``"failure"``, a ``"success"`` (the endpoint
+    #: answered properly, the request was wrong) or not at all (``""``)
+    breaker: str = ""
+    #: the controller's push-back counter it feeds (``"429"``, ``"503"``), for AIMD
+    throttle: str = ""
+    #: the server's ``retry_after`` pauses every request of the scope
+    cool_down: bool = False
+    #: the scope is parked until the daily quota resets
+    park: bool = False
+    #: the next route of the chain is worth trying after this route ends with it
+    fall_back: bool = False
+
+    def apply(self, exc: ProviderError, controller: RateController, breaker: CircuitBreaker) -> None:
+        if self.cool_down and isinstance(exc, RateLimited):
+            controller.cooldown(exc.retry_after)
+        if self.park:
+            reset_at = exc.reset_at if isinstance(exc, QuotaExhausted) else None
+            controller.park(reset_at or next_quota_reset(time.time()))
+        if self.throttle:
+            controller.record_throttle(self.throttle)
+        if self.breaker == "failure":
+            breaker.record_failure()
+        elif self.breaker == "success":
+            breaker.record_success()
+
+
+#: The one table from error class to its effects, most specific class first: an error
+#: takes the first row it is an instance of.
+ERROR_EFFECTS: tuple[tuple[type[ProviderError], ErrorEffect], ...] = (
+    (RateLimited, ErrorEffect(Billed.NOTHING, throttle="429", cool_down=True)),
+    (QuotaExhausted, ErrorEffect(Billed.NOTHING, park=True, fall_back=True)),
+    (Overloaded, ErrorEffect(Billed.NOTHING, breaker="failure", throttle="503", fall_back=True)),
+    (ServerError, ErrorEffect(Billed.NOTHING, breaker="failure", fall_back=True)),
+    (TransportError, ErrorEffect(Billed.WORST_CASE, breaker="failure", fall_back=True)),
+    (CircuitOpen, ErrorEffect(Billed.NOTHING, fall_back=True)),
+    (ProviderError, ErrorEffect(Billed.AS_REPORTED, breaker="success")),
+)
+
+
+def effect_of(exc: BaseException) -> ErrorEffect | None:
+    """The effects row of ``exc``; None for errors that are not about a call (budget, bugs)."""
+    for cls, effect in ERROR_EFFECTS:
+        if isinstance(exc, cls):
+            return effect
+    return None
 
 
 @dataclass
-class Dispatched:
-    """A generated image and how it was made."""
+class _Sending:
+    """One item's sends so far, across the routes of its chain."""
 
-    image: GeneratedImage
-    attempts: int
-    route: Route
-    first_sent_at: float
+    sent: int = 0
+    first_sent_at: float | None = None
+    charges: list[Charge] = field(default_factory=list)
+
+    def record_send(self) -> None:
+        self.sent += 1
+        if self.first_sent_at is None:
+            self.first_sent_at = time.monotonic()
+
+    def record_billed(self, exc: ProviderError) -> None:
+        """A failed answer that was billed all the same: the item's row shows it."""
+        if (charge := billed_charge(exc)) is not None:
+            self.charges.append(charge)
 
 
 class Dispatcher:
@@ -64,36 +141,55 @@ class Dispatcher:
         self.admission = admission
         self.policy = policy
 
-    async def generate(self, request: ImageRequest, variant: str) -> Dispatched:
-        """Generate ``request`` along its chain; raises the last route's error (with
-        ``attempts`` = requests sent on all routes) if none made the image."""
+    async def generate(
+        self, request: ImageRequest, variant: str, *, started_at: datetime | None = None, t0: float | None = None
+    ) -> ItemOutcome:
+        """Generate ``request`` along its chain. The outcome holds the image, or the last
+        route's classified error; either way every request sent and every answer billed."""
+        started_at = started_at or utc_now()
+        t0 = time.monotonic() if t0 is None else t0
         routes = [r for r in self.admission.chain(variant, request.model, self.primary) if r.endpoint in self.providers]
-        sent = 0
-        last: BananaflowError | None = None
+        sending = _Sending()
+        last: BaseException | None = None
         for route in routes:
-            controller = self.admission.controller(route)
-            until = controller.parked_until()
-            if until is not None:
-                last = controller.parked_error(until.timestamp())
+            skipped = self._unavailable(route)
+            if skipped is not None:
+                last = skipped
                 continue
-            if self.admission.breaker(route).state == "open":
-                last = CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")
-                continue
-            counter = [0]
             try:
-                image, first = await self._on_route(route, request, counter)
-                return Dispatched(image, sent + counter[0], route, first)
-            except FALLBACK_ON as exc:
-                sent += counter[0]
-                last = exc
+                image = await self._on_route(route, request, sending)
             except BananaflowError as exc:
-                exc.attempts = sent + counter[0]
-                raise
-        assert last is not None
-        last.attempts = sent
-        raise last
+                last = exc
+                effect = effect_of(exc)
+                if effect is not None and effect.fall_back:
+                    continue
+                break
+            return ItemOutcome(
+                status="succeeded",
+                started_at=started_at,
+                attempts=sending.sent,
+                charges=(*sending.charges, Charge("image", image.cost_usd, image.usage)),
+                image=image,
+                model=image.model or route.model,
+                endpoint=route.endpoint,
+                first_sent_at=sending.first_sent_at,
+            )
+        if last is None:
+            last = CircuitOpen(f"no route of variant {variant!r} can send to {request.model}")
+        return ItemOutcome.failure(last, started_at=started_at, t0=t0, attempts=sending.sent,
+                                   charges=tuple(sending.charges))
 
-    async def _on_route(self, route: Route, base: ImageRequest, sent: list[int]) -> tuple[GeneratedImage, float]:
+    def _unavailable(self, route: Route) -> BananaflowError | None:
+        """Why ``route`` is not tried at all: its scope is parked for the day, or its breaker is open."""
+        controller = self.admission.controller(route)
+        until = controller.parked_until()
+        if until is not None:
+            return controller.parked_error(until.timestamp())
+        if self.admission.breaker(route).state == "open":
+            return CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")
+        return None
+
+    async def _on_route(self, route: Route, base: ImageRequest, sending: _Sending) -> GeneratedImage:
         provider = self.providers[route.endpoint]
         controller = self.admission.controller(route)
         breaker = self.admission.breaker(route)
@@ -101,8 +197,6 @@ class Dispatcher:
         request = replace(base, model=route.model)
         worst = worst_case_cost_usd(get_model(route.model), request.image_size)
         demand = Demand(images=1, cost_usd=worst)
-        first_sent: list[float] = []
-        spent = [0.0]  # billed by this item's earlier attempts on this route (no-image answers)
 
         async def attempt() -> GeneratedImage:
             while budget is not None and (budget.stopped or not budget.can_afford(worst)):
@@ -114,51 +208,40 @@ class Dispatcher:
                     raise CircuitOpen(f"circuit breaker open for {route.scope} after repeated server errors")
                 if budget is not None and not budget.reserve(worst):
                     raise _budget_error(budget)
-                billed = worst  # until the answer says otherwise: a timeout may still be billed
-                sent[0] += 1
+                billed = worst  # until the answer says otherwise: a call with no answer may still be billed
+                sending.record_send()
                 controller.record_sent()
-                if not first_sent:
-                    first_sent.append(time.monotonic())
                 try:
                     image = await provider.generate(request)
-                except RateLimited as exc:
-                    billed = 0.0
-                    controller.cooldown(exc.retry_after)
-                    controller.record_throttle("429")
-                    raise
-                except QuotaExhausted as exc:
-                    billed = 0.0
-                    controller.park(exc.reset_at or next_quota_reset(time.time()))
-                    raise
-                except (ServerError, TransportError) as exc:
-                    if not isinstance(exc, TransportError):
-                        billed = 0.0
-                    if isinstance(exc, Overloaded):
-                        controller.record_throttle("503")
-                    breaker.record_failure()
-                    raise
-                except ProviderError as exc:
-                    # refused (400...): nothing billed; blocked or image-less 200s bill their
-                    # prompt and thinking tokens, priced by the provider from its usage
-                    billed = exc.cost_usd
-                    spent[0] += billed
-                    exc.cost_usd = spent[0]  # the item's row shows all it cost, earlier attempts too
-                    breaker.record_success()
-                    raise
-                else:
                     billed = image.cost_usd
-                    breaker.record_success()
-                    controller.record_success()
-                    if spent[0]:  # earlier image-less answers of this item were billed too
-                        image = replace(image, cost_usd=round(image.cost_usd + spent[0], 6))
-                    return image
+                except ProviderError as exc:
+                    billed = _billed_for(exc, worst)
+                    _effect(exc).apply(exc, controller, breaker)
+                    sending.record_billed(exc)
+                    raise
                 finally:
                     controller.settle(lease, demand, billed)
                     if budget is not None:
                         _settle(budget, worst, billed, request.model)
+                breaker.record_success()
+                controller.record_success()
+                return image
 
         image, _ = await call_with_retries(attempt, self.policy)
-        return image, first_sent[0]
+        return image
+
+
+def _effect(exc: ProviderError) -> ErrorEffect:
+    effect = effect_of(exc)
+    assert effect is not None  # ProviderError, the table's last row, matches every provider error
+    return effect
+
+
+def _billed_for(exc: ProviderError, worst: float) -> float:
+    billed = _effect(exc).billed
+    if billed is Billed.WORST_CASE:
+        return worst
+    return exc.cost_usd if billed is Billed.AS_REPORTED else 0.0
 
 
 def _settle(budget: Budget, reserved: float, billed: float, model: str) -> None:

@@ -12,28 +12,30 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import replace
+from datetime import datetime
 
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.errors import BananaflowError, ClaimHeld, ContentBlocked
+from bananaflow.errors import ClaimHeld
 from bananaflow.generation.dispatch import Dispatcher
-from bananaflow.generation.lander import META_PREFIX, ImageLander, now_iso
+from bananaflow.generation.lander import ImageLander
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, claim_keys, remove_claims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.outcome import ItemOutcome, utc_now
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import Admission, endpoint_label
 from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
-from bananaflow.providers.base import GeneratedImage, ImageProvider, ImageRequest
+from bananaflow.providers.base import ImageProvider, ImageRequest
 
 log = logging.getLogger("bananaflow.generation.pipeline")
 
-__all__ = ["META_PREFIX", "ItemListener", "ItemProcessor"]
+__all__ = ["ItemListener", "ItemProcessor"]
 
 ItemListener = Callable[[ManifestRow], None]
-_now = now_iso
 
 
 class ItemProcessor:
@@ -115,12 +117,14 @@ class ItemProcessor:
             await asyncio.gather(*workers, return_exceptions=True)
 
     async def process(self, item: WorkItem) -> ManifestRow:
-        started_at, t0 = _now(), time.monotonic()
+        """The item's manifest row, built from its outcome; never raises."""
+        started_at, t0 = utc_now(), time.monotonic()
         try:
-            row = await self._process(item, started_at, t0)
+            outcome = await self.outcome(item, started_at, t0)
         except Exception as exc:  # a bug must cost one item, not the run
             log.exception("unexpected error on row %s (sku %s)", item.row_number, item.sku)
-            row = self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 0), started_at=started_at, t0=t0)
+            outcome = ItemOutcome.failure(exc, started_at=started_at, t0=t0)
+        row = ManifestRow.from_outcome(item, outcome, run_id=self.run_id)
         for listener in self.listeners:
             try:
                 listener(row)
@@ -128,43 +132,44 @@ class ItemProcessor:
                 log.debug("progress listener failed", exc_info=True)
         return row
 
-    async def _process(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
+    async def outcome(self, item: WorkItem, started_at: datetime, t0: float) -> ItemOutcome:
+        """What happens to ``item``: found stored or spooled, blocked before, left to another
+        run's claim, or generated and landed."""
         if self.spool is not None and (spooled := self.spool.find(item.key_stem)):
-            return await self.lander.spooled_row(item, spooled, started_at, t0)
+            return await self.lander.upload_spooled(item, spooled, started_at, t0)
         # one LIST answers "made already?", "blocked by an earlier run?" and "claims left over?"
         existing, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
         if existing is not None:
             if self.claims is not None and (leftovers := claim_keys(item.key_stem, sidecars)):
                 # an interrupted run uploaded it but could not drop its claim: the image is safe
                 await asyncio.to_thread(remove_claims, self.store, item.key_stem, leftovers)
-            return await self.lander.existing_row(item, existing, started_at, t0)
+            return await self.lander.read_existing(item, existing, started_at, t0)
         if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
-            return self.lander.remembered_block_row(item, marker, started_at, t0)
+            return self.lander.remembered_block(marker, started_at, t0)
         if self.claims is None:
             return await self._generate(item, started_at, t0)
         claimed = await self.claims.claim(
             item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.wait_s
         )
         if isinstance(claimed, str):  # made by another run, before or while we claimed
-            return await self.lander.existing_row(item, claimed, started_at, t0)
+            return await self.lander.read_existing(item, claimed, started_at, t0)
         if not claimed:
             held = ClaimHeld(f"another run is still making this image (claim on {item.key_stem}); run again later")
-            return self.lander.failure_row(item, held, attempts=0, started_at=started_at, t0=t0)
+            return ItemOutcome.failure(held, started_at=started_at, t0=t0)
         try:  # held, and still missing after the claim (``claim`` looked again)
             return await self._generate(item, started_at, t0)
         finally:
             await asyncio.to_thread(self.claims.release, item.key_stem)
 
-    async def _generate(self, item: WorkItem, started_at: str, t0: float) -> ManifestRow:
+    async def _generate(self, item: WorkItem, started_at: datetime, t0: float) -> ItemOutcome:
         if item.output_preset:  # a retried chunk must not pay again for this run's QA failure
             earlier = await self.lander.qa_failure_of_this_run(item, started_at, t0)
             if earlier is not None:
                 return earlier
-
         try:
             references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
         except ReferencePhotoError as exc:
-            return self.lander.failure_row(item, exc, attempts=0, started_at=started_at, t0=t0)
+            return ItemOutcome.failure(exc, started_at=started_at, t0=t0)
         request = ImageRequest(
             prompt=item.prompt,
             model=item.model,
@@ -173,32 +178,26 @@ class ItemProcessor:
             reference_images=references,
         )
 
-        async def send() -> tuple[GeneratedImage, int]:
+        async def send() -> ItemOutcome:
             # after a per-day 429 the controller parks the model: the rest is deferred unsent
-            dispatched = await self.dispatcher.generate(request, item.variant)
-            sent.append(dispatched)
-            return dispatched.image, dispatched.attempts
+            return await self.dispatcher.generate(request, item.variant, started_at=started_at, t0=t0)
 
-        sent: list = []  # every dispatch of this item: the first one's send time, the last one's route
-        try:
-            image, attempts = await send()
-        except BananaflowError as exc:  # provider errors, a parked quota, the budget
-            if isinstance(exc, ContentBlocked):
-                await self.lander.remember_block(item, exc, started_at)
-            return self.lander.failure_row(item, exc, attempts=getattr(exc, "attempts", 1), started_at=started_at, t0=t0)
+        outcome = await send()
+        if outcome.image is None:  # provider errors, a parked quota, the budget
+            if (blocked := outcome.blocked) is not None:
+                await self.lander.remember_block(item, blocked, started_at)
+            return outcome
         finished = None
         if item.output_preset:
             regenerate = send if item.regenerate_on_qa_failure else None
-            image, attempts, finished = await apply_output_preset(
-                item.output_preset, image, attempts, regenerate, context=f"row {item.row_number} (sku {item.sku})"
+            outcome, finished = await apply_output_preset(
+                item.output_preset, outcome, regenerate, context=f"row {item.row_number} (sku {item.sku})"
             )
-        latency = time.monotonic() - sent[0].first_sent_at  # from the first request, not the queue
+        first_sent = outcome.first_sent_at if outcome.first_sent_at is not None else t0
+        outcome = replace(outcome, latency_s=round(time.monotonic() - first_sent, 3))  # from the first request
         if self.retry_blocked:  # made after all: the old block no longer stands
             await self.lander.forget_block(item)
-        return await self.lander.land(
-            item, image, attempts=attempts, latency_s=latency, started_at=started_at, finished=finished,
-            endpoint=sent[-1].route.endpoint,
-        )
+        return await self.lander.land(item, outcome, finished)
 
 
 def _wants_references(item: WorkItem) -> bool:

@@ -29,7 +29,6 @@ from tenacity.wait import wait_base, wait_random_exponential
 
 from bananaflow.errors import (
     BadResponse,
-    BananaflowError,
     ConfigurationError,
     NoImageReturned,
     Overloaded,
@@ -120,7 +119,8 @@ async def call_with_retries(
     """Run ``attempt`` under ``policy``; return ``(result, attempts used)``.
 
     On final failure the *last* error itself is raised (never ``tenacity.RetryError``),
-    with ``exc.attempts`` set, so callers classify it like any single failure.
+    so callers classify it like any single failure; a caller that reports how many requests
+    a failure took counts them in ``attempt`` (the dispatcher does).
     ``before_sleep(exc, seconds)`` runs before each wait: the hook for a shared rate
     controller to pause other requests on the same quota.
     """
@@ -144,9 +144,5 @@ async def call_with_retries(
         before_sleep=notify,
         reraise=True,
     )
-    try:
-        result = await retrying(counted)
-    except BananaflowError as exc:
-        exc.attempts = attempts
-        raise
+    result = await retrying(counted)
     return result, attempts

@@ -13,14 +13,14 @@ numbers, and the next run tries again.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
-from bananaflow.errors import BananaflowError, ProviderError
+from bananaflow.errors import BananaflowError
+from bananaflow.landing.outcome import ItemOutcome
 from bananaflow.landing.output_presets import Finished, finish
-from bananaflow.providers.base import GeneratedImage
 
 log = logging.getLogger("bananaflow.landing.finishing")
 
@@ -66,26 +66,27 @@ def derivative_keys_from_names(stem: str, names: str) -> dict[str, str]:
 
 async def apply_output_preset(
     preset: str,
-    image: GeneratedImage,
-    attempts: int,
-    regenerate: Callable[[], Awaitable[tuple[GeneratedImage, int]]] | None,
+    outcome: ItemOutcome,
+    regenerate: Callable[[], Awaitable[ItemOutcome]] | None,
     *,
     context: str = "",
-) -> tuple[GeneratedImage, int, Finished]:
-    """Finish ``image`` with ``preset``; with ``regenerate``, one more generation when QA
-    fails (both are paid: the returned image's cost is their sum)."""
-    finished = await asyncio.to_thread(finish, image.data, preset)
+) -> tuple[ItemOutcome, Finished]:
+    """Finish the outcome's image with ``preset``; with ``regenerate``, one more generation
+    when QA fails. Both are paid: the returned outcome counts the requests and charges of
+    both, and holds the second image unless the regeneration made none."""
+    assert outcome.image is not None, "apply_output_preset needs an outcome with an image"
+    finished = await asyncio.to_thread(finish, outcome.image.data, preset)
     if finished.report.passed or regenerate is None:
-        return image, attempts, finished
+        return outcome, finished
     log.info("%s: %s; generating once more", context, finished.report.describe())
-    try:
-        second, more = await regenerate()
-    except ProviderError as exc:  # keep the first (paid) image and its failed report
-        log.warning("%s: regeneration after failed QA did not succeed: %s", context, exc.message)
-        return image, attempts + getattr(exc, "attempts", 1), finished
-    second_finished = await asyncio.to_thread(finish, second.data, preset)
-    total = dataclasses.replace(second, cost_usd=round(image.cost_usd + second.cost_usd, 6))
-    return total, attempts + more, second_finished
+    second = await regenerate()
+    both = replace(outcome, attempts=outcome.attempts + second.attempts,
+                   charges=(*outcome.charges, *(replace(c, purpose=f"regeneration: {c.purpose}") for c in second.charges)))
+    if second.image is None:  # keep the first (paid) image and its failed report
+        log.warning("%s: regeneration after failed QA did not succeed: %s", context, second.error_message)
+        return both, finished
+    second_finished = await asyncio.to_thread(finish, second.image.data, preset)
+    return replace(both, image=second.image, model=second.model, endpoint=second.endpoint), second_finished
 
 
 def upload_derivatives(store, stem: str, finished: Finished, metadata: dict[str, str]) -> dict[str, str]:  # noqa: ANN001

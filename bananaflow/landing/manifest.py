@@ -7,6 +7,7 @@ an empty or all-failed run still has the schema a reader expects.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -14,7 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -22,6 +23,9 @@ from bananaflow.errors import StorageError
 from bananaflow.landing import csv_safe
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.storage import ImageStore, make_s3_client
+
+if TYPE_CHECKING:
+    from bananaflow.landing.outcome import ItemOutcome
 
 STATUSES = (
     "succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled", "qa_failed", "skipped_unchanged",
@@ -67,6 +71,7 @@ class ManifestRow:
     qa: str = ""  # JSON: the output preset's measured numbers
     derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
     task_run_id: str = ""  # the Prefect task run that made it: where its logs are (``bananaflow find``)
+    retryable: bool = False  # a failure that running the item again may fix (a retried chunk does)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -74,18 +79,80 @@ class ManifestRow:
         for name in ("started_at", "finished_at"):
             setattr(self, name, _as_utc(getattr(self, name)))
 
+    @classmethod
+    def from_outcome(cls, item: ItemFacts, outcome: ItemOutcome, *, run_id: str) -> ManifestRow:
+        """The one way a run describes an item: its facts from the plan, the rest from what
+        happened to it."""
+        stored = outcome.stored
+        usage = outcome.usage
+        billed = bool(outcome.charges) or outcome.recorded_cost_usd is not None
+        return cls(
+            run_id=run_id,
+            row_number=item.row_number,
+            sku=item.sku,
+            variant=item.variant,
+            status=outcome.status,
+            error_class=outcome.error_class,
+            error_message=outcome.error_message,
+            key=stored.key if stored else "",
+            uri=stored.uri if stored else "",
+            model=outcome.model or item.model,
+            endpoint=outcome.endpoint,
+            image_size=item.image_size,
+            aspect_ratio=item.aspect_ratio,
+            mime_type=stored.mime_type if stored else "",
+            bytes=stored.bytes if stored else None,
+            width=stored.width if stored else None,
+            height=stored.height if stored else None,
+            latency_s=outcome.latency_s,
+            attempts=outcome.attempts,
+            prompt_tokens=usage.prompt_tokens if usage else None,
+            image_tokens=usage.image_tokens if usage else None,
+            output_tokens=usage.candidates_tokens + usage.thoughts_tokens if usage else None,
+            cost_usd=outcome.cost_usd if billed else None,
+            prompt_sha256=item.prompt_sha256,
+            started_at=outcome.started_at,
+            finished_at=outcome.finished_at,
+            mode=outcome.mode,
+            batch_name=outcome.batch_name,
+            qa=outcome.qa,
+            derivatives=json.dumps(stored.derivatives, sort_keys=True) if stored and stored.derivatives else "",
+            retryable=outcome.retryable,
+        )
+
+
+class ItemFacts(Protocol):
+    """What a manifest row needs of a planned item (``bananaflow.planning.work.WorkItem``)."""
+
+    @property
+    def row_number(self) -> int | None: ...
+    @property
+    def sku(self) -> str: ...
+    @property
+    def variant(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def image_size(self) -> str: ...
+    @property
+    def aspect_ratio(self) -> str: ...
+    @property
+    def prompt_sha256(self) -> str: ...
+
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
 #: A row's values in ``COLUMNS`` order (a tuple, no copies).
 row_values = attrgetter(*COLUMNS)
 #: Columns added after the first release: a manifest written before them still reads.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id", "retryable")
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")
-_STR = tuple(c for c in COLUMNS if c not in _INT + _FLOAT + _TIME)
+_BOOL = ("retryable",)
+_STR = tuple(c for c in COLUMNS if c not in _INT + _FLOAT + _TIME + _BOOL)
 DTYPES: dict[str, str] = {
     **{c: "string" for c in _STR},
+    **{c: "boolean" for c in _BOOL},
     **{c: "Int64" for c in _INT},
     **{c: "Float64" for c in _FLOAT},
     **{c: "datetime64[us, UTC]" for c in _TIME},
@@ -200,6 +267,8 @@ def _frame_from_csv(data: bytes) -> pd.DataFrame:
             out[column] = frame[column].astype(dtype)
         elif dtype == "datetime64[us, UTC]":
             out[column] = pd.to_datetime(values, utc=True, format="ISO8601").astype(dtype)
+        elif dtype == "boolean":
+            out[column] = frame[column].str.lower().isin(("true", "1")).astype(dtype)
         else:
             out[column] = pd.to_numeric(values).astype(dtype)
     return out
@@ -241,7 +310,9 @@ def iter_manifest(source: str | Path, *, sku: str | None = None) -> Iterator[Man
 def _row_from_record(record: dict[str, Any]) -> ManifestRow:
     clean: dict[str, Any] = {}
     for column, value in record.items():
-        if value is None or value is pd.NA or value is pd.NaT:
+        if column in _BOOL:
+            clean[column] = value is True or str(value).lower() in ("true", "1")
+        elif value is None or value is pd.NA or value is pd.NaT:
             clean[column] = "" if column in _STR else None
         elif column in _INT:
             clean[column] = int(value)

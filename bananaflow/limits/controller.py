@@ -198,13 +198,11 @@ class RateController:
 
     def parked_error(self, until: float) -> QuotaExhausted:
         reset = datetime.fromtimestamp(until, UTC)
-        err = QuotaExhausted(
+        return QuotaExhausted(
             f"not sent: the daily request quota of {self.scope} is used up; it resets at "
             f"{reset.isoformat(timespec='minutes')} (midnight Pacific) — run again after that",
             reset_at=reset,
         )
-        err.attempts = 0
-        return err
 
     def release(self, lease: str | None = None) -> None:
         """Give back an in-flight slot (``lease`` from ``acquire``; any of ours if None)."""

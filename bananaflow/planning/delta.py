@@ -72,6 +72,7 @@ def unchanged_row(before: ManifestRow, item: WorkItem, *, run_id: str, now: date
         prompt_sha256=item.prompt_sha256,
         started_at=now,
         finished_at=now,
+        retryable=False,
     )
 
 

@@ -10,9 +10,9 @@ import pytest
 from bananaflow.batch.api import GeminiBatchAPI
 from bananaflow.batch.jsonl import input_file
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
-from bananaflow.batch.runner import BatchRunner, PollPolicy
+from bananaflow.batch.runner import BatchRunner, PollPolicy, now_iso
 from bananaflow.devstack.local_s3 import LocalS3Server
-from bananaflow.generation.lander import ImageLander, now_iso
+from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.blocked import find_block
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore

@@ -57,7 +57,7 @@ def test_hostile_skus_become_safe_unique_keys_and_titles_stay_text() -> None:
 
 
 def test_hostile_sku_metadata_fits_in_headers_and_round_trips() -> None:
-    from bananaflow.generation.lander import METADATA_SKU_CHARS
+    from bananaflow.landing.object_meta import METADATA_SKU_CHARS
 
     for sku in ["x" * 1000, "日本語のマグ" * 100, "line\nbreak\x1b[31m"]:
         encoded = encode_metadata({"bananaflow-sku": sku[:METADATA_SKU_CHARS], "bananaflow-row": "2"})

@@ -5,10 +5,10 @@ import pickle
 
 import pytest
 
-from bananaflow.generation.lander import META_PREFIX, ImageLander, meta_key
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.landing.object_meta import META_PREFIX, ObjectMeta, meta_key
 from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import GeneratedImage, ImageRequest, Usage
@@ -78,8 +78,8 @@ def test_rows_and_items_carry_no_per_instance_dict_and_still_pickle():
 
 
 def test_every_objects_metadata_shares_the_same_name_strings():
-    lander = ImageLander(MemoryStore(), run_id="r1")
-    first, second = (lander.metadata(item, image(), 1, 0.5) for item in items(2))
+    first, second = (ObjectMeta(run_id="r1", sku=item.sku, row=item.row_number, attempts=1, latency_s=0.5).encode()
+                     for item in items(2))
     assert list(first) == list(second)
     assert all(a is b for a, b in zip(first, second))
     assert meta_key("sku") == META_PREFIX + "sku"

@@ -17,7 +17,7 @@ from bananaflow.landing.storage import ImageStore
 EXPECTED_COLUMNS = (
     "run_id row_number sku variant status error_class error_message key uri model endpoint image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
-    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id"
+    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id retryable"
 ).split()
 T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=UTC)
 
@@ -38,6 +38,8 @@ def sample_rows() -> list[ManifestRow]:
             model="gemini-3-pro-image-preview", attempts=1, started_at="2026-11-28T03:00:01Z",
         ),
         ManifestRow(run_id="run-1", row_number=None, sku="Tasse à café", variant="lifestyle", status="deferred"),
+        ManifestRow(run_id="run-1", row_number=5, sku="00125", variant="main", status="failed",
+                    error_class="ServerError", attempts=5, retryable=True),
     ]
 
 
@@ -68,14 +70,14 @@ def test_reading_one_products_rows_from_either_format(tmp_path: Path) -> None:
 
 def test_a_manifest_written_before_the_mode_columns_still_reads(tmp_path: Path) -> None:
     paths = write_local(sample_rows(), tmp_path)
-    later = ["mode", "batch_name", "task_run_id"]
+    later = ["mode", "batch_name", "task_run_id", "retryable"]
     old = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False).drop(columns=later)
     old.to_csv(tmp_path / "old.csv", index=False)
     pd.read_parquet(paths["parquet"]).drop(columns=later).to_parquet(tmp_path / "old.parquet")
     for name in ("old.csv", "old.parquet"):
         rows = read_manifest(tmp_path / name)
         assert [r.sku for r in rows] == [r.sku for r in sample_rows()]
-        assert {(r.mode, r.batch_name, r.task_run_id) for r in rows} == {("", "", "")}
+        assert {(r.mode, r.batch_name, r.task_run_id, r.retryable) for r in rows} == {("", "", "", False)}
 
 
 def test_status_is_validated_and_times_are_utc() -> None:
@@ -92,6 +94,7 @@ def test_frame_has_stable_dtypes_even_when_empty() -> None:
     assert dict(empty.dtypes.astype(str)) == dict(full.dtypes.astype(str))
     assert str(full["bytes"].dtype) == "Int64" and str(full["cost_usd"].dtype) == "Float64"
     assert str(full["sku"].dtype) == "string" and str(full["started_at"].dtype) == "datetime64[us, UTC]"
+    assert str(full["retryable"].dtype) == "boolean"
     assert full.loc[2, "key"] == "" and pd.isna(full.loc[2, "bytes"])
 
 

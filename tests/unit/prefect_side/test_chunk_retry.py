@@ -27,7 +27,7 @@ def items(n: int) -> list[WorkItem]:
 def row(item: WorkItem, status: str, error_class: str = "") -> ManifestRow:
     return ManifestRow(
         run_id="r", row_number=item.row_number, sku=item.sku, variant=item.variant, status=status,
-        error_class=error_class,
+        error_class=error_class, retryable=status == "failed",  # the dispatcher's verdict, carried by the row
     )
 
 
