@@ -15,7 +15,6 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
-from bananaflow.batch.runner import PollPolicy
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.manifest_stream import write_manifest_files
 from bananaflow.options import (
@@ -28,13 +27,12 @@ from bananaflow.options import (
     RunOptions,
     SpendOptions,
 )
-from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.delta import drop_unchanged
 from bananaflow.planning.mode import ModeChoice, choose_mode
 from bananaflow.planning.sharding import Shard
 from bananaflow.planning.work import WorkItem, chunk_size_for
 from bananaflow.planning.work_store import WorkStore
-from bananaflow.reports.progress import ProgressTracker, announce
+from bananaflow.reports.progress import announce
 from bananaflow.reports.summary import RunSummary
 from bananaflow.secrets import install_log_redaction
 from bananaflow_prefect.flows.configure import open_run
@@ -45,7 +43,7 @@ from bananaflow_prefect.tasks.gallery import publish_gallery
 from bananaflow_prefect.tasks.generation import generate_images, item_pump, settle_chunk
 from bananaflow_prefect.tasks.planning import Plan, plan
 from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, row_batches, write_outputs
-from bananaflow_prefect.tasks.run_context import BatchSettings, RunContext
+from bananaflow_prefect.tasks.run_context import RunContext
 from bananaflow_prefect.tasks.writeback import write_back
 
 #: Threads that run chunk tasks; the rate controller, not this number, bounds requests.
@@ -84,25 +82,26 @@ def catalog_to_images(
         work.items.close()
     outputs = publish(run, work)
     summary = summarise(run, work, outputs, wall_s=time.monotonic() - started)
-    run.rows.close()
+    run.state.rows.close()
     return {**summary.to_dict(), "mode": mode.mode}
 
 
 def drain_spool(run: RunContext) -> None:
     """Upload what an earlier run had to keep locally (S3 was down, or the run crashed)."""
-    run.store.ensure_bucket()
+    run.config.store.ensure_bucket()
     if run.spool.state().pending:
-        run.drained += run.spool.drain(run.store)
-        get_run_logger().info("uploaded %d images kept in the local spool by an earlier run", run.drained)
+        run.state.uploaded_from_spool(uploaded := run.spool.drain(run.config.store))
+        get_run_logger().info("uploaded %d images kept in the local spool by an earlier run", uploaded)
 
 
 def plan_work(run: RunContext) -> Plan:
     """The catalog's work items for this run (this shard's, when sharded), kept on disk."""
-    execution = run.options.execution
+    config = run.config
+    execution = config.options.execution
     shard = Shard(execution.shard_index, execution.shard_count)
-    work = plan(run.catalog, run.job, run.prefix, run.options.reading, provider_kind=run.provider_settings.kind,
-                shard=shard)
-    if run.job.spec.writeback.format == "shopify" and work.preset != "shopify":
+    work = plan(config.catalog, config.job, config.prefix, config.options.reading,
+                provider_kind=config.provider_settings.kind, shard=shard)
+    if config.job.spec.writeback.format == "shopify" and work.preset != "shopify":
         work.items.close()
         raise ConfigurationError("writeback: shopify needs a Shopify product CSV export as the catalog")
     if not shard.is_whole:  # every shard validates the whole catalog; only shard 1 reports rejections
@@ -115,23 +114,24 @@ def plan_work(run: RunContext) -> Plan:
 def skip_unchanged(run: RunContext, work: Plan) -> int:
     """Record (not make) the items the previous run already made as planned; how many."""
     unchanged = 0
-    for rows in drop_unchanged(work.items, run.options.reading.previous_manifest, run.run_id, manifests=run.store,
-                               prefix=run.prefix):
-        unchanged += run.record(rows)  # to the run's row log and tally, not into a list of the flow
+    config = run.config
+    for rows in drop_unchanged(work.items, config.options.reading.previous_manifest, config.run_id,
+                               manifests=config.store, prefix=config.prefix):
+        unchanged += run.state.record(rows)  # to the run's row log and tally, not into a list of the flow
     return unchanged
 
 
 def log_plan(run: RunContext, work: Plan, unchanged: int) -> None:
     get_run_logger().info(
         "%d products accepted, %d rejected; %d images planned (%d variants), %d unchanged since the previous run",
-        work.products, len(work.rejected), work.items.count() + unchanged, len(run.job.variants), unchanged,
+        work.products, len(work.rejected), work.items.count() + unchanged, len(run.config.job.variants), unchanged,
     )
 
 
 def choose_run_mode(run: RunContext, items: WorkStore) -> ModeChoice:
     """Realtime or batch for this many items (the run's option, else the job spec's)."""
-    execution, spec_run = run.options.execution, run.job.spec.run
-    decision = choose_mode(execution.mode or spec_run.mode, items.count(), provider_kind=run.provider_settings.kind,
+    execution, spec_run = run.config.options.execution, run.config.job.spec.run
+    decision = choose_mode(execution.mode or spec_run.mode, items.count(), provider_kind=run.config.provider_settings.kind,
                            deadline_hours=execution.deadline_hours or spec_run.deadline_hours)
     if decision.mode == "batch" and items.sends_references:
         raise ConfigurationError("batch mode does not send reference photos yet: use --mode realtime for this job")
@@ -140,12 +140,11 @@ def choose_run_mode(run: RunContext, items: WorkStore) -> ModeChoice:
 
 
 def generate(run: RunContext, items: WorkStore, mode: ModeChoice) -> None:
-    """Every item's row into ``run.rows``, with progress shown as it goes; the run's context
-    is registered for the tasks only meanwhile."""
-    run.progress = ProgressTracker(items.count())
-    announce(run.progress)
-    artifact = ProgressArtifact(run.progress)
-    run.batch = _batch_settings(run)
+    """Every item's row into the run's row log, with progress shown as it goes; the run's
+    context is registered for the tasks only meanwhile."""
+    progress = run.state.begin(items.count())
+    announce(progress)
+    artifact = ProgressArtifact(progress)
     run_context.register(run)
     try:
         with run.guard.hold(), item_pump(run):
@@ -155,7 +154,7 @@ def generate(run: RunContext, items: WorkStore, mode: ModeChoice) -> None:
         run.admission.keep_learned_limits()
     artifact.flush()
     if run.spool.state().pending:  # S3 may be back: upload what this run had to keep locally
-        run.drained += run.spool.drain(run.store)
+        run.state.uploaded_from_spool(run.spool.drain(run.config.store))
     if run.claims is not None:
         run.claims.release_pending()  # claims S3 refused to drop during the run
 
@@ -171,10 +170,10 @@ def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
     work store as task threads free up, ``CHUNKS_AHEAD`` at most."""
     for wave in items.waves():
         if mode == "batch":  # batch mode plans its provider batches over the whole wave
-            run.record(generate_in_batches(run.run_id, list(items.in_wave(wave))))
+            run.state.record(generate_in_batches(run.run_id, list(items.in_wave(wave))))
             continue
         count = items.count(wave)
-        size = chunk_size_for(count, run.limits.max_in_flight, workers=TASK_THREADS)
+        size = chunk_size_for(count, run.config.limits.max_in_flight, workers=TASK_THREADS)
         total = -(-count // size)
         pending: deque[tuple[list[WorkItem], PrefectFuture]] = deque()
         for number, chunk in enumerate(items.chunks(wave, size), start=1):
@@ -187,19 +186,21 @@ def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
 
 def publish(run: RunContext, work: Plan) -> tuple[dict[str, str], str | None]:
     """Manifest, rejected rows and write-back file beside it; kept locally if S3 is down."""
+    config, rows = run.config, run.state.rows
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_prefix = "/".join(p for p in (run.prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
+    run_prefix = "/".join(p for p in (config.prefix.strip("/"), "runs", f"{stamp}-{flow_run.name}") if p)
     try:
-        manifest_uris, rejected_uri = write_outputs(run.rows, work.rejected, run.store, run_prefix)
+        manifest_uris, rejected_uri = write_outputs(rows, work.rejected, config.store, run_prefix)
     except StorageError as exc:  # S3 is down: the manifest must still exist somewhere
-        local = write_manifest_files(row_batches(run.rows),
+        local = write_manifest_files(row_batches(rows),
                                      run.spool.directory.parent / "manifests" / run_prefix.replace("/", "_"))
         get_run_logger().warning("could not write the manifest to S3 (%s); kept it at %s", exc.message, local["csv"])
         return {kind: str(path) for kind, path in local.items()}, None
-    writeback_uri = write_back(run.rows, run.job, run.store, run_prefix, run.catalog, run.options.reading.encoding)
+    writeback_uri = write_back(rows, config.job, config.store, run_prefix, config.catalog,
+                               config.options.reading.encoding)
     if writeback_uri:
         manifest_uris = {**manifest_uris, "writeback": writeback_uri}
-    publish_gallery(run.rows, run.store, run_prefix)
+    publish_gallery(rows, config.store, run_prefix)
     return manifest_uris, rejected_uri
 
 
@@ -208,27 +209,19 @@ def summarise(
 ) -> RunSummary:
     """The summary (from the run's tally: counters, not rows): counts, cost, limits, spool;
     published as artifacts and an event."""
-    summary = run.tally.summary(run_id=run.run_id, rejected=len(work.rejected), wall_s=wall_s, bucket=run.bucket,
-                                prefix=run.prefix)
+    config = run.config
+    summary = run.state.tally.summary(run_id=config.run_id, rejected=len(work.rejected), wall_s=wall_s,
+                                      bucket=config.bucket, prefix=config.prefix)
     summary.manifest, summary.rejected_uri = outputs
     summary.skipped_products = dict(Counter(s.reason for s in work.skipped))
     summary.flow_run_url = url_for("flow-run", obj_id=run.run_id)
     summary.limits = run.admission.report()
     spool_state = run.spool.state()
-    summary.spool = {**spool_state.to_dict(), "uploaded": run.drained}
+    summary.spool = {**spool_state.to_dict(), "uploaded": run.state.drained}
     if spool_state.pending:
         get_run_logger().warning("%d images wait in the local spool %s for S3 to return", spool_state.pending,
                                  spool_state.directory)
     publish_summary(summary)
-    execution = run.options.execution
-    emit_batch_completed(summary, catalog=run.catalog, shard=Shard(execution.shard_index, execution.shard_count))
+    execution = config.options.execution
+    emit_batch_completed(summary, catalog=config.catalog, shard=Shard(execution.shard_index, execution.shard_count))
     return summary
-
-
-def _batch_settings(run: RunContext) -> BatchSettings:
-    execution = run.options.execution
-    deadline_hours = execution.deadline_hours or run.job.spec.run.deadline_hours
-    poll = PollPolicy(initial_s=min(10.0, execution.batch_poll_max_s), max_interval_s=execution.batch_poll_max_s,
-                      give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
-    return BatchSettings(BatchLimits(max_items=execution.batch_max_items), poll)
-

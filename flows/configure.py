@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
+from bananaflow.batch.runner import PollPolicy
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, lease_from_env
@@ -13,7 +14,8 @@ from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import admission_for_run
 from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions, resolve_limits
-from bananaflow.planning.jobspec import job_for_run
+from bananaflow.planning.batch_sizing import BatchLimits
+from bananaflow.planning.jobspec import Job, job_for_run
 from bananaflow.planning.mode import choose_mode
 from bananaflow.planning.work import JobOptions
 from bananaflow.providers.models import default_model_id
@@ -22,7 +24,7 @@ from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, Imag
 from bananaflow_prefect.blocks.aws import store_from_prefect_aws
 from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
-from bananaflow_prefect.tasks.run_context import RunContext
+from bananaflow_prefect.tasks.run_context import BatchSettings, RunConfig, RunContext
 
 DEFAULT_PREFIX = "bananaflow"
 
@@ -48,16 +50,27 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     for fallback_model in fallback or ():
         JobOptions(model=fallback_model, image_size=images.image_size, aspect_ratio=images.aspect_ratio).validate()
     policy = RetryPolicy(max_attempts=limits.max_attempts, deadline_s=limits.deadline_s)
-    run_id = str(flow_run.id)
+    config = RunConfig(
+        run_id=str(flow_run.id), catalog=catalog, options=options, job=job, provider_settings=provider, store=store,
+        limits=limits, policy=policy, batch=batch_settings(options, job),
+    )
     return RunContext(
-        run_id=run_id, catalog=catalog, options=options, job=job, provider_settings=provider, store=store,
-        limits=limits, policy=policy, spool=spool_for_bucket(store.bucket), guard=guard,
+        config=config, spool=spool_for_bucket(store.bucket), guard=guard,
         admission=admission_for_run(
             limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
             no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
         ),
-        claims=KeyClaims(store, run_id, lease_s=lease_from_env(), wait_s=policy.deadline_s + 120),
+        claims=KeyClaims(store, config.run_id, lease_s=lease_from_env(), wait_s=policy.deadline_s + 120),
     )
+
+
+def batch_settings(options: RunOptions, job: Job) -> BatchSettings:
+    """Batch sizes and the poll policy: the run's deadline, else the job spec's, bounds the polling."""
+    execution = options.execution
+    deadline_hours = execution.deadline_hours or job.spec.run.deadline_hours
+    poll = PollPolicy(initial_s=min(10.0, execution.batch_poll_max_s), max_interval_s=execution.batch_poll_max_s,
+                      give_up_after_s=deadline_hours * 3600 if deadline_hours else PollPolicy.give_up_after_s)
+    return BatchSettings(BatchLimits(max_items=execution.batch_max_items), poll)
 
 
 def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:

@@ -29,18 +29,18 @@ T = TypeVar("T")
 
 
 def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
-    res = run_context.get(run_id)
-    settings = res.batch
+    run = run_context.get(run_id)
+    config = run.config
 
     async def go() -> T:
-        api = GeminiBatchAPI(res.provider_settings)
+        api = GeminiBatchAPI(config.provider_settings)
         try:
             runner = BatchRunner(
-                api, res.store, run_id=run_id,
-                lander=ImageLander(res.store, run_id=run_id, spool=res.spool, mode="batch"),
-                limits=settings.limits, poll=settings.poll, policy=res.policy,
-                verify_size=res.provider_settings.should_verify_size, listeners=[res.progress.item_done],
-                budget=res.admission.budget, retry_blocked=res.options.spend.retry_blocked,
+                api, config.store, run_id=run_id,
+                lander=ImageLander(config.store, run_id=run_id, spool=run.spool, mode="batch"),
+                limits=config.batch.limits, poll=config.batch.poll, policy=config.policy,
+                verify_size=config.provider_settings.should_verify_size, listeners=[run.state.progress.item_done],
+                budget=run.admission.budget, retry_blocked=config.options.spend.retry_blocked,
             )
             return await step(runner)
         finally:
@@ -137,5 +137,5 @@ def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) ->
     rows = [ManifestRow.from_outcome(item, ItemOutcome.failure(exc, started_at=started, t0=t0, mode="batch"),
                                      run_id=run_id) for item in batch_items]
     for row in rows:
-        run_context.get(run_id).progress.item_done(row)
+        run_context.get(run_id).state.progress.item_done(row)
     return rows

@@ -32,28 +32,27 @@ def item_pump(run: RunContext) -> Iterator[ItemPump]:
     its chunk tasks run: they queue their items on it, so a freed in-flight slot is refilled
     from any chunk at once (see ``bananaflow.generation.pump``)."""
 
+    config = run.config
+
     def make_processor() -> ItemProcessor:
         return ItemProcessor(
-            make_provider(run.provider_settings),
-            run.store,
+            make_provider(config.provider_settings),
+            config.store,
             run.admission,
-            run.policy,
-            run_id=run.run_id,
+            config.policy,
+            run_id=config.run_id,
             spool=run.spool,
-            listeners=[run.progress.item_done],
+            listeners=[run.state.progress.item_done],
             claims=run.claims,
-            retry_blocked=run.options.spend.retry_blocked,
+            retry_blocked=config.options.spend.retry_blocked,
         )
 
     async def close(processor: ItemProcessor) -> None:
         await processor.provider.aclose()
 
-    with ItemPump(make_processor, window=window_for(run.limits.max_in_flight), close_processor=close) as pump:
-        run.pump = pump
-        try:
+    with ItemPump(make_processor, window=window_for(config.limits.max_in_flight), close_processor=close) as pump:
+        with run.state.pumping(pump):
             yield pump
-        finally:
-            run.pump = None
 
 
 class RetryableItemsFailed(Exception):
@@ -100,13 +99,13 @@ def chunk_name() -> str:
 )
 def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
     """Generate, verify and upload a chunk of images; their manifest rows go to the run's
-    row log and tally (``RunContext.record``), not back to the flow: returns how many.
+    row log and tally (``RunState.record``), not back to the flow: returns how many.
     Raises only to ask Prefect for a retry of retryable failures."""
-    run = run_context.get(run_id)
-    if run.pump is None:
+    state = run_context.get(run_id).state
+    if state.pump is None:
         raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
-    kept = run.take_kept(items)  # an earlier attempt's rows for items that ended for good
-    made = iter(run.pump.process([item for item in items if item.key_stem not in kept]))
+    kept = state.take_kept(items)  # an earlier attempt's rows for items that ended for good
+    made = iter(state.pump.process([item for item in items if item.key_stem not in kept]))
     rows = [kept.get(item.key_stem) or next(made) for item in items]
     retryable: list[ManifestRow] = []
     finished: dict[str, ManifestRow] = {}
@@ -117,13 +116,13 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
         else:
             finished[item.key_stem] = row
     if retryable and task_run.run_count <= CHUNK_RETRIES:
-        run.progress.retract(retryable)  # the retry reports these items again
-        run.keep_for_retry(finished)
+        state.progress.retract(retryable)  # the retry reports these items again
+        state.keep_for_retry(finished)
         raise RetryableItemsFailed(
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
             f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
         )
-    return run.record(rows, [item.model for item in items])
+    return state.record(rows, [item.model for item in items])
 
 
 def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) -> int:
@@ -133,8 +132,8 @@ def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) 
     if state.is_completed():
         return future.result()
     message = f"generation task ended {state.name}: {state.message or ''}".strip()
-    kept = run.take_kept(chunk)  # items an earlier attempt of the task finished for good
+    kept = run.state.take_kept(chunk)  # items an earlier attempt of the task finished for good
     failed = ItemOutcome.failure(TaskFailed(excerpt(message, 500)), started_at=utc_now(), t0=time.monotonic())
-    return run.record([
+    return run.state.record([
         kept.get(item.key_stem) or ManifestRow.from_outcome(item, failed, run_id=run.run_id) for item in chunk
     ])

@@ -4,10 +4,22 @@ A rate controller only limits anything if every task thread of a run uses the *s
 and clients and stores are expensive to rebuild per task; yet Prefect task parameters should
 stay small and serialisable. So the flow registers its ``RunContext`` here under the flow run
 id and passes only that id to tasks.
+
+A context is three things with one owner each:
+
+* ``RunConfig``: what was decided when the run opened (options resolved against blocks and
+  the environment). Frozen: nothing changes it afterwards.
+* the run's collaborators (admission with its learned limits and budget, spool, claims, the
+  worker guard): live objects that keep their own state behind their own methods.
+* ``RunState``: what the run accumulates while it goes (progress, rows, the tally, spooled
+  images uploaded, the item pump while generating, rows kept between a chunk's attempts),
+  changed only through its methods.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from bananaflow.batch.runner import PollPolicy
@@ -36,9 +48,9 @@ class BatchSettings:
     poll: PollPolicy = PollPolicy()
 
 
-@dataclass
-class RunContext:
-    """One run, configured: options resolved against blocks and the environment."""
+@dataclass(frozen=True)
+class RunConfig:
+    """One run, configured: fixed when the run opens."""
 
     run_id: str
     catalog: str
@@ -47,24 +59,73 @@ class RunContext:
     provider_settings: ProviderSettings
     store: ImageStore
     limits: LimitSettings
-    admission: Admission
     policy: RetryPolicy
-    spool: Spool
-    guard: WorkerGuard  # the Prefect global concurrency slot this run holds while generating
     batch: BatchSettings = BatchSettings()
-    progress: ProgressTracker = field(default_factory=lambda: ProgressTracker(0))
-    claims: KeyClaims | None = None
-    drained: int = 0  # spooled images uploaded by this run
-    pump: ItemPump | None = None  # where chunk tasks send their items while the run generates
-    #: every final row of the run, on local disk (the manifest is written from it) ...
-    rows: RowLog = field(default_factory=RowLog)
-    #: ... and counted as it is added (the summary): the flow holds no row per item
-    tally: SummaryTally = field(default_factory=SummaryTally)
-    #: rows a retried chunk keeps from its earlier attempt (items that ended for good there),
-    #: by item key; held only between a chunk's attempts
-    kept_for_retry: dict[str, ManifestRow] = field(default_factory=dict)
-    _kept_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
+    @property
+    def bucket(self) -> str:
+        return self.store.bucket
+
+    @property
+    def prefix(self) -> str:
+        return self.store.prefix
+
+
+class RunState:
+    """What one run accumulates while it goes; shared by the flow and its task threads."""
+
+    def __init__(self) -> None:
+        self._progress: ProgressTracker | None = None
+        self._pump: ItemPump | None = None
+        self._drained = 0
+        #: every final row of the run, on local disk (the manifest is written from it) ...
+        self.rows = RowLog()
+        #: ... and counted as it is added (the summary): the flow holds no row per item
+        self.tally = SummaryTally()
+        #: rows a retried chunk keeps from its earlier attempt (items that ended for good
+        #: there), by item key; held only between a chunk's attempts
+        self._kept_for_retry: dict[str, ManifestRow] = {}
+        self._lock = threading.Lock()
+
+    # -- progress ------------------------------------------------------------------------
+    def begin(self, total: int) -> ProgressTracker:
+        """Generation starts with ``total`` items to make: the tracker that counts them."""
+        if self._progress is not None:
+            raise RuntimeError("a run's generation begins once")
+        self._progress = ProgressTracker(total)
+        return self._progress
+
+    @property
+    def progress(self) -> ProgressTracker:
+        if self._progress is None:
+            raise RuntimeError("the run has not begun generating: RunState.begin(total) first")
+        return self._progress
+
+    # -- the item pump, while chunk tasks run ---------------------------------------------
+    @contextmanager
+    def pumping(self, pump: ItemPump) -> Iterator[ItemPump]:
+        """Chunk tasks send their items to ``pump`` while this block runs."""
+        self._pump = pump
+        try:
+            yield pump
+        finally:
+            self._pump = None
+
+    @property
+    def pump(self) -> ItemPump | None:
+        return self._pump
+
+    # -- spool ---------------------------------------------------------------------------
+    def uploaded_from_spool(self, count: int) -> None:
+        with self._lock:
+            self._drained += count
+
+    @property
+    def drained(self) -> int:
+        """Spooled images uploaded by this run."""
+        return self._drained
+
+    # -- rows ----------------------------------------------------------------------------
     def record(self, rows: list[ManifestRow], requested_models: list[str] | None = None) -> int:
         """Keep a run's final rows: counted for the summary, appended to the row log."""
         models = requested_models or [""] * len(rows)
@@ -76,21 +137,35 @@ class RunContext:
         """A chunk will run again: keep the rows of its items that ended for good (stored,
         spooled, blocked), by item key. Running those again could only make their rows
         worse: with S3 away, an image stored by the first attempt would read as failed."""
-        with self._kept_lock:
-            self.kept_for_retry.update(finished)
+        with self._lock:
+            self._kept_for_retry.update(finished)
 
     def take_kept(self, items: list[WorkItem]) -> dict[str, ManifestRow]:
         """The rows kept for ``items`` by an earlier attempt of their chunk (and forget them)."""
-        with self._kept_lock:
-            return {item.key_stem: row for item in items if (row := self.kept_for_retry.pop(item.key_stem, None))}
+        with self._lock:
+            return {item.key_stem: row for item in items if (row := self._kept_for_retry.pop(item.key_stem, None))}
 
     @property
-    def bucket(self) -> str:
-        return self.store.bucket
+    def kept_for_retry(self) -> int:
+        """How many rows wait for their chunk's next attempt."""
+        with self._lock:
+            return len(self._kept_for_retry)
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """One run: its fixed configuration, its live collaborators, and its changing state."""
+
+    config: RunConfig
+    admission: Admission  # limits, breakers, fallback and budget; keeps the limits it learns
+    spool: Spool
+    guard: WorkerGuard  # the Prefect global concurrency slot this run holds while generating
+    claims: KeyClaims | None = None
+    state: RunState = field(default_factory=RunState)
 
     @property
-    def prefix(self) -> str:
-        return self.store.prefix
+    def run_id(self) -> str:
+        return self.config.run_id
 
 
 _lock = threading.Lock()

@@ -3,7 +3,7 @@ their first attempt gave them (an image stored then must not read as failed beca
 away before the retry)."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import pytest
 
@@ -12,7 +12,7 @@ from bananaflow.planning.work import WorkItem
 from bananaflow.reports.progress import ProgressTracker
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.generation import RetryableItemsFailed, generate_images
-from bananaflow_prefect.tasks.run_context import RunContext
+from bananaflow_prefect.tasks.run_context import RunConfig, RunContext
 
 FLASH = "gemini-2.5-flash-image"
 
@@ -47,32 +47,37 @@ class ScriptedPump:
 
 
 @pytest.fixture
-def run() -> RunContext:
-    context = RunContext(
+def run() -> Iterator[RunContext]:
+    config = RunConfig(
         run_id="retry-test", catalog="", options=None, job=None, provider_settings=None, store=None,  # type: ignore[arg-type]
-        limits=None, admission=None, policy=None, spool=None, guard=None,  # type: ignore[arg-type]
-        progress=ProgressTracker(3),
+        limits=None, policy=None,  # type: ignore[arg-type]  # a chunk task reads none of these
     )
+    context = RunContext(config, admission=None, spool=None, guard=None)  # type: ignore[arg-type]
+    context.state.begin(3)
     run_context.register(context)
     yield context
     run_context.release(context.run_id)
-    context.rows.close()
+    context.state.rows.close()
 
 
 def test_a_retried_chunk_runs_only_its_retryable_items_and_keeps_the_other_rows(run: RunContext) -> None:
     chunk = items(3)
     stored, s3_away = ("succeeded", ""), ("failed", "StorageError")
-    run.pump = ScriptedPump(  # type: ignore[assignment]
-        run.progress,
+    state = run.state
+    pump = ScriptedPump(
+        state.progress,
         {"SKU-0": stored, "SKU-1": s3_away, "SKU-2": ("spooled", "StorageError")},
         {"SKU-1": stored},
     )
-    with pytest.raises(RetryableItemsFailed):
-        generate_images.fn(run.run_id, chunk)
-    assert run.progress.counts() == {"succeeded": 1, "spooled": 1}  # the failed item is uncounted
+    with state.pumping(pump):  # type: ignore[arg-type]  # answers like an ItemPump
+        with pytest.raises(RetryableItemsFailed):
+            generate_images.fn(run.run_id, chunk)
+        assert state.progress.counts() == {"succeeded": 1, "spooled": 1}  # the failed item is uncounted
+        assert state.kept_for_retry == 2
 
-    assert generate_images.fn(run.run_id, chunk) == 3
-    assert run.pump.asked == [["SKU-0", "SKU-1", "SKU-2"], ["SKU-1"]]  # type: ignore[union-attr]
-    assert [(r.sku, r.status) for r in run.rows] == [("SKU-0", "succeeded"), ("SKU-1", "succeeded"), ("SKU-2", "spooled")]
-    assert run.progress.counts() == {"succeeded": 2, "spooled": 1} and run.progress.done == 3
-    assert run.kept_for_retry == {}, "kept rows are handed back once, not held for the run"
+        assert generate_images.fn(run.run_id, chunk) == 3
+    assert pump.asked == [["SKU-0", "SKU-1", "SKU-2"], ["SKU-1"]]
+    assert [(r.sku, r.status) for r in state.rows] == [("SKU-0", "succeeded"), ("SKU-1", "succeeded"), ("SKU-2", "spooled")]
+    assert state.progress.counts() == {"succeeded": 2, "spooled": 1} and state.progress.done == 3
+    assert state.kept_for_retry == 0, "kept rows are handed back once, not held for the run"
+    assert state.pump is None

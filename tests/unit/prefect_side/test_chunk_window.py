@@ -54,7 +54,7 @@ def test_chunks_are_submitted_a_window_at_a_time_and_every_item_once(
     leaders = [item(n) for n in reversed(range(5_000))]
     siblings = [item(5_000 + n, sibling_of=leaders[n].key_stem) for n in range(500)]
     store.add(siblings + leaders)
-    run = SimpleNamespace(run_id="r", limits=SimpleNamespace(max_in_flight=8))
+    run = SimpleNamespace(run_id="r", config=SimpleNamespace(limits=SimpleNamespace(max_in_flight=8)))
     catalog_flow._generate_waves(run, store, "realtime")
     assert fake.outstanding == 0
     assert fake.most_outstanding == catalog_flow.CHUNKS_AHEAD < len(fake.submitted)
