@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from bananaflow.catalog.rows import RawRow
 from bananaflow.errors import CatalogError
@@ -127,10 +128,18 @@ def _images(rows: list[dict[str, str]]) -> tuple[list[str], str]:
     return _unique([src for _, _, src, _ in images]), next((alt for _, _, _, alt in images if alt), "")
 
 
+class _ColorGroup(TypedDict):
+    """One colour's entry in ``color_variants``, written as JSON in this key order."""
+
+    color: str
+    skus: list[str]
+    image: str
+
+
 def _color_variants(variants: list[dict[str, str]], index: int) -> str:
     """JSON list of {color, skus, image} for each distinct value of colour option ``index``:
     what per-colour variant images are planned and written back from."""
-    groups: dict[str, dict[str, object]] = {}
+    groups: dict[str, _ColorGroup] = {}
     for row in variants:
         color = get(row, f"Option{index} Value").strip()
         if not color:
@@ -138,7 +147,7 @@ def _color_variants(variants: list[dict[str, str]], index: int) -> str:
         group = groups.setdefault(color, {"color": color, "skus": [], "image": ""})
         sku = get(row, "Variant SKU")
         if sku:
-            group["skus"].append(sku)  # type: ignore[union-attr]
+            group["skus"].append(sku)
         if not group["image"]:
             group["image"] = get(row, "Variant Image")
     return json.dumps(list(groups.values()), ensure_ascii=False) if len(groups) > 0 else ""
