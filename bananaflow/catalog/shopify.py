@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypedDict
 
-from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
-
-Rows = Iterator[RawRow]
 
 #: Each field under its legacy name, then the 2024 template's name for it.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -188,7 +186,7 @@ def _fold(handle: str, product: _Product) -> RawRow:
     return RawRow(product.row_number, values, skip=_skip_reason(main))
 
 
-def transform(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Rows]:
+def transform(columns: list[str], rows: Rows, name: str) -> Parsed:
     handle_column = next((c for c in HANDLE_COLUMNS if c in columns), None)
     if handle_column is None:
         raise CatalogError(
