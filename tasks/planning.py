@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from prefect import get_run_logger, task
 
-from bananaflow.catalog.loader import Rejection
+from bananaflow.catalog import Rejection
 from bananaflow.catalog.references import require_edit_mode
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job

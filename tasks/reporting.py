@@ -11,7 +11,7 @@ from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.utilities.urls import url_for
 
-from bananaflow.catalog.loader import Rejection, rejections_to_csv
+from bananaflow.catalog import Rejection, rejections_to_csv
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.manifest_stream import upload_manifest, write_manifest_files
 from bananaflow.landing.rowlog import RowLog

@@ -13,15 +13,15 @@ rows on when the results are written back.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bananaflow.catalog import shopify, woocommerce
-from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
 
-Rows = Iterator[RawRow]
-Transform = Callable[[list[str], Rows, str], tuple[list[str], Rows]]
+#: A preset's mapping: (columns, rows, file name) in, our columns and rows out, rows lazily.
+Transform = Callable[[list[str], Rows, str], Parsed]
 
 
 @dataclass(frozen=True)
@@ -34,9 +34,6 @@ class FeedPreset:
     detect: Callable[[list[str]], bool]
     field_limits: Mapping[str, int] = field(default_factory=dict)
 
-    def apply(self, columns: list[str], rows: Rows, name: str) -> tuple[list[str], Rows]:
-        return self.transform(columns, rows, name)
-
 
 # -- Google Merchant Center ------------------------------------------------------------------
 def _merchant_name(column: str) -> str:
@@ -47,7 +44,7 @@ def _merchant_name(column: str) -> str:
     return name.lower().replace(" ", "_")
 
 
-def _merchant(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Rows]:
+def _merchant(columns: list[str], rows: Rows, name: str) -> Parsed:
     renamed = [_merchant_name(c) for c in columns]
     if "id" not in renamed:
         raise CatalogError(f"{name} is not a Merchant Center feed: it has no 'id' column; found: {', '.join(columns)}")

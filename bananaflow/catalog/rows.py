@@ -1,6 +1,8 @@
-"""A catalog record between parsing and validation, shared by the loader and the feed presets."""
+"""A catalog record between parsing and validation, shared by the parsers, the column steps
+and the feed presets."""
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 
@@ -14,3 +16,9 @@ class RawRow:
     values: dict[str, str]
     problem: str = ""
     skip: str = ""
+
+
+#: Records as a parser or a column step hands them on: read lazily, one at a time.
+Rows = Iterator[RawRow]
+#: What a parser or a column step hands on: the columns it found and its rows.
+Parsed = tuple[list[str], Rows]

@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TypedDict
 
-from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
-
-Rows = Iterator[RawRow]
 
 #: Each field under its legacy name, then the 2024 template's name for it.
 _ALIASES: dict[str, tuple[str, ...]] = {
@@ -127,10 +126,18 @@ def _images(rows: list[dict[str, str]]) -> tuple[list[str], str]:
     return _unique([src for _, _, src, _ in images]), next((alt for _, _, _, alt in images if alt), "")
 
 
+class _ColorGroup(TypedDict):
+    """One colour's entry in ``color_variants``, written as JSON in this key order."""
+
+    color: str
+    skus: list[str]
+    image: str
+
+
 def _color_variants(variants: list[dict[str, str]], index: int) -> str:
     """JSON list of {color, skus, image} for each distinct value of colour option ``index``:
     what per-colour variant images are planned and written back from."""
-    groups: dict[str, dict[str, object]] = {}
+    groups: dict[str, _ColorGroup] = {}
     for row in variants:
         color = get(row, f"Option{index} Value").strip()
         if not color:
@@ -138,7 +145,7 @@ def _color_variants(variants: list[dict[str, str]], index: int) -> str:
         group = groups.setdefault(color, {"color": color, "skus": [], "image": ""})
         sku = get(row, "Variant SKU")
         if sku:
-            group["skus"].append(sku)  # type: ignore[union-attr]
+            group["skus"].append(sku)
         if not group["image"]:
             group["image"] = get(row, "Variant Image")
     return json.dumps(list(groups.values()), ensure_ascii=False) if len(groups) > 0 else ""
@@ -179,7 +186,7 @@ def _fold(handle: str, product: _Product) -> RawRow:
     return RawRow(product.row_number, values, skip=_skip_reason(main))
 
 
-def transform(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Rows]:
+def transform(columns: list[str], rows: Rows, name: str) -> Parsed:
     handle_column = next((c for c in HANDLE_COLUMNS if c in columns), None)
     if handle_column is None:
         raise CatalogError(

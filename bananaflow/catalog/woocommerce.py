@@ -7,13 +7,11 @@ Products not published (``Published`` 0 = draft, -1 = private) are marked ``skip
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
-from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.catalog.shopify import option_kind
 from bananaflow.errors import CatalogError
-
-Rows = Iterator[RawRow]
 
 #: Our name for a column, then its header in the exports seen (English, French, German).
 _COLUMNS: dict[str, tuple[str, ...]] = {
@@ -59,7 +57,7 @@ def _split(value: str) -> list[str]:
     return [p.strip() for p in value.replace("\n", ",").split(",") if p.strip()]
 
 
-def transform(columns: list[str], rows: Rows, name: str) -> tuple[list[str], Rows]:
+def transform(columns: list[str], rows: Rows, name: str) -> Parsed:
     col = {key: _find(columns, key) for key in _COLUMNS}
     if not col["name"] or not col["id"]:
         raise CatalogError(f"{name} is not a WooCommerce export: it has no 'ID' and 'Name' columns")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bananaflow.catalog.loader import CatalogLoad, CatalogRow, split_links
+from bananaflow.catalog import CatalogLoad, CatalogRow, sku_slug, split_links
 from bananaflow.landing.keys import key_stem, params_hash
 from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.providers.models import get_model
@@ -86,8 +86,6 @@ def color_targets(fields: dict[str, str], variant_name: str) -> list[tuple[str, 
     """(variant name, fields) per distinct colour of a product with a colour option (the
     Shopify preset's ``color_variants``): ``color`` holds that one colour and
     ``color_variant_skus`` its variants' SKUs. A product without colours is one target."""
-    from bananaflow.catalog.loader import sku_slug
-
     try:
         groups = json.loads(fields.get("color_variants") or "[]")
     except ValueError:

@@ -18,7 +18,7 @@ import json
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 
-from bananaflow.catalog.loader import decode_text, read_catalog_bytes, sku_slug
+from bananaflow.catalog import decode_catalog, read_catalog_bytes, sku_slug
 from bananaflow.catalog.shopify import option_kind
 from bananaflow.errors import CatalogError
 from bananaflow.landing import csv_safe
@@ -69,7 +69,7 @@ def shopify_csv(
     per-colour images (variants ``main.black``) go into the ``Variant Image`` of the rows
     of that colour instead, which Shopify's import also adds to the product's images."""
     data, name = read_catalog_bytes(catalog)
-    text = decode_text(data, name, encoding)
+    text = decode_catalog(data, name, encoding)
     records = list(csv.reader(io.StringIO(text, newline="")))
     if not records:
         raise CatalogError(f"{catalog} is empty; cannot write the Shopify CSV back")

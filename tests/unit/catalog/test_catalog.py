@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from bananaflow.catalog.loader import CatalogRow, Rejection, load_catalog, rejections_to_csv
+from bananaflow.catalog import CatalogRow, Rejection, load_catalog, rejections_to_csv
 from bananaflow.errors import CatalogError
 from tests.paths import CATALOG_FIXTURES, ROOT
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from bananaflow.catalog.encoding import decode_catalog
 from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError
 from tests.paths import CATALOG_FIXTURES
@@ -33,16 +34,12 @@ def test_excel_cp1252_export_is_read_as_cp1252_not_as_gb18030() -> None:
 
 def test_spanish_excel_report_reads_as_cp1252() -> None:
     text = SPANISH.read_bytes()
-    from bananaflow.catalog.loader import decode_text
-
-    decoded = decode_text(text, SPANISH.name)
+    decoded = decode_catalog(text, SPANISH.name, None)
     assert "Página 1/29" in decoded and decoded == text.decode("cp1252")
 
 
 def test_gbk_list_without_header_is_read_as_chinese() -> None:
-    from bananaflow.catalog.loader import decode_text
-
-    decoded = decode_text(GBK.read_bytes(), GBK.name)
+    decoded = decode_catalog(GBK.read_bytes(), GBK.name, None)
     assert "金士顿 DT100G3 16G USB3.0" in decoded
 
 

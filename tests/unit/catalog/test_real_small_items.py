@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bananaflow.catalog.loader import load_catalog, sku_slug
+from bananaflow.catalog import load_catalog, sku_slug
 from bananaflow.catalog.shopify import product_tags
 from bananaflow.errors import CatalogError
 from tests.paths import CATALOG_FIXTURES

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from bananaflow.catalog.loader import Rejection, rejections_to_csv
+from bananaflow.catalog import Rejection, rejections_to_csv
 from bananaflow.landing import csv_safe
 from bananaflow.landing.manifest import ManifestRow, read_manifest, write_local
 from bananaflow.landing.storage import ImageStore

@@ -13,10 +13,10 @@ before parsing (no external entities, no entity expansion bombs); feeds never ne
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from xml.parsers import expat
 
-from bananaflow.catalog.rows import RawRow
+from bananaflow.catalog.rows import Parsed, RawRow, Rows
+from bananaflow.catalog.source import CatalogFile
 from bananaflow.errors import CatalogError
 
 GOOGLE_NS = "http://base.google.com/ns/1.0"
@@ -26,11 +26,6 @@ _ATOM_NAMES = {"summary": "description", "content": "description"}
 _ITEMS = ("item", "entry")
 _REPEATED = ("additional_image_link", "lifestyle_image_link")
 _DECLARATION = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
-
-
-def looks_like_xml(data: bytes) -> bool:
-    head = data[:512].lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith((b"<?xml", b"<rss", b"<feed", b"<channel"))
 
 
 class _Collector:
@@ -90,8 +85,9 @@ class _Collector:
                 self._google.add(field)
 
 
-def parse_xml_feed(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]:
+def parse_xml_feed(file: CatalogFile) -> Parsed:
     """Columns and rows of an RSS 2.0 or Atom product feed."""
+    data, name = file.data, file.name
     if _DECLARATION.search(data[:65536]):
         raise CatalogError(f"{name} declares a DOCTYPE or entities, which product feeds never need; refused")
     parser = expat.ParserCreate(namespace_separator=" ")
@@ -111,7 +107,7 @@ def parse_xml_feed(data: bytes, name: str) -> tuple[list[str], Iterator[RawRow]]
         raise CatalogError(f"{name} has no <item> or <entry> elements; expected an RSS 2.0 or Atom product feed")
     columns = list(collector.columns)
 
-    def rows() -> Iterator[RawRow]:
+    def rows() -> Rows:
         for line, item in collector.items:
             yield RawRow(line, {c: item.get(c, "") for c in columns})
 
