@@ -6,8 +6,8 @@ What is checked, in ``README.md`` and every ``docs/*.md`` (code blocks included)
 - **paths**: a path that starts with a top-level folder of the repo (``bananaflow/``,
   ``tests/``, ``bench/``, ``flows/``, ``tools/``, ``examples/``, ``docs/`` ...) must exist; a
   ``.py`` path under another folder, or a folder named after a subpackage (``limits/``), is read
-  inside ``bananaflow/`` (``providers/classify.py``);
-  a bare ``name.py`` must be the name of some file of the repo. Parts of URLs and of other paths
+  inside ``bananaflow/`` (``providers/classify.py``); a bare Python file name (``meters.py``)
+  must be the name of some file of the repo. Parts of URLs and of other paths
   (``~/.cache/bananaflow/spool``, ``s3://bucket/key``) are not read as paths.
 - **links**: a relative Markdown link must point at a file beside the doc, and its ``#anchor``
   at one of that file's headings.
@@ -22,8 +22,9 @@ What is checked, in ``README.md`` and every ``docs/*.md`` (code blocks included)
   are local variables). Event and resource names spelled like modules are listed in
   ``NOT_CODE``. Anything else (``pandas.read_parquet``, ``e.g``, host names) is prose.
 
-Code docstrings and comments are held to the two unambiguous rules: repository paths, and
-names starting with ``bananaflow.``/``bananaflow_prefect.``.
+Code docstrings and comments (and ``tools/*.sh``, the ``Makefile``) are held to the rules that
+cannot mistake a variable for a module: the path rules, and names starting with
+``bananaflow.``/``bananaflow_prefect.``.
 """
 from __future__ import annotations
 
@@ -301,9 +302,10 @@ def prose_of(path: Path) -> Iterator[tuple[int, str]]:
 
 
 def code_problems(path: Path) -> Iterator[Problem]:
-    where = str(path.relative_to(ROOT))
+    where = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
     for number, text in prose_of(path):
-        found = [(m, check_path(m)) for m in PATH.findall(text) if m.split("/", 1)[0] in TOP_FOLDERS]
+        found = [(m, check_path(m)) for m in PATH.findall(text)]
+        found += [(m, check_bare_py(m)) for m in BARE_PY.findall(text)]
         found += [(m, resolve(m)) for m in DOTTED.findall(text)
                   if m.split(".")[0] in ("bananaflow", "bananaflow_prefect") and m not in NOT_CODE
                   and m.split(".")[-1] not in FILE_SUFFIXES]
@@ -332,6 +334,24 @@ def test_every_path_and_name_a_doc_writes_exists(doc: Path) -> None:
 def test_docstrings_and_comments_name_paths_and_modules_that_exist() -> None:
     problems = [str(p) for path in code_files() for p in code_problems(path)]
     assert not problems, "docstrings or comments name what does not exist:\n" + "\n".join(problems)
+
+
+def test_a_stale_docstring_or_comment_is_reported(tmp_path: Path) -> None:
+    module = tmp_path / "example.py"
+    module.write_text('''"""Checked by tests/test_architecture.py, see limit_backends.py."""
+import logging
+
+log = logging.getLogger("bananaflow.not.a.module")  # a string, not prose: not read
+
+
+def f(settings):
+    """``settings.kind`` is a variable; ``bananaflow.ratelimit.RateController`` was a module."""
+    return settings.kind  # before the split: bananaflow/simulator/
+''')
+    assert [(p.line, p.reference) for p in code_problems(module)] == [
+        (1, "tests/test_architecture.py"), (1, "limit_backends.py"), (8, "bananaflow.ratelimit.RateController"),
+        (9, "bananaflow/simulator/"),
+    ]
 
 
 @pytest.mark.parametrize(
