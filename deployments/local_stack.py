@@ -1,9 +1,10 @@
 """``make up`` / ``make up-scaled``: a Prefect server, a process work pool, workers and the
 deployments of deployments/prefect.yaml on this machine, kept by one supervisor process.
 
-``bananaflow up`` starts ``python -m deployments.local_stack`` in the background and waits
-until it reports ready; ``bananaflow down`` sends it SIGTERM, which stops the workers (and
-the local simulator and S3 server when it started them), then stops the Prefect server.
+``bananaflow up`` starts ``python -m bananaflow_prefect.deployments.local_stack`` in the
+background and waits until it reports ready; ``bananaflow down`` sends it SIGTERM, which stops
+the workers (and the local simulator and S3 server when it started them), then stops the
+Prefect server.
 
 Without a provider key in the environment the stack runs against the bundled simulator and
 a local SeaweedFS, exactly like ``make demo``, so a new user can press "Run" in the UI and
@@ -189,7 +190,8 @@ def run_stack(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m deployments.local_stack", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bananaflow_prefect.deployments.local_stack",
+                                description=__doc__.splitlines()[0])
     p.add_argument("--state-dir", default=".state")
     p.add_argument("--port", type=int, default=4200)
     p.add_argument("--pool", default=DEFAULT_POOL)

@@ -75,7 +75,7 @@ class TaskFailed(errors.BananaflowError):
 
 def chunk_name() -> str:
     """``SKU-0100 … SKU-0149 · 50 images (3/40)``: chunks hold SKU-sorted items (see
-    ``work.chunked``), so the name's range tells a person which task run made a product,
+    ``WorkStore.chunks``), so the name's range tells a person which task run made a product,
     and the manifest's ``task_run_id`` (``bananaflow find SKU``) links it exactly."""
     params = task_run.parameters
     items = params.get("items") or []

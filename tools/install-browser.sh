@@ -1,7 +1,8 @@
 #!/bin/sh
-# Headless Chromium + chromedriver for the UI test (tests/e2e/ops/test_ui.py), from Debian's
-# packages. `make test` runs this; it does nothing when both are present, and only warns
-# when it cannot install (not root, or no apt-get): the UI test then says why it skipped.
+# Headless Chromium + chromedriver for the Prefect UI test (the `chromium` fixture of
+# tests/e2e/ops/conftest.py, used by tests/e2e/ops/test_observability.py), from Debian's
+# packages. `make test` runs this; it does nothing when both are present, and only warns when
+# it cannot install (not root, or no apt-get): the UI test then says why it skipped.
 set -e
 if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
     exit 0

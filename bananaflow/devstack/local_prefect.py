@@ -1,7 +1,7 @@
 """A local Prefect server for the demo and for users without one.
 
-Prefect's ephemeral mode keeps nothing once the flow process exits (see
-docs/prefect-at-scale), so a run a person wants to look at in the UI needs a real server.
+Prefect's ephemeral mode keeps nothing once the flow process exits, so a run a person wants
+to look at in the UI needs a real server.
 This starts ``prefect server start`` as a child process (no Prefect import here: the engine
 stays Prefect-free), waits for its health endpoint, and records its pid so a later
 ``bananaflow down`` can stop it.
