@@ -9,19 +9,45 @@ wins; an option left empty (``None``) takes the named block's value; what neithe
 from the environment, then the built-in default. Prefect merges a run's parameters over a
 deployment's one group at a time, so a run that passes ``limits`` replaces the deployment's
 whole ``limits`` group (``catalog`` stays top-level: the ``catalog.updated`` trigger fills it).
+
+The command line's flags are made from these fields (``cli.arguments``): a new field is a new
+flag, ``--field-name`` with the field's description as its help, unless a ``Flag`` spells it
+otherwise or a ``NoFlag`` says why the command line leaves it out.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.settings import LimitSettings
 
 
+@dataclass(frozen=True)
+class Flag:
+    """How the command line spells a field that is not ``--field-name``: its older name, the
+    placeholder in ``--help``, and for a switch the value it sets (``cli.arguments`` makes
+    every flag from the fields: name, help from the description, type, choices, bounds)."""
+
+    name: str | None = None
+    metavar: str | None = None
+    sets: bool = True
+
+
+@dataclass(frozen=True)
+class NoFlag:
+    """A field (or a whole group) the command line does not offer, and why."""
+
+    reason: str
+
+
 class _Group(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: The model whose defaults an empty field ends up with, when not the field's own (shown in ``--help``).
+    empty_takes: ClassVar[type[BaseModel] | None] = None
 
     def given(self) -> dict[str, Any]:
         """The fields this group sets (not ``None``): what wins over a block."""
@@ -32,12 +58,15 @@ class ImageOptions(_Group):
     """What to make for every product: a job spec, or one template's single image."""
 
     job: str | dict[str, Any] | None = Field(
-        None, description="Job spec (YAML/TOML path, or the spec itself): variants, templates, presets."
+        None, description="Job spec (a YAML/TOML file, or the spec itself): variants, templates, presets; "
+        "it replaces the single-template options."
     )
-    template: str | None = Field(None, description="Jinja2 prompt template file (without a job spec).")
+    template: str | None = Field(
+        None, description="Jinja2 prompt template file (without a job spec); empty: the built-in product-shot prompt."
+    )
     model: str | None = Field(None, description="Model id; empty: the provider block's, BANANAFLOW_MODEL, gemini-3-pro-image.")
-    image_size: str = Field("1K", description="512 (3.1 Flash), 1K, 2K or 4K.")
-    aspect_ratio: str = Field("1:1", description="e.g. 1:1, 4:5, 16:9.")
+    image_size: Annotated[str, Flag("--size")] = Field("1K", description="Image size: 512 (3.1 Flash), 1K, 2K or 4K.")
+    aspect_ratio: Annotated[str, Flag("--aspect")] = Field("1:1", description="Aspect ratio, e.g. 1:1, 4:5, 16:9.")
     variant: str = Field("main", min_length=1, description="Variant name used in object keys (without a job spec).")
     output_preset: str | None = Field(None, description="Marketplace preset for the single-template variant, e.g. amazon-main.")
 
@@ -45,82 +74,121 @@ class ImageOptions(_Group):
 class CatalogOptions(_Group):
     """How to read the catalog: the same options for every command that reads one."""
 
-    encoding: str | None = Field(None, description="Text encoding, e.g. cp1252, gb18030; empty: detected.")
-    catalog_preset: str | None = Field(
-        None, description="Export format (shopify, merchant, none); empty: recognised from the columns."
+    encoding: str | None = Field(
+        None, description="Catalog text encoding, e.g. cp1252, gb18030; empty: UTF-8 or UTF-16 with a BOM, otherwise "
+        "detected, and refused when it cannot be told for sure."
     )
-    column_map: dict[str, str] | None = Field(
-        None, description='Columns of the file used as our fields: {"Variant SKU": "sku"}.'
+    catalog_preset: str | None = Field(
+        None, description="Export format: shopify, merchant, woocommerce or none; empty: recognised from the columns."
+    )
+    column_map: Annotated[dict[str, str] | None, Flag("--map", metavar='FIELD="Column"')] = Field(
+        None, description='Columns of the file read as our fields, e.g. the column "Variant SKU" as our sku.'
     )
     previous_manifest: str | None = Field(
-        None, description="Manifest of an earlier run (path, s3:// URI or 'latest'): only new or changed products."
+        None, description="Manifest of an earlier run (path, s3:// URI, or 'latest' under the prefix): only new or "
+        "changed products are made."
     )
     include_unpublished: bool | None = Field(
-        None, description="Also make images for drafts, archived/unpublished products and app pseudo-products."
+        None, description="Also make images for drafts, archived/unpublished products, gift cards and app "
+        "pseudo-products such as shipping protection (otherwise skipped and counted)."
     )
-    sku_from: str | None = Field(
-        None, description="Column whose value becomes the SKU of a list without one (e.g. 'title' or 'link')."
+    sku_from: Annotated[str | None, Flag(metavar="COLUMN")] = Field(
+        None, description="Column whose value becomes the SKU of a list without one (e.g. title or link)."
     )
 
 
 class DeliveryOptions(_Group):
     """Where images, manifests and write-back files land."""
 
-    bucket: str | None = Field(None, description="S3 bucket; empty: the store block's.")
+    bucket: str | None = Field(
+        None, description="S3 bucket for images and manifests; empty: the store block's. Endpoint and credentials "
+        "come from AWS_* variables or the blocks."
+    )
     prefix: str | None = Field(None, description="Key prefix; empty: the store block's, else 'bananaflow'.")
-    writeback: Literal["shopify", "merchant"] | None = Field(None, description="Write the image URLs back as this feed.")
+    writeback: Literal["shopify", "merchant"] | None = Field(
+        None, description="Write the new image URLs back as this feed, next to the manifest."
+    )
     public_base_url: str | None = Field(None, description="Public URL the bucket is served under; empty: presigned URLs.")
 
 
-def _optional_fields(model: type[BaseModel], name: str, doc: str) -> type[_Group]:
-    """``model``'s fields, each optional with no default: a run's overrides of a block."""
-    fields: dict[str, Any] = {}
-    for field_name, info in model.model_fields.items():
-        copy = info._copy()  # keeps description and constraints (ge, gt ...)
-        copy.default = None
-        copy.annotation = info.annotation | None  # type: ignore[operator]
-        fields[field_name] = (copy.annotation, copy)
-    made = create_model(name, __base__=_Group, **fields)
-    made.__doc__ = doc
-    return made
+def _limit(name: str) -> str | None:
+    """``LimitSettings``' description of a limit: one text for the block, the flow and the CLI."""
+    return LimitSettings.model_fields[name].description
 
 
-#: The run's limits: ``LimitSettings``' fields, each optional; an empty one takes the limits block's.
-LimitOptions = _optional_fields(
-    LimitSettings, "LimitOptions", "The project's limits for this run; empty fields take the limits block's values."
-)
+class LimitOptions(_Group):
+    """The project's limits for this run, per project and model (BANANAFLOW_REDIS_URL shares them between
+    workers); empty fields take the limits block's values."""
+
+    # LimitSettings' fields, each optional, with its constraints and descriptions (a test keeps them alike)
+    empty_takes = LimitSettings
+
+    max_in_flight: Annotated[int | None, Flag("--concurrency")] = Field(None, ge=1, description=_limit("max_in_flight"))
+    requests_per_minute: Annotated[float | None, Flag("--rpm")] = Field(
+        None, gt=0, description=_limit("requests_per_minute")
+    )
+    images_per_minute: Annotated[float | None, Flag("--ipm")] = Field(None, gt=0, description=_limit("images_per_minute"))
+    requests_per_day: Annotated[int | None, Flag("--rpd")] = Field(None, ge=1, description=_limit("requests_per_day"))
+    spend_per_10min_usd: Annotated[float | None, Flag("--spend-cap", metavar="USD")] = Field(
+        None, gt=0, description=_limit("spend_per_10min_usd")
+    )
+    adaptive: bool | None = Field(None, description=_limit("adaptive"))
+    adaptive_start_rpm: Annotated[float | None, NoFlag("tuning of --adaptive, set on the limits block")] = Field(
+        None, gt=0, description=_limit("adaptive_start_rpm")
+    )
+    max_attempts: Annotated[int | None, NoFlag("retry tuning, set on the limits block")] = Field(
+        None, ge=1, description=_limit("max_attempts")
+    )
+    deadline_s: Annotated[float | None, NoFlag("retry tuning, set on the limits block")] = Field(
+        None, gt=0, description=_limit("deadline_s")
+    )
+    worker_slots: Annotated[
+        int | None, NoFlag("a Prefect global concurrency limit named after the limits block, which a CLI run has none of")
+    ] = Field(None, ge=1, description=_limit("worker_slots"))
 
 
 class SpendOptions(_Group):
     """What a run may spend, and which other models may make its images."""
 
-    max_cost_usd: float | None = Field(
+    max_cost_usd: Annotated[float | None, Flag("--max-cost", metavar="USD")] = Field(
         None, gt=0, description="Stop sending at this spend (worst case reserved per call); the rest is deferred."
     )
-    fallback_models: list[str] | None = Field(
+    fallback_models: Annotated[list[str] | None, Flag("--fallback-model", metavar="MODEL")] = Field(
         None, description="Models to use, in order, when the main one is overloaded, failing or out of quota."
     )
-    allow_fallback: bool | None = Field(None, description="False: every image must be made by the main model.")
+    allow_fallback: Annotated[bool | None, Flag("--no-fallback", sets=False)] = Field(
+        None, description="Let fallback models make the variant's images; false: the main model makes them all."
+    )
     retry_blocked: bool = Field(
         False, description="Send again items an earlier run saw blocked by the safety filter (same prompt)."
     )
+
+
+_SHARD = NoFlag("scale-out: the sharded flow sets it for the shard runs it starts on a deployment")
 
 
 class ExecutionOptions(_Group):
     """How the run executes: realtime or Gemini Batch mode, and which shard of the catalog."""
 
     mode: Literal["realtime", "batch", "auto"] | None = Field(
-        None, description="realtime, batch (half price, within 24 h) or auto; empty: the job spec's, else realtime."
+        None, description="realtime calls, Gemini Batch mode (half price, results within 24 h), or auto: batch for "
+        "large jobs whose deadline allows; empty: the job spec's run.mode, else realtime."
     )
-    deadline_hours: float | None = Field(None, gt=0, description="The job must finish within this many hours.")
+    deadline_hours: float | None = Field(
+        None, gt=0, description="The job must finish within this many hours (auto picks realtime under 24)."
+    )
     batch_max_items: int = Field(500, ge=1, description="Images per batch at most.")
-    batch_poll_max_s: float = Field(300.0, gt=0, description="Longest wait between two polls of a batch.")
-    shard_index: int = Field(0, ge=0, description="This run's shard (0-based).")
-    shard_count: int = Field(1, ge=1, description="Shards the catalog is split into.")
-    shard_deployment: str = Field(
+    batch_poll_max_s: Annotated[float, Flag("--batch-poll-max", metavar="SECONDS")] = Field(
+        300.0, gt=0, description="Longest wait between two polls of a batch, in seconds."
+    )
+    shard_index: Annotated[int, _SHARD] = Field(0, ge=0, description="This run's shard (0-based).")
+    shard_count: Annotated[int, _SHARD] = Field(1, ge=1, description="Shards the catalog is split into.")
+    shard_deployment: Annotated[str, _SHARD] = Field(
         "catalog-to-images/catalog-shard", description="Scale-out: the deployment each shard runs as."
     )
-    shard_wait_s: float = Field(6 * 3600.0, gt=0, description="Scale-out: how long to wait for the shard runs.")
+    shard_wait_s: Annotated[float, _SHARD] = Field(
+        6 * 3600.0, gt=0, description="Scale-out: how long to wait for the shard runs."
+    )
 
     @model_validator(mode="after")
     def _shard_in_range(self) -> ExecutionOptions:
@@ -152,10 +220,12 @@ class RunOptions(BaseModel):
     images: ImageOptions = ImageOptions()
     reading: CatalogOptions = CatalogOptions()
     delivery: DeliveryOptions = DeliveryOptions()
-    limits: LimitOptions = LimitOptions()  # type: ignore[valid-type]
+    limits: LimitOptions = LimitOptions()
     spend: SpendOptions = SpendOptions()
     execution: ExecutionOptions = ExecutionOptions()
-    blocks: BlockNames = BlockNames()
+    blocks: Annotated[BlockNames, NoFlag("blocks configure deployment runs; a CLI run reads flags and the environment")] = (
+        BlockNames()
+    )
 
     def as_parameters(self) -> dict[str, Any]:
         """The catalog flow's parameters (without ``catalog``), JSON-ready, only what is set."""
@@ -168,11 +238,10 @@ class RunOptions(BaseModel):
         return self.model_copy(update=update)
 
 
-def resolve_limits(options: BaseModel, block: LimitSettings | None) -> LimitSettings:
+def resolve_limits(options: LimitOptions, block: LimitSettings | None) -> LimitSettings:
     """The run's limits by the merge rule: the run's fields, else the block's, else defaults."""
     base = block.model_dump(include=set(LimitSettings.model_fields)) if block is not None else {}
-    given = options.given() if isinstance(options, _Group) else {}
     try:
-        return LimitSettings.model_validate({**base, **given})
+        return LimitSettings.model_validate({**base, **options.given()})
     except ValueError as exc:  # pydantic's message names the field and the constraint
         raise ConfigurationError(f"limits: {exc}") from None

@@ -71,7 +71,7 @@ from bananaflow.planning.plan import open_catalog_for, stream_items
 from bananaflow.planning.work_store import WorkStore
 stream = open_catalog_for(sys.argv[1])
 store = WorkStore()
-items = store.add(stream_items(stream, build_job(None), "bench"))
+items = store.add(stream_items(stream, build_job(), "bench"))
 elapsed = time.perf_counter() - t0
 rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": elapsed, "rss_mb": rss, "accepted": store.products, "items": items}))

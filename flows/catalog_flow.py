@@ -56,7 +56,7 @@ def catalog_to_images(
     images: ImageOptions = ImageOptions(),
     reading: CatalogOptions = CatalogOptions(),
     delivery: DeliveryOptions = DeliveryOptions(),
-    limits: LimitOptions = LimitOptions(),  # type: ignore[valid-type]
+    limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
     execution: ExecutionOptions = ExecutionOptions(),
     blocks: BlockNames = BlockNames(),

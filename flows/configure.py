@@ -15,9 +15,8 @@ from bananaflow.limits.admission import admission_for_run
 from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions, resolve_limits
 from bananaflow.planning.batch_sizing import BatchLimits
-from bananaflow.planning.jobspec import Job, job_for_run
+from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.planning.mode import choose_mode
-from bananaflow.planning.work import JobOptions
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
@@ -43,12 +42,11 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     store, public_base_url = resolve_store(options)
     limits, guard = _limits(options, provider.kind)
     images = options.images
-    job = job_for_run(options, model=model, public_base_url=public_base_url)
+    job = build_job(options, model=model, public_base_url=public_base_url)
     execution = options.execution
     choose_mode(execution.mode or job.spec.run.mode, 0, provider_kind=provider.kind,
                 deadline_hours=execution.deadline_hours or job.spec.run.deadline_hours)  # a bad mode fails here
-    for fallback_model in fallback or ():
-        JobOptions(model=fallback_model, image_size=images.image_size, aspect_ratio=images.aspect_ratio).validate()
+    check_fallback_models(fallback or (), images)
     policy = RetryPolicy(max_attempts=limits.max_attempts, deadline_s=limits.deadline_s)
     config = RunConfig(
         run_id=str(flow_run.id), catalog=catalog, options=options, job=job, provider_settings=provider, store=store,

@@ -31,7 +31,7 @@ def retry_unfinished(
     images: ImageOptions = ImageOptions(),
     reading: CatalogOptions = CatalogOptions(),
     delivery: DeliveryOptions = DeliveryOptions(),
-    limits: LimitOptions = LimitOptions(),  # type: ignore[valid-type]
+    limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
     execution: ExecutionOptions = ExecutionOptions(),
     blocks: BlockNames = BlockNames(),

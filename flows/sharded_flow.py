@@ -39,7 +39,7 @@ def catalog_sharded(
     images: ImageOptions = ImageOptions(),
     reading: CatalogOptions = CatalogOptions(),
     delivery: DeliveryOptions = DeliveryOptions(),
-    limits: LimitOptions = LimitOptions(),  # type: ignore[valid-type]
+    limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
     execution: ExecutionOptions = ExecutionOptions(shard_count=2),
     blocks: BlockNames = BlockNames(),

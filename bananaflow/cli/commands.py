@@ -9,7 +9,7 @@ from bananaflow.cli.arguments import options_from_args
 from bananaflow.cli.launch import EXIT_OK, exit_code, run_flow
 from bananaflow.errors import BananaflowError
 from bananaflow.options import RunOptions
-from bananaflow.planning.jobspec import Job, job_for_run
+from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.providers.models import default_model_id
 
 
@@ -18,7 +18,7 @@ def _model(options: RunOptions) -> str:
 
 
 def _job(options: RunOptions) -> Job:
-    return job_for_run(options, model=_model(options))
+    return build_job(options, model=_model(options))
 
 
 def cmd_prompts(args: argparse.Namespace) -> int:
@@ -36,7 +36,6 @@ def cmd_prompts(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from bananaflow.planning.mode import choose_mode
     from bananaflow.planning.preflight import check_inputs
-    from bananaflow.planning.work import JobOptions
     from bananaflow.providers.settings import ProviderSettings
 
     options = options_from_args(args)
@@ -47,9 +46,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = options.execution.mode or job.spec.run.mode
     if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=_model(options)).kind)
-    for fallback in options.spend.fallback_models or ():
-        JobOptions(model=fallback, image_size=options.images.image_size,
-                   aspect_ratio=options.images.aspect_ratio).validate()
+    check_fallback_models(options.spend.fallback_models or (), options.images)
     return exit_code(run_flow(args.catalog, options, show_progress=not args.no_progress))
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from bananaflow.cli.arguments import add_catalog_arguments, add_image_arguments, add_limit_arguments, add_run_arguments
+from bananaflow.cli.arguments import ESTIMATE_OPTIONS, PROMPTS_OPTIONS, add_option_flags
 from bananaflow.cli.commands import cmd_estimate, cmd_prompts, cmd_run
 from bananaflow.cli.launch import EXIT_OK, EXIT_USAGE
 from bananaflow.cli.malloc_arenas import limit_malloc_arenas
@@ -25,7 +25,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="generate images for a catalog and land them in S3")
-    add_run_arguments(run)
+    run.add_argument("catalog", help="catalog file: CSV/TSV/JSONL/Parquet/XLSX, local path or s3://bucket/key")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
+    add_option_flags(run)  # every run option
 
     demo = sub.add_parser("demo", help="run the example catalog on the simulator, a local S3 server and Prefect")
     demo.add_argument("--catalog", default="examples/catalog.csv")
@@ -36,20 +38,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     prompts = sub.add_parser("prompts", help="preview rendered prompts, image count and list-price cost (no API calls)")
     prompts.add_argument("catalog", help="catalog file, local path or s3://bucket/key")
-    add_image_arguments(prompts)
-    prompts.add_argument("--prefix", help="key prefix, for the delta comparison (default: bananaflow)")
-    prompts.add_argument("--bucket", help="bucket of earlier runs, for --previous-manifest latest")
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
     prompts.add_argument("--rejections", type=int, default=10, help="rejected rows to print (default: %(default)s)")
-    add_catalog_arguments(prompts)
+    add_option_flags(prompts, *PROMPTS_OPTIONS)
 
     est = sub.add_parser("estimate", help="images, cost and time for a catalog at your limits, before any call")
     est.add_argument("catalog", help="catalog file (as for run)")
-    add_image_arguments(est)
     est.add_argument("--latency", type=float, default=15.0, help="mean seconds per image (default: %(default)s)")
-    est.add_argument("--prefix", help="key prefix (as for run; default: bananaflow)")
-    add_catalog_arguments(est)
-    add_limit_arguments(est)
+    add_option_flags(est, *ESTIMATE_OPTIONS)
 
     down = sub.add_parser("down", help="stop what `up` or `demo` left running (workers, Prefect server)")
     down.add_argument("--state-dir", default=".state")

@@ -15,11 +15,18 @@ class LimitSettings(BaseModel):
     """
 
     max_in_flight: int = Field(8, ge=1, description="Requests in flight at once.")
-    requests_per_minute: float | None = Field(None, gt=0, description="Requests per minute; empty for no meter.")
-    images_per_minute: float | None = Field(None, gt=0, description="Images per minute; empty for no meter.")
+    requests_per_minute: float | None = Field(
+        None, gt=0, description="Requests per minute your project allows; empty: not metered."
+    )
+    images_per_minute: float | None = Field(None, gt=0, description="Images per minute your project allows; empty: not metered.")
     requests_per_day: int | None = Field(None, ge=1, description="Requests per day (resets at midnight Pacific).")
-    spend_per_10min_usd: float | None = Field(None, gt=0, description="Spend cap per rolling 10 minutes, USD.")
-    adaptive: bool = Field(False, description="Learn requests per minute from 429/503 answers (AIMD).")
+    spend_per_10min_usd: float | None = Field(
+        None, gt=0, description="Spend cap per rolling 10 minutes, USD ($10 Tier 1, $50 Tier 2, $200 Tier 3)."
+    )
+    adaptive: bool = Field(
+        False, description="Learn requests per minute from 429/503 answers (AIMD); starts from requests_per_minute, "
+        "else adaptive_start_rpm, else unmetered (in-flight cap only) until the first 429."
+    )
     adaptive_start_rpm: float | None = Field(
         None, gt=0, description="Adaptive mode's first requests/min when nothing was learned yet; empty: unmetered."
     )

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bananaflow.errors import ConfigurationError, TemplateError
-from bananaflow.options import RunOptions
+from bananaflow.options import ImageOptions, RunOptions
 from bananaflow.planning.prompts import PromptTemplate
 from bananaflow.providers.models import default_model_id, get_model
 
@@ -210,7 +211,67 @@ def _path_starts_with(path: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
     return bool(prefix) and path[: len(prefix)] == prefix
 
 
-def _read_spec_file(path: Path) -> dict:
+def build_job(options: RunOptions | None = None, *, model: str | None = None, public_base_url: str | None = None) -> Job:
+    """The one way to a ``Job``, for the CLI, the flows, their previews and tests alike.
+
+    The spec is ``options.images.job`` (a YAML/TOML file, or the spec itself as data, as a
+    Prefect parameter gives it), else the single-template options as a one-variant spec;
+    either is validated, given the run's write-back options and compiled by the same steps.
+    ``model`` (the run's, already resolved against blocks and the environment) applies to
+    variants when the spec names none; ``public_base_url`` wins over ``options.delivery``'s."""
+    options = options or RunOptions()
+    images = options.images
+    if images.job and images.template:
+        raise ConfigurationError("give either a job spec or a template, not both: name the template in the job spec")
+    data, origin = _spec_data(images)
+    spec = _validated(data, origin)
+    delivery = options.delivery
+    spec = _with_writeback(spec, format=delivery.writeback, public_base_url=public_base_url or delivery.public_base_url)
+    return _resolve(spec, origin, default_model=model or images.model)
+
+
+def load_job(path: str | Path, *, model: str | None = None) -> Job:
+    """The job a spec file describes: ``build_job`` with only ``images.job`` set."""
+    return build_job(RunOptions(images=ImageOptions(job=str(path))), model=model)
+
+
+def check_fallback_models(models: Iterable[str], images: ImageOptions) -> None:
+    """Fail before any call when a fallback model would refuse the run's ratio or size."""
+    for model in models:
+        get_model(model).validate(images.aspect_ratio, images.image_size)
+
+
+#: ``Job.source`` of the job the single-template options describe.
+COMMAND_LINE = "command line"
+
+
+@dataclass(frozen=True)
+class _Origin:
+    """Where a spec came from: what its errors begin with and where its template paths start.
+    The single-template options (``from_options``) name no spec or variant, so their errors
+    name neither: the user gave ``--aspect``, not a variant."""
+
+    source: str
+    label: str
+    base_dir: Path | None = None
+    from_options: bool = False
+
+
+def _spec_data(images: ImageOptions) -> tuple[dict[str, Any], _Origin]:
+    """The spec as data, and where it came from."""
+    if isinstance(images.job, dict):
+        return images.job, _Origin("(parameter)", "job spec (parameter)")
+    if images.job:
+        file = Path(images.job)
+        return _read_spec_file(file), _Origin(str(file), f"job spec {file}", base_dir=file.parent)
+    variant = {
+        "name": images.variant, "template": images.template, "aspect": images.aspect_ratio,
+        "size": images.image_size, "preset": images.output_preset,
+    }
+    return {"variants": [variant]}, _Origin(COMMAND_LINE, "image options", from_options=True)
+
+
+def _read_spec_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text("utf-8-sig")
     except FileNotFoundError:
@@ -233,37 +294,39 @@ def _read_spec_file(path: Path) -> dict:
     return data
 
 
-def _format_validation(error: ValidationError, where: str, noun: str = "job spec") -> str:
+def _validated(data: dict[str, Any], origin: _Origin) -> JobSpec:
+    """The spec, or one line naming each bad setting (unknown keys are refused: a typo never does nothing)."""
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        # the options' one variant is the whole spec: its fields are the options' own
+        skip = 2 if origin.from_options else 0
+        raise ConfigurationError(_format_validation(exc, origin.label, skip=skip)) from None
+
+
+def _format_validation(error: ValidationError, label: str, *, skip: int = 0) -> str:
+    """``{label}: loc: message; ...`` for the first five errors, ``skip`` leading loc parts dropped."""
     lines = []
     for item in error.errors()[:5]:
-        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in item["loc"]).replace(".[", "[")
+        parts = item["loc"][skip:]
+        loc = ".".join(str(p) if not isinstance(p, int) else f"[{p}]" for p in parts).replace(".[", "[")
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown setting (check the spelling)"
         lines.append(f"{loc or '(top)'}: {message}")
-    return f"{noun} {where}: " + "; ".join(lines)
+    return f"{label}: " + "; ".join(lines)
 
 
-def job_from_mapping(data: dict, *, default_model: str | None = None, base_dir: Path | None = None) -> Job:
-    """A job spec given as data (a Prefect parameter, say) rather than a file; template
-    paths are relative to ``base_dir`` (default: the working directory)."""
+def _with_writeback(spec: JobSpec, *, format: str | None, public_base_url: str | None) -> JobSpec:
+    """``spec`` with the run's write-back options taking precedence over its own."""
+    changes = {k: v for k, v in (("format", format), ("public_base_url", public_base_url)) if v is not None}
+    if not changes:
+        return spec
     try:
-        spec = JobSpec.model_validate(data)
+        writeback = WritebackSpec.model_validate({**spec.writeback.model_dump(), **changes})
     except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, "(parameter)")) from None
-    return resolve(spec, base_dir=base_dir, source="(parameter)", default_model=default_model)
-
-
-def load_job(path: str | Path, *, default_model: str | None = None) -> Job:
-    """Read, validate and compile a YAML or TOML job spec. ``default_model`` applies to
-    variants when the spec names no model (its ``defaults.model`` wins)."""
-    file = Path(path)
-    data = _read_spec_file(file)
-    try:
-        spec = JobSpec.model_validate(data)
-    except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, str(file))) from None
-    return resolve(spec, base_dir=file.parent, source=str(file), default_model=default_model)
+        raise ConfigurationError(_format_validation(exc, "write-back options")) from None
+    return spec.model_copy(update={"writeback": writeback})
 
 
 def _template(path: str | None, inline: str | None, name: str, base_dir: Path | None) -> PromptTemplate:
@@ -277,123 +340,45 @@ def _template(path: str | None, inline: str | None, name: str, base_dir: Path | 
     return PromptTemplate.from_file(file)
 
 
-def resolve(
-    spec: JobSpec, *, base_dir: Path | None = None, source: str = "", default_model: str | None = None
-) -> Job:
-    """Apply defaults, check every model/ratio/size, compile every template."""
-    default_model = spec.defaults.model or default_model or default_model_id()
-    variants = []
+def _resolve(spec: JobSpec, origin: _Origin, *, default_model: str | None) -> Job:
+    """Apply defaults, check every model/ratio/size and preset, compile every template."""
     try:
-        for v in spec.variants:
-            variant = ResolvedVariant(
-                name=v.name,
-                template=_template(v.template, v.prompt, v.name, base_dir),
-                aspect_ratio=v.aspect or spec.defaults.aspect,
-                image_size=v.size or spec.defaults.size,
-                model=v.model or default_model,
-                preset=v.preset or "",
-                reference=spec.references.enabled if v.reference is None else v.reference,
-                per_color=bool(v.per_color),
-            )
-            try:
-                get_model(variant.model).validate(variant.aspect_ratio, variant.image_size)
-            except ConfigurationError as exc:
-                raise ConfigurationError(f"variant '{v.name}': {exc.message}") from None
-            if variant.preset:
-                from bananaflow.landing.output_presets import get_preset
-
-                get_preset(variant.preset)
-            variants.append(variant)
+        variants = tuple(_resolve_variant(spec, v, origin, default_model) for v in spec.variants)
         overrides = tuple(
             CategoryOverride(
                 match=_category_path(o.match),
                 fields=(o.field,) if o.field else CATEGORY_FIELDS,
                 templates={
-                    **{n: _template(p, None, n, base_dir) for n, p in o.templates.items()},
-                    **{n: _template(None, t, n, base_dir) for n, t in o.prompts.items()},
+                    **{n: _template(p, None, n, origin.base_dir) for n, p in o.templates.items()},
+                    **{n: _template(None, t, n, origin.base_dir) for n, t in o.prompts.items()},
                 },
             )
             for o in spec.overrides
         )
     except TemplateError as exc:
-        raise ConfigurationError(f"job spec {source or '(inline)'}: {exc.message}") from None
-    return Job(spec=spec, variants=tuple(variants), overrides=overrides, source=source)
+        if origin.from_options:  # --template's own error: it names the file
+            raise
+        raise ConfigurationError(f"{origin.label}: {exc.message}") from None
+    return Job(spec=spec, variants=variants, overrides=overrides, source=origin.source)
 
 
-def single_variant_job(
-    *, template: str | None, model: str, image_size: str, aspect_ratio: str, variant: str = "main", preset: str = ""
-) -> Job:
-    """The job the single-template flags describe: one variant per product."""
+def _resolve_variant(spec: JobSpec, v: VariantSpec, origin: _Origin, default_model: str | None) -> ResolvedVariant:
+    variant = ResolvedVariant(
+        name=v.name,
+        template=_template(v.template, v.prompt, v.name, origin.base_dir),
+        aspect_ratio=v.aspect or spec.defaults.aspect,
+        image_size=v.size or spec.defaults.size,
+        model=v.model or spec.defaults.model or default_model or default_model_id(),
+        preset=v.preset or "",
+        reference=spec.references.enabled if v.reference is None else v.reference,
+        per_color=bool(v.per_color),
+    )
     try:
-        spec = JobSpec(
-            variants=[VariantSpec(name=variant, aspect=aspect_ratio, size=image_size, model=model, preset=preset or None)],
-            defaults=Defaults(model=model),
-        )
-    except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, "options", noun="image")) from None
-    get_model(model).validate(aspect_ratio, image_size)
-    if preset:
+        get_model(variant.model).validate(variant.aspect_ratio, variant.image_size)
+    except ConfigurationError as exc:
+        raise ConfigurationError(exc.message if origin.from_options else f"variant '{v.name}': {exc.message}") from None
+    if variant.preset:
         from bananaflow.landing.output_presets import get_preset
 
-        get_preset(preset)
-    chosen = PromptTemplate.from_file(template) if template else PromptTemplate.default()
-    only = ResolvedVariant(variant, chosen, aspect_ratio, image_size, model, preset, reference=False)
-    return Job(spec=spec, variants=(only,), overrides=(), source="command line")
-
-
-def with_writeback(
-    job: Job, *, format: str | None = None, public_base_url: str | None = None, presign_expiry_s: int | None = None
-) -> Job:
-    """``job`` with write-back settings given on the command line taking precedence."""
-    changes = {
-        k: v
-        for k, v in (("format", format), ("public_base_url", public_base_url), ("presign_expiry_s", presign_expiry_s))
-        if v is not None
-    }
-    if not changes:
-        return job
-    try:
-        writeback = WritebackSpec.model_validate({**job.spec.writeback.model_dump(), **changes})
-    except ValidationError as exc:
-        raise ConfigurationError(_format_validation(exc, "options", noun="write-back")) from None
-    spec = job.spec.model_copy(update={"writeback": writeback})
-    return Job(spec=spec, variants=job.variants, overrides=job.overrides, source=job.source)
-
-
-def build_job(
-    job: str | Path | dict | None,
-    *,
-    template: str | None = None,
-    model: str | None = None,
-    image_size: str = "1K",
-    aspect_ratio: str = "1:1",
-    variant: str = "main",
-    preset: str | None = None,
-    writeback: str | None = None,
-    public_base_url: str | None = None,
-    presign_expiry_s: int | None = None,
-) -> Job:
-    """The run's job: the spec file when given, else the single-template options."""
-    if job and template:
-        raise ConfigurationError("give either a job spec or a template, not both: name the template in the job spec")
-    if isinstance(job, dict):
-        loaded = job_from_mapping(job, default_model=model)
-    elif job:
-        loaded = load_job(job, default_model=model)
-    else:
-        loaded = single_variant_job(
-            template=template, model=model or default_model_id(), image_size=image_size,
-            aspect_ratio=aspect_ratio, variant=variant, preset=preset or "",
-        )
-    return with_writeback(loaded, format=writeback, public_base_url=public_base_url, presign_expiry_s=presign_expiry_s)
-
-
-def job_for_run(options: RunOptions, *, model: str, public_base_url: str | None = None) -> Job:
-    """The job a run's options describe (``model`` and ``public_base_url`` already resolved
-    against blocks and the environment): the same for the CLI, the flow and its previews."""
-    images = options.images
-    return build_job(
-        images.job, template=images.template, model=model, image_size=images.image_size,
-        aspect_ratio=images.aspect_ratio, variant=images.variant, preset=images.output_preset,
-        writeback=options.delivery.writeback, public_base_url=public_base_url or options.delivery.public_base_url,
-    )
+        get_preset(variant.preset)
+    return variant

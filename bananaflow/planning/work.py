@@ -15,25 +15,9 @@ from typing import TYPE_CHECKING
 
 from bananaflow.catalog import CatalogLoad, CatalogRow, sku_slug, split_links
 from bananaflow.landing.keys import key_stem, params_hash
-from bananaflow.planning.prompts import PromptTemplate
-from bananaflow.providers.models import get_model
 
 if TYPE_CHECKING:
     from bananaflow.planning.jobspec import Job, ResolvedVariant
-
-
-@dataclass(frozen=True)
-class JobOptions:
-    """What to generate for every product of a catalog (one variant)."""
-
-    model: str
-    image_size: str = "1K"
-    aspect_ratio: str = "1:1"
-    variant: str = "main"
-
-    def validate(self) -> None:
-        """Fail before any call when the model would refuse the ratio or size."""
-        get_model(self.model).validate(self.aspect_ratio, self.image_size)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,18 +48,6 @@ class WorkItem:
     regenerate_on_qa_failure: bool = False
     #: The catalog's folder (or ``s3://bucket/prefix/``): local photos must stay under it.
     reference_root: str = ""
-
-
-def plan_work(catalog: CatalogLoad, template: PromptTemplate, options: JobOptions, prefix: str) -> list[WorkItem]:
-    """One variant per product, as the single-template flags describe (see ``plan_job``)."""
-    from bananaflow.planning.jobspec import Job, JobSpec, ResolvedVariant, VariantSpec
-
-    options.validate()
-    variant = ResolvedVariant(
-        options.variant, template, options.aspect_ratio, options.image_size, options.model, "", reference=False
-    )
-    spec = JobSpec(variants=[VariantSpec(name=options.variant)])
-    return plan_job(catalog, Job(spec=spec, variants=(variant,), overrides=()), prefix)
 
 
 #: Separates a per-colour variant's name from its colour: ``main.black`` (see ``color_targets``).

@@ -8,7 +8,7 @@ from bananaflow.cli.arguments import options_from_args
 from bananaflow.cli.main import EXIT_USAGE, build_parser, main
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.settings import LimitSettings
-from bananaflow.options import ExecutionOptions, LimitOptions, RunOptions, SpendOptions, resolve_limits
+from bananaflow.options import ExecutionOptions, Flag, LimitOptions, NoFlag, RunOptions, SpendOptions, resolve_limits
 
 
 def test_limit_options_are_the_limit_settings_each_optional_with_the_same_constraints() -> None:
@@ -16,6 +16,9 @@ def test_limit_options_are_the_limit_settings_each_optional_with_the_same_constr
     assert LimitOptions().given() == {}
     for field, info in LimitOptions.model_fields.items():
         assert info.description == LimitSettings.model_fields[field].description
+        bounds = [m for m in info.metadata if not isinstance(m, (Flag, NoFlag))]
+        assert bounds == LimitSettings.model_fields[field].metadata, field  # ge=1, gt=0 ... alike
+        assert info.default is None
     with pytest.raises(ValidationError):
         LimitOptions(max_in_flight=0)
     with pytest.raises(ValidationError):

@@ -16,21 +16,20 @@ from bananaflow.catalog.loader import load_catalog
 from bananaflow.errors import CatalogError, TemplateError
 from bananaflow.landing.keys import MAX_SKU_SEGMENT
 from bananaflow.landing.storage import decode_metadata, encode_metadata
+from bananaflow.options import ImageOptions, RunOptions
 from bananaflow.planning.jobspec import build_job
 from bananaflow.planning.preflight import check_inputs
-from bananaflow.planning.prompts import PromptTemplate
-from bananaflow.planning.work import JobOptions, plan_work
+from bananaflow.planning.work import plan_job
 from tests.paths import FIXTURES
 
 HOSTILE = FIXTURES / "hostile"
 SAFE_KEY = re.compile(r"^[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+)*$")
-OPTIONS = JobOptions(model="gemini-3-pro-image")
 
 
 
 def check(catalog: str, template: str | None = None):  # noqa: ANN201
     """What the CLI does before a run: build the job, then read and render everything."""
-    return check_inputs(catalog, build_job(None, template=template))
+    return check_inputs(catalog, build_job(RunOptions(images=ImageOptions(template=template))))
 
 def hostile(name: str) -> str:
     return str(HOSTILE / name)
@@ -39,7 +38,7 @@ def hostile(name: str) -> str:
 def test_hostile_skus_become_safe_unique_keys_and_titles_stay_text() -> None:
     loaded = load_catalog(hostile("hostile_skus.csv"))
     assert loaded.rejected == [] and len(loaded.accepted) == 18
-    items = plan_work(loaded, PromptTemplate.default(), OPTIONS, "shop")
+    items = plan_job(loaded, build_job(model="gemini-3-pro-image"), "shop")
     keys = [item.key_stem for item in items]
     assert len(set(keys)) == len(keys), "SKUs that differ only in removed characters still get their own key"
     for item in items:

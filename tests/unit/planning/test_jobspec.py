@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 
 from bananaflow.catalog.loader import load_catalog
-from bananaflow.errors import ConfigurationError
+from bananaflow.errors import BananaflowError, ConfigurationError
+from bananaflow.options import DeliveryOptions, ImageOptions, RunOptions
 from bananaflow.planning.jobspec import build_job, load_job
-from bananaflow.planning.prompts import PromptTemplate
-from bananaflow.planning.work import JobOptions, plan_job, plan_work
+from bananaflow.planning.work import plan_job
 from tests.paths import CATALOG_FIXTURES, ROOT
 
 FIXTURES = CATALOG_FIXTURES
@@ -96,12 +96,43 @@ def test_bad_specs_are_clear_configuration_errors(tmp_path: Path, text: str, mes
     assert message in err.value.message
 
 
+def images(**fields: object) -> RunOptions:
+    return RunOptions(images=ImageOptions.model_validate(fields))
+
+
 def test_single_template_flags_are_the_same_job_as_before(tmp_path: Path) -> None:
     catalog = load_catalog(str(FIXTURES / "bom.csv"))
-    options = JobOptions(model="gemini-3-pro-image", image_size="2K", aspect_ratio="4:5", variant="hero")
-    old_style = plan_work(catalog, PromptTemplate.default(), options, "p")
-    job = build_job(None, model="gemini-3-pro-image", image_size="2K", aspect_ratio="4:5", variant="hero")
-    assert [i.key_stem for i in plan_job(catalog, job, "p")] == [i.key_stem for i in old_style]
+    job = build_job(images(image_size="2K", aspect_ratio="4:5", variant="hero"), model="gemini-3-pro-image")
+    assert job.source == "command line" and [v.name for v in job.spec.variants] == ["hero"]
+    # the keys the one-variant path (plan_work) gave before it went through the job spec: no image is made again
+    assert [i.key_stem for i in plan_job(catalog, job, "p")] == ["p/00123/hero-44b301968a73", "p/0042/hero-f2f6ec0c92c7"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"aspect_ratio": "7:3"}, "aspect ratio '7:3' is not accepted by gemini-3-pro-image; allowed: 1:1"),
+        ({"image_size": "2k"}, "image size '2k' is not accepted by gemini-3-pro-image (the K is uppercase)"),
+        ({"variant": "main shot"}, "image options: name: use letters, digits"),
+        ({"output_preset": "ebay"}, "unknown output preset 'ebay'"),
+        ({"template": "missing.j2"}, "prompt template missing.j2 does not exist"),
+        ({"template": "t.j2", "job": "shop.yaml"}, "give either a job spec or a template, not both"),
+    ],
+)
+def test_single_template_options_are_checked_as_a_spec_and_named_as_options(fields: dict, message: str) -> None:
+    """The flags' one variant goes through the spec's checks; its errors name no spec or variant."""
+    with pytest.raises(BananaflowError) as err:  # a template's own error stays a TemplateError
+        build_job(images(**fields), model="gemini-3-pro-image")
+    assert err.value.message.startswith(message)
+
+
+def test_run_write_back_options_win_over_the_spec_and_are_checked() -> None:
+    spec = {"variants": [{"name": "main", "prompt": "{{ title }}"}], "writeback": {"format": "merchant"}}
+    options = RunOptions(images=ImageOptions(job=spec), delivery=DeliveryOptions(writeback="shopify"))
+    job = build_job(options, public_base_url="https://cdn.example.com/i/")
+    assert (job.spec.writeback.format, job.spec.writeback.public_base_url) == ("shopify", "https://cdn.example.com/i/")
+    with pytest.raises(ConfigurationError, match="^write-back options: public_base_url: must be an http"):
+        build_job(options, public_base_url="ftp://cdn.example.com/")
 
 
 def test_references_and_group_leader_are_planned_in_waves(tmp_path: Path) -> None:
@@ -117,7 +148,7 @@ references: {group_reference: true}
 
 
 def test_relative_photo_paths_resolve_against_the_catalog_folder() -> None:
-    job = build_job(None, model="gemini-3-pro-image")
+    job = build_job(model="gemini-3-pro-image")
     spec_job = load_job(EXAMPLE_JOB)
     catalog = load_catalog(str(FIXTURES / "shopify_products.csv"))
     main = [i for i in plan_job(catalog, spec_job, "p") if i.variant == "main"]
@@ -126,15 +157,16 @@ def test_relative_photo_paths_resolve_against_the_catalog_folder() -> None:
 
 
 def test_a_spec_given_as_data_like_a_prefect_parameter() -> None:
-    job = build_job({"variants": [{"name": "main", "prompt": "{{ title }}", "preset": "jd-main"}]}, model="gemini-3-pro-image")
+    spec = {"variants": [{"name": "main", "prompt": "{{ title }}", "preset": "jd-main"}]}
+    job = build_job(images(job=spec), model="gemini-3-pro-image")
     assert [(v.name, v.preset, v.model) for v in job.variants] == [("main", "jd-main", "gemini-3-pro-image")]
     with pytest.raises(ConfigurationError, match=r"job spec \(parameter\): variants\[0\].size: Input should be a valid string"):
-        build_job({"variants": [{"name": "main", "size": 2}]})
+        build_job(images(job={"variants": [{"name": "main", "size": 2}]}))
 
 
 def test_the_run_section_sets_mode_and_deadline_and_refuses_unknown_modes():
-    job = build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "auto", "deadline_hours": 36}})
+    job = build_job(images(job={"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "auto", "deadline_hours": 36}}))
     assert job.spec.run.mode == "auto" and job.spec.run.deadline_hours == 36
-    assert build_job(None).spec.run.mode == "realtime"
+    assert build_job().spec.run.mode == "realtime"
     with pytest.raises(ConfigurationError):
-        build_job({"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "overnight"}})
+        build_job(images(job={"variants": [{"name": "main", "prompt": "{{ title }}"}], "run": {"mode": "overnight"}}))

@@ -19,7 +19,7 @@ FEED = str(CATALOG_FIXTURES / "merchant_feed_gmc.tsv")
 
 
 def test_shards_split_the_planned_items_without_overlap_or_gaps() -> None:
-    job = build_job(None, model="gemini-3-pro-image")
+    job = build_job(model="gemini-3-pro-image")
     expected = plan_job(load_catalog(CATALOG), job, "p")
     stems: list[str] = []
     for shard in Shard.all(3):

@@ -34,7 +34,7 @@ def done_rows(items, status: str = "succeeded") -> list[ManifestRow]:  # noqa: A
 
 
 def test_only_new_or_changed_products_are_generated(tmp_path: Path) -> None:
-    job = build_job(None, model="gemini-3-pro-image")
+    job = build_job(model="gemini-3-pro-image")
     first = plan_job(load_catalog(str(FIXTURES / "bom.csv")), job, "p")
     previous = write_local(done_rows(first), tmp_path / "run1")["parquet"]
     changed = tmp_path / "catalog.csv"
@@ -47,7 +47,7 @@ def test_only_new_or_changed_products_are_generated(tmp_path: Path) -> None:
 
 
 def test_a_column_no_template_uses_does_not_count_as_a_change(tmp_path: Path) -> None:
-    job = build_job(None, model="gemini-3-pro-image")
+    job = build_job(model="gemini-3-pro-image")
     before = tmp_path / "a.csv"
     before.write_text("sku,title,stock\nA,Mug,5\n")
     after = tmp_path / "b.csv"
@@ -58,7 +58,7 @@ def test_a_column_no_template_uses_does_not_count_as_a_change(tmp_path: Path) ->
 
 
 def test_failed_and_qa_failed_items_are_made_again() -> None:
-    job = build_job(None, model="gemini-3-pro-image")
+    job = build_job(model="gemini-3-pro-image")
     items = plan_job(load_catalog(str(FIXTURES / "bom.csv")), job, "p")
     previous = done_rows(items[:1], "failed") + done_rows(items[1:], "qa_failed")
     assert split_unchanged(items, previous, "r2").to_make == items
@@ -73,7 +73,7 @@ def test_missing_or_foreign_previous_manifest_is_a_clear_error(tmp_path: Path) -
 
 
 def test_manifests_written_before_the_qa_columns_still_read(tmp_path: Path) -> None:
-    paths = write_local(done_rows(plan_job(load_catalog(str(FIXTURES / "bom.csv")), build_job(None, model="gemini-3-pro-image"), "p")), tmp_path)
+    paths = write_local(done_rows(plan_job(load_catalog(str(FIXTURES / "bom.csv")), build_job(model="gemini-3-pro-image"), "p")), tmp_path)
     lines = paths["csv"].read_text().splitlines()
     header = lines[0].split(",")
     keep = [i for i, c in enumerate(header) if c not in ("qa", "derivatives")]

@@ -11,13 +11,21 @@ from botocore.config import Config
 
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
-from bananaflow.planning.jobspec import WritebackSpec, job_from_mapping
+from bananaflow.options import ImageOptions, RunOptions
+from bananaflow.planning.jobspec import Job, WritebackSpec, build_job
 from bananaflow.planning.plan import plan_catalog
 from bananaflow.reports.writeback import shopify_csv
 from tests.paths import CATALOG_FIXTURES
 
 TEMPLATE_2024 = str(CATALOG_FIXTURES / "real" / "shopify_2024_template_official_sample.csv")
 HAIR = str(CATALOG_FIXTURES / "real" / "shopify_legacy_export_hair_store.csv")
+
+
+def spec_job(spec: dict) -> Job:
+    """The job a spec given as data describes (as a Prefect parameter gives it)."""
+    return build_job(RunOptions(images=ImageOptions(job=spec)), model="gemini-3-pro-image")
+
+
 PER_COLOR = {
     "variants": [
         {"name": "main", "prompt": "Studio photo of one {{ title }} in {{ color }}.", "per_color": True, "reference": True},
@@ -35,7 +43,7 @@ def _store() -> ImageStore:
 
 
 def test_one_image_per_distinct_colour_with_the_first_as_reference() -> None:
-    job = job_from_mapping(PER_COLOR, default_model="gemini-3-pro-image")
+    job = spec_job(PER_COLOR)
     items = plan_catalog(TEMPLATE_2024, job, prefix="p").items
     shirt = [i for i in items if i.sku == "physical-product-the-band-t-shirt"]
     assert [i.variant for i in shirt] == ["main.green", "main.gray", "main.red", "lifestyle"]
@@ -51,12 +59,12 @@ def test_one_image_per_distinct_colour_with_the_first_as_reference() -> None:
 
 def test_reference_photos_off_means_no_sibling_reference() -> None:
     spec = {"variants": [{"name": "main", "prompt": "{{ title }} in {{ color }}", "per_color": True}]}
-    items = plan_catalog(TEMPLATE_2024, job_from_mapping(spec, default_model="gemini-3-pro-image")).items
+    items = plan_catalog(TEMPLATE_2024, spec_job(spec)).items
     assert len(items) == 4 and all(not i.group_reference_stem and not i.reference_links for i in items)
 
 
 def test_colour_images_are_written_back_as_variant_image_of_that_colour() -> None:
-    job = job_from_mapping(PER_COLOR, default_model="gemini-3-pro-image")
+    job = spec_job(PER_COLOR)
     items = plan_catalog(TEMPLATE_2024, job, prefix="p").items
     made = [ManifestRow(run_id="r", row_number=i.row_number, sku=i.sku, variant=i.variant, status="succeeded",
                         key=f"{i.key_stem}.png") for i in items]
