@@ -144,5 +144,5 @@ async def call_with_retries(
         before_sleep=notify,
         reraise=True,
     )
-    result = await retrying(counted)
+    result: T = await retrying(counted)
     return result, attempts

@@ -72,7 +72,8 @@ def frame_to_csv(frame: Any, **kwargs: Any) -> str:
     has_cr = any(safe[c].astype("string").str.contains("\r", regex=False).fillna(False).any() for c in text_columns)
     if has_cr:
         kwargs["quoting"] = csv.QUOTE_ALL
-    return safe.to_csv(**kwargs)
+    text: str = safe.to_csv(**kwargs)  # no path given: pandas returns the text
+    return text
 
 
 def neutralise_frame(frame: Any) -> Any:

@@ -21,6 +21,7 @@ from dataclasses import replace
 from bananaflow.errors import BananaflowError
 from bananaflow.landing.outcome import ItemOutcome
 from bananaflow.landing.output_presets import Finished, finish
+from bananaflow.landing.spool import ImageUploader
 
 log = logging.getLogger("bananaflow.landing.finishing")
 
@@ -89,7 +90,7 @@ async def apply_output_preset(
     return replace(both, image=second.image, model=second.model, endpoint=second.endpoint), second_finished
 
 
-def upload_derivatives(store, stem: str, finished: Finished, metadata: dict[str, str]) -> dict[str, str]:  # noqa: ANN001
+def upload_derivatives(store: ImageUploader, stem: str, finished: Finished, metadata: dict[str, str]) -> dict[str, str]:
     """Upload each derivative beside the original; returns ``{name: key}``."""
     keys = {}
     for derivative in finished.derivatives:

@@ -96,9 +96,10 @@ def _parse(raw: str, kind: type) -> object | None:
     if kind is str:
         return raw
     try:
-        return kind(raw)
+        value: object = kind(raw)
     except ValueError:
         return None
+    return value
 
 
 _FIELDS = fields(ObjectMeta)

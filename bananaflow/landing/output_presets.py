@@ -151,7 +151,8 @@ def _to_srgb_rgb(image: Image.Image) -> Image.Image:
     if icc and icc != _SRGB_BYTES:
         try:
             source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
-            image = ImageCms.profileToProfile(image.convert("RGB"), source, _SRGB, outputMode="RGB")
+            converted = ImageCms.profileToProfile(image.convert("RGB"), source, _SRGB, outputMode="RGB")
+            image = converted if converted is not None else image  # None only when converting in place
         except (ImageCms.PyCMSError, OSError):
             pass  # an unreadable profile: treat the pixels as sRGB, as browsers do
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):

@@ -32,7 +32,9 @@ DEFAULT_MAX_BYTES = 2 * 1024**3
 IMAGE_EXTENSIONS = tuple(dict.fromkeys(_MIME_EXT.values()))
 
 
-class _Uploader(Protocol):
+class ImageUploader(Protocol):
+    """What storing an image needs of a store (``ImageStore``, the in-memory one)."""
+
     def put_image(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> object: ...
 
 
@@ -120,7 +122,7 @@ class Spool:
                 return key
         return None
 
-    def upload(self, key: str, store: _Uploader) -> bool:
+    def upload(self, key: str, store: ImageUploader) -> bool:
         """Upload one spooled image and forget it. False if it is no longer here; raises
         ``StorageError`` if S3 still refuses it."""
         bin_path, meta_path = self._paths(key)
@@ -134,7 +136,7 @@ class Spool:
         _forget_claims(store, meta["key"])
         return True
 
-    def drain(self, store: _Uploader) -> int:
+    def drain(self, store: ImageUploader) -> int:
         """Upload everything spooled; stop at the first ``StorageError`` (S3 is still down)
         and leave the rest for later. Returns how many images were uploaded."""
         uploaded = 0

@@ -134,7 +134,8 @@ def read_s3_uri(uri: str, *, client: Any = None) -> bytes:
         raise StorageError(f"{uri!r} is not s3://bucket/key")
     client = client if client is not None else make_s3_client()
     try:
-        return client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        data: bytes = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        return data
     except S3_ERRORS as exc:
         raise storage_error(exc, "download", bucket=bucket, key=key, endpoint=endpoint_of(client)) from None
 
@@ -373,11 +374,12 @@ class ImageStore:
     def presigned_url(self, key: str, expires_s: int = 3600) -> str:
         """A SigV4 GET URL anyone can open until it expires (for review pages and feeds)."""
         try:
-            return self.client.generate_presigned_url(
+            url: str = self.client.generate_presigned_url(
                 "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=int(expires_s)
             )
         except S3_ERRORS as exc:
             raise self._error(exc, "presign", key) from None
+        return url
 
     # -- small state objects (batch ledger) -------------------------------------------
     def list_keys(self, prefix: str) -> list[str]:
