@@ -37,15 +37,20 @@ class ImageProviderBlock(Block):
     def to_settings(self) -> ProviderSettings:
         """Engine settings; a field left empty falls back to the environment, then defaults."""
         if self.kind == "vertex":  # project, location and credentials follow google-genai's variables
-            env = ProviderSettings.from_env(kind="vertex", model=self.model)
-            return replace(env, base_url=self.base_url or env.base_url, model=self.model, timeout_s=self.timeout_s)
-        env = ProviderSettings.from_env(kind=self.kind, model=self.model) if self.api_key is None else None
-        default_url = GEMINI_DEFAULT_BASE_URL if self.kind == "gemini" else OPENAI_DEFAULT_BASE_URL
+            vertex = ProviderSettings.from_env(kind="vertex", model=self.model)
+            return replace(vertex, base_url=self.base_url or vertex.base_url, model=self.model, timeout_s=self.timeout_s)
+        if self.api_key is None or not self.api_key.get_secret_value():  # the key (and its endpoint) from the environment
+            env = ProviderSettings.from_env(kind=self.kind, model=self.model)
+            base_url, api_key, auth_style = env.base_url, env.api_key, env.auth_style
+        else:
+            base_url = GEMINI_DEFAULT_BASE_URL if self.kind == "gemini" else OPENAI_DEFAULT_BASE_URL
+            api_key = Secret(self.api_key.get_secret_value())
+            auth_style = "header" if self.kind == "gemini" else "bearer"
         return ProviderSettings(
             kind=self.kind,
-            base_url=self.base_url or (env.base_url if env else default_url),
-            api_key=Secret(self.api_key.get_secret_value()) if self.api_key else env.api_key,  # type: ignore[union-attr]
-            auth_style=self.auth_style or (env.auth_style if env else ("header" if self.kind == "gemini" else "bearer")),
+            base_url=self.base_url or base_url,
+            api_key=api_key,
+            auth_style=self.auth_style or auth_style,
             model=self.model,
             timeout_s=self.timeout_s,
         )

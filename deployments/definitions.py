@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import yaml
-from prefect.events import DeploymentEventTrigger
+from prefect.events import DeploymentEventTrigger, DeploymentTriggerTypes, TriggerTypes
 from prefect.schedules import Cron, Interval
 
 from bananaflow.options import BlockNames
@@ -97,8 +97,9 @@ def build_deployments(
     for spec in DEPLOYMENTS:
         schedules = {"nightly": [Cron(schedule.cron, timezone=schedule.timezone)],
                      "hourly": [Interval(schedule.retry_every)]}.get(spec.schedule or "", None)
-        triggers = [DeploymentEventTrigger(name="catalog.updated starts a run", expect=set(CATALOG_UPDATED["expect"]),
-                                           match=CATALOG_UPDATED["match"], parameters=CATALOG_UPDATED["parameters"])]
+        triggers: list[DeploymentTriggerTypes | TriggerTypes] = [
+            DeploymentEventTrigger(name="catalog.updated starts a run", expect=set(CATALOG_UPDATED["expect"]),
+                                   match=CATALOG_UPDATED["match"], parameters=CATALOG_UPDATED["parameters"])]
         built.append(FLOWS[spec.flow].to_deployment(
             name=spec.name, description=spec.description, tags=list(spec.tags),
             parameters=_parameters(spec, catalog, blocks, defaults or {}), schedules=schedules,

@@ -4,4 +4,9 @@
 records batches durably so a crashed run resumes them instead of paying again; ``runner``
 ties these to the shared parser and the lander. Choosing realtime vs batch and sizing the
 batches happen while planning (``bananaflow.planning.mode``, ``bananaflow.planning.batch_sizing``).
+
+The public API is its modules, imported by name (``from bananaflow.batch.runner import
+BatchRunner``): this file imports nothing, so importing one loads only what it needs.
 """
+
+__all__ = ["api", "jsonl", "ledger", "runner"]

@@ -51,12 +51,10 @@ class BatchStatus:
 def status_from_operation(payload: dict[str, Any]) -> BatchStatus:
     """Read the long-running operation. Output is looked for in ``response`` (the
     reference) and in ``metadata.output`` (where the SDK reads it): servers send both."""
-    metadata = payload.get("metadata") if isinstance(payload.get("metadata"), dict) else {}
-    output = payload.get("response") if isinstance(payload.get("response"), dict) else {}
+    metadata, output = _object(payload.get("metadata")), _object(payload.get("response"))
     if not output.get("responsesFile") and isinstance(metadata.get("output"), dict):
         output = metadata["output"]
-    error = payload.get("error") if isinstance(payload.get("error"), dict) else {}
-    stats = metadata.get("batchStats") if isinstance(metadata.get("batchStats"), dict) else {}
+    error, stats = _object(payload.get("error")), _object(metadata.get("batchStats"))
     return BatchStatus(
         name=str(payload.get("name") or metadata.get("name") or ""),
         state=str(metadata.get("state") or payload.get("state") or "BATCH_STATE_UNSPECIFIED"),
@@ -65,6 +63,11 @@ def status_from_operation(payload: dict[str, Any]) -> BatchStatus:
         request_count=int_field(stats, "requestCount"),
         error_message=str(error.get("message") or ""),
     )
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A JSON object of the payload, or an empty one where the server sent none (or another type)."""
+    return value if isinstance(value, dict) else {}
 
 
 class GeminiBatchAPI:

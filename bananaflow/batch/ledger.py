@@ -22,6 +22,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, datetime
+from typing import Any
 
 from bananaflow.errors import StorageError
 from bananaflow.landing.storage import ImageStore
@@ -74,9 +75,10 @@ class BatchJob:
         return {item.key_stem for item in self.items}
 
 
-def _work_item(raw: dict) -> WorkItem:
+def _work_item(raw: dict[str, Any]) -> WorkItem:
     """A work item from its JSON record: JSON has lists where the item holds tuples."""
-    return WorkItem(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()}
+    return WorkItem(**values)
 
 
 @dataclass

@@ -307,11 +307,9 @@ class BatchRunner:
         it is still running). Transient poll failures are retried with the same backoff."""
 
         def last_status(state: RetryCallState) -> BatchStatus:
-            outcome = state.outcome
-            assert outcome is not None
-            if outcome.failed:
-                raise outcome.exception()  # type: ignore[misc]
-            return outcome.result()
+            assert state.outcome is not None
+            status: BatchStatus = state.outcome.result()  # a failed last poll raises its error here
+            return status
 
         retrying = AsyncRetrying(
             retry=retry_if_result(lambda status: not status.terminal) | retry_if_exception(is_retryable),
@@ -331,6 +329,7 @@ class BatchRunner:
         for a batch that ended without results (or is still running), per-item errors
         classified like realtime ones."""
         started, t0 = _created(job.created_at), time.monotonic()
+        exc: BaseException  # what every item of a batch without results is failed (or deferred) with
         if not status.terminal:
             exc = BatchNotCompleted(
                 f"{job.batch_name} is still {status.state} after polling; it stays recorded and the next run "

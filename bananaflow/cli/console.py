@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -51,8 +52,10 @@ def progress_bar(enabled: bool = True) -> Iterator[None]:
         stop_watching()
 
 
-def print_summary(summary: Mapping[str, object]) -> None:
-    counts: Mapping[str, int] = summary["counts"]  # type: ignore[assignment]
+def print_summary(summary: Mapping[str, Any]) -> None:
+    """``summary``: the catalog flow's result as it returns it (``RunSummary.to_dict()`` and its
+    ``mode``), so its values are plain data, not typed fields."""
+    counts: Mapping[str, int] = summary["counts"]
     table = Table(title="bananaflow run", show_header=True, header_style="bold")
     table.add_column("status")
     table.add_column("items", justify="right")
@@ -90,8 +93,8 @@ def print_summary(summary: Mapping[str, object]) -> None:
         f"{summary['retries']} retries)",
     ]
     spool = summary.get("spool") or {}
-    if spool.get("pending") or spool.get("uploaded"):  # type: ignore[union-attr]
-        lines.append(f"spool:     {spool_line(spool)}")  # type: ignore[arg-type]
+    if spool.get("pending") or spool.get("uploaded"):
+        lines.append(f"spool:     {spool_line(spool)}")
     lines += limit_lines(summary)
     lines.append(f"run:       {summary.get('flow_run_url') or summary['run_id']}")
     for line in lines:
@@ -101,12 +104,12 @@ def print_summary(summary: Mapping[str, object]) -> None:
         ft = Table(title="items that did not succeed", show_header=True)
         for col in ("row", "sku", "status", "error", "message"):
             ft.add_column(col, overflow="fold")
-        for f in failures[:20]:  # type: ignore[index]
+        for f in failures[:20]:
             ft.add_row(f["row_number"], f["sku"], f["status"], f["error_class"], f["error_message"][:120])
         console.print(ft)
 
 
-def limit_lines(summary: Mapping[str, object]) -> list[str]:
+def limit_lines(summary: Mapping[str, Any]) -> list[str]:
     """What the limits did: quota reset, budget, learned rate, breakers."""
     lines = []
     if summary.get("deferred_by_quota"):
@@ -114,7 +117,7 @@ def limit_lines(summary: Mapping[str, object]) -> list[str]:
                      f"{summary.get('quota_resets_at')} (midnight Pacific): run the same command again after that")
     if summary.get("deferred_by_budget"):
         lines.append(f"budget:    --max-cost reached, {summary['deferred_by_budget']} items deferred to the next run")
-    limits = dict(summary.get("limits") or {})  # type: ignore[call-overload]
+    limits = dict(summary.get("limits") or {})
     for scope, rpm in dict(limits.get("learned_rpm") or {}).items():
         lines.append(f"learned:   {scope}: {rpm} requests/min (kept for the next run)")
     for scope, n in dict(limits.get("breaker_opened") or {}).items():

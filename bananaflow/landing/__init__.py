@@ -1,3 +1,11 @@
-"""Landing paid-for images: the S3 store, the local spool, key claims, and the lander that
-turns an image into a manifest row.
+"""Landing paid-for images: the S3 store, object keys, the local spool, key claims, blocked
+markers, the manifest and earlier runs' manifests, and marketplace finishing.
+
+The public API is its modules, imported by name (``storage.ImageStore``, ``manifest.ManifestRow``,
+``keys.key_stem`` ...); this file imports nothing, so importing one loads only what it needs.
 """
+
+__all__ = [
+    "blocked", "claims", "csv_safe", "finishing", "keys", "manifest", "manifest_stream",
+    "output_presets", "rowlog", "run_history", "spool", "storage",
+]

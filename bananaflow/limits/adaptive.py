@@ -90,10 +90,10 @@ class AdaptiveLimit:
         self.cuts = 0
 
     @classmethod
-    def resume(cls, learned: float, **kwargs: object) -> AdaptiveLimit:
+    def resume(cls, learned: float, *, clock: Callable[[], float] = time.monotonic) -> AdaptiveLimit:
         """Start at a limit an earlier run learned, as found: metered at it, probing above it
         only after a minute's worth of answers without push-back."""
-        adaptive = cls(learned, **kwargs)  # type: ignore[arg-type]
+        adaptive = cls(learned, clock=clock)
         adaptive._phase = "steady"
         adaptive._plateau = adaptive._cut_at
         return adaptive

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
@@ -19,6 +20,22 @@ from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget
 from bananaflow.limits.controller import RateController
 from bananaflow.limits.settings import LimitSettings
+
+
+class BudgetReport(TypedDict, total=False):
+    max_cost_usd: float
+    spent_usd: float
+    overshoot_usd: float  # only when answers were billed above their reservation
+
+
+class LimitsReport(TypedDict, total=False):
+    """What the limits did in a run, for its summary (``Admission.report``)."""
+
+    learned_rpm: dict[str, float]
+    breaker_opened: dict[str, int]
+    parked_until: dict[str, str]  # ISO time, by scope
+    throttled: dict[str, int]
+    budget: BudgetReport
 
 
 @dataclass(frozen=True)
@@ -153,7 +170,7 @@ class Admission:
             if adaptive.learned and limit is not None:
                 self._learned.save(scope, limit)
 
-    def report(self) -> dict[str, object]:
+    def report(self) -> LimitsReport:
         """Facts for the run summary."""
         with self._lock:
             breakers = {s: b.opened for s, b in self._breakers.items() if b.opened}
@@ -163,16 +180,17 @@ class Admission:
                 until = ctl.parked_until()
                 if until is not None:
                     parked[scope] = until.isoformat(timespec="minutes")
-        out: dict[str, object] = {
+        out: LimitsReport = {
             "learned_rpm": self.learned_limits(),
             "breaker_opened": breakers,
             "parked_until": parked,
             "throttled": throttled,  # 429/503 answers that pushed back, per scope
         }
         if self.budget is not None:
-            out["budget"] = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
+            budget: BudgetReport = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
             if self.budget.overshoots:  # answers billed above their reservation (sending stopped)
-                out["budget"]["overshoot_usd"] = round(self.budget.overshoot_usd, 4)  # type: ignore[index]
+                budget["overshoot_usd"] = round(self.budget.overshoot_usd, 4)
+            out["budget"] = budget
         return out
 
 

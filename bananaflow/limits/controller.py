@@ -188,9 +188,9 @@ class RateController:
         verdict = self.backend.try_admit(self.scope, self.meters, demand, now)
         if verdict.parked_until is not None:
             raise self.parked_error(verdict.parked_until)
-        if verdict.admitted:
+        if verdict.lease is not None:  # admitted
             with self._lock:
-                self._leases.append(verdict.lease)  # type: ignore[arg-type]
+                self._leases.append(verdict.lease)
                 self.stats.admitted += 1
                 self.stats.in_flight += 1
                 self.stats.max_in_flight_seen = max(self.stats.max_in_flight_seen, self.stats.in_flight)
@@ -261,12 +261,13 @@ class RateController:
         async with self._turn.turn():
             while True:
                 verdict = self._try(demand)
-                if verdict.admitted:
+                if verdict.lease is not None:  # admitted
+                    lease = verdict.lease
                     break
                 await asyncio.sleep(min(verdict.wait_s, _MAX_SLEEP_S))
         with self._lock:
             self.stats.waited_s += self._clock() - started
-        return verdict.lease  # type: ignore[return-value]
+        return lease
 
     @asynccontextmanager
     async def slot(self, demand: Demand = Demand()) -> AsyncIterator[str]:

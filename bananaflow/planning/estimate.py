@@ -7,12 +7,14 @@ minutes; a requests-per-day quota then stretches the job over several days.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from bananaflow.planning.mode import estimate_batch
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.models import get_model
 
 #: Mean seconds per image when the user gives none: the middle of Pro's 8-25 s.
@@ -98,20 +100,30 @@ def estimate(
 
 
 
-def estimate_items(items: Iterable[object], *, max_in_flight: int, latency_s: float = DEFAULT_LATENCY_S,
-                   **limits: float | int | None) -> Estimate:
+def estimate_items(
+    items: Iterable[WorkItem],
+    *,
+    max_in_flight: int,
+    latency_s: float = DEFAULT_LATENCY_S,
+    requests_per_minute: float | None = None,
+    images_per_minute: float | None = None,
+    requests_per_day: int | None = None,
+    spend_per_10min_usd: float | None = None,
+) -> Estimate:
     """``estimate`` for planned work items (``planning.plan``): every (product x variant)
     image counts, each priced at its own variant's model and size."""
     shapes: Counter[tuple[str, str]] = Counter()
     per_variant: Counter[str] = Counter()
     for item in items:
-        shapes[(item.model, item.image_size)] += 1  # type: ignore[attr-defined]
-        per_variant[item.variant] += 1  # type: ignore[attr-defined]
+        shapes[(item.model, item.image_size)] += 1
+        per_variant[item.variant] += 1
+    at_limits = functools.partial(
+        estimate, max_in_flight=max_in_flight, latency_s=latency_s, requests_per_minute=requests_per_minute,
+        images_per_minute=images_per_minute, requests_per_day=requests_per_day, spend_per_10min_usd=spend_per_10min_usd,
+    )
     if not shapes:
-        return estimate(0, model=_default_model(), image_size="1K", max_in_flight=max_in_flight,
-                        latency_s=latency_s, **limits)  # type: ignore[arg-type]
-    parts = [estimate(n, model=m, image_size=size, max_in_flight=max_in_flight, latency_s=latency_s, **limits)
-             for (m, size), n in shapes.most_common()]  # type: ignore[arg-type]
+        return at_limits(0, model=_default_model(), image_size="1K")
+    parts = [at_limits(n, model=m, image_size=size) for (m, size), n in shapes.most_common()]
     main = parts[0]
     images = sum(p.images for p in parts)
     minutes = sum(p.minutes for p in parts)

@@ -34,17 +34,15 @@ class _MissingField(jinja2.UndefinedError):
         self.field = name
 
 
-class _CatalogUndefined(jinja2.StrictUndefined):
-    """StrictUndefined that is falsy in ``{% if %}``, so ``{% if color %}`` guards a column
-    the catalog may not have, while printing or iterating it is still an error."""
+class _CatalogUndefined(jinja2.Undefined):
+    """jinja2's StrictUndefined except falsy in ``{% if %}`` (``Undefined``'s ``__bool__``), so
+    ``{% if color %}`` guards a column the catalog may not have, while printing, iterating or
+    comparing it is still an error."""
 
     __slots__ = ()
 
     def _fail_with_undefined_error(self, *args: Any, **kwargs: Any) -> Any:
         raise _MissingField(self._undefined_name, self._undefined_message)
-
-    def __bool__(self) -> bool:
-        return False
 
     __iter__ = __str__ = __len__ = __eq__ = __ne__ = __hash__ = __contains__ = _fail_with_undefined_error
     __add__ = __radd__ = __mul__ = __rmul__ = __getitem__ = __call__ = _fail_with_undefined_error

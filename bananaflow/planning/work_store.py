@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from bananaflow.landing.keys import stem_of
 from bananaflow.landing.manifest import ManifestRow
@@ -32,12 +33,18 @@ CREATE TABLE previous (sku TEXT NOT NULL, variant TEXT NOT NULL, stem TEXT NOT N
 """
 
 
+_Stored = TypeVar("_Stored", WorkItem, ManifestRow)
+
+
 def _dump(value: object) -> bytes:
     return zlib.compress(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL), 1)
 
 
-def _load(blob: bytes) -> object:
-    return pickle.loads(zlib.decompress(blob))  # noqa: S301 -- written by this process, to its own temporary file
+def _load(blob: bytes, kind: type[_Stored]) -> _Stored:
+    value = pickle.loads(zlib.decompress(blob))  # noqa: S301 -- written by this process, to its own temporary file
+    if not isinstance(value, kind):  # only a bug in this module gets here
+        raise TypeError(f"the work store read a {type(value).__name__} where it wrote a {kind.__name__}")
+    return value
 
 
 def wave_of(item: WorkItem) -> int:
@@ -140,7 +147,7 @@ class WorkStore:
             if not rows:
                 return
             for row in rows:
-                yield _load(row[0])  # type: ignore[misc]
+                yield _load(row[0], WorkItem)
             after = tuple(rows[-1][1:])
 
     def drop_unchanged(
@@ -161,7 +168,7 @@ class WorkStore:
                 return
             last = found[-1][0]
             self._write_batch("DELETE FROM items WHERE seq = ?", [(seq,) for seq, _, _ in found])
-            yield [unchanged_row(_load(row), _load(item)) for _, item, row in found]  # type: ignore[arg-type]
+            yield [unchanged_row(_load(row, ManifestRow), _load(item, WorkItem)) for _, item, row in found]
 
     def _load_previous(self, rows: Iterable[ManifestRow]) -> None:
         # a later row for the same product wins, as in the manifest

@@ -1,7 +1,9 @@
 """Image providers: one HTTP call in, one verified image (or classified error) out.
 
 ``make_provider`` is the only constructor the pipeline should need; the concrete classes
-are exported for tests and for callers that want a specific wire format.
+are exported for tests and for callers that want a specific wire format. The modules named in
+``__all__`` are imported by name from other packages too (``settings``, ``models``, ``classify``
+...); ``_http``, the one place a request is sent, is shared with ``bananaflow.batch`` only.
 """
 from __future__ import annotations
 
@@ -18,9 +20,13 @@ __all__ = [
     "ImageProvider",
     "ImageRequest",
     "OpenAIImagesProvider",
+    "ProviderSettings",
     "ReferenceImage",
     "Usage",
     "make_provider",
+    # modules
+    "base", "classify", "diagnose", "gcp_auth", "gemini", "imaging", "models", "network_backend",
+    "openai_images", "quota_day", "settings", "vertex",
 ]
 
 

@@ -431,9 +431,11 @@ def _preview(response: httpx.Response) -> str:
 
 
 def _host_of(exc: BaseException) -> str | None:
+    if not isinstance(exc, httpx.HTTPError):  # a raw OSError from a custom transport names no request
+        return None
     try:
-        request = exc.request  # type: ignore[attr-defined]  # raises RuntimeError if unset
-    except (AttributeError, RuntimeError):
+        request = exc.request
+    except RuntimeError:  # httpx raises it when the error was made without a request
         return None
     return request.url.host or None
 

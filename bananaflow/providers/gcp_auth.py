@@ -57,7 +57,7 @@ class AccessTokens:
     def _current(self) -> str | None:
         token = getattr(self._credentials, "token", None)
         expiry = getattr(self._credentials, "expiry", None)
-        if not token:
+        if not isinstance(token, str) or not token:
             return None
         if expiry is None:
             return token

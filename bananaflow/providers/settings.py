@@ -111,11 +111,11 @@ class ProviderSettings:
                 f"BANANAFLOW_PROVIDER={chosen!r} is unknown; allowed: {', '.join(KINDS)}"
             )
         if chosen == "vertex":
-            from bananaflow.providers.vertex_settings import vertex_settings_from_env
+            from bananaflow.providers.vertex_settings import vertex_fields_from_env
 
-            return vertex_settings_from_env(cls, env, model=model or env.get("BANANAFLOW_MODEL") or _default_model(),
-                                            timeout_s=_float_env(env, "BANANAFLOW_TIMEOUT_S", DEFAULT_TIMEOUT_S),
-                                            verify_size=_bool_env(env, "BANANAFLOW_VERIFY_SIZE"))
+            return cls(**vertex_fields_from_env(env, model=model or env.get("BANANAFLOW_MODEL") or _default_model(),
+                                                timeout_s=_float_env(env, "BANANAFLOW_TIMEOUT_S", DEFAULT_TIMEOUT_S),
+                                                verify_size=_bool_env(env, "BANANAFLOW_VERIFY_SIZE")))
         key_vars = _GEMINI_KEY_VARS if chosen == "gemini" else _OPENAI_KEY_VARS
         key = next((env[v] for v in key_vars if v in env), None)
         if key is None:

@@ -65,14 +65,15 @@ def project_from_credentials_file(path: str | None) -> str | None:
     return str(project) if project else None
 
 
-def vertex_settings_from_env(
-    cls: Any, env: Mapping[str, str], *, model: str, timeout_s: float, verify_size: bool | None
-) -> Any:
-    """A ``ProviderSettings`` (``cls``) of kind ``vertex`` from the environment."""
+def vertex_fields_from_env(
+    env: Mapping[str, str], *, model: str, timeout_s: float, verify_size: bool | None
+) -> dict[str, Any]:
+    """The fields of a ``ProviderSettings`` of kind ``vertex`` from the environment
+    (``ProviderSettings.from_env`` builds it, so this module needs no import of it)."""
     location = env.get("GOOGLE_CLOUD_LOCATION", DEFAULT_LOCATION).lower()
     project = env.get("GOOGLE_CLOUD_PROJECT") or project_from_credentials_file(env.get("GOOGLE_APPLICATION_CREDENTIALS"))
     check_project_location(project, location)
-    return cls(
+    return dict(
         kind="vertex",
         base_url=env.get("GOOGLE_VERTEX_BASE_URL") or vertex_host_root(location),
         api_key=None,

@@ -1,3 +1,8 @@
-"""What a run reports: the manifest, the summary, progress counters, the gallery, earlier
-runs' manifests, and write-back feeds.
+"""What a run reports: the summary, progress counters, the gallery and write-back feeds
+(the manifest itself is ``bananaflow.landing.manifest``).
+
+The public API is its modules, imported by name; this file imports nothing, so the CLI's
+progress bar does not load Pillow for the gallery.
 """
+
+__all__ = ["gallery", "progress", "summary", "writeback"]

@@ -36,8 +36,9 @@ class GalleryEntry:
 
 def make_thumbnail(data: bytes, size: int = THUMB_PIXELS) -> bytes:
     """A JPEG no larger than ``size`` pixels on its long side (RGBA flattened on white)."""
-    with Image.open(io.BytesIO(data)) as img:
-        img.thumbnail((size, size))
+    with Image.open(io.BytesIO(data)) as opened:
+        opened.thumbnail((size, size))
+        img: Image.Image = opened
         if img.mode not in ("RGB", "L"):
             background = Image.new("RGB", img.size, "white")
             rgba = img.convert("RGBA")

@@ -10,11 +10,12 @@ import threading
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bananaflow.landing.manifest import ManifestRow
+from bananaflow.limits.admission import LimitsReport
 from bananaflow.providers.quota_day import next_quota_reset
 
 #: Statuses that leave nothing for a person to do.
@@ -47,7 +48,7 @@ class RunSummary:
     quota_resets_at: str | None = None
     deferred_by_quota: int = 0
     deferred_by_budget: int = 0
-    limits: dict[str, object] = field(default_factory=dict)
+    limits: LimitsReport = field(default_factory=LimitsReport)
     fallbacks: int = 0
     #: Billed for answers that brought no image (safety blocks, NO_IMAGE): prompt and thinking tokens.
     cost_without_image_usd: float = 0.0
@@ -218,13 +219,18 @@ def summarize(
     return summary
 
 
-def spool_line(spool: dict[str, object]) -> str:
+def spool_line(spool: Mapping[str, object]) -> str:
     """One line on what waits locally for S3 (and what this run uploaded from there)."""
-    pending, size, bound = int(spool.get("pending", 0)), int(spool.get("bytes", 0)), int(spool.get("max_bytes", 0))
+    pending, size, bound = (_count(spool.get(name)) for name in ("pending", "bytes", "max_bytes"))
     text = f"{pending} images ({size / 1e6:.1f} MB of {bound / 1e6:.0f} MB) waiting for S3 in {spool.get('directory')}"
     if spool.get("uploaded"):
         text += f"; {spool['uploaded']} uploaded from it by this run"
     return text
+
+
+def _count(value: object) -> int:
+    """A number of the spool's state (``SpoolState`` fields: ints); absent is 0."""
+    return int(value) if isinstance(value, int | float | str) else 0
 
 
 def _percentile(values: list[float], pct: int) -> float | None:

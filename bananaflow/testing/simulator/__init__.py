@@ -10,4 +10,4 @@ wire protocol over real HTTP, with knobs for latency, quotas and scripted faults
 from bananaflow.testing.simulator.config import SimulatorConfig
 from bananaflow.testing.simulator.server import SimulatorServer
 
-__all__ = ["SimulatorConfig", "SimulatorServer"]
+__all__ = ["SimulatorConfig", "SimulatorServer", "cli"]  # cli: ``bananaflow simulator`` runs it

@@ -207,6 +207,11 @@ async def create_batch(request: Request) -> Response:
                                         _base_url(request)))
 
 
+def _body(response: Response) -> Any:
+    """The JSON a rendered response carries, as the realtime route would send it."""
+    return json.loads(bytes(response.body))
+
+
 def _answer_one(engine: SimulatorEngine, model_id: str, item: BatchRequest) -> dict[str, Any]:
     """``{"response": {...}}`` or ``{"error": {...}}`` for one request, as realtime would."""
     config = engine.config
@@ -218,21 +223,21 @@ def _answer_one(engine: SimulatorEngine, model_id: str, item: BatchRequest) -> d
     try:
         call = parse_generate_content(spec, body)
     except WireError as error:
-        return {"error": json.loads(renderer.wire_error(error).body)["error"]}
+        return {"error": _body(renderer.wire_error(error))["error"]}
     outcome = engine.pick_outcome(call.prompt)
     if outcome in ("429", "429_day"):
         limit = config.requests_per_minute or SCRIPTED_LIMIT
         rejection = per_minute(spec.id, limit, config.script_retry_delay) if outcome == "429" else per_day(spec.id, limit)
-        return {"error": json.loads(renderer.rejection(rejection).body)["error"]}
+        return {"error": _body(renderer.rejection(rejection))["error"]}
     if outcome in _ERROR_OUTCOMES:
-        return {"error": json.loads(renderer.server_error(_ERROR_OUTCOMES[outcome]).body)["error"]}
+        return {"error": _body(renderer.server_error(_ERROR_OUTCOMES[outcome]))["error"]}
     if outcome in ("blocked", "prompt_blocked"):
-        return {"response": json.loads(renderer.blocked(call, prompt_level=outcome == "prompt_blocked").body)}
+        return {"response": _body(renderer.blocked(call, prompt_level=outcome == "prompt_blocked"))}
     shown = "ok" if outcome in ("truncated_json", "slow") else outcome
     if shown == "ok" and not call.wants_image:
         shown = "text_only"
     answer = renderer.generated(call, shown, final_image(call, shown, config.image_mime))
-    return {"response": json.loads(answer.body)}
+    return {"response": _body(answer)}
 
 
 def _finish(engine: SimulatorEngine, batch: SimBatch) -> None:

@@ -188,6 +188,7 @@ class GeminiRenderer:
         mime = self._config.image_mime
         draft = render_image(call.prompt, max(8, width // 4), max(8, height // 4), mime)
         encoded = base64.b64encode(draft).decode("ascii")
+        part: dict[str, Any]
         if self._config.draft_style == "unflagged":
             part = {"inlineData": {"mimeType": mime, "data": encoded}, "thoughtSignature": self._signature(call)}
         else:

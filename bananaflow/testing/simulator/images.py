@@ -27,11 +27,13 @@ def product_colour(prompt: str) -> tuple[int, int, int]:
 
 
 def _lighter(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
-    return tuple(int(c + (230 - c) * amount) for c in colour)  # type: ignore[return-value]
+    r, g, b = (int(c + (230 - c) * amount) for c in colour)
+    return r, g, b
 
 
 def _darker(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]:
-    return tuple(int(c * (1 - amount)) for c in colour)  # type: ignore[return-value]
+    r, g, b = (int(c * (1 - amount)) for c in colour)
+    return r, g, b
 
 
 def _draw_product(width: int, height: int, prompt: str, background: tuple[int, int, int] = WHITE) -> Image.Image:

@@ -65,6 +65,22 @@ def test_provider_block_from_a_vertex_environment(monkeypatch) -> None:
     assert settings.base_url == "https://us-central1-aiplatform.googleapis.com"
 
 
+def test_provider_block_with_an_empty_key_takes_the_key_from_the_environment(monkeypatch) -> None:
+    from pydantic import SecretStr
+
+    from bananaflow_prefect.blocks import ImageProviderBlock
+
+    for name in ("GOOGLE_API_KEY", "BANANAFLOW_PROVIDER", "GOOGLE_GENAI_USE_VERTEXAI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GEMINI_API_KEY", "key-from-env")
+    for key in (None, SecretStr("")):  # an empty field was an AttributeError
+        settings = ImageProviderBlock(kind="gemini", api_key=key).to_settings()
+        assert settings.api_key is not None and settings.api_key.reveal() == "key-from-env"
+    given = ImageProviderBlock(kind="openai", base_url="https://relay.example/v1", api_key=SecretStr("given")).to_settings()
+    assert (given.base_url, given.api_key and given.api_key.reveal(), given.auth_style) == (
+        "https://relay.example/v1", "given", "bearer")
+
+
 def test_vertex_runs_use_the_adaptive_controller_unless_told_otherwise() -> None:
     from bananaflow.options import RunOptions
     from bananaflow_prefect.flows.configure import _limits
