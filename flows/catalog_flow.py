@@ -8,11 +8,12 @@ from __future__ import annotations
 import time
 from collections import Counter, deque
 from datetime import UTC, datetime
+from typing import Any, cast
 
 from prefect import flow, get_run_logger
 from prefect.futures import PrefectFuture
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
 from bananaflow.errors import ConfigurationError, StorageError
@@ -50,7 +51,12 @@ from bananaflow_prefect.tasks.writeback import write_back
 TASK_THREADS = 16
 
 
-@flow(name="catalog-to-images", task_runner=ThreadPoolTaskRunner(max_workers=TASK_THREADS), log_prints=True)
+#: Prefect's own thread pool, typed TaskRunner[PrefectConcurrentFuture]: ``flow`` asks for TaskRunner[PrefectFuture],
+#: and TaskRunner is invariant, so the documented runner needs the one cast below.
+TASK_RUNNER = cast("TaskRunner[PrefectFuture[Any]]", ThreadPoolTaskRunner(max_workers=TASK_THREADS))
+
+
+@flow(name="catalog-to-images", task_runner=TASK_RUNNER, log_prints=True)
 def catalog_to_images(
     catalog: str,
     images: ImageOptions = ImageOptions(),

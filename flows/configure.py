@@ -19,7 +19,7 @@ from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.planning.mode import choose_mode
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock
+from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock, load_block
 from bananaflow_prefect.blocks.aws import store_from_prefect_aws
 from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
@@ -30,7 +30,7 @@ DEFAULT_PREFIX = "bananaflow"
 
 def open_run(catalog: str, options: RunOptions) -> RunContext:
     """The run's context: provider, store, limits, job and admission, by the merge rule."""
-    provider_block = ImageProviderBlock.load(options.blocks.provider) if options.blocks.provider else None
+    provider_block = load_block(ImageProviderBlock, options.blocks.provider) if options.blocks.provider else None
     if options.blocks.gcp_credentials:  # prefect-gcp's block: Vertex AI with its service account
         provider = vertex_settings_from_block(options.blocks.gcp_credentials, options.images.model)
     else:
@@ -78,7 +78,7 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
         store = store_from_prefect_aws(s3_bucket=options.blocks.s3_bucket, aws_credentials=options.blocks.aws_credentials,
                                        bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
         return store, delivery.public_base_url
-    block = ImageStoreBlock.load(options.blocks.store) if options.blocks.store else None
+    block = load_block(ImageStoreBlock, options.blocks.store) if options.blocks.store else None
     if block is not None:
         update = {k: v for k, v in (("bucket", delivery.bucket), ("prefix", delivery.prefix)) if v is not None}
         store = block.model_copy(update=update).to_store()
@@ -96,7 +96,7 @@ def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSe
     On Vertex AI, whose Dynamic Shared Quota has no per-project limit to set, the adaptive
     controller is the default (``limits.adaptive: false`` in the run's options turns it off)."""
     name = options.blocks.limits
-    limits = resolve_limits(options.limits, GenerationLimits.load(name) if name else None)
+    limits = resolve_limits(options.limits, load_block(GenerationLimits, name) if name else None)
     if provider_kind == "vertex" and options.limits.adaptive is None and not limits.adaptive:
         limits = limits.model_copy(update={"adaptive": True})
     if not name:

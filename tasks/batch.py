@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
 from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
@@ -49,7 +50,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
-@task(name="plan-batches", cache_policy=None, persist_result=False)
+@task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)
 def plan_batches(run_id: str, items: list[WorkItem]) -> BatchPlan:
     """Skip stored images, find recorded batches to resume, split the rest into batches."""
     return _run(run_id, lambda runner: runner.plan(items))
@@ -62,7 +63,7 @@ def _submit_name() -> str:
     return f"submit-batch: {len(items)} items"
 
 
-@task(name="submit-batch", task_run_name=_submit_name, cache_policy=None, persist_result=False)
+@task(name="submit-batch", task_run_name=_submit_name, cache_policy=NO_CACHE, persist_result=False)
 def submit_batch(run_id: str, items: list[WorkItem], recorded: BatchJob | None = None) -> Submission:
     """Upload the JSONL, record the batch, create it; for a ``recorded`` job a crash left
     without a batch name, first look for the batch by name. Never raises for provider
@@ -89,7 +90,7 @@ def _retry_if_transient(task, task_run_, state) -> bool:  # noqa: ANN001 (Prefec
 
 
 @task(name="poll-batch", task_run_name=_poll_name, retries=3, retry_delay_seconds=30,
-      retry_condition_fn=_retry_if_transient, cache_policy=None, persist_result=False)
+      retry_condition_fn=_retry_if_transient, cache_policy=NO_CACHE, persist_result=False)
 def poll_batch(run_id: str, submission: Submission) -> BatchStatus | None:
     """Wait for a recorded batch to end, with backoff. It reads only: safe to run again
     at any time, from any process, for a batch another run created."""
@@ -99,12 +100,13 @@ def poll_batch(run_id: str, submission: Submission) -> BatchStatus | None:
     return _run(run_id, lambda runner: runner.wait(job))
 
 
-@task(name="collect-batch", cache_policy=None, persist_result=False)
+@task(name="collect-batch", cache_policy=NO_CACHE, persist_result=False)
 def collect_batch(run_id: str, submission: Submission, status: BatchStatus | None) -> list[ManifestRow]:
     """Download results and land every image through the realtime path; rows for all."""
-    if submission.job is None or status is None:
+    job = submission.job
+    if job is None or status is None:
         return submission.rows
-    return submission.rows + _run(run_id, lambda runner: runner.collect(submission.job, status))
+    return submission.rows + _run(run_id, lambda runner: runner.collect(job, status))
 
 
 def generate_in_batches(run_id: str, items: list[WorkItem]) -> list[ManifestRow]:
@@ -117,8 +119,10 @@ def generate_in_batches(run_id: str, items: list[WorkItem]) -> list[ManifestRow]
     submissions += [submit_batch.submit(run_id, job.items, recorded=job) for job in unnamed]
     submissions += [submit_batch.submit(run_id, group) for group in plan.new_groups]
     batches = [job.items for job in named + unnamed] + plan.new_groups
-    polls = [poll_batch.submit(run_id, s) for s in submissions]
-    collects = [collect_batch.submit(run_id, s, p) for s, p in zip(submissions, polls)]
+    # a future passed as a task argument reaches the task as its result: Prefect resolves it
+    polls = [poll_batch.submit(run_id, s) for s in submissions]  # type: ignore[arg-type]  # futures resolved
+    collects = [collect_batch.submit(run_id, s, p)  # type: ignore[call-overload]  # futures resolved
+                for s, p in zip(submissions, polls)]
     rows = list(plan.existing)
     for batch_items, collect in zip(batches, collects):
         rows.extend(_rows_of(run_id, batch_items, collect))

@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 
 from bananaflow.errors import StorageError
 from bananaflow.landing.manifest import ManifestRow
@@ -12,7 +13,7 @@ from bananaflow.landing.storage import ImageStore
 from bananaflow.reports.gallery import build_gallery, gallery_markdown
 
 
-@task(name="make-thumbnails", cache_policy=None, persist_result=False)
+@task(name="make-thumbnails", cache_policy=NO_CACHE, persist_result=False)
 def make_gallery(rows: Iterable[ManifestRow], store: ImageStore, run_prefix: str, limit: int = 48) -> str | None:
     """Thumbnails for a sample of the run, uploaded beside its manifest; returns the
     gallery's markdown, or None (with a warning) if S3 refused: a gallery is a convenience,

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
@@ -94,7 +95,7 @@ def chunk_name() -> str:
     retry_delay_seconds=exponential_backoff(backoff_factor=2),
     retry_jitter_factor=0.5,
     retry_condition_fn=_retry_only_retryable,
-    cache_policy=None,
+    cache_policy=NO_CACHE,
     persist_result=False,
 )
 def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from bananaflow.catalog import Rejection
 from bananaflow.catalog.references import require_edit_mode
@@ -39,7 +40,7 @@ def _refusing_references(items: Iterator[WorkItem], provider_kind: str) -> Itera
         yield item
 
 
-@task(name="plan-work", cache_policy=None, persist_result=False)
+@task(name="plan-work", cache_policy=NO_CACHE, persist_result=False)
 def plan(catalog: str, job: Job, prefix: str, reading: CatalogOptions | None = None, *, provider_kind: str,
          shard: Shard = Shard()) -> Plan:
     """Read and validate the catalog as it streams, render every (product x variant)

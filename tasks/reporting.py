@@ -9,6 +9,7 @@ from uuid import UUID
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.utilities.urls import url_for
 
 from bananaflow.catalog import Rejection, rejections_to_csv
@@ -25,7 +26,7 @@ from bananaflow.reports.summary import RunSummary
 MANIFEST_BATCH_ROWS = 1000
 
 
-@task(name="write-manifest", cache_policy=None, persist_result=False)
+@task(name="write-manifest", cache_policy=NO_CACHE, persist_result=False)
 def write_outputs(
     rows: RowLog | list[ManifestRow], rejected: list[Rejection], store: ImageStore, run_prefix: str
 ) -> tuple[dict[str, str], str | None]:
@@ -69,9 +70,9 @@ class ProgressArtifact:
         self.interval_s = interval_s
         self._lock = threading.Lock()
         self._last = 0.0
-        self.artifact_id: UUID = create_progress_artifact(
-            0.0, key="bananaflow-progress", description=f"0 of {tracker.total} images"
-        )
+        artifact_id = create_progress_artifact(0.0, key="bananaflow-progress", description=f"0 of {tracker.total} images")
+        assert isinstance(artifact_id, UUID)  # the synchronous call returns the id, not a coroutine
+        self.artifact_id = artifact_id
         tracker.subscribe(self._on_progress)
 
     def _on_progress(self, tracker: ProgressTracker) -> None:

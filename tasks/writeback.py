@@ -1,7 +1,10 @@
 """Writing the new image URLs back as a Shopify CSV or a Merchant Center supplemental feed."""
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from bananaflow.errors import BananaflowError
 from bananaflow.landing.manifest import ManifestRow
@@ -13,9 +16,9 @@ FILE_NAMES = {"shopify": ("shopify_products.csv", "text/csv; charset=utf-8"),
               "merchant": ("merchant_supplemental.tsv", "text/tab-separated-values; charset=utf-8")}
 
 
-@task(name="write-back", cache_policy=None, persist_result=False)
+@task(name="write-back", cache_policy=NO_CACHE, persist_result=False)
 def write_back(
-    rows: list[ManifestRow], job: Job, store: ImageStore, run_prefix: str, catalog: str, encoding: str | None
+    rows: Iterable[ManifestRow], job: Job, store: ImageStore, run_prefix: str, catalog: str, encoding: str | None
 ) -> str | None:
     """The write-back file beside the manifest; returns its URI (None when not configured)."""
     spec = job.spec.writeback

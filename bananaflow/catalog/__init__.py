@@ -43,6 +43,11 @@ __all__ = [
     "sku_slug",
     "split_links",
     "strip_html",
+    # modules other packages import by name (``from bananaflow.catalog.loader import ...``)
+    "loader",
+    "references",
+    "shopify",
+    "text",
 ]
 
 #: The module (under this package) each public name is defined in.

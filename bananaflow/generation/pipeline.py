@@ -109,8 +109,9 @@ class ItemProcessor:
                 else:
                     yield row
             for task in workers:  # ``process`` never raises, but the items iterable may
-                if task.done() and not task.cancelled() and task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
+                failure = task.exception() if task.done() and not task.cancelled() else None
+                if failure is not None:
+                    raise failure
         finally:
             for task in workers:
                 task.cancel()
