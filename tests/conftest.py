@@ -2,8 +2,24 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(scope="session", autouse=True)
+def home_of_this_test_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A HOME of its own for each test process (each pytest-xdist worker) and for the
+    processes it starts. Runs keep state under ~/.cache/bananaflow (the default spool, and
+    rate limits learned from 429s, keyed by the provider's host:port), which would be shared
+    with the other worker, with another checkout testing at the same time and with the
+    user's own runs: a limit learned from one simulator applies to any later simulator that
+    is given the same port, and one run's spooled images are uploaded by the next run on
+    the same bucket name."""
+    home = tmp_path_factory.mktemp("home")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("HOME", str(home))
+        yield home
 
 
 @pytest.fixture(autouse=True)
