@@ -1,10 +1,49 @@
-"""Fixtures for every test."""
+"""How ``pytest -n 2 --dist loadfile`` (pytest-xdist, as ``make test`` runs it) shares the
+suite between worker processes.
+
+Each test module runs whole on one worker, so a module's fixtures (a server, a finished
+run) start once; session fixtures (Prefect server, S3, simulator, browser) start once per
+worker that needs them. Modules that use the same state outside the test processes wait
+for each other on one worker: see ``SHARED_QUEUES``.
+"""
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+#: module -> a queue name; modules with the same queue run on one worker, one after another
+SHARED_QUEUES = {
+    # a Prefect server on PostgreSQL with its messaging in Redis database 12, emptied first
+    "tests/e2e/ops/test_scale_out.py": "redis-postgres",
+    "tests/e2e/ops/test_up_scaled.py": "redis-postgres",
+}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):  # noqa: ANN001, ANN201 (xdist's types)
+    """``--dist loadfile`` with ``SHARED_QUEUES``: whole modules, queued modules together.
+
+    Modules go out in the order collected (end-to-end modules, the long ones, before the
+    many short unit modules that even out the end), not by how many tests each has, and the
+    queues first of all: they are the longest, and started late they would end last."""
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return SHARED_QUEUES.get(module, module)
+
+        def _assign_work_unit(self, node) -> None:  # noqa: ANN001 (xdist's WorkerController)
+            for queue in set(SHARED_QUEUES.values()) & set(self.workqueue):
+                self.workqueue.move_to_end(queue, last=False)
+            super()._assign_work_unit(node)
+
+    config.option.loadscopereorder = False
+    return ModuleScheduling(config, log)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -197,14 +197,19 @@ class ScaledServices:
 
 
 @pytest.fixture(scope="module")
-def scaled_services() -> Iterator[ScaledServices]:
+def scaled_services(request: pytest.FixtureRequest) -> Iterator[ScaledServices]:
     """PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, as this machine kind and CI
-    run them; the database is dropped afterwards."""
+    run them; the database is dropped afterwards. Their modules take turns (SHARED_QUEUES)."""
     import asyncpg
     import redis
 
     from bananaflow_prefect.deployments.local_stack import ensure_database
+    from tests.conftest import SHARED_QUEUES
 
+    module = request.node.nodeid.split("::")[0]
+    if SHARED_QUEUES.get(module) != "redis-postgres":
+        pytest.fail(f"{module} empties Redis database {PREFECT_REDIS_URL.rsplit('/', 1)[1]} for its server: add it to "
+                    "SHARED_QUEUES in tests/conftest.py, so pytest-xdist runs it after the other modules that do, not beside them")
     services = ScaledServices()
     try:
         ensure_database(services.database_url)
