@@ -25,13 +25,18 @@ demo: setup
 browser:
 	@sh tools/install-browser.sh
 
+# Tests run on TEST_WORKERS processes (pytest-xdist), each test module whole on one of them;
+# tests/conftest.py says which modules must also wait for each other. TEST_WORKERS=0: one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadfile
+
 ## test: the whole test suite, end-to-end tests included
 test: setup browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 
-## test-fast: unit tests only (no S3 or Prefect servers), about a minute
+## test-fast: unit tests only (no S3 or Prefect servers), under a minute
 test-fast: setup
-	$(BIN)/python -m pytest tests/unit -m "not e2e" -q
+	$(BIN)/python -m pytest tests/unit -m "not e2e" -q $(XDIST)
 
 ## up: local Prefect server (UI on 127.0.0.1:4200), a process worker, blocks and deployments
 up: setup

@@ -2,6 +2,8 @@
 harness), SeaweedFS ``weed mini`` on 127.0.0.1 and the simulator's HTTP server."""
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -12,13 +14,40 @@ from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 TEST_API_KEY = "FAKE-TEST-e2e-key-0123456789abcdefghijkl"
 
 
+def send_pending_prefect_events() -> None:
+    """Send this process's queued Prefect events and stop the worker that sends them.
+
+    One events worker serves the whole process and stays bound to the server that was
+    current when it started, and Prefect 3 records task runs from those events: after a
+    switch to another server, the next event starts a worker bound to that one."""
+    from prefect.events.worker import EventsWorker
+
+    EventsWorker.drain_all(timeout=30)
+
+
+@contextmanager
+def prefect_calls_go_to(api_url: str) -> Iterator[str]:
+    """This process's Prefect calls (flows, task-run events, blocks, clients) go to
+    ``api_url`` until exit, then back to where they went before."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    send_pending_prefect_events()
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: api_url}):
+            yield api_url
+    finally:
+        send_pending_prefect_events()
+
+
 @pytest.fixture(scope="session")
 def prefect_api():
-    """A real Prefect API server (subprocess, temporary SQLite) for the whole session."""
+    """A real Prefect API server (subprocess, temporary SQLite) for the whole session (per
+    pytest-xdist worker); modules that use another server switch to it and back."""
     from prefect.settings import PREFECT_API_URL
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
+        send_pending_prefect_events()  # none of them for a server started before this one
         yield PREFECT_API_URL.value()
 
 

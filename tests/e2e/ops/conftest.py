@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 from bananaflow.devstack.local_prefect import ensure_server, server_env, stop_server
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
-from tests.e2e.conftest import TEST_API_KEY
+from tests.e2e.conftest import TEST_API_KEY, prefect_calls_go_to
 
 PROVIDER_VARS = ("GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL", "BANANAFLOW_PROVIDER",
                  "BANANAFLOW_AUTH_STYLE", "GOOGLE_GEMINI_BASE_URL", "PREFECT_API_URL", "PREFECT_PROFILE")
@@ -31,23 +31,27 @@ def free_port() -> int:
 
 
 @contextmanager
-def started_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
-    """``prefect server start`` on a free port, with its API URL set for this process."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
+def running_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """``prefect server start`` on a free port; this process's calls still go where they went."""
     api_url = ensure_server(home, port=free_port(), wait_s=150, extra_env=extra_env)
     try:
-        with temporary_settings(updates={PREFECT_API_URL: api_url}):
-            yield api_url
-            from prefect.logging.handlers import APILogHandler
+        yield api_url
+        from prefect.logging.handlers import APILogHandler
 
-            APILogHandler().flush()  # send this process's last run logs before the server goes
+        APILogHandler().flush()  # send this process's last run logs before the server goes
     finally:
         stop_server(home)
 
 
+@contextmanager
+def started_prefect_server(home: Path, extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """``prefect server start`` on a free port, with its API URL set for this process."""
+    with running_prefect_server(home, extra_env) as api_url, prefect_calls_go_to(api_url):
+        yield api_url
+
+
 class OpsStack:
-    """One module's server, S3, simulator and the environment a subprocess needs to join them."""
+    """The session's ops server, S3, simulator and the environment a subprocess needs to join them."""
 
     def __init__(self, api_url: str, home: Path, s3, simulator: SimulatorServer, spool: Path) -> None:  # noqa: ANN001
         self.api_url = api_url
@@ -76,10 +80,26 @@ class OpsStack:
 
 @pytest.fixture(scope="session")
 def ops_stack(tmp_path_factory, s3_server) -> Iterator[OpsStack]:
+    """One server for the session (per pytest-xdist worker); ``ops_server_answers_this_module``
+    points this process at it for the modules that use it."""
     home = tmp_path_factory.mktemp("prefect-home")
     with SimulatorServer(SimulatorConfig(latency_s=(0.05, 0.15))) as sim:
-        with started_prefect_server(home) as api_url:
+        with running_prefect_server(home) as api_url:
             yield OpsStack(api_url, home, s3_server, sim, tmp_path_factory.mktemp("spool"))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ops_server_answers_this_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """In a module whose tests use ``ops_stack``, this process's Prefect calls (its flows,
+    block saves, clients, module fixtures included) go to that server, and back when the
+    module ends. Set for the whole session instead, it would answer whichever module ran
+    next, e2e modules on the test harness included: pytest-xdist runs modules in any order."""
+    module_items = [item for item in request.session.items if getattr(item, "module", None) is request.module]
+    if not any("ops_stack" in item.fixturenames for item in module_items):
+        yield
+        return
+    with prefect_calls_go_to(request.getfixturevalue("ops_stack").api_url):
+        yield
 
 
 def wait_until(predicate: Callable[[], object], timeout_s: float, what: str, poll_s: float = 0.5):  # noqa: ANN201
@@ -177,14 +197,19 @@ class ScaledServices:
 
 
 @pytest.fixture(scope="module")
-def scaled_services() -> Iterator[ScaledServices]:
+def scaled_services(request: pytest.FixtureRequest) -> Iterator[ScaledServices]:
     """PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, as this machine kind and CI
-    run them; the database is dropped afterwards."""
+    run them; the database is dropped afterwards. Their modules take turns (SHARED_QUEUES)."""
     import asyncpg
     import redis
 
     from bananaflow_prefect.deployments.local_stack import ensure_database
+    from tests.conftest import SHARED_QUEUES
 
+    module = request.node.nodeid.split("::")[0]
+    if SHARED_QUEUES.get(module) != "redis-postgres":
+        pytest.fail(f"{module} empties Redis database {PREFECT_REDIS_URL.rsplit('/', 1)[1]} for its server: add it to "
+                    "SHARED_QUEUES in tests/conftest.py, so pytest-xdist runs it after the other modules that do, not beside them")
     services = ScaledServices()
     try:
         ensure_database(services.database_url)
