@@ -15,7 +15,7 @@ TEST_API_KEY = "FAKE-TEST-e2e-key-0123456789abcdefghijkl"
 
 
 def send_pending_prefect_events() -> None:
-    """Send this process's queued Prefect events and stop the worker that sends them.
+    """Send this process's queued Prefect events and logs and stop the workers that send them.
 
     One events worker serves the whole process and stays bound to the server that was
     current when it started, and Prefect 3 records task runs from those events: after a
@@ -37,6 +37,16 @@ def prefect_calls_go_to(api_url: str) -> Iterator[str]:
             yield api_url
     finally:
         send_pending_prefect_events()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def prefect_sends_nothing_after_this_module() -> Iterator[None]:
+    """This module's last Prefect logs and events are sent before the next module starts.
+    Prefect sends them in batches from its own thread, up to seconds later: into whatever
+    test the worker runs next, e.g. a unit test that refuses every connection the process
+    opens and counts them."""
+    yield
+    send_pending_prefect_events()
 
 
 @pytest.fixture(scope="session")
