@@ -10,6 +10,11 @@ pytestmark = pytest.mark.e2e
 BUCKET = "ops-retry"
 
 
+def counts(**by_status: int) -> dict[str, int]:
+    """A summary's counts name only the statuses some item ended with."""
+    return {status: n for status, n in by_status.items() if n}
+
+
 def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_path, monkeypatch):
     from bananaflow_prefect.flows.catalog_flow import catalog_to_images
     from bananaflow_prefect.flows.retry_flow import retry_unfinished
@@ -25,13 +30,14 @@ def test_retry_finishes_deferred_items_and_pays_only_for_them(ops_stack, tmp_pat
         first = catalog_to_images(**flow_params(catalog=str(catalog), **blocks))
         # the per-day 429 parks the model: RT-003 and whatever was not sent yet are deferred
         deferred = first["counts"]["deferred"]
-        assert first["counts"] == {"succeeded": 6 - deferred, "deferred": deferred} and deferred >= 1
+        # how many were made before the 429 came back is timing: all six may be deferred
+        assert first["counts"] == counts(succeeded=6 - deferred, deferred=deferred) and deferred >= 1
         assert "RT-003" in {f["sku"] for f in first["failures"] if f["status"] == "deferred"}
 
         calls = sim.stats()["requests_total"]
         retried = retry_unfinished(**flow_params(catalog=str(catalog), **blocks))
         assert retried["retried"] == deferred
-        assert retried["summary"]["counts"] == {"succeeded": deferred, "skipped_exists": 6 - deferred}
+        assert retried["summary"]["counts"] == counts(succeeded=deferred, skipped_exists=6 - deferred)
         assert sim.stats()["requests_total"] - calls == deferred, "only the deferred items reached the provider"
 
         # the newest manifest now has nothing undone: the next hour does nothing at all
