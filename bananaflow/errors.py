@@ -12,6 +12,9 @@ written into the manifest's ``status`` column for an item that ends with this er
     ├── StorageError .............. the image store (S3) refused or could not be reached
     ├── ClaimHeld ................. another live run is making this image right now (deferred)
     ├── BudgetExhausted ........... --max-cost reached before this item was sent (deferred)
+    ├── JudgeUnavailable .......... the quality gate's judge gave no usable verdict (down after
+    │                               retries, invalid or truncated JSON, itself blocked): the image
+    │                               is kept ``unchecked`` and not published (fail closed)
     └── ProviderError ............. anything from one call to an image model
         ├── TransportError ........ no HTTP answer                             (retryable)
         │   ├── ProviderTimeout ... connect/read/write timed out
@@ -93,6 +96,19 @@ class BudgetExhausted(BananaflowError):
     not sent. Deferred, not failed: the next run (with a new budget) picks it up."""
 
     status = "deferred"
+
+
+class JudgeUnavailable(BananaflowError):
+    """The vision judge could not give a usable verdict on an image that was paid for. The
+    gate fails closed: the image is kept, marked ``unchecked``, not published, and judged on
+    the next run without being made again. ``cause`` is the judge call's own error class."""
+
+    status = "unchecked"
+
+    def __init__(self, message: str, *, cause: str = "", cost_usd: float = 0.0) -> None:
+        super().__init__(message)
+        self.cause = cause
+        self.cost_usd = cost_usd  # what the unusable judge answers were billed
 
 
 class ProviderError(BananaflowError):

@@ -5,7 +5,7 @@ may succeed.
 The dispatcher returns an ``ItemOutcome`` for every item it sends; the lander adds where the
 image is stored; the manifest row is built from it in one place (``ManifestRow.from_outcome``).
 Nothing downstream reads an exception's attributes or re-derives retryability from a class
-name. The quality gate's verdicts and attempts will join this value, beside ``qa``.
+name. The quality gate's verdicts (``verdicts``) sit beside the preset's numbers (``qa``).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from bananaflow.errors import BananaflowError, ContentBlocked, ProviderError, error_status, is_retryable
+from bananaflow.landing.verdict import Verdict
 from bananaflow.providers.base import GeneratedImage, Usage
 from bananaflow.secrets import excerpt
 
@@ -90,6 +91,8 @@ class ItemOutcome:
     batch_name: str = ""
     #: JSON: the output preset's measured numbers (the quality gate's first stage)
     qa: str = ""
+    #: the quality gate's verdicts on this item, in order (each image, each regeneration, a person)
+    verdicts: tuple[Verdict, ...] = ()
     #: usage and cost read back from an object this run stored earlier (a retried chunk)
     recorded_usage: Usage | None = None
     recorded_cost_usd: float | None = None
