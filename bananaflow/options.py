@@ -162,6 +162,38 @@ class SpendOptions(_Group):
     retry_blocked: bool = Field(
         False, description="Send again items an earlier run saw blocked by the safety filter (same prompt)."
     )
+    daily_budget_usd: Annotated[float | None, Flag("--daily-budget", metavar="USD")] = Field(
+        None, gt=0, description="What this job may spend per UTC day across all its runs (scheduled, triggered, retries, "
+        "shards); empty: no daily cap."
+    )
+
+
+class QualityOptions(_Group):
+    """The quality gate: every image checked before it is published, failures made again with the reasons,
+    what still fails left for a person."""
+
+    qa: Literal["on", "off"] | None = Field(
+        None, description="Check every image (free pixel checks, then a vision judge) before publishing; empty: the job "
+        "spec's, else on. off: publish what the model returns."
+    )
+    qa_model: str | None = Field(
+        None, description="The vision judge's model; empty: the job spec's, else the default judge model in models.toml."
+    )
+    qa_max_attempts: int | None = Field(
+        None, ge=0, le=5, description="Regenerations of an image that failed its checks, each with the reasons as "
+        "corrections; empty: the job spec's, else 2."
+    )
+    review: Literal["off", "flagged", "all"] | None = Field(
+        None, description="Wait for a person in the Prefect UI once generation ends: flagged images, or all; off: never "
+        "wait (scheduled runs)."
+    )
+    review_timeout_hours: Annotated[float | None, Flag("--review-timeout", metavar="HOURS")] = Field(
+        None, gt=0, le=24 * 14, description="How long a review waits; then what passed is published and the rest stays "
+        "needs_review; empty: 24."
+    )
+    retry_rejected: bool = Field(
+        False, description="Make again unchanged products whose image was rejected or left for review by an earlier run."
+    )
 
 
 _SHARD = NoFlag("scale-out: the sharded flow sets it for the shard runs it starts on a deployment")
@@ -222,6 +254,7 @@ class RunOptions(BaseModel):
     delivery: DeliveryOptions = DeliveryOptions()
     limits: LimitOptions = LimitOptions()
     spend: SpendOptions = SpendOptions()
+    quality: QualityOptions = QualityOptions()
     execution: ExecutionOptions = ExecutionOptions()
     blocks: Annotated[BlockNames, NoFlag("blocks configure deployment runs; a CLI run reads flags and the environment")] = (
         BlockNames()

@@ -25,6 +25,7 @@ from bananaflow.options import (
     ExecutionOptions,
     ImageOptions,
     LimitOptions,
+    QualityOptions,
     RunOptions,
     SpendOptions,
 )
@@ -64,6 +65,7 @@ def catalog_to_images(
     delivery: DeliveryOptions = DeliveryOptions(),
     limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
+    quality: QualityOptions = QualityOptions(),
     execution: ExecutionOptions = ExecutionOptions(),
     blocks: BlockNames = BlockNames(),
 ) -> dict:
@@ -74,7 +76,7 @@ def catalog_to_images(
     ``bananaflow.batch.completed`` when it ends and returns the run summary as a dict."""
     install_log_redaction()  # also when started from a deployment, not the CLI
     started = time.monotonic()
-    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend,
+    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
     run = open_run(catalog, options)
     drain_spool(run)

@@ -19,6 +19,7 @@ from bananaflow.options import (
     ExecutionOptions,
     ImageOptions,
     LimitOptions,
+    QualityOptions,
     SpendOptions,
 )
 from bananaflow_prefect.flows.catalog_flow import catalog_to_images
@@ -33,6 +34,7 @@ def retry_unfinished(
     delivery: DeliveryOptions = DeliveryOptions(),
     limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
+    quality: QualityOptions = QualityOptions(),
     execution: ExecutionOptions = ExecutionOptions(),
     blocks: BlockNames = BlockNames(),
 ) -> dict:
@@ -43,7 +45,7 @@ def retry_unfinished(
     Returns ``{"retried": n, "last_run": ..., "summary": ...}``.
     """
     logger = get_run_logger()
-    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend,
+    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
     store, _ = resolve_store(options)
     last = latest_run_manifest(store)

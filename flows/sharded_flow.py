@@ -27,6 +27,7 @@ from bananaflow.options import (
     ExecutionOptions,
     ImageOptions,
     LimitOptions,
+    QualityOptions,
     RunOptions,
     SpendOptions,
 )
@@ -41,6 +42,7 @@ def catalog_sharded(
     delivery: DeliveryOptions = DeliveryOptions(),
     limits: LimitOptions = LimitOptions(),
     spend: SpendOptions = SpendOptions(),
+    quality: QualityOptions = QualityOptions(),
     execution: ExecutionOptions = ExecutionOptions(shard_count=2),
     blocks: BlockNames = BlockNames(),
 ) -> dict:
@@ -52,7 +54,7 @@ def catalog_sharded(
     entry has its flow run name, state and manifest.
     """
     logger = get_run_logger()
-    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend,
+    options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
     store, _ = resolve_store(options)  # fail here, not in N shards, on a bad store
     runs = [_start_shard(catalog, options, index) for index in range(execution.shard_count)]

