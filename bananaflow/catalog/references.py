@@ -148,17 +148,31 @@ class ReferenceFetcher:
 
     async def for_item(self, item: Any, store: Any) -> tuple[ReferenceImage, ...]:
         """The item's photos (its own first, then its group's first image), within the
-        model's limit on reference images and the inline request budget."""
+        model's limit on reference images and the inline request budget. Only the photos
+        that can be sent are fetched (a row with 120 links downloads the model's limit, not
+        120), and all of them together within one deadline (``item_deadline_s``)."""
         limit = get_model(item.model).max_reference_images
         root = getattr(item, "reference_root", "")
         buckets = (getattr(store, "bucket", "") or "", _bucket_of(root))
-        photos = [await self.fetch(link, item.max_reference_side, root=root, buckets=buckets) for link in item.reference_links]
-        if item.group_reference_stem:
-            photos.insert(min(1, len(photos)), await self._group_image(item.group_reference_stem, store, item.max_reference_side))
-        if len(photos) > limit:
+        links = list(item.reference_links)
+        group = bool(item.group_reference_stem) and (limit > 1 or not links)
+        wanted = links[: max(1, limit - 1) if group else limit]
+        if len(links) + int(bool(item.group_reference_stem)) > len(wanted) + int(group):
             log.info("row %s (sku %s): sending %d of %d reference photos (%s takes at most %d)",
-                     item.row_number, item.sku, limit, len(photos), item.model, limit)
-            photos = photos[:limit]
+                     item.row_number, item.sku, len(wanted) + int(group), len(links) + int(bool(item.group_reference_stem)),
+                     item.model, limit)
+        try:
+            async with asyncio.timeout(self.policy.item_deadline_s):
+                photos = [await self.fetch(link, item.max_reference_side, root=root, buckets=buckets) for link in wanted]
+                if group:
+                    photos.insert(min(1, len(photos)),
+                                  await self._group_image(item.group_reference_stem, store, item.max_reference_side))
+        except TimeoutError:
+            raise ReferencePhotoError(
+                f"the reference photos of this item took longer than {self.policy.item_deadline_s:g} s in all; "
+                "use fewer or smaller photos, or faster hosting"
+            ) from None
+        photos = photos[:limit]
         kept, total = [], 0
         for photo in photos:
             size = len(base64.b64encode(photo.data))

@@ -6,9 +6,10 @@ and send the bytes to the model. So, before any connection:
 
 - only ``http``/``https`` links; the host is resolved here (numeric tricks such as
   ``2130706433``, ``0xa9fea9fe``, ``169.254.43518`` or ``0251.0376.0251.0376`` are read the way
-  the C resolver reads them, then checked) and every address it resolves to must be public:
-  loopback, private, link-local, CGNAT (100.64/10), ULA, IPv4-mapped/compatible, 6to4/NAT64
-  wrappers of such addresses, multicast, unspecified and reserved ranges are refused;
+  the C resolver reads them, then checked) and every address it resolves to must be public
+  by the explicit table of IANA special-purpose ranges in ``special_ranges`` (loopback,
+  private, CGNAT, ULA, link-local, 192.0.0.0/24, documentation, benchmarking, multicast,
+  reserved, cloud metadata addresses; IPv4 wrapped in IPv6 judged as IPv4);
 - the connection goes to the address that was checked (the Host header and the TLS server
   name stay the link's host), so a second DNS answer cannot swap it; every redirect is checked
   the same way;
@@ -22,7 +23,8 @@ Every refusal and every failure reads the same (``REFUSED``): a different text f
 
 Settings (environment): ``BANANAFLOW_REFERENCE_ALLOW_PRIVATE=1`` lets photos come from
 loopback/private/CGNAT/ULA hosts, for shops that serve them from their LAN (link-local,
-metadata names, multicast and unspecified stay refused); ``BANANAFLOW_REFERENCE_ROOTS`` adds
+metadata names and addresses such as ``100.100.100.200`` and ``fd00:ec2::254``, multicast,
+documentation and unspecified ranges stay refused); ``BANANAFLOW_REFERENCE_ROOTS`` adds
 local folders (``os.pathsep``-separated) and ``BANANAFLOW_REFERENCE_BUCKETS`` buckets
 (comma-separated) photos may come from.
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+import posixpath
 import re
 import socket
 import stat
@@ -42,10 +45,14 @@ from typing import Any
 
 import httpx
 
+from bananaflow.catalog.special_ranges import classify
+
 #: A photo larger than this is not downloaded at all (HTTP, S3 and local files alike).
 MAX_DOWNLOAD_BYTES = 40 * 1024 * 1024
 #: One download, redirects included, ends within this many seconds.
 DOWNLOAD_DEADLINE_S = 60.0
+#: All the photos of one item, together, within this many seconds.
+ITEM_DEADLINE_S = 120.0
 MAX_REDIRECTS = 5
 ALLOW_PRIVATE_ENV = "BANANAFLOW_REFERENCE_ALLOW_PRIVATE"
 ROOTS_ENV = "BANANAFLOW_REFERENCE_ROOTS"
@@ -54,7 +61,6 @@ BUCKETS_ENV = "BANANAFLOW_REFERENCE_BUCKETS"
 _NEVER_NAMES = frozenset({"metadata", "metadata.google.internal", "instance-data", "instance-data.ec2.internal"})
 _LOCAL_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"})
 _NUMERIC_LOOKING = re.compile(r"^(0x[0-9a-f]*|[0-9][0-9a-fx.]*)$", re.IGNORECASE)
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
 _COMPAT = ipaddress.ip_network("::/96")
@@ -82,6 +88,7 @@ class FetchPolicy:
     buckets: tuple[str, ...] = ()
     max_bytes: int = MAX_DOWNLOAD_BYTES
     deadline_s: float = DOWNLOAD_DEADLINE_S
+    item_deadline_s: float = ITEM_DEADLINE_S
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
 
     @classmethod
@@ -115,19 +122,16 @@ def parse_numeric_host(host: str) -> Address | None:
 
 
 def address_allowed(address: Address, *, allow_private: bool = False) -> bool:
-    """Whether a photo may be fetched from ``address`` (see the module docstring)."""
+    """Whether a photo may be fetched from ``address``: by the explicit table in
+    ``special_ranges`` (not Python's ``is_global``), IPv4 wrapped in IPv6 judged as IPv4."""
     if isinstance(address, ipaddress.IPv6Address):
         inner = _embedded_ipv4(address)
         if inner is not None:
             return address_allowed(inner, allow_private=allow_private)
-        if address in _COMPAT:  # ::a.b.c.d (deprecated IPv4-compatible), :: and ::1 included
-            return allow_private and address.is_loopback
-    if address.is_link_local or address.is_multicast or address.is_unspecified or address.is_reserved:
-        return False
-    if address.is_global and address not in _CGNAT:
-        return True
-    local = address.is_loopback or address.is_private or address in _CGNAT
-    return allow_private and local
+        if address in _COMPAT and address.is_unspecified is False and not address.is_loopback:
+            return False  # ::a.b.c.d (deprecated IPv4-compatible)
+    kind = classify(address)
+    return kind == "public" or (kind == "local" and allow_private)
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
@@ -272,15 +276,25 @@ def read_local(path: str, roots: Iterable[str], policy: FetchPolicy) -> bytes:
     return data
 
 
+def split_s3(uri: str) -> tuple[str, str]:
+    """``(bucket, key)`` of an ``s3://`` link after its dot segments are resolved, so
+    ``s3://run-bucket/../finance/x`` is judged (and read) as bucket ``finance``, the way an
+    HTTP path would reach it, not as ``run-bucket``."""
+    rest = uri.removeprefix("s3://").replace("\\", "/")
+    normal = posixpath.normpath("/" + rest).lstrip("/")
+    bucket, _, key = normal.partition("/")
+    return bucket, key
+
+
 def s3_bucket_allowed(uri: str, buckets: Iterable[str], policy: FetchPolicy) -> bool:
-    bucket = uri.removeprefix("s3://").partition("/")[0]
+    bucket, _ = split_s3(uri)
     return bool(bucket) and bucket in {*(b for b in buckets if b), *policy.buckets}
 
 
 def read_s3_capped(client: Any, uri: str, policy: FetchPolicy) -> bytes:
     """An object's bytes, refused over the cap (by its declared length and while reading),
     read in chunks until the policy's deadline."""
-    bucket, _, key = uri.removeprefix("s3://").partition("/")
+    bucket, key = split_s3(uri)
     if not bucket or not key:
         raise RefusedFetch("not bucket/key")
     started = time.monotonic()

@@ -58,7 +58,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.send_response(302)
             self.send_header("Location", self.path.split("=", 1)[1])
             self.end_headers()
-        elif self.path == "/photo.png":
+        elif self.path.startswith("/photo.png"):
+            self._send(PHOTO)
+        elif self.path.startswith("/slow.png"):
+            time.sleep(0.6)
             self._send(PHOTO)
         elif self.path == "/big":
             self._send(b"x" * (2 * 1024 * 1024))
@@ -343,3 +346,71 @@ def test_pixel_bombs_are_refused_before_decoding_and_decodes_are_bounded(monkeyp
 def test_the_refusal_does_not_carry_a_signed_query() -> None:
     link = "http://169.254.169.254/x.jpg?X-Amz-Signature=" + base64.b16encode(b"secret").decode()
     assert "Signature" not in refused(link, ReferenceFetcher())
+
+
+@pytest.mark.parametrize("link", [
+    "http://192.0.0.192/latest/",  # Oracle Cloud metadata, in 192.0.0.0/24 (Python calls it global)
+    "http://192.0.0.170/", "http://192.0.2.1/", "http://198.18.0.1/", "http://198.51.100.7/",
+    "http://203.0.113.9/", "http://192.88.99.1/", "http://255.255.255.255/", "http://240.0.0.1/",
+    "http://168.63.129.16/machine", "http://[2001:db8::1]/", "http://[100::1]/", "http://[3fff::1]/",
+    "http://[::ffff:192.0.0.192]/", "http://[64:ff9b::c000:c0]/",
+])
+def test_special_purpose_ranges_are_refused_in_strict_mode(link: str, no_network: list[str]) -> None:
+    assert refused(link, ReferenceFetcher()) == safe_fetch.refusal_text(link)
+    assert no_network == []
+
+
+@pytest.mark.parametrize("link", [
+    "http://[fd00:ec2::254]/latest/meta-data/", "http://100.100.100.200/latest/meta-data/",
+    "http://192.0.0.192/opc/v2/instance/", "http://169.254.170.2/v2/credentials",
+    "http://[fd20:ce::254]/computeMetadata/v1/", "http://[::ffff:100.100.100.200]/",
+])
+def test_metadata_addresses_stay_refused_with_private_hosts_allowed(
+    link: str, no_network: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(safe_fetch.ALLOW_PRIVATE_ENV, "1")
+    policy = FetchPolicy.from_env()
+    assert policy.allow_private
+    assert refused(link, ReferenceFetcher(policy=policy)) == safe_fetch.refusal_text(link)
+    assert no_network == []
+
+
+def test_the_table_still_lets_a_shops_lan_and_public_hosts_through() -> None:
+    import ipaddress
+
+    lan = ("10.1.2.3", "192.168.1.5", "100.64.0.9", "127.0.0.1", "fd12:3456::1", "::1")
+    for text in lan:
+        address = ipaddress.ip_address(text)
+        assert not safe_fetch.address_allowed(address) and safe_fetch.address_allowed(address, allow_private=True)
+    for text in ("8.8.8.8", "151.101.1.69", "2606:4700::6810:84e5"):
+        assert safe_fetch.address_allowed(ipaddress.ip_address(text))
+
+
+def test_only_the_photos_the_model_takes_are_downloaded(server: tuple[str, Served]) -> None:
+    address, served = server
+    links = tuple(f"http://{address}/photo.png?n={n}" for n in range(120))
+    fetcher = ReferenceFetcher(policy=FetchPolicy(allow_private=True))
+    photos = asyncio.run(fetcher.for_item(item(*links), store=None))
+    limit = references.get_model("gemini-3-pro-image").max_reference_images
+    assert len(photos) == limit and len(served.hits) == limit  # not 120 downloads
+    assert served.hits == [f"/photo.png?n={n}" for n in range(limit)]
+
+
+def test_all_photos_of_an_item_share_one_deadline(server: tuple[str, Served]) -> None:
+    address, served = server
+    links = tuple(f"http://{address}/slow.png?n={n}" for n in range(6))  # each well inside its own deadline
+    fetcher = ReferenceFetcher(policy=FetchPolicy(allow_private=True, deadline_s=5.0, item_deadline_s=1.5))
+    with pytest.raises(ReferencePhotoError, match="took longer than 1.5 s in all"):
+        asyncio.run(fetcher.for_item(item(*links), store=None))
+    assert len(served.hits) < len(links)
+
+
+def test_dot_segments_cannot_walk_out_of_the_runs_bucket() -> None:
+    s3 = _FakeS3({("run-bucket", "a.png"): PHOTO, ("finance", "q3.png"): PHOTO})
+    fetcher = ReferenceFetcher(s3_client=s3)
+    for link in ("s3://run-bucket/../finance/q3.png", "s3://run-bucket/photos/../../finance/q3.png",
+                 "s3://run-bucket/./..//finance/q3.png"):
+        assert refused(link, fetcher, store=_Store()) == safe_fetch.refusal_text(link)
+    assert s3.asked == []
+    assert len(asyncio.run(fetcher.for_item(item("s3://run-bucket/x/../a.png"), store=_Store()))) == 1
+    assert s3.asked == [("run-bucket", "a.png")]
