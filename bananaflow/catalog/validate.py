@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from bananaflow.catalog.color_variants import color_variants_problem
 from bananaflow.catalog.rows import RawRow, Rows
 from bananaflow.catalog.text import DESCRIPTION_COLUMNS, text_length
 from bananaflow.landing import csv_safe
@@ -86,6 +87,10 @@ class RowChecks:
             reason = _length_problem(column, value, self.field_limits.get(column, self.max_field_chars))
             if reason:
                 reasons.append(reason)
+        if raw.values.get("color_variants", "").strip():
+            problem = color_variants_problem(raw.values["color_variants"])
+            if problem:
+                reasons.append(problem)
         return reasons + _link_problems(raw.values)
 
 

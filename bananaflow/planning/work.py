@@ -7,13 +7,13 @@ call: the key is how a re-run knows the image already exists and is not paid for
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bananaflow.catalog import CatalogLoad, CatalogRow, sku_slug, split_links
+from bananaflow.catalog import CatalogLoad, CatalogRow, split_links
+from bananaflow.catalog.color_variants import color_key_part, parse_color_variants
 from bananaflow.landing.keys import key_stem, params_hash
 
 if TYPE_CHECKING:
@@ -59,19 +59,19 @@ def color_targets(fields: dict[str, str], variant_name: str) -> list[tuple[str, 
     Shopify preset's ``color_variants``): ``color`` holds that one colour and
     ``color_variant_skus`` its variants' SKUs. A product without colours is one target."""
     try:
-        groups = json.loads(fields.get("color_variants") or "[]")
+        groups = parse_color_variants(fields.get("color_variants") or "")
     except ValueError:
-        groups = []
+        groups = []  # validate rejected such a row already; a row from elsewhere is one target
     targets: list[tuple[str, dict[str, str]]] = []
     seen: set[str] = set()
     for group in groups:
-        slug = sku_slug(str(group.get("color", "")))[:40] or "color"
+        slug = color_key_part(group.color)
         if slug in seen:
             continue
         seen.add(slug)
-        colored = dict(fields, color=str(group["color"]), color_variant_skus=", ".join(group.get("skus", [])))
-        if group.get("image"):
-            colored["variant_image"] = str(group["image"])
+        colored = dict(fields, color=group.color, color_variant_skus=", ".join(group.skus))
+        if group.image:
+            colored["variant_image"] = group.image
         targets.append((f"{variant_name}{COLOR_SEPARATOR}{slug}", colored))
     return targets or [(variant_name, fields)]
 

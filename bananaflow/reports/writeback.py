@@ -18,7 +18,8 @@ import json
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 
-from bananaflow.catalog import decode_catalog, read_catalog_bytes, sku_slug
+from bananaflow.catalog import decode_catalog, read_catalog_bytes
+from bananaflow.catalog.color_variants import color_key_part
 from bananaflow.catalog.shopify import option_kind
 from bananaflow.errors import CatalogError
 from bananaflow.landing import csv_safe
@@ -169,7 +170,7 @@ def _set_variant_images(
         if not made or handle not in color_index:
             continue
         value = next((record[c].strip() for c in value_cols[color_index[handle]] if record[c].strip()), "")
-        row = made.get(sku_slug(value)[:40]) if value else None
+        row = made.get(color_key_part(value)) if value else None
         if row is not None:
             record[target] = url_of(row)
     return header
