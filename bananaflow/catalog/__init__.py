@@ -44,6 +44,7 @@ __all__ = [
     "split_links",
     "strip_html",
     # modules other packages import by name (``from bananaflow.catalog.loader import ...``)
+    "color_variants",
     "loader",
     "references",
     "shopify",
