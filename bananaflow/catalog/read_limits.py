@@ -195,16 +195,16 @@ def json_loads(text: str, name: str, where: str) -> Any:
     ``RecursionError``); ``json.JSONDecodeError`` passes through for the caller's message."""
     import json
 
-    depth = _max_depth(text)
+    depth = max_json_depth(text)
     if depth > MAX_JSON_DEPTH:
         raise CatalogError(f"{name}: {where} nests JSON {depth} levels deep; at most {MAX_JSON_DEPTH} are read")
     try:
         return json.loads(text)
-    except RecursionError:  # pragma: no cover - _max_depth refuses these first
+    except RecursionError:  # pragma: no cover - max_json_depth refuses these first
         raise CatalogError(f"{name}: {where} nests JSON too deeply") from None
 
 
-def _max_depth(text: str) -> int:
+def max_json_depth(text: str) -> int:
     """The deepest ``[``/``{`` nesting outside strings (a scan; no parsing, no recursion).
     Runs on the text without its string literals, so only brackets are left to count."""
     import re

@@ -125,3 +125,34 @@ def test_cli_refuses_a_bomb_with_one_line_and_exit_2(tmp_path: Path) -> None:
     assert result.returncode == 2
     output = " ".join((result.stdout + result.stderr).split())
     assert "expands past the catalog limit of 1 MB" in output and "Traceback" not in output
+
+
+def test_a_json_array_of_empty_objects_is_refused_at_the_row_limit_in_bounded_memory(tmp_path: Path) -> None:
+    from tests.memory_bound import run_bounded
+
+    path = tmp_path / "empty.json"
+    path.write_bytes(b"[" + b"{}," * 7_999_999 + b"{}]")  # 24 MB, 8 M rows
+    code = f"from bananaflow.catalog.loader import load_catalog\nload_catalog({str(path)!r})"
+    env = {read_limits.MAX_BYTES_ENV: str(64 * MB)}
+    result = run_bounded(code, env=env)
+    assert result.error.startswith("CatalogError: empty.json has more than 2000000 rows"), result.error
+    assert result.peak_mb < 400, result.peak_mb  # json.loads of the whole array peaked at 1.5 GB
+    lines = tmp_path / "empty.jsonl"
+    lines.write_bytes(b"{}\n" * 8_000_000)
+    result = run_bounded(code.replace("empty.json", "empty.jsonl"), env=env)
+    assert result.error.startswith("CatalogError: empty.jsonl has more than 2000000 rows"), result.error
+    assert result.peak_mb < 400, result.peak_mb
+
+
+def test_json_records_are_read_one_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(read_limits.MAX_ROWS_ENV, "3")
+    path = tmp_path / "c.json"
+    path.write_text('[{"sku": "A", "title": "Mug"}, {"sku": "B", "title": "Cup", "color": "red"}, 7]')
+    load = load_catalog(str(path))
+    assert [r.sku for r in load.accepted] == ["A", "B"] and load.columns[:3] == ["sku", "title", "color"]
+    assert [r.row_number for r in load.rejected] == [3]
+    path.write_text('[{"sku": "A", "title": "Mug"}, {}, {}, {}]')
+    refused(path, "has more than 3 rows")
+    path.write_text('[{"sku": "A", "title": "Mug"} {"sku": "B"}]')
+    message = refused(path, "is not valid JSON")
+    assert "Mug" not in message  # the position, never the bytes
