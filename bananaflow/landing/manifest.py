@@ -286,10 +286,13 @@ def read_manifest(source: str | Path, *, sku: str | None = None) -> list[Manifes
 _ROW_SLICE = 2000
 
 
-def iter_manifest(source: str | Path, *, sku: str | None = None) -> Iterator[ManifestRow]:
+def iter_manifest(
+    source: str | Path, *, sku: str | None = None, data: bytes | None = None
+) -> Iterator[ManifestRow]:
     """``read_manifest``'s rows one at a time: the table is read whole, but its rows are
-    built a slice at a time, so a caller that keeps few of them holds few."""
-    data, name = _read_source(source)
+    built a slice at a time, so a caller that keeps few of them holds few. ``data``: the
+    manifest's bytes, already read (within bounds) by the caller; ``source`` then names it."""
+    data, name = (data, str(source)) if data is not None else _read_source(source)
     if data[:4] == b"PAR1" or name.endswith(".parquet"):
         filters = [("sku", "==", sku)] if sku is not None else None
         frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow", filters=filters)

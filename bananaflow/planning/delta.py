@@ -6,18 +6,30 @@ photo locations. So "unchanged" is exact and cheap: the previous run's manifest 
 row for the same (SKU, variant) whose key has the same stem. Such items are reported
 ``skipped_unchanged`` from the manifest alone — no provider call and not even an S3 request
 per item, which is what makes a 100k-SKU refresh with 200 changes take seconds.
+
+A previous manifest is untrusted input (anyone who can write under the runs prefix can
+forge one): it is read within the catalog's bounds (``catalog.read_limits``: bytes, rows,
+Parquet expansion; ``/dev/zero`` and a Parquet bomb are refused); a row only *confirms* a
+key this run computed (same SKU, variant and key stem, an image extension), and the row
+this run records is built from the item itself: its key, its bucket's URI, and only the
+derivative keys that sit beside that key. Nothing else the row says is carried over.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
+from bananaflow.landing.finishing import derivative_key
+from bananaflow.landing.keys import stem_of
 from bananaflow.landing.manifest import ManifestRow, iter_manifest
 from bananaflow.landing.run_history import latest_manifest_key
 from bananaflow.planning.work import WorkItem
@@ -27,6 +39,8 @@ log = logging.getLogger("bananaflow.planning.delta")
 
 #: Previous outcomes that mean "an image for exactly this request exists".
 DONE_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
+_IMAGE_EXT = re.compile(r"^[a-z0-9]{1,10}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
 
 
 @dataclass
@@ -35,14 +49,16 @@ class DeltaSplit:
     unchanged: list[ManifestRow]
 
 
-def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str) -> DeltaSplit:
+def split_unchanged(
+    items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str, images: Any = None
+) -> DeltaSplit:
     """Items to generate, and rows for the ones the previous run already made as planned
     (the same rule a run applies to its work store, see ``drop_unchanged``)."""
     store = WorkStore()
     try:
         store.add(items)
         now = datetime.now(UTC)
-        batches = store.drop_unchanged(_done(previous), partial(unchanged_row, run_id=run_id, now=now))
+        batches = store.drop_unchanged(_done(previous), partial(unchanged_row, run_id=run_id, now=now, store=images))
         unchanged = [row for batch in batches for row in batch]
         return DeltaSplit(list(store), unchanged)
     finally:
@@ -50,14 +66,54 @@ def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], 
 
 
 def _done(rows: Iterable[ManifestRow]) -> Iterator[ManifestRow]:
-    """Rows that mean "an image for exactly this request exists"."""
-    return (row for row in rows if row.status in DONE_STATUSES and row.key)
+    """Rows that mean "an image for exactly this request exists": a done status and a key
+    that is a key stem plus an image extension (the stem is matched to the item's later)."""
+    return (row for row in rows if row.status in DONE_STATUSES and row.key and _extension(row.key))
 
 
-def unchanged_row(before: ManifestRow, item: WorkItem, *, run_id: str, now: datetime) -> ManifestRow:
-    """This run's row for an item the previous run made exactly as planned (``before``)."""
+def _extension(key: str) -> str:
+    """The key's extension when the key could be one this code wrote, else ""."""
+    stem = stem_of(key)
+    extension = key[len(stem) + 1:]
+    parts = stem.split("/")
+    if not _IMAGE_EXT.match(extension) or stem.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return ""
+    return extension
+
+
+def _derivatives_beside(item: WorkItem, derivatives: str) -> str:
+    """The previous row's derivative keys that are where this run puts them (beside the
+    item's key, ``finishing.derivative_key``); anything else (another prefix) is dropped."""
+    try:
+        named = json.loads(derivatives) if derivatives else {}
+    except ValueError:
+        return ""
+    if not isinstance(named, dict):
+        return ""
+    kept = {}
+    for name, key in named.items():
+        _, _, extension = str(key).rpartition(".")
+        if (isinstance(key, str) and _IMAGE_EXT.match(extension) and _NAME.match(str(name))
+                and key == derivative_key(item.key_stem, str(name), extension)):
+            kept[str(name)] = key
+    return json.dumps(kept) if kept else ""
+
+
+def unchanged_row(
+    before: ManifestRow, item: WorkItem, *, run_id: str, now: datetime, store: Any = None
+) -> ManifestRow:
+    """This run's row for an item the previous run made exactly as planned (``before``): the
+    key is the item's own (its stem, the extension the image was stored with), the URI the
+    run's bucket's, the derivatives only those beside the key."""
+    key = f"{item.key_stem}.{_extension(before.key) or 'png'}"
     return dataclasses.replace(
         before,
+        key=key,
+        uri=store.uri(key) if store is not None else "",
+        derivatives=_derivatives_beside(item, before.derivatives),
+        model=item.model,
+        image_size=item.image_size,
+        aspect_ratio=item.aspect_ratio,
         run_id=run_id,
         row_number=item.row_number,
         status="skipped_unchanged",
@@ -86,20 +142,38 @@ def drop_unchanged(
     if not previous_manifest:
         return iter(())
     now = datetime.now(UTC)
-    return store.drop_unchanged(_done(previous_rows(previous_manifest)), partial(unchanged_row, run_id=run_id, now=now))
+    return store.drop_unchanged(_done(previous_rows(previous_manifest)),
+                                partial(unchanged_row, run_id=run_id, now=now, store=manifests))
 
 
 def previous_rows(source: str) -> Iterator[ManifestRow]:
     """The previous run's manifest rows (CSV or Parquet, local or ``s3://``) as they are
     built, or a clear error."""
     try:
-        yield from iter_manifest(source)
+        data, name = _read_bounded(source)
+        yield from iter_manifest(name, data=data)
     except FileNotFoundError:
         raise ConfigurationError(f"previous manifest {source} does not exist") from None
     except BananaflowError as exc:
         raise ConfigurationError(f"cannot read previous manifest {source}: {exc.message}") from None
     except (ValueError, TypeError, OSError) as exc:
         raise ConfigurationError(f"{source} is not a bananaflow manifest: {str(exc)[:200]}") from None
+
+
+def _read_bounded(source: str) -> tuple[bytes, str]:
+    """The manifest's bytes within the catalog's bounds (size read and after gunzip; rows
+    and expansion of a Parquet file checked before any row is built)."""
+    from bananaflow.catalog import read_catalog_bytes, read_limits
+
+    if not source.startswith("s3://") and not Path(source).expanduser().exists():
+        raise FileNotFoundError(source)
+    data, name = read_catalog_bytes(source)
+    if data[:4] == b"PAR1":
+        read_limits.read_parquet(data, name)  # rows, cells, declared and dictionary expansion
+        name = name if name.endswith(".parquet") else name + ".parquet"
+    else:
+        read_limits.check_row_count(data.count(b"\n"), name)
+    return data, name
 
 
 def load_previous(source: str) -> list[ManifestRow]:
@@ -129,7 +203,7 @@ def split_previous(
     previous_manifest = _resolve(previous_manifest, store, prefix)
     if not previous_manifest:
         return list(items), []
-    split = split_unchanged(items, load_previous(previous_manifest), run_id)
+    split = split_unchanged(items, load_previous(previous_manifest), run_id, images=store)
     return split.to_make, split.unchanged
 
 

@@ -23,6 +23,7 @@ from bananaflow.catalog.color_variants import color_key_part
 from bananaflow.catalog.shopify import option_kind
 from bananaflow.errors import CatalogError
 from bananaflow.landing import csv_safe
+from bananaflow.landing.keys import stem_of
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.jobspec import WritebackSpec
@@ -35,8 +36,13 @@ MAX_ADDITIONAL_IMAGES = 10
 def listing_key(row: ManifestRow) -> str:
     """The marketplace-ready derivative when the variant has an output preset, else the
     original."""
-    derivatives = json.loads(row.derivatives) if row.derivatives else {}
-    chosen = [key for name, key in derivatives.items() if name != "thumb"]
+    try:
+        derivatives = json.loads(row.derivatives) if row.derivatives else {}
+    except ValueError:
+        derivatives = {}
+    beside = stem_of(row.key) + "--"  # a derivative sits beside its original, never elsewhere
+    chosen = [key for name, key in (derivatives.items() if isinstance(derivatives, dict) else ())
+              if name != "thumb" and isinstance(key, str) and key.startswith(beside) and "/" not in key[len(beside):]]
     return chosen[0] if chosen else row.key
 
 
