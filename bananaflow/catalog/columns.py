@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from bananaflow.catalog import feeds, shopify
+from bananaflow.catalog.column_names import describe_columns
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
 
@@ -55,8 +56,7 @@ def _renamed(columns: list[str], rows: Rows, mapping: dict[str, str], name: str)
     already has the target name (``sku`` = "Variant SKU" wins over a preset's ``sku``)."""
     missing = [source for source in mapping if source not in columns]
     if missing:
-        found = ", ".join(columns)
-        raise CatalogError(f"{name} has no column '{missing[0]}' to map; found: {found}")
+        raise CatalogError(f"{name} has no column '{missing[0]}' to map; found {describe_columns(columns)}")
     replaced = {target for source, target in mapping.items() if target != source} - set(mapping)
     new_columns = [mapping.get(c, c) for c in columns if c not in replaced]
     if len(set(new_columns)) != len(new_columns):
@@ -84,7 +84,7 @@ def sku_slug(value: str) -> str:
 def _sku_from(columns: list[str], rows: Rows, column: str, name: str) -> Parsed:
     """``--sku-from COLUMN``: the SKU made from a column, for lists that have none."""
     if column not in columns:
-        raise CatalogError(f"--sku-from {column}: {name} has no such column; found: {', '.join(columns)}")
+        raise CatalogError(f"--sku-from {column}: {name} has no such column; found {describe_columns(columns)}")
 
     def with_skus() -> Rows:
         for raw in rows:
@@ -102,16 +102,16 @@ def _check_required(name: str, columns: list[str], required: tuple[str, ...]) ->
     missing = [c for c in required if c not in columns]
     if not missing:
         return
-    found = ", ".join(columns) if columns else "(no columns)"
+    found = describe_columns(columns)
     lowered = {c.lower(): c for c in columns}
     hints = [f"'{lowered[m.lower()]}' differs only in case" for m in missing if m.lower() in lowered]
     what = " or ".join(f"'{m}'" for m in missing)
     noun = "column" if len(missing) == 1 else "columns"
-    message = f"{name} has no {what} {noun}; found: {found} — rename a column or map it"
+    message = f"{name} has no {what} {noun}; found {found} — rename a column or map it"
     if hints:
         message += f" ({'; '.join(hints)})"
     elif _looks_like_data(columns):
-        message = (f"{name} seems to have no header line (its first line is data: {found[:80]}); "
+        message = (f"{name} seems to have no header line (its first line is data, not column names); "
                    "add a header line such as 'sku,title,price' as the first line")
     raise CatalogError(message)
 

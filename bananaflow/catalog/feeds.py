@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from bananaflow.catalog import shopify, woocommerce
+from bananaflow.catalog.column_names import describe_columns
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
 
@@ -47,7 +48,8 @@ def _merchant_name(column: str) -> str:
 def _merchant(columns: list[str], rows: Rows, name: str) -> Parsed:
     renamed = [_merchant_name(c) for c in columns]
     if "id" not in renamed:
-        raise CatalogError(f"{name} is not a Merchant Center feed: it has no 'id' column; found: {', '.join(columns)}")
+        raise CatalogError(f"{name} is not a Merchant Center feed: it has no 'id' column; "
+                           f"found {describe_columns(columns)}")
     if len(set(renamed)) != len(renamed):
         raise CatalogError(f"{name} has the same Merchant Center attribute twice (with and without 'g:')")
     mapping = dict(zip(columns, renamed))

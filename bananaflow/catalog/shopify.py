@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TypedDict
 
+from bananaflow.catalog.column_names import describe_columns
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
 
@@ -191,7 +192,7 @@ def transform(columns: list[str], rows: Rows, name: str) -> Parsed:
     if handle_column is None:
         raise CatalogError(
             f"{name} is not a Shopify product CSV: it has no 'Handle' (or 'URL handle') column; "
-            f"found: {', '.join(columns)}"
+            f"found {describe_columns(columns)}"
         )
     out_columns = SHOPIFY_FIELDS + [c for c in columns if c not in SHOPIFY_FIELDS]
 

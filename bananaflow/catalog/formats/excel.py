@@ -19,5 +19,7 @@ def parse_excel(file: CatalogFile) -> Parsed:
     try:
         frame = pd.read_excel(io.BytesIO(file.data), dtype=str, keep_default_na=False, sheet_name=0)
     except Exception as exc:
-        raise CatalogError(f"{file.name} is not a readable Excel workbook: {str(exc)[:200]}") from None
+        raise CatalogError(
+            f"{file.name} is not a readable Excel workbook ({type(exc).__name__}); save it again as .xlsx"
+        ) from None
     return table_rows(frame.to_dict("records"), [str(c) for c in frame.columns])

@@ -16,5 +16,5 @@ def parse_parquet(file: CatalogFile) -> Parsed:
     except CatalogError:
         raise
     except Exception as exc:  # pyarrow raises several types for a corrupt file
-        raise CatalogError(f"{file.name} is not a readable Parquet file: {str(exc)[:200]}") from None
+        raise CatalogError(f"{file.name} is not a readable Parquet file ({type(exc).__name__}); export it again") from None
     return table_rows(table.to_pylist(), [str(c) for c in table.column_names])

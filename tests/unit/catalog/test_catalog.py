@@ -135,7 +135,7 @@ def test_utf16_excel_unicode_text(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("missing_columns.csv", "missing_columns.csv has no 'sku' or 'title' columns; found: id, name — rename a column or map it"),
+        ("missing_columns.csv", "missing_columns.csv has no 'sku' or 'title' columns; found 2 columns: id, name — rename a column or map it"),
         ("empty.csv", "empty.csv is empty; expected a header line"),
         ("blank_lines.csv", "is empty"),
         ("does_not_exist.csv", "does not exist"),

@@ -80,7 +80,7 @@ def test_bad_rows_are_rejected_one_by_one_with_reasons() -> None:
     ("name", "message"),
     [
         ("binary.csv", "is not a text catalog (it contains NUL bytes)"),
-        ("no_sku_column.csv", "has no 'sku' column; found: id, title"),
+        ("no_sku_column.csv", "has no 'sku' column; found 2 columns: id, title"),
         ("only_whitespace.csv", "is empty; expected a header line"),
         ("header_only.csv", "has no products to generate: it has a header but no rows"),
         ("does_not_exist.csv", "does not exist"),
