@@ -29,6 +29,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from bananaflow.catalog.locations import allowing
 from bananaflow.devstack.processes import stop_process  # also the tests' way to stop a worker
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -172,7 +173,8 @@ def run_stack(args: argparse.Namespace) -> int:
         create_work_pool(args.pool, os.environ)
         deploy_all(os.environ, catalog=args.catalog, pool=args.pool, cron=args.cron, timezone=args.timezone)
         workers = [
-            start_worker(args.pool, f"{args.pool}-worker-{i + 1}", os.environ, state / f"worker-{i + 1}.log")
+            start_worker(args.pool, f"{args.pool}-worker-{i + 1}", allowing(os.environ, args.catalog),
+                         state / f"worker-{i + 1}.log")
             for i in range(args.workers)
         ]
         stack.callback(lambda: [stop_process(w) for w in workers])

@@ -37,7 +37,7 @@ from bananaflow.planning.work_store import WorkStore
 from bananaflow.reports.progress import announce
 from bananaflow.reports.summary import RunSummary
 from bananaflow.secrets import install_log_redaction
-from bananaflow_prefect.flows.configure import open_run
+from bananaflow_prefect.flows.configure import check_deployment_inputs, open_run
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.batch import generate_in_batches
 from bananaflow_prefect.tasks.events import emit_batch_completed
@@ -78,6 +78,7 @@ def catalog_to_images(
     started = time.monotonic()
     options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
+    check_deployment_inputs(catalog, options)
     run = open_run(catalog, options)
     drain_spool(run)
     work = plan_work(run)

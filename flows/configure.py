@@ -6,6 +6,7 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from bananaflow.batch.runner import PollPolicy
+from bananaflow.catalog.locations import LocationPolicy, check_location
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, lease_from_env
@@ -15,6 +16,7 @@ from bananaflow.limits.admission import admission_for_run
 from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions, resolve_limits
 from bananaflow.planning.batch_sizing import BatchLimits
+from bananaflow.planning.delta import LATEST
 from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.planning.mode import choose_mode
 from bananaflow.providers.models import default_model_id
@@ -26,6 +28,23 @@ from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunConfig, RunContext
 
 DEFAULT_PREFIX = "bananaflow"
+
+
+def check_deployment_inputs(catalog: str, options: RunOptions) -> None:
+    """In a deployment run (scheduled, triggered by ``catalog.updated``, started from a
+    shell or a pipeline) the catalog and previous-manifest locations are input: read only
+    from the deployment's own catalog location and the configured roots and buckets
+    (``bananaflow.catalog.locations``). A shard started by its scale-out run was checked
+    there; a run started by hand is the operator's own."""
+    from prefect.runtime import deployment
+
+    if not deployment.id or flow_run.parent_flow_run_id:
+        return
+    policy = LocationPolicy.for_deployment((deployment.parameters or {}).get("catalog"))
+    check_location(catalog, policy)
+    previous = options.reading.previous_manifest
+    if previous and previous != LATEST:
+        check_location(previous, policy, what="previous manifest")
 
 
 def open_run(catalog: str, options: RunOptions) -> RunContext:

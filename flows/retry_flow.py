@@ -23,7 +23,7 @@ from bananaflow.options import (
     SpendOptions,
 )
 from bananaflow_prefect.flows.catalog_flow import catalog_to_images
-from bananaflow_prefect.flows.configure import RunOptions, resolve_store
+from bananaflow_prefect.flows.configure import RunOptions, check_deployment_inputs, resolve_store
 
 
 @flow(name="retry-unfinished", log_prints=True)
@@ -47,6 +47,7 @@ def retry_unfinished(
     logger = get_run_logger()
     options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
+    check_deployment_inputs(catalog, options)
     store, _ = resolve_store(options)
     last = latest_run_manifest(store)
     if last is None:

@@ -31,7 +31,7 @@ from bananaflow.options import (
     RunOptions,
     SpendOptions,
 )
-from bananaflow_prefect.flows.configure import resolve_store
+from bananaflow_prefect.flows.configure import check_deployment_inputs, resolve_store
 
 
 @flow(name="catalog-sharded", log_prints=True)
@@ -56,6 +56,7 @@ def catalog_sharded(
     logger = get_run_logger()
     options = RunOptions(images=images, reading=reading, delivery=delivery, limits=limits, spend=spend, quality=quality,
                          execution=execution, blocks=blocks)
+    check_deployment_inputs(catalog, options)  # the shards it starts trust this check
     store, _ = resolve_store(options)  # fail here, not in N shards, on a bad store
     runs = [_start_shard(catalog, options, index) for index in range(execution.shard_count)]
     logger.info("started %d shard runs of %s: %s", len(runs), execution.shard_deployment,

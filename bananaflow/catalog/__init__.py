@@ -46,6 +46,7 @@ __all__ = [
     # modules other packages import by name (``from bananaflow.catalog.loader import ...``)
     "color_variants",
     "loader",
+    "locations",
     "read_limits",
     "references",
     "shopify",

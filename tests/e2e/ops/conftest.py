@@ -63,6 +63,8 @@ class OpsStack:
             **base, **server_env(home), **s3.env(), "PREFECT_API_URL": api_url, "GEMINI_API_KEY": TEST_API_KEY,
             "GOOGLE_GEMINI_BASE_URL": simulator.base_url, "BANANAFLOW_SPOOL_DIR": str(spool),
             "PREFECT_LOGGING_LEVEL": "INFO",
+            # deployment runs read catalogs only from allowed roots: the tests' own temporary folders
+            "BANANAFLOW_CATALOG_ROOTS": str(spool.parent),
         }
 
     def save_blocks(self, bucket: str, prefix: str = "bananaflow", max_in_flight: int = 4) -> None:

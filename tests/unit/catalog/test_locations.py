@@ -1,0 +1,70 @@
+"""Where a deployment run may read its catalog from when the location is input (an event's
+payload, a run's parameters): the deployment's own folder or bucket and the configured ones."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bananaflow.catalog.locations import BUCKETS_ENV, ROOTS_ENV, LocationPolicy, allowing, check_location
+from bananaflow.errors import ConfigurationError
+
+
+@pytest.fixture
+def shop(tmp_path: Path) -> Path:
+    feeds = tmp_path / "feeds"
+    feeds.mkdir()
+    (feeds / "catalog.csv").write_text("sku,title\nA,Mug\n")
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / ".pgpass").write_text("db:5432:shop:admin:hunter2\n")
+    (feeds / "escape.csv").symlink_to(tmp_path / "home" / ".pgpass")
+    return tmp_path
+
+
+def refused(location: str, policy: LocationPolicy) -> str:
+    with pytest.raises(ConfigurationError) as caught:
+        check_location(location, policy)
+    message = caught.value.message
+    assert "\n" not in message and "hunter2" not in message
+    return message
+
+
+def test_only_the_deployments_own_folder_by_default(shop: Path) -> None:
+    policy = LocationPolicy.for_deployment(str(shop / "feeds" / "catalog.csv"), environ={})
+    check_location(str(shop / "feeds" / "catalog.csv"), policy)
+    check_location(str(shop / "feeds" / "new" / "other.csv"), policy)
+    for location in (str(shop / "home" / ".pgpass"), "/etc/passwd", "~/.pgpass", str(shop / "feeds" / "escape.csv"),
+                     str(shop / "feeds" / ".." / "home" / ".pgpass"), "s3://any-bucket/catalog.csv",
+                     "file:///etc/passwd", "/proc/self/environ"):
+        assert "is outside the locations this deployment may read" in refused(location, policy)
+
+
+def test_nothing_without_an_own_catalog_or_settings() -> None:
+    for own in (None, "", "{{ $BANANAFLOW_CATALOG }}"):
+        policy = LocationPolicy.for_deployment(own, environ={})
+        assert policy == LocationPolicy()
+        refused("/srv/feeds/catalog.csv", policy)
+        refused("s3://shop-feeds/catalog.csv", policy)
+
+
+def test_settings_add_roots_and_buckets_and_dot_segments_cannot_leave_them(shop: Path) -> None:
+    env = {ROOTS_ENV: str(shop / "feeds") + os.pathsep + str(shop / "more"), BUCKETS_ENV: "shop-feeds, partner"}
+    policy = LocationPolicy.for_deployment("s3://nightly/catalog.csv", environ=env)
+    check_location(str(shop / "feeds" / "catalog.csv"), policy)
+    for location in ("s3://shop-feeds/catalog.csv", "s3://partner/a/b.csv", "s3://nightly/x.csv"):
+        check_location(location, policy)
+    for location in ("s3://shop-feeds/../finance/q3.csv", "s3://nightly/a/../../finance/x.csv", "s3://shop-feeds",
+                     "s3://finance/x.csv", "s3://shop-feeds/..", "s3://shop-feeds-evil/x.csv"):
+        refused(location, policy)
+
+
+def test_a_control_character_in_the_location_stays_on_one_line() -> None:
+    message = refused("/etc/passwd\nINFO all good", LocationPolicy())
+    assert message.startswith("catalog /etc/passwd?INFO all good is outside")
+
+
+def test_a_local_stack_allows_the_catalog_it_deployed(shop: Path) -> None:
+    env = allowing({ROOTS_ENV: "/srv/a"}, str(shop / "feeds" / "catalog.csv"))
+    assert env[ROOTS_ENV] == "/srv/a" + os.pathsep + os.path.realpath(shop / "feeds")
+    assert allowing({}, "s3://shop/feeds/c.csv")[BUCKETS_ENV] == "shop"
