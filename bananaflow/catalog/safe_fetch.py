@@ -36,6 +36,7 @@ import os
 import posixpath
 import re
 import socket
+import ssl
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -90,6 +91,8 @@ class FetchPolicy:
     deadline_s: float = DOWNLOAD_DEADLINE_S
     item_deadline_s: float = ITEM_DEADLINE_S
     resolver: Callable[[str, int], list[str]] | None = field(default=None, compare=False)
+    #: Certificates https photos are verified against (None: the system's and certifi's).
+    ssl_context: ssl.SSLContext | None = field(default=None, compare=False)
 
     @classmethod
     def from_env(cls, **overrides: Any) -> FetchPolicy:
@@ -188,7 +191,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
 
     def __init__(self, policy: FetchPolicy) -> None:
         self.policy = policy
-        self.inner = httpx.AsyncHTTPTransport(retries=0, trust_env=False)
+        self.inner = httpx.AsyncHTTPTransport(retries=0, trust_env=False, verify=policy.ssl_context or True)
         self.connected: list[str] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:

@@ -143,3 +143,47 @@ def test_catalog_updated_event_starts_a_run_on_that_catalog(pool_with_worker, tm
     assert [e["payload"]["counts"] for e in done] == [{"succeeded": 4}]
     # no secret reached the event stream
     assert TEST_API_KEY not in json.dumps(done)
+
+
+def _flow_run_logs(flow_run_id) -> list[str]:  # noqa: ANN001
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        return [log.message for log in client.read_logs(LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))]
+
+
+def test_catalog_updated_events_naming_secrets_are_refused_and_quote_nothing(pool_with_worker, tmp_path):
+    """An event naming a file outside the allowed roots is refused without opening it; a
+    non-catalog file inside them is refused without quoting it; an unlisted bucket is refused.
+    Read back from Prefect's API: no byte of either file is in the state message or the logs."""
+    import shutil
+    import tempfile
+
+    stack = pool_with_worker
+    secret = "S3cr3t-pgpass-hunter2"
+    outside_home = Path(tempfile.mkdtemp(prefix="bf-home-"))  # not under BANANAFLOW_CATALOG_ROOTS
+    try:
+        pgpass = outside_home / ".pgpass"
+        pgpass.write_text(f"db.internal:5432:shop:admin:{secret}\n")
+        inside = tmp_path / ".env"  # under the allowed roots, but no catalog
+        inside.write_text(f"DATABASE_PASSWORD={secret}\n")
+        locations = [str(pgpass), str(inside), "s3://finance-reports/../payroll/2026.csv"]
+        for location in locations:
+            proc = _python("examples/emit_catalog_updated.py", location, "--shop", "hostile", env=stack.env)
+            assert proc.returncode == 0, proc.stderr[-2000:]
+
+        def finished():
+            runs = [r for r in _flow_runs("on-catalog-updated") if r.parameters.get("catalog") in locations]
+            return runs if len(runs) == len(locations) and all(r.state.is_final() for r in runs) else []
+
+        runs = {r.parameters["catalog"]: r for r in wait_until(finished, 240, "the three triggered runs to finish")}
+        for location, run in runs.items():
+            assert run.state.is_failed(), (location, run.state)
+            text = " ".join([run.state.message or "", *_flow_run_logs(run.id)])
+            assert secret not in text and "db.internal" not in text and "DATABASE_PASSWORD" not in text
+        assert "is outside the locations this deployment may read" in runs[str(pgpass)].state.message
+        assert "is outside the locations" in runs["s3://finance-reports/../payroll/2026.csv"].state.message
+        assert "has no 'sku' or 'title' columns; found 1 column, none with a known name" in runs[str(inside)].state.message
+    finally:
+        shutil.rmtree(outside_home, ignore_errors=True)
