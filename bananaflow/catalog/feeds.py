@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from bananaflow.catalog import shopify, woocommerce
+from bananaflow.catalog import amazon, shopify, woocommerce
 from bananaflow.catalog.column_names import describe_columns
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
@@ -89,7 +89,12 @@ PRESETS["woocommerce"] = FeedPreset(
     "woocommerce", "WooCommerce product CSV export (variations folded into their parent)",
     woocommerce.transform, woocommerce.looks_woocommerce,
 )
-PRESET_ALIASES = {"google-merchant": "merchant", "gmc": "merchant", "google": "merchant", "woo": "woocommerce"}
+PRESETS["amazon"] = FeedPreset(
+    "amazon", "Amazon Seller Central flat file (inventory template or listing report; lines above the header)",
+    amazon.transform, amazon.looks_amazon,
+)
+PRESET_ALIASES = {"google-merchant": "merchant", "gmc": "merchant", "google": "merchant", "woo": "woocommerce",
+                  "amazon-flat-file": "amazon"}
 
 
 def choose_preset(preset: str | None, columns: list[str], rename: Mapping[str, str], name: str) -> FeedPreset | None:
@@ -102,7 +107,7 @@ def choose_preset(preset: str | None, columns: list[str], rename: Mapping[str, s
         if key not in PRESETS:
             raise CatalogError(f"unknown catalog preset {preset!r}; known: {', '.join(PRESETS)}, none")
         return PRESETS[key]
-    if "sku" in columns:
+    if "sku" in columns and not amazon.looks_amazon(columns):  # an Amazon flat file has a sku column too
         return None
     # a mapping (``--map sku="Variant SKU"``) does not hide what the export is: it is applied
     # after the preset, and only a generic sheet mapped to ``title`` too skips recognition

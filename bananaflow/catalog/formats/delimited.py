@@ -48,15 +48,45 @@ def _sniff_delimiter(first_line: str, delimiters: tuple[str, ...]) -> str:
     return best if counts[best] else delimiters[0]
 
 
+#: A first line of ``key=value`` cells is a marketplace's preamble, not a header
+#: (Amazon's ``TemplateType=fptcustom	Version=2021.1014``; eBay's ``Version=1.0.0``).
+_PREAMBLE = re.compile(r"^\s*[A-Za-z][A-Za-z_ ]*=")
+#: Cells that mark the header row among the lines after a preamble (the attribute names row
+#: of an Amazon template, below its row of localised labels).
+_HEADER_MARKERS = frozenset({"sku", "item_sku", "seller-sku", "seller_sku", "id", "handle"})
+#: Records after a preamble searched for the header row.
+_PREAMBLE_LINES = 6
+
+
 def _read_header(reader: Reader, name: str) -> tuple[list[str], int]:
-    """The first non-blank record as the header, and the lines read up to its end."""
+    """The header and the lines read up to its end: the first non-blank record, or, after a
+    marketplace preamble, the first record within ``_PREAMBLE_LINES`` with a SKU-like column."""
     try:
         for record in reader:
-            if any(cell.strip() for cell in record):
+            if not any(cell.strip() for cell in record):
+                continue
+            if not any(_PREAMBLE.match(cell) for cell in record[:3]):
                 return unique_header(record, name), reader.line_num
+            return _header_after_preamble(reader, name)
     except csv.Error as exc:
         raise CatalogError(f"{name} line {reader.line_num}: the header cannot be read ({exc})") from None
     raise CatalogError(f"{name} is empty; expected a header line such as 'sku,title,description'")
+
+
+def _header_after_preamble(reader: Reader, name: str) -> tuple[list[str], int]:
+    seen = False
+    for _, record in zip(range(_PREAMBLE_LINES), reader, strict=False):
+        if not any(cell.strip() for cell in record):
+            continue
+        if any(cell.strip().lower() in _HEADER_MARKERS for cell in record):
+            return unique_header(record, name), reader.line_num
+        seen = True
+    if not seen:
+        raise CatalogError(f"{name} has only a preamble line; expected a header line such as 'sku,title,description'")
+    raise CatalogError(
+        f"{name} starts with a marketplace preamble but no header row with a SKU column follows within "
+        f"{_PREAMBLE_LINES} lines; remove the lines above the header"
+    )
 
 
 def _rows(reader: Reader, header: list[str], consumed: int, first_cell: _FirstCell) -> Rows:
