@@ -73,8 +73,7 @@ def _records(text: str, name: str, is_array: bool) -> Iterator[_Record]:
 def _array_items(text: str, name: str) -> Iterator[_Record]:
     """The array's items numbered from 1, decoded one at a time (``raw_decode``)."""
     try:
-        at = _WS.match(text, 0).end() + 1  # type: ignore[union-attr]  # past "["
-        at = _WS.match(text, at).end()  # type: ignore[union-attr]
+        at = _skip(text, _skip(text, 0) + 1)  # past "[" and the blanks after it
         if text[at:at + 1] == "]":
             return
         number = 0
@@ -82,19 +81,25 @@ def _array_items(text: str, name: str) -> Iterator[_Record]:
             obj, at = _DECODER.raw_decode(text, at)
             number += 1
             yield number, obj, ""
-            at = _WS.match(text, at).end()  # type: ignore[union-attr]
+            at = _skip(text, at)
             if text[at:at + 1] == ",":
-                at = _WS.match(text, at + 1).end()  # type: ignore[union-attr]
+                at = _skip(text, at + 1)
                 continue
             if text[at:at + 1] != "]":
                 raise json.JSONDecodeError("Expecting ',' delimiter", text, at)
-            if text[_WS.match(text, at + 1).end():]:  # type: ignore[union-attr]
+            if text[_skip(text, at + 1):]:
                 raise json.JSONDecodeError("Extra data", text, at + 1)
             return
     except json.JSONDecodeError as exc:
         raise CatalogError(f"{name} is not valid JSON (line {exc.lineno}: {exc.msg})") from None
     except RecursionError:  # pragma: no cover - the depth scan refuses these first
         raise CatalogError(f"{name}: the array nests JSON too deeply") from None
+
+
+def _skip(text: str, at: int) -> int:
+    """The position after the JSON blanks at ``at``."""
+    match = _WS.match(text, at)
+    return match.end() if match else at
 
 
 def _lines(text: str, name: str) -> Iterator[_Record]:

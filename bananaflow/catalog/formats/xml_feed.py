@@ -60,6 +60,10 @@ def _refuse(*_: object) -> None:
     raise _Declared
 
 
+def _refuse_external(*_: object) -> int:
+    raise _Declared
+
+
 class _Collector:
     """Expat callbacks that hand on one dict per item (with its starting line and, when a
     field was too long, why the item cannot be used)."""
@@ -161,7 +165,7 @@ def _items(data: bytes, name: str, columns: dict[str, None]) -> Iterator[Item]:
     parser.EntityDeclHandler = refuse
     parser.UnparsedEntityDeclHandler = refuse
     parser.NotationDeclHandler = refuse
-    parser.ExternalEntityRefHandler = refuse  # type: ignore[assignment]
+    parser.ExternalEntityRefHandler = _refuse_external
     done: list[Item] = []
     collector = _Collector(parser, done)
     parser.StartElementHandler = collector.start
