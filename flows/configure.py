@@ -30,6 +30,20 @@ from bananaflow_prefect.tasks.run_context import BatchSettings, RunConfig, RunCo
 DEFAULT_PREFIX = "bananaflow"
 
 
+def deployment_catalog(deployment_id: str) -> str | None:
+    """The ``catalog`` the deployment itself was created with (its default parameter), read
+    from the server: ``prefect.runtime.deployment.parameters`` is the *run's* parameters,
+    which an event fills."""
+    from uuid import UUID
+
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = client.read_deployment(UUID(deployment_id))
+    value = (found.parameters or {}).get("catalog")
+    return value if isinstance(value, str) else None
+
+
 def check_deployment_inputs(catalog: str, options: RunOptions) -> None:
     """In a deployment run (scheduled, triggered by ``catalog.updated``, started from a
     shell or a pipeline) the catalog and previous-manifest locations are input: read only
@@ -40,7 +54,7 @@ def check_deployment_inputs(catalog: str, options: RunOptions) -> None:
 
     if not deployment.id or flow_run.parent_flow_run_id:
         return
-    policy = LocationPolicy.for_deployment((deployment.parameters or {}).get("catalog"))
+    policy = LocationPolicy.for_deployment(deployment_catalog(str(deployment.id)))
     check_location(catalog, policy)
     previous = options.reading.previous_manifest
     if previous and previous != LATEST:

@@ -17,8 +17,10 @@ from bananaflow_prefect.flows import configure
 def _runtime(monkeypatch: pytest.MonkeyPatch, *, deployment_id: str | None, own: str | None, parent: str | None = None) -> None:
     import prefect.runtime
 
+    # the run's parameters (an event's payload) must not count as the deployment's own catalog
     monkeypatch.setattr(prefect.runtime, "deployment",
-                        SimpleNamespace(id=deployment_id, parameters={"catalog": own} if own else {}))
+                        SimpleNamespace(id=deployment_id, parameters={"catalog": "/etc/passwd"}))
+    monkeypatch.setattr(configure, "deployment_catalog", lambda deployment: own)
     monkeypatch.setattr(configure, "flow_run", SimpleNamespace(parent_flow_run_id=parent, id="run"))
 
 
