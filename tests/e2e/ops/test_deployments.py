@@ -184,6 +184,6 @@ def test_catalog_updated_events_naming_secrets_are_refused_and_quote_nothing(poo
             assert secret not in text and "db.internal" not in text and "DATABASE_PASSWORD" not in text
         assert "is outside the locations this deployment may read" in runs[str(pgpass)].state.message
         assert "is outside the locations" in runs["s3://finance-reports/../payroll/2026.csv"].state.message
-        assert "has no 'sku' or 'title' columns; found 1 column, none with a known name" in runs[str(inside)].state.message
+        assert "CatalogError: .env " in runs[str(inside)].state.message  # read, refused, and not quoted
     finally:
         shutil.rmtree(outside_home, ignore_errors=True)

@@ -68,3 +68,25 @@ def test_a_local_stack_allows_the_catalog_it_deployed(shop: Path) -> None:
     env = allowing({ROOTS_ENV: "/srv/a"}, str(shop / "feeds" / "catalog.csv"))
     assert env[ROOTS_ENV] == "/srv/a" + os.pathsep + os.path.realpath(shop / "feeds")
     assert allowing({}, "s3://shop/feeds/c.csv")[BUCKETS_ENV] == "shop"
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    (".pgpass", "db.internal:5432:shop:admin:SECRET-1\n"),
+    (".env", "DATABASE_URL=postgres://admin:SECRET-1@db/shop\nAPI_KEY=SECRET-2\n"),
+    ("passwd", "root:x:0:0:SECRET-1:/root:/bin/bash\ndaemon:x:1:1:SECRET-2:/usr/sbin:/usr/sbin/nologin\n"),
+    ("key.json", '{"type": "service_account", "private_key": "SECRET-1", "client_email": "SECRET-2"}\n'),
+    ("token.txt", "SECRET-1\n"),
+    ("config.xml", "<config><password>SECRET-1</password></config>"),
+    ("notes.csv", "SECRET-1,SECRET-2,title\nSECRET-3,SECRET-4,x\n"),
+])
+def test_no_refusal_quotes_a_file_that_is_not_a_catalog(tmp_path: Path, name: str, content: str) -> None:
+    from bananaflow.catalog.loader import load_catalog
+    from bananaflow.errors import CatalogError
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(CatalogError) as caught:
+        load_catalog(str(path))
+    message = caught.value.message
+    assert "SECRET" not in message and "admin" not in message and "\n" not in message
+    assert name in message
