@@ -56,7 +56,7 @@ def test_colours_in_any_script_and_a_malformed_cell_do_not_stop_the_run(
     assert result["counts"] == {"succeeded": 2} and result["rejected"] == 2
     rejected = store.get_bytes(result["rejected_uri"].removeprefix("s3://e2e-colours/")).decode()
     assert "2,BAD,color_variants entry 1: skus must be a list of SKUs" in rejected
-    assert "3,ALSO-BAD,color_variants is not valid JSON" in rejected
+    assert '3,ALSO-BAD,"color_variants is not valid JSON' in rejected
 
 
 def test_a_forged_previous_manifest_confirms_only_keys_this_run_computed(
