@@ -135,10 +135,9 @@ def _decode_strict(data: bytes, name: str, encoding: str) -> str:
 
 
 def _not_valid(data: bytes, name: str, encoding: str, position: int) -> CatalogError:
-    line = data[:position].count(b"\n") + 1
     shown = "UTF-8" if encoding.startswith("utf-8") or encoding == "utf_8" else encoding
     return CatalogError(
-        f"{name} is not valid {shown} (byte 0x{data[position]:02x} on line {line}); "
+        f"{name} is not valid {shown} ({_where(data, position)}); "
         "re-save it as UTF-8 or pass the encoding it was saved in, e.g. --encoding cp1252 (Excel on Windows)"
     )
 
@@ -246,11 +245,18 @@ def detect(data: bytes, name: str, first_bad: int = 0) -> str:
             plausible.append(candidate)
     if len(plausible) == 1 and guess == plausible[0]:
         return guess
-    line = data[:first_bad].count(b"\n") + 1
     options = plausible or ([guess] if guess else [])
     hint = " or ".join(f"--encoding {o}" for o in options) if options else "--encoding cp1252 (Excel on Windows)"
     looks = f" (it could be {' or '.join(options)})" if len(options) > 1 else ""
     raise CatalogError(
-        f"{name} is not UTF-8 (byte 0x{data[first_bad]:02x} on line {line}) and its encoding cannot be told "
+        f"{name} is not UTF-8 ({_where(data, first_bad)}) and its encoding cannot be told "
         f"for sure{looks}; re-save it as UTF-8 or pass {hint}"
     )
+
+
+def _where(data: bytes, position: int) -> str:
+    """``line 3, byte 17``: where an undecodable byte is, never the byte itself (a file that
+    is not a catalog yet must not have its content quoted)."""
+    start = data.rfind(b"\n", 0, position) + 1
+    line = data.count(b"\n", 0, position) + 1
+    return f"line {line}, byte {position - start + 1}"
