@@ -39,9 +39,11 @@ def parse_json(file: CatalogFile) -> Parsed:
                                f"at most {read_limits.MAX_JSON_DEPTH} are read")
     columns: dict[str, None] = {}
     count = broken = 0
+    limit = read_limits.max_rows()
     for _, obj, problem in _records(text, name, is_array):
         count += 1
-        read_limits.check_row_count(count, name)
+        if count > limit:
+            read_limits.check_row_count(count, name)
         broken += bool(problem)
         if isinstance(obj, dict):
             columns.update((str(k).strip(), None) for k in obj)

@@ -25,6 +25,7 @@ import re
 from collections.abc import Callable, Iterator
 from xml.parsers import expat
 
+from bananaflow.catalog import read_limits
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.catalog.source import CatalogFile
 from bananaflow.errors import CatalogError
@@ -143,8 +144,11 @@ def parse_xml_feed(file: CatalogFile) -> Parsed:
     file.data = b""
     columns: dict[str, None] = {}
     count = 0
+    limit = read_limits.max_rows()
     for _ in _items(data, name, columns):
         count += 1
+        if count > limit:
+            read_limits.check_row_count(count, name)
     if not count:
         raise CatalogError(f"{name} has no <item> or <entry> elements; expected an RSS 2.0 or Atom product feed")
     names = list(columns)

@@ -141,3 +141,12 @@ print("ACCEPTED", [r.sku for r in load.accepted], "REJECTED", [(r.sku, r.reason)
     assert result.error == ""
     assert "ACCEPTED ['OK'] REJECTED [('BIG', 'description is longer than 1000000 characters')]" in result.output
     assert result.peak_mb < 400, result.peak_mb  # the same field in XML peaked at 1.23 GB
+
+
+def test_the_row_limit_applies_to_feeds_while_reading(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BANANAFLOW_CATALOG_MAX_ROWS", "3")
+    path = tmp_path / "feed.xml"
+    items = "".join(f"<item><sku>S{i}</sku><title>T</title></item>" for i in range(4))
+    path.write_text(f"<rss><channel>{items}</channel></rss>", "utf-8")
+    with pytest.raises(CatalogError, match="has more than 3 rows"):
+        load_catalog(str(path))
