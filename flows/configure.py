@@ -9,6 +9,7 @@ from bananaflow.batch.runner import PollPolicy
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, lease_from_env
+from bananaflow.landing.destination import open_store
 from bananaflow.landing.spool import spool_for_bucket
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import admission_for_run
@@ -53,7 +54,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
         limits=limits, policy=policy, batch=batch_settings(options, job),
     )
     return RunContext(
-        config=config, spool=spool_for_bucket(store.bucket), guard=guard,
+        config=config, spool=spool_for_bucket(store.spool_name), guard=guard,
         admission=admission_for_run(
             limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
             no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
@@ -85,9 +86,7 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
         return store, delivery.public_base_url or block.public_base_url
     if not delivery.bucket:
         raise ConfigurationError("no bucket: set delivery.bucket (--bucket) or blocks.store (an ImageStoreBlock name)")
-    return ImageStore(delivery.bucket, delivery.prefix if delivery.prefix is not None else DEFAULT_PREFIX), (
-        delivery.public_base_url
-    )
+    return open_store(delivery.bucket, delivery.prefix, default_prefix=DEFAULT_PREFIX), delivery.public_base_url
 
 
 def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard]:
