@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -125,6 +126,9 @@ def _bucket(bucket: str | None, prefix: str | None) -> Finding:
         except StorageError as exc:
             if store.scheme != "gs" or exc.kind != "denied":
                 raise
+            if step == "read":  # the probe was written: do not leave it behind
+                with contextlib.suppress(StorageError):
+                    store.delete(key)
             return _gcs_denied(store, step, exc)
         if step == "read" and read[0] != payload:
             store.delete(key)
