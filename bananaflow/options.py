@@ -241,7 +241,11 @@ class BlockNames(_Group):
         None, description="prefect-aws AwsCredentials: the store's credentials (with delivery.bucket, or for s3_bucket)."
     )
     gcp_credentials: str | None = Field(
-        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route."
+        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route, "
+        "and of a gs:// bucket's store."
+    )
+    gcs_bucket: str | None = Field(
+        None, description="prefect-gcp GcsBucket: bucket, folder and credentials of a Cloud Storage store."
     )
 
 

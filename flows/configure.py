@@ -22,7 +22,7 @@ from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock, load_block
 from bananaflow_prefect.blocks.aws import store_from_prefect_aws
-from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
+from bananaflow_prefect.blocks.gcp import store_from_prefect_gcp, vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunConfig, RunContext
 
@@ -75,6 +75,11 @@ def batch_settings(options: RunOptions, job: Job) -> BatchSettings:
 def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     """The store and public base URL: the run's bucket/prefix/URL, else the store block's."""
     delivery = options.delivery
+    blocks = options.blocks
+    if blocks.gcs_bucket or (blocks.gcp_credentials and (delivery.bucket or "").startswith("gs://")):
+        store = store_from_prefect_gcp(gcs_bucket=blocks.gcs_bucket, gcp_credentials=blocks.gcp_credentials,
+                                       bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
+        return store, delivery.public_base_url
     if options.blocks.s3_bucket or options.blocks.aws_credentials:  # prefect-aws's own blocks
         store = store_from_prefect_aws(s3_bucket=options.blocks.s3_bucket, aws_credentials=options.blocks.aws_credentials,
                                        bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)

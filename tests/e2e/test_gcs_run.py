@@ -144,3 +144,32 @@ def test_cloud_storage_going_away_mid_run_loses_nothing(prefect_api, tmp_path, m
 
 def names_in(gcs: LocalGcsServer, bucket: str) -> list[str]:
     return sorted(b.name for b in gcs.client().list_blobs(bucket))
+
+
+def test_prefect_gcp_blocks_open_the_cloud_storage_store(prefect_api, gcs_env, tmp_path):
+    from prefect_gcp import GcpCredentials, GcsBucket
+
+    from bananaflow.landing.gcs import GcsStore
+    from bananaflow.options import BlockNames, DeliveryOptions, RunOptions
+    from bananaflow_prefect.flows.configure import resolve_store
+    from tests.vertex_fixtures import SA_EMAIL, service_account_info
+
+    private, _ = new_key()
+    gcs_env.create_bucket("block-bucket")
+    credentials = GcpCredentials(service_account_info=service_account_info(private, "http://127.0.0.1:9/token"),
+                                 project=PROJECT)
+    credentials.save("e2e-gcs-sa", overwrite=True)
+    GcsBucket(bucket="block-bucket", bucket_folder="from-block", gcp_credentials=credentials).save(
+        "e2e-gcs-bucket", overwrite=True)
+
+    store, _ = resolve_store(RunOptions(blocks=BlockNames(gcs_bucket="e2e-gcs-bucket")))
+    assert isinstance(store, GcsStore) and (store.bucket, store.prefix) == ("block-bucket", "from-block")
+    assert store.principal == SA_EMAIL
+    key = store.key("a.png")
+    store.put_bytes(key, b"\x89PNG", "image/png")
+    assert "X-Goog-Credential=" + SA_EMAIL.replace("@", "%40") in store.presigned_url(key)
+    # the run's bucket and prefix win over the block's; GcpCredentials alone needs a gs:// bucket
+    store, _ = resolve_store(RunOptions(delivery=DeliveryOptions(bucket="gs://block-bucket/run-prefix"),
+                                        blocks=BlockNames(gcp_credentials="e2e-gcs-sa")))
+    assert (store.scheme, store.bucket, store.prefix) == ("gs", "block-bucket", "run-prefix")
+    assert store.get_bytes(key) == b"\x89PNG"
