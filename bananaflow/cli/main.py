@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prefect-port", type=int, default=4200)
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--gcs", action="store_true", help="land the images in a Cloud Storage emulator instead of S3")
 
     prompts = sub.add_parser("prompts", help="preview rendered prompts, image count and list-price cost (no API calls)")
     prompts.add_argument("catalog", help="catalog file, local path, s3:// or gs://bucket/key")

@@ -50,7 +50,7 @@ def test_run_on_vertex_lands_everything_in_cloud_storage_and_a_rerun_pays_nothin
         key_file = write_service_account(tmp_path / "sa.json", private, sim.base_url + "/token")
         env = vertex_env(prefect_api, gcs_server, sim, key_file, tmp_path)
         catalog = write_catalog(tmp_path / "c.csv", products(5, "GCS"))
-        args = ["run", str(catalog), "--bucket", f"gs://{BUCKET}/night", "--writeback", "merchant",
+        args = ["run", str(catalog), "--bucket", f"gs://{BUCKET}/night", "--writeback", "merchant", "--mode", "auto",
                 "--concurrency", "4", "--no-progress"]
         first = bananaflow(args, env)
         assert first.returncode == 0, first.stdout + first.stderr
