@@ -199,7 +199,7 @@ class ReferenceFetcher:
                 "the first product of this item_group_id has no image (it failed or was blocked), "
                 "so there is no group reference to keep its look"
             )
-        cache_key = (store.uri(key), max_side)
+        cache_key = (f"{getattr(store, 'scheme', 's3')}://{store.bucket}/{key}", max_side)
         if cache_key in self._cache:
             return self._cache[cache_key]
         data = await asyncio.to_thread(store.get_bytes, key)
