@@ -1,6 +1,6 @@
 """A stand-in for Cloud Storage's IAM in front of the emulator, which checks none: requests of
 the denied kinds get the 403 Cloud Storage sends (tests/fixtures/wire/
-gcs_403_objects_create_forbidden.json, its permission swapped for the one the kind needs),
+gcs/gcs_403_objects_create_forbidden.json, its permission swapped for the one the kind needs),
 every other request goes through to the emulator unchanged."""
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ KINDS = {
 
 
 def _forbidden(permission: str) -> bytes:
-    body = (FIXTURES / "wire" / "gcs_403_objects_create_forbidden.json").read_text("utf-8")
+    body = (FIXTURES / "wire" / "gcs" / "gcs_403_objects_create_forbidden.json").read_text("utf-8")
     return json.dumps(json.loads(body.replace("storage.objects.create", permission))).encode()
 
 

@@ -81,5 +81,5 @@ def test_a_refused_precondition_is_answered_with_cloud_storages_own_body(gcs_ser
     with pytest.raises(urllib.error.HTTPError) as refused:
         urllib.request.urlopen(request, timeout=10)  # noqa: S310  # the emulator on 127.0.0.1
     assert refused.value.code == 412
-    recorded = json.loads((FIXTURES / "wire" / "gcs_412_condition_not_met.json").read_text("utf-8"))
+    recorded = json.loads((FIXTURES / "wire" / "gcs" / "gcs_412_condition_not_met.json").read_text("utf-8"))
     assert json.loads(refused.value.read()) == recorded

@@ -22,7 +22,7 @@ def _client_error(code: str, status: int) -> botocore.exceptions.ClientError:
 
 
 def _recorded_403() -> google.Forbidden:
-    body = json.loads((FIXTURES / "wire" / "gcs_403_objects_create_forbidden.json").read_text("utf-8"))
+    body = json.loads((FIXTURES / "wire" / "gcs" / "gcs_403_objects_create_forbidden.json").read_text("utf-8"))
     return google.Forbidden(body["error"]["message"])
 
 
