@@ -135,3 +135,15 @@ def test_a_usable_chat_answer_is_charged_from_its_usage() -> None:
     assert answer.charge.purpose == "judge"
     assert answer.charge.cost_usd == judge.spec.cost(prompt_tokens=2871, output_tokens=2048)
     assert [c.name for c in answer.verdict.checks if not c.passed] == ["text_and_labels"]
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ('Here is the verdict {as asked}: {"passed": false}', {"passed": False}),
+    ('```\n{"passed": true}\n```\nThat is all.', {"passed": True}),
+    ('{"passed": true} trailing words', {"passed": True}),
+])
+def test_json_after_or_around_prose_is_found(text: str, expected: object) -> None:
+    from bananaflow.providers.base import Usage
+    from bananaflow.quality.reply import AnswerText
+
+    assert extract_json(AnswerText(text, Usage(), "STOP"), model="m") == expected
