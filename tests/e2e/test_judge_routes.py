@@ -20,6 +20,7 @@ from PIL import Image
 
 from bananaflow.errors import ConfigurationError, JudgeUnavailable, RateLimited, ServerError
 from bananaflow.providers import ImageRequest, ProviderSettings, ReferenceImage, make_provider
+from bananaflow.providers.gcp_auth import forget_shared_tokens
 from bananaflow.quality.build import build_judge, preflight_judge, probe_judge
 from bananaflow.quality.feedback import CORRECTIONS_MARKER, plan_regeneration
 from bananaflow.quality.judge_api import JudgeInput, ProductFacts
@@ -113,14 +114,15 @@ def test_ai_studio_judge_finds_scripted_defects_and_corrections_fix_the_once_kin
         assert sim.judge_stats()["by_outcome"] == {"ok": 5}
 
 
-def test_vertex_and_relay_judges_answer_the_same_verdicts_and_a_relay_that_cannot_is_refused(tmp_path) -> None:
+def test_vertex_and_relay_judges_answer_the_same_verdicts_and_a_relay_that_cannot_is_refused(tmp_path, monkeypatch) -> None:
     private, public = new_key()
+    forget_shared_tokens()
     config = SimulatorConfig(latency_s=(0.0, 0.01), oauth_public_keys=(public,), defects={"model V1": "always"},
                              openai_list_models=True)
     with SimulatorServer(config) as sim:
         key_file = write_service_account(tmp_path / "sa.json", private, sim.base_url + "/token")
-        vertex = _settings("vertex", sim.base_url, project=PROJECT, location="global",
-                           gcp_credentials=Secret(key_file.read_text()))
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))  # ADC, as google-genai reads it
+        vertex = _settings("vertex", sim.base_url, project=PROJECT, location="global")
         relay = _settings("openai", sim.base_url + "/v1")
         gemini = _settings("gemini", sim.base_url)
 
@@ -143,12 +145,14 @@ def test_vertex_and_relay_judges_answer_the_same_verdicts_and_a_relay_that_canno
         routes = [r["route"] for r in sim.judge_log()]
         assert routes == ["vertex.judge.generateContent"] * 2 + ["chat.completions"] * 4  # preflight probe + 2 + doctor probe
         assert sim.oauth_stats()["tokens_issued"] == 1
+        forget_shared_tokens()
 
         refusals = []
         before = sim.judge_stats()["requests_total"]
-        for knobs, model in (({"openai_chat": False}, None), ({"openai_json_schema": False}, None),
+        for knobs, model in (({"openai_chat": False, "openai_list_models": False}, None), ({"openai_json_schema": False}, None),
                              ({"openai_served_models": ("gemini-3-pro-image",)}, None), ({}, "my-flash")):
-            sim.configure(**{"openai_chat": True, "openai_json_schema": True, "openai_served_models": (), **knobs})
+            sim.configure(**{"openai_chat": True, "openai_json_schema": True, "openai_served_models": (),
+                             "openai_list_models": True, **knobs})
             try:
                 asyncio.run(preflight_judge(relay, model))
             except ConfigurationError as exc:
@@ -192,5 +196,5 @@ def test_judge_faults_are_classified_and_unusable_answers_fail_closed_with_their
         assert gemini[:4] == ["RateLimited", "ServerError", "Overloaded", True]
         assert gemini[4:] == [("invalid_json", True), ("truncated_json", True), ("max_tokens", True), ("blocked", True),
                               ("blocked", True), ("schema", True), True]
-        assert outcomes["openai"][:4] == ["RateLimited", "ServerError", "ServerError", True]
+        assert outcomes["openai"][:4] == ["RateLimited", "ServerError", "Overloaded", True]
         assert outcomes["openai"][4:] == gemini[4:]
