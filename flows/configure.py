@@ -6,7 +6,7 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from bananaflow.batch.runner import PollPolicy
-from bananaflow.catalog.source import catalog_fingerprint
+from bananaflow.catalog import catalog_fingerprint
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, lease_from_env
