@@ -6,6 +6,7 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from bananaflow.batch.runner import PollPolicy
+from bananaflow.catalog import catalog_fingerprint
 from bananaflow.catalog.locations import LocationPolicy, check_location
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
@@ -14,6 +15,8 @@ from bananaflow.landing.destination import open_store
 from bananaflow.landing.spool import spool_for_bucket
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import admission_for_run
+from bananaflow.limits.budget import Budget
+from bananaflow.limits.job_budget import budget_keys, open_budget
 from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions, resolve_limits
 from bananaflow.planning.batch_sizing import BatchLimits
@@ -74,7 +77,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     if fallback is None and provider_block is not None:
         fallback = provider_block.fallback_models
     store, public_base_url = resolve_store(options)
-    limits, guard = _limits(options, provider.kind)
+    limits, guard, block_daily_budget = _limits(options, provider.kind)
     images = options.images
     job = build_job(options, model=model, public_base_url=public_base_url)
     execution = options.execution
@@ -89,11 +92,32 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     return RunContext(
         config=config, spool=spool_for_bucket(store.spool_name), guard=guard,
         admission=admission_for_run(
-            limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
+            limits, fallback_models=fallback or (),
+            budget=open_run_budget(catalog, options, store, block_daily_budget),
             no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
         ),
         claims=KeyClaims(store, config.run_id, lease_s=lease_from_env(), wait_s=policy.deadline_s + 120),
     )
+
+
+def open_run_budget(catalog: str, options: RunOptions, store: ImageStore,
+                    block_daily_budget: float | None = None) -> Budget | None:
+    """The accounts this run draws on (``bananaflow.limits.job_budget``): ``--max-cost`` shared
+    with the shards and retries of the same work, ``--daily-budget`` (the run's, else the
+    limits block's) with every run of the job today."""
+    daily = options.spend.daily_budget_usd or block_daily_budget
+    if not options.spend.max_cost_usd and not daily:
+        return None
+    work = options.images.model_dump_json() + options.reading.model_dump_json()
+    keys = budget_keys(store.bucket, store.prefix, catalog_fingerprint(catalog), work)
+    return open_budget(keys, max_cost_usd=options.spend.max_cost_usd, daily_budget_usd=daily, store=store)
+
+
+def daily_budget_of(options: RunOptions) -> float | None:
+    """The run's ``--daily-budget``, else its limits block's."""
+    if options.spend.daily_budget_usd or not options.blocks.limits:
+        return options.spend.daily_budget_usd
+    return load_block(GenerationLimits, options.blocks.limits).daily_budget_usd
 
 
 def batch_settings(options: RunOptions, job: Job) -> BatchSettings:
@@ -127,17 +151,19 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     return open_store(delivery.bucket, delivery.prefix, default_prefix=DEFAULT_PREFIX), delivery.public_base_url
 
 
-def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard]:
+def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard, float | None]:
     """The limits this run uses (its share, when the block holds worker slots and no Redis).
 
     On Vertex AI, whose Dynamic Shared Quota has no per-project limit to set, the adaptive
     controller is the default (``limits.adaptive: false`` in the run's options turns it off)."""
     name = options.blocks.limits
-    limits = resolve_limits(options.limits, load_block(GenerationLimits, name) if name else None)
+    block = load_block(GenerationLimits, name) if name else None
+    limits = resolve_limits(options.limits, block)
     if provider_kind == "vertex" and options.limits.adaptive is None and not limits.adaptive:
         limits = limits.model_copy(update={"adaptive": True})
+    daily = block.daily_budget_usd if block is not None else None
     if not name:
-        return limits, WorkerGuard(limits)
+        return limits, WorkerGuard(limits), daily
     guard = worker_guard(name, limits)
     if guard.split:
         get_run_logger().info(
@@ -145,4 +171,4 @@ def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSe
             "uses 1/%d of each limit (in flight %d)", name, limits.worker_slots, limits.worker_slots,
             guard.limits.max_in_flight,
         )
-    return guard.limits, guard
+    return guard.limits, guard, daily

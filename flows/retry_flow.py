@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.run_history import latest_run_manifest
+from bananaflow.landing.storage import ImageStore
+from bananaflow.limits.budget import worst_case_cost_usd
 from bananaflow.options import (
     BlockNames,
     CatalogOptions,
@@ -23,7 +26,13 @@ from bananaflow.options import (
     SpendOptions,
 )
 from bananaflow_prefect.flows.catalog_flow import catalog_to_images
-from bananaflow_prefect.flows.configure import RunOptions, check_deployment_inputs, resolve_store
+from bananaflow_prefect.flows.configure import (
+    RunOptions,
+    check_deployment_inputs,
+    daily_budget_of,
+    open_run_budget,
+    resolve_store,
+)
 
 
 @flow(name="retry-unfinished", log_prints=True)
@@ -57,6 +66,11 @@ def retry_unfinished(
     if not unfinished:
         logger.info("the last run (%s) left nothing failed or deferred: nothing to retry", last.run_dir)
         return {"retried": 0, "last_run": last.run_dir, "summary": None}
+    if all(row.error_class == "BudgetExhausted" for row in unfinished) and not _budget_has_room(catalog, options, store,
+                                                                                               unfinished):
+        logger.info("the last run (%s) left %d items deferred for budget and the budget has no room for one yet: "
+                    "nothing to retry until it renews or is raised", last.run_dir, len(unfinished))
+        return {"retried": 0, "last_run": last.run_dir, "summary": None, "waiting_for_budget": len(unfinished)}
     logger.info(
         "the last run (%s) left %d items unfinished (%s); running the catalog again",
         last.run_dir,
@@ -65,3 +79,16 @@ def retry_unfinished(
     )
     summary = catalog_to_images(catalog=catalog, **dict(options))
     return {"retried": len(unfinished), "last_run": last.run_dir, "summary": summary}
+
+
+def _budget_has_room(catalog: str, options: RunOptions, store: ImageStore, deferred: list[ManifestRow]) -> bool:
+    """Whether the accounts these items were deferred by (the work's ``--max-cost``, the job's
+    ``--daily-budget``) could take one of them now: a raised cap, or a new day, makes room."""
+    from bananaflow.providers.models import default_model_id, get_model
+
+    budget = open_run_budget(catalog, options, store, daily_budget_of(options))
+    if budget is None:  # the caps were removed: all the room there is
+        return True
+    cheapest = min(worst_case_cost_usd(get_model(row.model or default_model_id()), row.image_size or "1K")
+                   for row in deferred)
+    return budget.can_afford(cheapest)

@@ -107,21 +107,23 @@ def generate_images(run_id: str, items: list[WorkItem], label: str = "") -> int:
         raise RuntimeError(f"run {run_id} has no item pump: generation tasks run inside item_pump(run)")
     kept = state.take_kept(items)  # an earlier attempt's rows for items that ended for good
     made = iter(state.pump.process([item for item in items if item.key_stem not in kept]))
-    rows = [kept.get(item.key_stem) or next(made) for item in items]
-    retryable: list[ManifestRow] = []
+    rows = [kept.get(item.key_stem) or state.with_billed_before(item.key_stem, next(made)) for item in items]
+    retryable: dict[str, ManifestRow] = {}
     finished: dict[str, ManifestRow] = {}
     for item, row in zip(items, rows):
         row.task_run_id = str(task_run.id)
         if row.retryable:
-            retryable.append(row)
+            retryable[item.key_stem] = row
         else:
             finished[item.key_stem] = row
     if retryable and task_run.run_count <= CHUNK_RETRIES:
-        state.progress.retract(retryable)  # the retry reports these items again
+        state.progress.retract(list(retryable.values()))  # the retry reports these items again
         state.keep_for_retry(finished)
+        state.carry_billed(retryable)  # what they were billed stays in their rows
+        first = next(iter(retryable.values()))
         raise RetryableItemsFailed(
             f"{len(retryable)} of {len(rows)} items failed with retryable errors "
-            f"(e.g. row {retryable[0].row_number}: {retryable[0].error_class}); retrying the chunk"
+            f"(e.g. row {first.row_number}: {first.error_class}); retrying the chunk"
         )
     return state.record(rows, [item.model for item in items])
 
@@ -136,5 +138,7 @@ def settle_chunk(chunk: list[WorkItem], future: PrefectFuture, run: RunContext) 
     kept = run.state.take_kept(chunk)  # items an earlier attempt of the task finished for good
     failed = ItemOutcome.failure(TaskFailed(excerpt(message, 500)), started_at=utc_now(), t0=time.monotonic())
     return run.state.record([
-        kept.get(item.key_stem) or ManifestRow.from_outcome(item, failed, run_id=run.run_id) for item in chunk
+        kept.get(item.key_stem)
+        or run.state.with_billed_before(item.key_stem, ManifestRow.from_outcome(item, failed, run_id=run.run_id))
+        for item in chunk
     ])

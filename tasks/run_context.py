@@ -85,6 +85,9 @@ class RunState:
         #: rows a retried chunk keeps from its earlier attempt (items that ended for good
         #: there), by item key; held only between a chunk's attempts
         self._kept_for_retry: dict[str, ManifestRow] = {}
+        #: what the earlier attempts of a retried chunk were billed for an item (no-image
+        #: answers, blocked answers ...), by item key: its final row includes it
+        self._billed_before: dict[str, float] = {}
         self._lock = threading.Lock()
 
     # -- progress ------------------------------------------------------------------------
@@ -139,6 +142,22 @@ class RunState:
         worse: with S3 away, an image stored by the first attempt would read as failed."""
         with self._lock:
             self._kept_for_retry.update(finished)
+
+    def carry_billed(self, rows: dict[str, ManifestRow]) -> None:
+        """Rows (by item key) that a chunk's next attempt replaces: what they were billed is
+        added to the row that attempt makes, so the manifest shows all an item cost."""
+        with self._lock:
+            for key, row in rows.items():
+                if row.cost_usd:
+                    self._billed_before[key] = self._billed_before.get(key, 0.0) + row.cost_usd
+
+    def with_billed_before(self, key: str, row: ManifestRow) -> ManifestRow:
+        """``row`` with what earlier attempts of its chunk were billed for the item added (and forgotten)."""
+        with self._lock:
+            before = self._billed_before.pop(key, 0.0)
+        if before:
+            row.cost_usd = round((row.cost_usd or 0.0) + before, 6)
+        return row
 
     def take_kept(self, items: list[WorkItem]) -> dict[str, ManifestRow]:
         """The rows kept for ``items`` by an earlier attempt of their chunk (and forget them)."""

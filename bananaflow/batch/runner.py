@@ -239,10 +239,10 @@ class BatchRunner:
         if not deferred:
             return fitting, []
         exc = BudgetExhausted(
-            f"not submitted: the run's budget of ${self.budget.max_cost_usd:.2f} (--max-cost) is committed "
-            "at batch prices; run again (with a new budget) to make the rest"
+            f"not submitted: {self.budget.describe_refusal()} is committed at batch prices; run again with a "
+            "larger budget, or when the daily budget renews, to make the rest"
         )
-        log.warning("%d items not submitted: --max-cost reached", len(deferred))
+        log.warning("%d items not submitted: %s reached", len(deferred), self.budget.refused_by.label)
         return fitting, self._emit(self._failed(deferred, exc, utc_now(), time.monotonic(), attempts=0))
 
     def _settle(self, billed: dict[str, float]) -> None:

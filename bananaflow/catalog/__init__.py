@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from bananaflow.catalog.loader import CatalogLoad, CatalogStream, load_catalog, open_catalog
     from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError, require_edit_mode, resolve_link
     from bananaflow.catalog.shopify import option_kind
-    from bananaflow.catalog.source import read_catalog_bytes
+    from bananaflow.catalog.source import catalog_fingerprint, read_catalog_bytes
     from bananaflow.catalog.text import strip_html
     from bananaflow.catalog.validate import CatalogRow, Rejection, rejections_to_csv, split_links
 
@@ -32,6 +32,7 @@ __all__ = [
     "ReferenceFetcher",
     "ReferencePhotoError",
     "Rejection",
+    "catalog_fingerprint",
     "decode_catalog",
     "load_catalog",
     "open_catalog",
@@ -61,6 +62,7 @@ _HOMES: dict[str, str] = {
     "ReferenceFetcher": "references",
     "ReferencePhotoError": "references",
     "Rejection": "validate",
+    "catalog_fingerprint": "source",
     "decode_catalog": "encoding",
     "load_catalog": "loader",
     "open_catalog": "loader",

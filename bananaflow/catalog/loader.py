@@ -15,9 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from bananaflow.catalog.columns import map_columns
 from bananaflow.catalog.formats import parser_for
@@ -25,6 +23,9 @@ from bananaflow.catalog.read_limits import bounded_rows
 from bananaflow.catalog.sniff import sniff_kind
 from bananaflow.catalog.source import read_catalog
 from bananaflow.catalog.validate import CatalogRow, Rejection, RowChecks
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(kw_only=True)
@@ -47,6 +48,8 @@ class CatalogLoad(CatalogRead):
 
     def to_frame(self) -> pd.DataFrame:
         """Accepted rows as a string-typed DataFrame (``row_number`` first)."""
+        import pandas as pd  # here, not at import: streaming a CSV needs none of it
+
         records = [{"row_number": r.row_number, **r.fields} for r in self.accepted]
         frame = pd.DataFrame.from_records(records, columns=["row_number", *self.columns])
         return frame.astype({c: "string" for c in self.columns})

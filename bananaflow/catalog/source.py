@@ -60,3 +60,30 @@ def _read_s3(uri: str) -> bytes:
         return read_limits.read_gs(uri) if uri.startswith("gs://") else read_limits.read_s3(uri)
     except StorageError as exc:
         raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None
+
+
+def catalog_fingerprint(source: str) -> str:
+    """What identifies a catalog's *content* without reading it into memory: a local file's
+    SHA-256 (read in 1 MiB blocks), an S3 object's ETag and size. Runs over the same
+    content share a ``--max-cost`` budget (``bananaflow.limits.job_budget``); a catalog that
+    cannot be looked at yields its location, and reading it fails later with the clear error."""
+    import hashlib
+
+    if source.startswith("s3://"):
+        from bananaflow.landing.storage import S3_ERRORS, make_s3_client
+
+        bucket, _, key = source.removeprefix("s3://").partition("/")
+        try:
+            head = make_s3_client().head_object(Bucket=bucket, Key=key)
+        except (*S3_ERRORS, ValueError):
+            return f"location:{source}"
+        return f"s3:{head.get('ETag', '')}:{head.get('ContentLength', 0)}"
+    path = Path(source).expanduser()
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while block := fh.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return f"location:{source}"
+    return f"sha256:{digest.hexdigest()}"

@@ -35,7 +35,7 @@ def cmd_prompts(args: argparse.Namespace) -> int:
     options = options_from_args(args)
     result = preview(
         args.catalog, _job(options), prefix=_prefix(options) or "bananaflow", reading=options.reading,
-        bucket=options.delivery.bucket,
+        bucket=options.delivery.bucket, limit=max(0, args.limit),
     )
     print(format_preview(result, limit=max(0, args.limit), rejections=max(0, args.rejections)))
     return EXIT_OK
@@ -62,22 +62,23 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     """Prices the job's work items as the run would plan them (every variant counts)."""
     from bananaflow.options import resolve_limits
     from bananaflow.planning.estimate import estimate_items
-    from bananaflow.planning.plan import plan_catalog
+    from bananaflow.planning.plan import open_catalog_for, stream_items
 
     options = options_from_args(args)
     if args.latency <= 0:
         raise BananaflowError("--latency must be positive")
     job = _job(options)  # validates model, ratio and size of every variant
     limits = resolve_limits(options.limits, None)
-    planned = plan_catalog(args.catalog, job, options.reading, prefix=options.delivery.prefix or "bananaflow")
+    # the run's streaming planner: items are priced as they are made, none is kept
+    catalog = open_catalog_for(args.catalog, options.reading)
     result = estimate_items(
-        planned.items, max_in_flight=limits.max_in_flight, latency_s=args.latency,
+        stream_items(catalog, job, options.delivery.prefix or "bananaflow"),
+        max_in_flight=limits.max_in_flight, latency_s=args.latency,
         requests_per_minute=limits.requests_per_minute, images_per_minute=limits.images_per_minute,
         requests_per_day=limits.requests_per_day, spend_per_10min_usd=limits.spend_per_10min_usd,
     )
     for line in result.lines():
         print(line)
-    catalog = planned.catalog
     if catalog.rejected:
         print(f"rejected:      {len(catalog.rejected)} catalog rows would be skipped (see `bananaflow prompts`)")
     if catalog.skipped:

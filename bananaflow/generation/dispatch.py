@@ -252,7 +252,7 @@ def _settle(budget: Budget, reserved: float, billed: float, model: str) -> None:
     if budget.stopped and first:
         log.warning(
             "an answer from %s was billed $%.4f, above the $%.4f reserved for it: no more requests are sent "
-            "so the run stays within --max-cost ($%.2f)", model, billed, reserved, budget.max_cost_usd,
+            "so the run stays within its budget ($%.2f)", model, billed, reserved, budget.max_cost_usd,
         )
 
 
@@ -264,6 +264,6 @@ def _budget_error(budget: Budget) -> BudgetExhausted:
             "run again to make the rest"
         )
     return BudgetExhausted(
-        f"not sent: the run's budget of ${budget.max_cost_usd:.2f} (--max-cost) is committed; "
-        "run again (with a new budget) to make the rest"
+        f"not sent: {budget.describe_refusal()} is committed; "
+        "run again with a larger budget, or when the daily budget renews, to make the rest"
     )

@@ -6,4 +6,4 @@ The public API is its modules, imported by name (``admission.Admission`` is what
 loads only what it needs.
 """
 
-__all__ = ["adaptive", "admission", "backends", "breaker", "budget", "controller", "meters", "settings"]
+__all__ = ["accounts", "adaptive", "admission", "backends", "breaker", "budget", "controller", "job_budget", "meters", "settings"]

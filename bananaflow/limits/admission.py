@@ -11,21 +11,27 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypedDict
+from typing import TypedDict, cast
 from urllib.parse import urlsplit
 
 from bananaflow.limits.adaptive import AdaptiveLimit, LearnedLimits
 from bananaflow.limits.backends import LimitBackend, backend_from_env
 from bananaflow.limits.breaker import CircuitBreaker
-from bananaflow.limits.budget import Budget
+from bananaflow.limits.budget import MAX_COST, Budget
 from bananaflow.limits.controller import RateController
+from bananaflow.limits.job_budget import budget_report_fields
 from bananaflow.limits.settings import LimitSettings
 
 
 class BudgetReport(TypedDict, total=False):
     max_cost_usd: float
-    spent_usd: float
+    spent_usd: float  # by this run
     overshoot_usd: float  # only when answers were billed above their reservation
+    shared_through: str  # "redis", "s3" or "process": where the accounts live
+    work_spent_usd: float  # by every run of the same work (shards, retries) so far, this one included
+    daily_budget_usd: float
+    spent_today_usd: float  # by every run of the job today
+    left_today_usd: float
 
 
 class LimitsReport(TypedDict, total=False):
@@ -74,6 +80,7 @@ class Admission:
         fallback: Iterable[Route | str] = (),
         no_fallback_variants: Iterable[str] = (),
         max_cost_usd: float | None = None,
+        budget: Budget | None = None,
         breaker_threshold: int = 5,
         breaker_open_s: float = 30.0,
         controller: RateController | None = None,
@@ -84,7 +91,7 @@ class Admission:
         self._shared_controller = controller
         self.fallback: tuple[Route | str, ...] = tuple(fallback)
         self.no_fallback_variants = frozenset(no_fallback_variants)
-        self.budget = Budget(max_cost_usd) if max_cost_usd else None
+        self.budget = budget if budget is not None else Budget(max_cost_usd) if max_cost_usd else None
         # A breaker only helps when there is another route to take: with a single route, an
         # open breaker would fail items that the retry policy carries through a storm.
         self._breaker_args = (breaker_threshold if self.fallback else _NEVER_OPENS, breaker_open_s)
@@ -187,7 +194,9 @@ class Admission:
             "throttled": throttled,  # 429/503 answers that pushed back, per scope
         }
         if self.budget is not None:
-            budget: BudgetReport = {"max_cost_usd": self.budget.max_cost_usd, "spent_usd": round(self.budget.spent_usd, 4)}
+            budget = cast(BudgetReport, {"spent_usd": round(self.budget.spent_usd, 4), **budget_report_fields(self.budget)})
+            if self.budget.account(MAX_COST) is not None:
+                budget["max_cost_usd"] = self.budget.max_cost_usd
             if self.budget.overshoots:  # answers billed above their reservation (sending stopped)
                 budget["overshoot_usd"] = round(self.budget.overshoot_usd, 4)
             out["budget"] = budget
@@ -210,6 +219,7 @@ def admission_for_run(
     fallback_models: Iterable[str] = (),
     no_fallback_variants: Iterable[str] = (),
     max_cost_usd: float | None = None,
+    budget: Budget | None = None,
 ) -> Admission:
     """The ``Admission`` of a catalog run. Limits are shared through Redis when
     ``BANANAFLOW_REDIS_URL`` is set, else kept in this process; adaptive runs start from
@@ -219,5 +229,6 @@ def admission_for_run(
         fallback=list(fallback_models),
         no_fallback_variants=no_fallback_variants,
         max_cost_usd=max_cost_usd,
+        budget=budget,
         learned_limits_file=default_learned_limits_file() if limits.adaptive else None,
     )

@@ -207,6 +207,11 @@ def split_previous(
     return split.to_make, split.unchanged
 
 
+def resolve_previous(previous_manifest: str | None, store: Any, prefix: str) -> str | None:
+    """The manifest ``--previous-manifest`` names (``latest``: the newest under ``prefix``), or None."""
+    return _resolve(previous_manifest, store, prefix)
+
+
 def _resolve(previous_manifest: str | None, store: Any, prefix: str) -> str | None:
     """``latest`` (with an image store to list) as the newest earlier run's manifest."""
     if previous_manifest == LATEST and store is not None:

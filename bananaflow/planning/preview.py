@@ -8,28 +8,35 @@ planner, same keys) and prices the work at list price.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from bananaflow.catalog.loader import CatalogLoad
+from bananaflow.catalog.loader import CatalogRead
 from bananaflow.errors import ConfigurationError
 from bananaflow.options import CatalogOptions
 from bananaflow.planning.jobspec import Job
-from bananaflow.planning.plan import plan_catalog
+from bananaflow.planning.plan import open_catalog_for, stream_items
 from bananaflow.planning.work import WorkItem
+from bananaflow.planning.work_store import WorkStore
 from bananaflow.providers.models import get_model
 
 
 @dataclass
 class Preview:
-    catalog: CatalogLoad
-    items: list[WorkItem]
+    """What ``prompts`` prints: the first prompts and the counts of all of them (a catalog of
+    a million rows is counted as it streams, never held)."""
+
+    catalog: CatalogRead
+    shown: list[WorkItem]
+    planned: int = 0
+    products: int = 0
     unchanged: int = 0
     per_variant: dict[str, int] = field(default_factory=dict)
     cost_usd: float = 0.0
 
     @property
     def to_generate(self) -> int:
-        return len(self.items) - self.unchanged
+        return self.planned - self.unchanged
 
 
 def preview(
@@ -39,38 +46,65 @@ def preview(
     prefix: str = "bananaflow",
     reading: CatalogOptions | None = None,
     bucket: str | None = None,
+    limit: int = 20,
 ) -> Preview:
-    """Plan ``job`` over ``catalog`` (the run's planner, ``planning.plan``); the cost counts
-    only what would be generated (items unchanged since ``reading.previous_manifest`` are free)."""
-    from bananaflow.planning.delta import LATEST, split_previous
+    """Plan ``job`` over ``catalog`` with the run's streaming planner (``planning.plan``),
+    keeping the first ``limit`` prompts; the cost counts only what would be generated (items
+    unchanged since ``reading.previous_manifest`` are free: found as the run finds them, in a
+    ``WorkStore`` on disk)."""
+    from bananaflow.planning.delta import LATEST, previous_rows, resolve_previous
 
     reading = reading or CatalogOptions()
-    previous_manifest = reading.previous_manifest
-    planned = plan_catalog(catalog, job, reading, prefix=prefix)
-    loaded, items = planned.catalog, planned.items
     store = None
-    if previous_manifest == LATEST:
+    if reading.previous_manifest == LATEST:
         if not bucket:
             raise ConfigurationError("--previous-manifest latest needs --bucket (where the earlier runs are)")
         from bananaflow.landing.destination import open_store
 
         store = open_store(bucket)
-    to_make, _ = split_previous(items, previous_manifest, "preview", store=store, prefix=prefix)
-    cost = sum(get_model(i.model).list_price(i.image_size) for i in to_make)
-    return Preview(
-        catalog=loaded,
-        items=items,
-        unchanged=len(items) - len(to_make),
-        per_variant=dict(Counter(i.variant for i in to_make)),
-        cost_usd=round(cost, 4),
-    )
+    previous = resolve_previous(reading.previous_manifest, store, prefix)
+    stream = open_catalog_for(catalog, reading)
+    result = Preview(catalog=stream, shown=[])
+    per_variant: Counter[str] = Counter()
+    order: dict[str, None] = {}  # variants as planned: the order the summary names them in
+    cost = 0.0
+
+    def counted(items: Iterator[WorkItem]) -> Iterator[WorkItem]:
+        for item in items:
+            result.planned += 1
+            order.setdefault(item.variant, None)
+            if len(result.shown) < limit:
+                result.shown.append(item)
+            yield item
+
+    items = counted(stream_items(stream, job, prefix))
+    if not previous:
+        for item in items:
+            per_variant[item.variant] += 1
+            cost += get_model(item.model).list_price(item.image_size)
+    else:
+        work = WorkStore()
+        try:
+            work.add(items)
+            result.unchanged = sum(len(batch) for batch in work.drop_unchanged(previous_rows(previous),
+                                                                                lambda row, _item: row))
+            for wave in work.waves():
+                for item in work.in_wave(wave):
+                    per_variant[item.variant] += 1
+                    cost += get_model(item.model).list_price(item.image_size)
+        finally:
+            work.close()
+    result.products = stream.accepted
+    result.per_variant = {variant: per_variant[variant] for variant in order if per_variant[variant]}
+    result.cost_usd = round(cost, 4)
+    return result
 
 
 def format_preview(result: Preview, *, limit: int = 20, rejections: int = 10) -> str:
     """Plain text: rendered prompts (first ``limit``), then counts, the first ``rejections``
     rejected rows, skipped products and list-price cost."""
     lines = []
-    for item in result.items[:limit]:
+    for item in result.shown[:limit]:
         extras = []
         if item.output_preset:
             extras.append(f"preset {item.output_preset}")
@@ -80,9 +114,9 @@ def format_preview(result: Preview, *, limit: int = 20, rejections: int = 10) ->
         meta = ", ".join([item.model, item.aspect_ratio, item.image_size, f"template {item.template}", *extras])
         lines.append(f"row {item.row_number} · {item.sku} · {item.variant} ({meta})")
         lines.append(f"  {item.prompt}")
-    if len(result.items) > limit:
-        lines.append(f"… and {len(result.items) - limit} more prompts (--limit to show more)")
-    products = len({i.sku for i in result.items})
+    if result.planned > limit:
+        lines.append(f"… and {result.planned - limit} more prompts (--limit to show more)")
+    products = result.products
     lines.append("")
     lines.append(
         f"{products} products accepted, {len(result.catalog.rejected)} rows rejected"

@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.limits.admission import LimitsReport
@@ -105,8 +106,7 @@ class RunSummary:
             lines.append(f"- made by a fallback model: {self.fallbacks}")
         for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
             lines.append(f"- circuit breaker opened {n}x for {scope}")
-        if self.deferred_by_budget:
-            lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
+        lines += budget_lines(self.limits.get("budget"), self.deferred_by_budget)
         if self.failures:
             lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
                       "|---:|---|---|---|---|---|"]
@@ -116,6 +116,21 @@ class RunSummary:
                 for f in self.failures
             ]
         return "\n".join(lines)
+
+
+def budget_lines(budget: Mapping[str, Any] | None, deferred: int) -> list[str]:
+    """The budget's lines: this run's spend against the work's ``--max-cost`` (shards and
+    retries included), spent and left today under ``--daily-budget``, and what was deferred."""
+    lines: list[str] = []
+    if budget and "work_spent_usd" in budget:
+        lines.append(f"- budget (--max-cost ${budget['max_cost_usd']:.2f}, with shards and retries): "
+                     f"${budget['work_spent_usd']:.2f} spent so far, ${budget['spent_usd']:.2f} by this run")
+    if budget and "daily_budget_usd" in budget:
+        lines.append(f"- today (--daily-budget ${budget['daily_budget_usd']:.2f}, every run of the job): "
+                     f"${budget['spent_today_usd']:.2f} spent, ${budget['left_today_usd']:.2f} left")
+    if deferred:
+        lines.append(f"- budget reached: {deferred} items deferred until the budget is raised or renews")
+    return lines
 
 
 def _link(url: str) -> str:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 import itertools
 import re
-import sys
 from typing import TYPE_CHECKING
 
 from bananaflow.catalog.encoding import DecodedLines
@@ -91,6 +90,7 @@ def _header_after_preamble(reader: Reader, name: str) -> tuple[list[str], int]:
 
 def _rows(reader: Reader, header: list[str], consumed: int, first_cell: _FirstCell) -> Rows:
     """Records as rows numbered by the line each starts on; ``consumed`` is the last line read."""
+    shared: dict[str, str] = {}
     while True:
         start = consumed + 1
         try:
@@ -106,9 +106,9 @@ def _rows(reader: Reader, header: list[str], consumed: int, first_cell: _FirstCe
             continue  # blank lines are common at the end of hand-edited files
         record = _fit(record, len(header), start == consumed)
         if len(record) != len(header):
-            yield RawRow(start, _zip(header, record), _shape_problem(record, header, start, consumed))
+            yield RawRow(start, _zip(header, record, shared), _shape_problem(record, header, start, consumed))
             continue
-        yield RawRow(start, _zip(header, record))
+        yield RawRow(start, _zip(header, record, shared))
 
 
 class _FirstCell:
@@ -145,15 +145,29 @@ def _quote_problem(error: str, start: int, end: int) -> str:
     return f"line cannot be parsed ({error}); double any quote inside a quoted value"
 
 
-def _zip(header: list[str], record: list[str]) -> dict[str, str]:
-    """Values by column; short values are interned, since exports repeat them on every row
+def _zip(header: list[str], record: list[str], shared: dict[str, str] | None = None) -> dict[str, str]:
+    """Values by column; short values are shared, since exports repeat them on every row
     ("in stock", a brand, a currency) and a 100 MB export has millions of them."""
+    shared = {} if shared is None else shared
     values = {h: (record[i] if i < len(record) else "") for i, h in enumerate(header) if h}
-    return {k: _intern(v.strip()) for k, v in values.items()}
+    return {k: _share(v.strip(), shared) for k, v in values.items()}
 
 
-def _intern(value: str) -> str:
-    return sys.intern(value) if len(value) <= 24 else value
+#: Distinct short values shared per file. Bounded, unlike ``sys.intern``: a SKU column is short
+#: and unique on every row, and a million of them interned would cost more than they save.
+#: Values that repeat (a brand, "in stock") show up in the first rows, well within the bound.
+SHARED_VALUES = 20_000
+
+
+def _share(value: str, shared: dict[str, str]) -> str:
+    if len(value) > 24:
+        return value
+    found = shared.get(value)
+    if found is not None:
+        return found
+    if len(shared) < SHARED_VALUES:
+        shared[value] = value
+    return value
 
 
 def _shape_problem(record: list[str], header: list[str], start: int, end: int) -> str:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 
-import pandas as pd
-
 from bananaflow.catalog import read_limits
 from bananaflow.catalog.formats.values import table_rows
 from bananaflow.catalog.rows import Parsed
@@ -17,6 +15,8 @@ def parse_excel(file: CatalogFile) -> Parsed:
     """Columns and rows of a workbook's first sheet; an unreadable one is one line."""
     read_limits.check_zip(file.data, file.name)
     try:
+        import pandas as pd  # here: only an Excel catalog pays for the import
+
         frame = pd.read_excel(io.BytesIO(file.data), dtype=str, keep_default_na=False, sheet_name=0)
     except Exception as exc:
         raise CatalogError(

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any
-
-import pandas as pd
 
 from bananaflow.catalog.rows import Parsed, RawRow, Rows
 from bananaflow.errors import CatalogError
@@ -26,7 +25,8 @@ def text_value(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, default=str)
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    if value is pd.NA or value is pd.NaT:
+    pd = sys.modules.get("pandas")  # pandas' missing values come only from a parser that imported it:
+    if pd is not None and (value is pd.NA or value is pd.NaT):  # a CSV read never pays for the import
         return ""
     return str(value)
 

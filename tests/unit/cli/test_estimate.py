@@ -85,3 +85,23 @@ def test_estimate_takes_every_catalog_option(capsys):
             "--map", "sku=Artikelnummer", "--map", "title=Artikeltext1"]
     assert main(argv) == 0
     assert "images:        24 " in capsys.readouterr().out
+
+
+def test_estimate_and_prompts_stream_the_catalog_as_the_run_does(capsys, tmp_path, monkeypatch):
+    """Neither reads the catalog whole (a 1,000,000-row file peaked at 2.2 GB that way): they
+    price and count items as the run's streaming planner makes them (memory: bench/estimate_memory.py)."""
+    import bananaflow.planning.plan as plan
+
+    def whole(*_args, **_kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise AssertionError("the catalog was read whole")
+
+    monkeypatch.setattr(plan, "load_catalog", whole)
+    catalog = tmp_path / "c.csv"
+    catalog.write_text("sku,title\n" + "".join(f"S-{i},Mug {i}\n" for i in range(30)) + "S-1,again\n")
+    assert main(["estimate", str(catalog)]) == 0
+    out = capsys.readouterr().out
+    assert "30" in out and "rejected:      1 catalog rows" in out
+    assert main(["prompts", str(catalog), "--limit", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "… and 28 more prompts" in out and "30 products accepted, 1 rows rejected" in out
+    assert "30 images to generate (main 30)" in out

@@ -24,10 +24,11 @@ def items(n: int) -> list[WorkItem]:
     ]
 
 
-def row(item: WorkItem, status: str, error_class: str = "") -> ManifestRow:
+def row(item: WorkItem, status: str, error_class: str = "", cost_usd: float | None = None) -> ManifestRow:
     return ManifestRow(
         run_id="r", row_number=item.row_number, sku=item.sku, variant=item.variant, status=status,
         error_class=error_class, retryable=status == "failed",  # the dispatcher's verdict, carried by the row
+        cost_usd=cost_usd,
     )
 
 
@@ -81,3 +82,23 @@ def test_a_retried_chunk_runs_only_its_retryable_items_and_keeps_the_other_rows(
     assert state.progress.counts() == {"succeeded": 2, "spooled": 1} and state.progress.done == 3
     assert state.kept_for_retry == 0, "kept rows are handed back once, not held for the run"
     assert state.pump is None
+
+
+def test_an_items_row_includes_what_earlier_attempts_of_its_chunk_were_billed(run: RunContext) -> None:
+    """Answers without an image are billed (prompt and thinking tokens): when the chunk runs
+    again and the item is made, its one row says what it cost in all, as the budget counted."""
+    chunk = items(2)
+    no_image = ("failed", "NoImageReturned", 0.0021)
+    pump = ScriptedPump(
+        run.state.progress,
+        {"SKU-0": no_image, "SKU-1": ("succeeded", "", 0.134)},
+        {"SKU-0": no_image},
+        {"SKU-0": ("succeeded", "", 0.1345)},
+    )
+    with run.state.pumping(pump):  # type: ignore[arg-type]
+        for _ in range(2):
+            with pytest.raises(RetryableItemsFailed):
+                generate_images.fn(run.run_id, chunk)
+        assert generate_images.fn(run.run_id, chunk) == 2
+    assert {r.sku: r.cost_usd for r in run.state.rows} == {"SKU-0": pytest.approx(0.1387), "SKU-1": 0.134}
+    assert run.state.tally.cost_usd == pytest.approx(0.1387 + 0.134)
