@@ -27,7 +27,7 @@ import botocore.exceptions
 
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.keys import join_key, key_stem, normalize_prefix, object_key
-from bananaflow.secrets import excerpt
+from bananaflow.secrets import excerpt, mask_url
 
 _MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -207,7 +207,7 @@ class ImageStore:
         self.client = client if client is not None else make_s3_client(endpoint_url=endpoint_url, region=region)
 
     def __repr__(self) -> str:
-        return f"ImageStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint={self.endpoint_url!r})"
+        return f"ImageStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint={mask_url(self.endpoint_url)!r})"
 
     @property
     def endpoint_url(self) -> str:
