@@ -59,7 +59,8 @@ def publish_summary(summary: RunSummary) -> None:
             failure["task_run_url"] = mask_url(url_for("task-run", obj_id=failure["task_run_id"]) or "")
     create_markdown_artifact(summary.to_markdown(), key="bananaflow-summary", description="bananaflow run summary")
     if summary.failures:
-        create_table_artifact(summary.failures, key="bananaflow-failures", description="Items that did not succeed")
+        create_table_artifact(summary.failures_table(), key="bananaflow-failures",
+                              description="Items that did not succeed")
 
 
 class ProgressArtifact:
