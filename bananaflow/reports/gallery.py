@@ -88,7 +88,9 @@ def build_gallery(
 
 def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, columns: int = 4) -> str:
     """A markdown grid of thumbnails, each with a link to its full-size image (Prefect's
-    markdown renderer drops an image nested inside a link, so they sit side by side)."""
+    markdown renderer drops an image nested inside a link, so they sit side by side). The
+    SKU is plain escaped text beside them, never alt or link text: Prefect's UI shows a
+    link's or an image's text as its raw source, backslashes and entities included."""
     if not entries:
         return "## Gallery\n\nNo images in this run."
     lines = [
@@ -101,8 +103,8 @@ def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, colu
     ]
     for start in range(0, len(entries), columns):
         cells = [
-            f"![{text(e.sku, limit=80)}]({_destination(e.thumb_url)}) "
-            f"[{text(e.sku, limit=80)} {text(e.variant, limit=80)}]({_destination(e.image_url)})"
+            f"![thumbnail]({_destination(e.thumb_url)}) {text(e.sku, limit=80)} · {text(e.variant, limit=80)} "
+            f"[full size]({_destination(e.image_url)})"
             for e in entries[start : start + columns]
         ]
         cells += [" "] * (columns - len(cells))
