@@ -1,4 +1,5 @@
-"""``kill -9`` in the first seconds of a run on a started Prefect server: every answer the
+"""``kill -9`` in the first seconds of a run on a started Prefect server (``prefect server
+start``, as the attack used): every answer the
 provider had sent more than ``DURABLE_S`` before the kill is durable (in S3 or in the local
 spool, found by its prompt hash), and the next run pays for none of them again.
 
@@ -17,9 +18,8 @@ import time
 import pytest
 
 from bananaflow.landing.object_meta import ObjectMeta
-from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 from tests.e2e.conftest import products, write_catalog
-from tests.e2e.test_crash_safety import bananaflow_cmd, cli_env, wait_for
+from tests.e2e.test_crash_safety import bananaflow_cmd, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -43,10 +43,13 @@ def _durable_prompts(s3_server, spool) -> set[str]:  # noqa: ANN001
     return found - {""}
 
 
-def test_a_kill_in_the_first_seconds_loses_no_answer_received(prefect_api, s3_server, tmp_path):
+def test_a_kill_in_the_first_seconds_loses_no_answer_received(ops_stack, tmp_path):
     catalog = write_catalog(tmp_path / "catalog.csv", products(ITEMS, "EK"))
-    with SimulatorServer(SimulatorConfig(latency_s=(0.4, 0.8))) as sim:
-        env = cli_env(prefect_api, s3_server, sim, tmp_path)
+    s3_server, sim = ops_stack.s3, ops_stack.simulator
+    sim.reset()
+    sim.configure(latency_s=(0.4, 0.8))
+    env = {**ops_stack.env, "BANANAFLOW_SPOOL_DIR": str(tmp_path / "spool"), "BANANAFLOW_TIMEOUT_S": "10"}
+    try:
         cmd = [*bananaflow_cmd(catalog, "early"), "--prefix", "early"]
         first = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
@@ -69,4 +72,6 @@ def test_a_kill_in_the_first_seconds_loses_no_answer_received(prefect_api, s3_se
         rerun = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert rerun.returncode == 0, rerun.stdout[-3000:] + rerun.stderr[-3000:]
         again = {r["prompt_sha256"] for r in sim.request_log()[paid_before:] if r["outcome"] == "ok"}
+    finally:
+        sim.configure(latency_s=(0.05, 0.15))
     assert not (again & due), f"{len(again & due)} answered images paid again"
