@@ -1,7 +1,7 @@
 """A paid-for answer is on disk (the spool) before anything else is done with it, even when
 the run's I/O threads are all busy: at the start of a run they are queued with the S3
 look-ups of the next items, and an answer waiting behind them was lost to a ``kill -9``
-(and paid again by the next run). The end-to-end kill is tests/e2e/test_early_kill.py."""
+(and paid again by the next run). The end-to-end kill is in tests/e2e/ops/test_early_kill.py."""
 from __future__ import annotations
 
 import asyncio
