@@ -23,8 +23,23 @@ _PIECES_FROM = 12
 _lock = threading.Lock()
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
-# Query parameters that carry credentials on relays and presigned URLs.
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:key|api_key|apikey|access_token|x-amz-signature|x-amz-credential)=)[^&#\s\"']+")
+#: A URL's userinfo (``scheme://user:password@``, ``redis://:password@``): masked whole, the
+#: user name included (``https://TOKEN@host`` carries the credential as the name).
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^\s/?#\"'<>@]*(?:@[^\s/?#\"'<>@]*)*@")
+#: A query or fragment parameter and its value; the name decides whether the value is a credential.
+_PARAM = re.compile(r"([?&;#])([^=&#;\s\"'<>]+)=([^&#;\s\"'<>]*)")
+#: Words that make a parameter a credential, as the whole name, one of its ``-``/``_``/``.``
+#: separated parts or its end (``password``, ``db_pass``, ``X-Amz-Signature``, ``apiKey``,
+#: ``X-Amz-Security-Token``, ``sig`` of an Azure SAS, ``client_secret``).
+_CREDENTIAL_WORDS = ("password", "passwd", "passphrase", "pass", "pwd", "token", "secret", "key", "apikey", "sig",
+                     "signature", "credential", "credentials", "auth", "authorization", "session")
+_CREDENTIAL_NAME = re.compile(r"(?i)(?:^|[-_.])(?:" + "|".join(_CREDENTIAL_WORDS) + r")(?:$|[-_.])|(?:"
+                              + "|".join(_CREDENTIAL_WORDS) + r")$")
+
+__all__ = [
+    "MASK", "PIECE", "RedactingFilter", "Secret", "excerpt", "install_log_redaction", "mask_url", "redact",
+    "register_secret",
+]
 
 
 def register_secret(value: str | None) -> None:
@@ -54,7 +69,29 @@ def redact(text: str) -> str:
     pattern = _pattern
     if pattern is not None:
         text = pattern.sub(MASK, text)
-    return _QUERY_SECRET.sub(lambda m: m.group(1) + MASK, text)
+    return mask_url(text)
+
+
+def mask_url(text: str) -> str:
+    """``text`` (a URL, or any text with URLs in it) with every credential-bearing URL part
+    masked: the userinfo (``redis://***@host``) and each password-like query or fragment
+    parameter (``?password=***``, ``&X-Amz-Signature=***``). Host, path and the other
+    parameters stay, so the URL still says where it points. The one way a URL is shown or
+    stored: ``redact`` (errors, logs, doctor) calls it too."""
+    if not isinstance(text, str):
+        text = str(text)
+    if "@" in text:
+        text = _USERINFO.sub(lambda m: m.group(1) + MASK + "@", text)
+    if "=" in text:
+        text = _PARAM.sub(_mask_param, text)
+    return text
+
+
+def _mask_param(match: re.Match[str]) -> str:
+    sep, name, value = match.groups()
+    if value and _CREDENTIAL_NAME.search(name):
+        return f"{sep}{name}={MASK}"
+    return match.group(0)
 
 
 def excerpt(text: str | bytes, limit: int) -> str:

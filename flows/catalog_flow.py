@@ -36,7 +36,7 @@ from bananaflow.planning.work import WorkItem, chunk_size_for
 from bananaflow.planning.work_store import WorkStore
 from bananaflow.reports.progress import announce
 from bananaflow.reports.summary import RunSummary
-from bananaflow.secrets import install_log_redaction
+from bananaflow.secrets import install_log_redaction, mask_url
 from bananaflow_prefect.flows.configure import check_deployment_inputs, open_run
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.batch import generate_in_batches
@@ -224,7 +224,7 @@ def summarise(
     summary.manifest, summary.rejected_uri = outputs
     summary.scheme = config.store.scheme
     summary.skipped_products = dict(Counter(s.reason for s in work.skipped))
-    summary.flow_run_url = url_for("flow-run", obj_id=run.run_id)
+    summary.flow_run_url = mask_url(url_for("flow-run", obj_id=run.run_id) or "") or None
     summary.limits = run.admission.report()
     spool_state = run.spool.state()
     summary.spool = {**spool_state.to_dict(), "uploaded": run.state.drained}

@@ -31,6 +31,7 @@ from bananaflow.options import (
     RunOptions,
     SpendOptions,
 )
+from bananaflow.reports.markdown_safe import cell
 from bananaflow_prefect.flows.configure import check_deployment_inputs, resolve_store
 
 
@@ -80,7 +81,8 @@ def catalog_sharded(
                 "manifest": store.uri(manifest.key) if manifest else "",
             }
         )
-    create_table_artifact(table, key="bananaflow-shards", description="One row per shard run")
+    create_table_artifact([{name: cell(value) for name, value in row.items()} for row in table], key="bananaflow-shards",
+                          description="One row per shard run")
     all_completed = all(run.state and run.state.is_completed() for run in finished)
     ok = all_completed and all(s in ("succeeded", "skipped_exists", "blocked") for s in counts)
     if not all_completed:

@@ -19,6 +19,7 @@ from bananaflow.landing.rowlog import RowLog
 from bananaflow.landing.storage import ImageStore
 from bananaflow.reports.progress import ProgressTracker
 from bananaflow.reports.summary import RunSummary
+from bananaflow.secrets import mask_url
 
 #: Rows per manifest batch (one pandas frame and one Parquet row group at a time). The end of
 #: a run peaked on the largest batch, pyarrow's pool keeping what it took: 5,000-row batches
@@ -55,10 +56,11 @@ def publish_summary(summary: RunSummary) -> None:
     """The end-of-run summary and failures table, as artifacts on the flow run."""
     for failure in summary.failures:  # a link from each failed product to its task run's logs
         if failure.get("task_run_id"):
-            failure["task_run_url"] = url_for("task-run", obj_id=failure["task_run_id"]) or ""
+            failure["task_run_url"] = mask_url(url_for("task-run", obj_id=failure["task_run_id"]) or "")
     create_markdown_artifact(summary.to_markdown(), key="bananaflow-summary", description="bananaflow run summary")
     if summary.failures:
-        create_table_artifact(summary.failures, key="bananaflow-failures", description="Items that did not succeed")
+        create_table_artifact(summary.failures_table(), key="bananaflow-failures",
+                              description="Items that did not succeed")
 
 
 class ProgressArtifact:

@@ -30,6 +30,7 @@ from bananaflow.catalog import safe_fetch
 from bananaflow.errors import BananaflowError, ConfigurationError
 from bananaflow.providers.base import ReferenceImage
 from bananaflow.providers.models import get_model
+from bananaflow.secrets import mask_url
 
 log = logging.getLogger("bananaflow.catalog.references")
 
@@ -285,5 +286,5 @@ def _bucket_of(root: str) -> str:
 
 
 def _display(link: str) -> str:
-    """The link without a query string, which may carry a signature."""
-    return link.split("?", 1)[0]
+    """The link without a query string, which may carry a signature, nor its userinfo."""
+    return mask_url(link.split("?", 1)[0])

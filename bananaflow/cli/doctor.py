@@ -21,7 +21,7 @@ from bananaflow.cli.launch import EXIT_ITEMS_FAILED, EXIT_OK
 from bananaflow.errors import BananaflowError
 from bananaflow.providers.diagnose import Finding, check_model_id, probe_provider
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.secrets import redact
+from bananaflow.secrets import mask_url, redact
 
 
 def add_doctor_command(sub: argparse._SubParsersAction) -> None:
@@ -71,7 +71,7 @@ def _provider(args: argparse.Namespace, findings: list[Finding]) -> ProviderSett
         findings.append(Finding("provider", False, exc.message, "set the variables the message names (see docs/running.md)"))
         return None
     where = f"project {settings.project}, location {settings.location}" if settings.kind == "vertex" else settings.auth_style
-    findings.append(Finding("provider", True, f"{settings.kind} at {settings.base_url} ({where})"))
+    findings.append(Finding("provider", True, f"{settings.kind} at {mask_url(settings.base_url)} ({where})"))
     return settings
 
 
@@ -157,7 +157,7 @@ def _bucket(bucket: str | None, prefix: str | None) -> Finding:
             return Finding("bucket", False, f"{store.uri(key)} read back different bytes",
                            "the endpoint is not a consistent store; check AWS_ENDPOINT_URL_S3 / STORAGE_EMULATOR_HOST")
     where = store.uri("").rstrip("/")
-    return Finding("bucket", True, f"{where} at {store.endpoint_url}: wrote, read and deleted a probe object")
+    return Finding("bucket", True, f"{where} at {mask_url(store.endpoint_url)}: wrote, read and deleted a probe object")
 
 
 def _gcs_denied(store: object, step: str, exc: BananaflowError) -> Finding:
@@ -178,9 +178,10 @@ def _prefect() -> Finding:
 
     url = os.environ["PREFECT_API_URL"].rstrip("/")
     response = httpx.get(f"{url}/health", timeout=10.0)
+    shown = mask_url(url)
     if response.status_code != 200:
-        return Finding("prefect", False, f"{url}/health answered HTTP {response.status_code}", _FIXES["prefect"])
-    return Finding("prefect", True, f"server at {url} is healthy")
+        return Finding("prefect", False, f"{shown}/health answered HTTP {response.status_code}", _FIXES["prefect"])
+    return Finding("prefect", True, f"server at {shown} is healthy")
 
 
 def _redis() -> Finding:

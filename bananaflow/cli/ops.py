@@ -17,6 +17,7 @@ from pathlib import Path
 
 from bananaflow.devstack.processes import stop_process
 from bananaflow.errors import ConfigurationError
+from bananaflow.secrets import mask_url
 
 STACK_PID, STACK_STATE, STACK_LOG = "stack.pid", "stack.json", "stack.log"
 
@@ -167,4 +168,4 @@ def _prefect_ui_url() -> str:
     from prefect.settings import get_current_settings
 
     ui = get_current_settings().ui_url
-    return str(ui).rstrip("/") if ui else ""
+    return mask_url(str(ui).rstrip("/")) if ui else ""

@@ -12,6 +12,7 @@ manifest row is built from the outcome elsewhere (``ManifestRow.from_outcome``).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
 import time
 from collections.abc import Callable
@@ -43,6 +44,12 @@ __all__ = ["ImageLander"]
 
 log = logging.getLogger("bananaflow.generation.lander")
 
+#: Threads that only write answers to the spool. An answer handed to the run's I/O threads
+#: waits behind every S3 look-up, claim and upload queued before it (seconds at the start of
+#: a run, while the next items are looked up), and a ``kill -9`` meanwhile loses what was
+#: paid for; here nothing else queues, so an answer is on disk within milliseconds.
+_JOURNAL_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="bananaflow-journal")
+
 
 class ImageLander:
     """Stores images of one run in one store; ``mode`` ("realtime" or "batch") is written
@@ -53,13 +60,35 @@ class ImageLander:
         self.run_id = run_id
         self.spool = spool
         self.mode = mode
+        #: the longest an answer waited between the provider and the spool in this run (seconds)
+        self.slowest_journal_s = 0.0
 
-    async def land(self, item: WorkItem, outcome: ItemOutcome, finished: Finished | None = None) -> ItemOutcome:
+    async def journal_answer(self, item: WorkItem, outcome: ItemOutcome) -> Path | None:
+        """Put a just-received answer in the spool before anything else is done with it
+        (finishing, upload), on threads of its own; ``land`` then uploads it and drops the
+        journal. None without a spool or when the spool refused it (``land`` retries)."""
+        image = outcome.image
+        if self.spool is None or image is None:
+            return None
+        key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
+        metadata = self._meta(item, outcome, image).encode()
+        received = time.monotonic()
+        path = await asyncio.get_running_loop().run_in_executor(_JOURNAL_THREADS, self._journal, key, image, metadata)
+        waited = time.monotonic() - received
+        if waited > self.slowest_journal_s:
+            self.slowest_journal_s = waited
+            log.debug("answer for %s on disk %.3f s after it arrived", key, waited)
+        return path
+
+    async def land(
+        self, item: WorkItem, outcome: ItemOutcome, finished: Finished | None = None, *, journal: Path | None = None
+    ) -> ItemOutcome:
         """Upload the outcome's image under the item's key; a failed upload spools the bytes.
 
         With an output preset (``finished``), an image that passed QA is uploaded with its
         derivatives; one that failed is kept under a ``qa-failed`` key (it was paid for) and
-        the outcome says ``qa_failed`` with the measured numbers.
+        the outcome says ``qa_failed`` with the measured numbers. ``journal``: the answer's
+        spool entry ``journal_answer`` wrote under the same key (none is written again).
         """
         image = outcome.image
         if image is None:
@@ -76,7 +105,8 @@ class ImageLander:
             else:
                 meta = replace(meta, derivatives=derivative_names(finished))
         metadata = meta.encode()
-        journal, derivatives, error = await asyncio.to_thread(self._store_paid, item, key, image, metadata, finished)
+        journal, derivatives, error = await asyncio.to_thread(self._store_paid, item, key, image, metadata, finished,
+                                                              journal)
         if error is not None:
             metadata = replace(meta, derivatives="").encode()
             return self._spool_or_fail(outcome, key, image, metadata, error, journal)
@@ -98,12 +128,14 @@ class ImageLander:
         )
 
     def _store_paid(
-        self, item: WorkItem, key: str, image: GeneratedImage, metadata: dict[str, str], finished: Finished | None
+        self, item: WorkItem, key: str, image: GeneratedImage, metadata: dict[str, str], finished: Finished | None,
+        journal: Path | None = None,
     ) -> tuple[Path | None, dict[str, str] | None, StorageError | None]:
         """Journal, derivatives, upload, then drop the journal, in one trip to a worker thread
         (each trip costs the event loop a hand-off, thousands of times a run). Returns the
         journal, the derivative keys, and the S3 error that stopped the upload, if any."""
-        journal = self._journal(key, image, metadata)
+        if journal is None:
+            journal = self._journal(key, image, metadata)
         try:
             derivatives = None
             if finished is not None and finished.report.passed:

@@ -188,6 +188,9 @@ class ItemProcessor:
             if (blocked := outcome.blocked) is not None:
                 await self.lander.remember_block(item, blocked, started_at)
             return outcome
+        # paid for: on disk first (an output preset may still move it to another key, so its
+        # items are journaled once that key is known, by ``land``)
+        journal = None if item.output_preset else await self.lander.journal_answer(item, outcome)
         finished = None
         if item.output_preset:
             regenerate = send if item.regenerate_on_qa_failure else None
@@ -198,7 +201,7 @@ class ItemProcessor:
         outcome = replace(outcome, latency_s=round(time.monotonic() - first_sent, 3))  # from the first request
         if self.retry_blocked:  # made after all: the old block no longer stands
             await self.lander.forget_block(item)
-        return await self.lander.land(item, outcome, finished)
+        return await self.lander.land(item, outcome, finished, journal=journal)
 
 
 def _wants_references(item: WorkItem) -> bool:

@@ -28,6 +28,7 @@ import botocore.exceptions
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.keys import join_key, key_stem, normalize_prefix, object_key
 from bananaflow.landing.store_errors import S3, exception_names, storage_failure
+from bananaflow.secrets import mask_url
 
 _MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
@@ -185,7 +186,7 @@ class ImageStore:
         self.client = client if client is not None else make_s3_client(endpoint_url=endpoint_url, region=region)
 
     def __repr__(self) -> str:
-        return f"ImageStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint={self.endpoint_url!r})"
+        return f"ImageStore(bucket={self.bucket!r}, prefix={self.prefix!r}, endpoint={mask_url(self.endpoint_url)!r})"
 
     @property
     def endpoint_url(self) -> str:

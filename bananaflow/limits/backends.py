@@ -27,6 +27,7 @@ from typing import Protocol
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.meters import DailyQuota, Demand, InFlightCap, Meter, WindowMeter
 from bananaflow.providers.quota_day import next_quota_reset, quota_day
+from bananaflow.secrets import mask_url
 
 REDIS_URL_ENV = "BANANAFLOW_REDIS_URL"
 REDIS_NAMESPACE_ENV = "BANANAFLOW_REDIS_NAMESPACE"
@@ -332,7 +333,7 @@ class RedisBackend:
             self._redis.ping()
         except redis.RedisError as exc:
             raise ConfigurationError(
-                f"cannot reach Redis at {_safe_url(url)} ({REDIS_URL_ENV}): {exc}; "
+                f"cannot reach Redis at {mask_url(url)} ({REDIS_URL_ENV}): {exc}; "
                 "start it or unset the variable to meter in this process only"
             ) from exc
         self._admit = self._redis.register_script(_ADMIT_LUA)
@@ -379,18 +380,6 @@ class RedisBackend:
     def parked_until(self, scope: str, now: float) -> float | None:
         until = float(self._redis.get(f"{self._prefix(scope)}:parked") or 0)
         return until if until > now else None
-
-
-def _safe_url(url: str) -> str:
-    """The URL without a password, for messages."""
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
 
 
 def backend_from_env(environ: dict[str, str] | None = None, *, namespace: str | None = None) -> LimitBackend:

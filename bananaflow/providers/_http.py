@@ -8,7 +8,9 @@ httpcore loggers get bananaflow's redacting filter before the first request is s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import json
+import os
 from typing import Any
 
 import httpx
@@ -31,6 +33,10 @@ _HTTP_LOGGERS = (
 
 
 #: Connections one provider client may open at once (far above any in-flight cap in use).
+#: Threads that only decode answers: an answer is checked at once, not after the S3 calls a
+#: run queues on its I/O threads (it is paid for and held in memory until it is on disk).
+_DECODE_THREADS = concurrent.futures.ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2),
+                                                        thread_name_prefix="bananaflow-decode")
 POOL_CONNECTIONS = 1024
 
 
@@ -173,7 +179,8 @@ async def verify_image(
     of CPU, which would stall every other in-flight request), then check its size when
     ``expected`` is given. Failures are ``BadResponse`` tagged with the model."""
     try:
-        mime, width, height = await asyncio.to_thread(inspect_image, data, declared_mime)
+        mime, width, height = await asyncio.get_running_loop().run_in_executor(
+            _DECODE_THREADS, inspect_image, data, declared_mime)
         if expected is not None:
             check_pixels(width, height, expected, context=context)
     except BadResponse as exc:

@@ -21,7 +21,7 @@ from bananaflow.providers.classify import classify_status
 from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec, get_model
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.secrets import redact
+from bananaflow.secrets import mask_url, redact
 
 SAFETY_FINISH_REASONS = frozenset(
     {"IMAGE_SAFETY", "IMAGE_PROHIBITED_CONTENT", "SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "MODEL_ARMOR"}
@@ -156,7 +156,7 @@ class GeminiProvider:
         self._client, self._owns_client = make_client(client, settings.timeout_s)
 
     def __repr__(self) -> str:
-        return f"GeminiProvider(base_url={self.base_url!r}, auth_style={self.settings.auth_style!r})"
+        return f"GeminiProvider(base_url={mask_url(self.base_url)!r}, auth_style={self.settings.auth_style!r})"
 
     def endpoint(self, model: str) -> str:
         """The generateContent URL, without any credential."""

@@ -21,6 +21,7 @@ from bananaflow.providers.gemini import cost_of, validate_request
 from bananaflow.providers.imaging import decode_base64_image
 from bananaflow.providers.models import ModelSpec
 from bananaflow.providers.settings import ProviderSettings
+from bananaflow.secrets import mask_url
 
 _DATA_URI = re.compile(r"^data:(?P<mime>[\w.+-]+/[\w.+-]+)?(?:;[^,]*)?;base64,", re.IGNORECASE)
 
@@ -89,7 +90,7 @@ class OpenAIImagesProvider:
         self._strict = False  # True once the endpoint refused EXTRA_FIELDS
 
     def __repr__(self) -> str:
-        return f"OpenAIImagesProvider(url={self.url!r}, auth_style={self.settings.auth_style!r})"
+        return f"OpenAIImagesProvider(url={mask_url(self.url)!r}, auth_style={self.settings.auth_style!r})"
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """One attempt: validate, POST, fetch the bytes, verify. Raises ``ProviderError``s."""

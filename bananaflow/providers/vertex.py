@@ -29,7 +29,7 @@ from bananaflow.providers.base import GeneratedImage, ImageRequest
 from bananaflow.providers.gcp_auth import AccessTokens, shared_tokens
 from bananaflow.providers.gemini import GeminiProvider
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.secrets import redact
+from bananaflow.secrets import mask_url, redact
 
 VERTEX_USER_ROLE = "roles/aiplatform.user"
 DSQ_NOTE = (
@@ -84,7 +84,7 @@ class VertexProvider(GeminiProvider):
         self._token: str | None = None
 
     def __repr__(self) -> str:
-        return f"VertexProvider(base_url={self.base_url!r}, project={self.settings.project!r}, " \
+        return f"VertexProvider(base_url={mask_url(self.base_url)!r}, project={self.settings.project!r}, " \
                f"location={self.settings.location!r})"
 
     @property

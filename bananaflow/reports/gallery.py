@@ -19,6 +19,7 @@ from PIL import Image
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.storage import ImageStore
+from bananaflow.reports.markdown_safe import text
 
 THUMB_PIXELS = 256
 #: How long the gallery's links work; the artifact outlives them, the thumbnails stay.
@@ -87,7 +88,9 @@ def build_gallery(
 
 def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, columns: int = 4) -> str:
     """A markdown grid of thumbnails, each with a link to its full-size image (Prefect's
-    markdown renderer drops an image nested inside a link, so they sit side by side)."""
+    markdown renderer drops an image nested inside a link, so they sit side by side). The
+    SKU is plain escaped text beside them, never alt or link text: Prefect's UI shows a
+    link's or an image's text as its raw source, backslashes and entities included."""
     if not entries:
         return "## Gallery\n\nNo images in this run."
     lines = [
@@ -100,7 +103,8 @@ def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, colu
     ]
     for start in range(0, len(entries), columns):
         cells = [
-            f"![{_alt(e.sku)}]({e.thumb_url}) [{_alt(e.sku)} {e.variant}]({e.image_url})"
+            f"![thumbnail]({_destination(e.thumb_url)}) {text(e.sku, limit=80)} · {text(e.variant, limit=80)} "
+            f"[full size]({_destination(e.image_url)})"
             for e in entries[start : start + columns]
         ]
         cells += [" "] * (columns - len(cells))
@@ -108,5 +112,11 @@ def gallery_markdown(entries: Sequence[GalleryEntry], *, total_images: int, colu
     return "\n".join(lines)
 
 
-def _alt(text: str) -> str:
-    return text.replace("|", "/").replace("[", "(").replace("]", ")").replace("`", "'")[:80]
+def _destination(url: str) -> str:
+    """A presigned URL as one Markdown link destination: characters that would end it or
+    start other Markdown (a key is made from a SKU) percent-encoded; the signature covers
+    the decoded path, so the link still opens."""
+    return "".join(_ENCODE.get(ch, ch) for ch in url)
+
+
+_ENCODE = {ch: f"%{ord(ch):02X}" for ch in " ()<>[]|`\\\"'\n\r\t"}

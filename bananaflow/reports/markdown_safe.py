@@ -12,8 +12,14 @@ import re
 
 __all__ = ["cell", "text"]
 
-#: Characters with a meaning in CommonMark/GFM inline or block syntax, escaped with a backslash.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>=:])")
+#: Characters with a meaning in CommonMark/GFM inline syntax, escaped with a backslash
+#: wherever they are: ``.`` and ``:`` stop GFM's bare autolinks (``www.x.y``, ``http://x``,
+#: ``a@b.c``), ``#`` a heading, ``|`` a table cell, ``!`` ``[`` ``]`` images and links.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#!|~:.])")
+#: Characters that only open a block (a list item, a setext underline, a thematic break) when
+#: a line starts with them: escaped at the start of a value, left as they are inside it (an
+#: ``OBS-007`` stays ``OBS-007``).
+_LEADING = re.compile(r"^(\s*)([-+=])")
 #: Line breaks of every kind (CR, LF, NEL, LS, PS, VT, FF) become one space: a value is one line.
 _BREAKS = re.compile(r"[\r\n\x0b\x0c\x85\u2028\u2029]+")
 #: Other control characters and bidi overrides are dropped.
@@ -26,9 +32,10 @@ def text(value: object, *, limit: int = 200) -> str:
     if len(raw) > limit:
         raw = raw[: max(limit - 1, 0)] + "…"
     html_safe = raw.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MARKDOWN.sub(r"\\\1", html_safe)
+    return _LEADING.sub(r"\1\\\2", _MARKDOWN.sub(r"\\\1", html_safe))
 
 
 def cell(value: object, *, limit: int = 200) -> str:
-    """``value`` for a Markdown or table-artifact cell: ``text`` with ``|`` escaped too (it is)."""
+    """``value`` for a Markdown or table-artifact cell: ``text``, whose escapes cover ``|``
+    and every line break (a ``\\r`` cannot start a row of its own)."""
     return text(value, limit=limit)

@@ -5,6 +5,7 @@ artifact and the manifest can never disagree.
 """
 from __future__ import annotations
 
+import re
 import statistics
 import threading
 import time
@@ -18,7 +19,11 @@ from typing import Any
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.limits.admission import LimitsReport
 from bananaflow.providers.quota_day import next_quota_reset
+from bananaflow.reports.markdown_safe import cell
+from bananaflow.secrets import mask_url
 
+#: A link destination with nothing that could end it or start other Markdown.
+_PLAIN_URL = re.compile(r"https?://[^\s()<>\[\]|`\\]+")
 #: Statuses that leave nothing for a person to do.
 OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})
 
@@ -72,24 +77,24 @@ class RunSummary:
 
     def to_markdown(self) -> str:
         lines = [
-            f"## bananaflow run `{self.run_id}`",
+            f"## bananaflow run {_code(self.run_id)}",
             "",
             "| status | items |",
             "|---|---:|",
             *(f"| {status} | {n} |" for status, n in sorted(self.counts.items())),
             f"| **total** | **{self.total}** |",
             "",
-            f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
+            f"- rejected catalog rows: {self.rejected}" + (f" ({_code(self.rejected_uri)})" if self.rejected_uri else ""),
             *([f"- products skipped on purpose: {_counted(self.skipped_products)} (include_unpublished makes them)"]
               if self.skipped_products else []),
-            f"- images in `{self.scheme}://{self.bucket}/{self.prefix}`",
+            f"- images in {_code(f'{self.scheme}://{self.bucket}/{self.prefix}')}",
             f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
             + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
                if self.cost_without_image_usd else ""),
             f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
             f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
             f"- retries: {self.retries}",
-            *(f"- manifest ({kind}): `{uri}`" for kind, uri in self.manifest.items()),
+            *(f"- manifest ({kind}): {_code(uri)}" for kind, uri in self.manifest.items()),
         ]
         if self.spool:
             lines.append(f"- local spool: {spool_line(self.spool)}")
@@ -111,11 +116,25 @@ class RunSummary:
             lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
                       "|---:|---|---|---|---|---|"]
             lines += [
-                f"| {f['row_number']} | {_cell(f['sku'])} | {f['status']} | {f['error_class']} | {_cell(f['error_message'])} "
-                f"| {_link(f.get('task_run_url', ''))} |"
+                f"| {cell(f['row_number'])} | {cell(f['sku'])} | {cell(f['status'])} | {cell(f['error_class'])} "
+                f"| {cell(f['error_message'])} | {_link(f.get('task_run_url', ''))} |"
                 for f in self.failures
             ]
         return "\n".join(lines)
+
+    def failures_table(self) -> list[dict[str, str]]:
+        """The failures as a table artifact's rows: Prefect's UI renders each cell as
+        Markdown, so every value is escaped (``cell``); a task run's URL, which we built,
+        stays a URL (credentials masked)."""
+        return [
+            {name: _url_cell(value) if name.endswith("_url") else cell(value) for name, value in failure.items()}
+            for failure in self.failures
+        ]
+
+
+def _url_cell(url: str) -> str:
+    url = mask_url(url)
+    return url if not url or _PLAIN_URL.fullmatch(url) else cell(url)
 
 
 def budget_lines(budget: Mapping[str, Any] | None, deferred: int) -> list[str]:
@@ -134,7 +153,12 @@ def budget_lines(budget: Mapping[str, Any] | None, deferred: int) -> list[str]:
 
 
 def _link(url: str) -> str:
-    return f"[logs]({url})" if url else ""
+    """A link to a task run's logs: a URL we built (``url_for``), its credentials masked;
+    one that would not stay a single link destination is shown as text instead."""
+    url = mask_url(url)
+    if not url:
+        return ""
+    return f"[logs]({url})" if _PLAIN_URL.fullmatch(url) else cell(url)
 
 
 class SummaryTally:
@@ -262,8 +286,10 @@ def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f} s"
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")[:200]
+def _code(value: str) -> str:
+    """A name of ours (run, bucket, prefix, object URI) as a code span, which Markdown
+    shows as it is; a backtick or a line break in it cannot end the span."""
+    return "`" + " ".join(mask_url(value).replace("`", "'").split()) + "`"
 
 
 def _counted(counts: dict[str, int]) -> str:
