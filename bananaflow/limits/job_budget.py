@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 from bananaflow.errors import ConfigurationError
 from bananaflow.limits.accounts import BudgetAccount, ConditionalStore, LocalAccount, RedisAccount, S3Account, usd
 from bananaflow.limits.backends import REDIS_NAMESPACE_ENV, REDIS_URL_ENV
-from bananaflow.limits.backends import _safe_url as safe_url
 from bananaflow.limits.budget import DAILY_BUDGET, MAX_COST, Budget
+from bananaflow.secrets import mask_url
 
 __all__ = ["BudgetKeys", "budget_keys", "budget_report_fields", "open_budget", "shared_through", "today"]
 
@@ -87,7 +87,7 @@ def open_budget(
             client.ping()
         except redis.RedisError as exc:
             raise ConfigurationError(
-                f"cannot reach Redis at {safe_url(url)} ({REDIS_URL_ENV}) to keep the budget: {type(exc).__name__}; "
+                f"cannot reach Redis at {mask_url(url)} ({REDIS_URL_ENV}) to keep the budget: {type(exc).__name__}; "
                 "start it or unset the variable to keep the budget in the bucket"
             ) from None
         for label, cap, name, ttl in wanted:
