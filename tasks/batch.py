@@ -7,6 +7,7 @@ batch in the ledger and polls it; nothing is created twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -15,14 +16,19 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
-from bananaflow.batch.ledger import BatchJob
+from bananaflow.batch.api import BatchAPI, BatchStatus, GeminiBatchAPI
+from bananaflow.batch.gcs_staging import GcsStaging, staging_uri
+from bananaflow.batch.ledger import LEDGER_DIR, BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
+from bananaflow.batch.vertex_api import VertexBatchAPI
 from bananaflow.errors import BatchNotCompleted, is_retryable
 from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
+from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.gcp_auth import shared_tokens
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 
@@ -34,7 +40,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
     config = run.config
 
     async def go() -> T:
-        api = GeminiBatchAPI(config.provider_settings)
+        api = batch_api(config.provider_settings, config.store)
         try:
             runner = BatchRunner(
                 api, config.store, run_id=run_id,
@@ -48,6 +54,15 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
             await api.aclose()
 
     return asyncio.run(go())
+
+
+def batch_api(settings: ProviderSettings, store: ImageStore) -> BatchAPI:
+    """AI Studio's Batch mode, or Vertex AI batch prediction staged in Cloud Storage."""
+    if settings.kind != "vertex":
+        return GeminiBatchAPI(settings)
+    prefix = staging_uri(store.uri(store.key(*LEDGER_DIR)), os.environ)
+    credentials = None if os.environ.get("STORAGE_EMULATOR_HOST") else shared_tokens(settings.gcp_credentials).credentials
+    return VertexBatchAPI(settings, GcsStaging(prefix, project=settings.project, credentials=credentials))
 
 
 @task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)

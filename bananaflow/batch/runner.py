@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
-from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
-from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
+from bananaflow.batch.api import BatchAPI, BatchStatus
+from bananaflow.batch.jsonl import ResultLine, image_request
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.errors import (
     BadResponse,
@@ -114,7 +114,7 @@ class BatchRunner:
 
     def __init__(
         self,
-        api: GeminiBatchAPI,
+        api: BatchAPI,
         store: ImageStore,
         *,
         run_id: str,
@@ -282,7 +282,7 @@ class BatchRunner:
             return await self.api.upload_jsonl(data, job.display_name)
 
         try:
-            data = input_file(job.items)
+            data = self.api.input_file(job.items)
             job.file_name, _ = await call_with_retries(upload, self.policy)
             await asyncio.to_thread(self.ledger.save, job)  # the intent, before any bill
             status = await self._create_with_retries(job)
@@ -348,10 +348,10 @@ class BatchRunner:
             return self._emit(self._rows_for(job, exc, started, t0))
         stream = await self.api.download(status.responses_file)
         rows: list[ManifestRow] = []
-        by_key = {item.key_stem: item for item in job.items}
+        by_key = {self.api.result_key(item.key_stem): item for item in job.items}
         seen: set[str] = set()
         try:
-            for line in read_results(stream):
+            for line in self.api.read_results(stream):
                 item = by_key.get(line.key or "")
                 if item is None or item.key_stem in seen:
                     log.warning("%s: result line for unknown key %r ignored (%s)", job.batch_name, line.key, line.problem)

@@ -45,7 +45,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_inputs(args.catalog, job, prefix=options.delivery.prefix or "", reading=options.reading)
     mode = options.execution.mode or job.spec.run.mode
     if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
-        choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=_model(options)).kind)
+        provider = ProviderSettings.from_env(model=_model(options))
+        choose_mode(mode, 0, provider_kind=provider.kind, models=tuple({v.model for v in job.variants}),
+                    location=provider.location)
     check_fallback_models(options.spend.fallback_models or (), options.images)
     return exit_code(run_flow(args.catalog, options, show_progress=not args.no_progress))
 
