@@ -90,6 +90,9 @@ class SimulatorConfig:
     vertex_denied_projects: tuple[str, ...] = ()
     vertex_list_errors: bool = False
     metadata_project: str = "bananaflow-sim"  # the GCE metadata server's project id
+    # Vertex batch prediction (vertex_batch_routes): the Cloud Storage emulator its JSONL is
+    # read from and written to (None: STORAGE_EMULATOR_HOST of the simulator's process).
+    gcs_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",
