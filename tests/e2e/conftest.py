@@ -1,5 +1,6 @@
 """Real parts for end-to-end tests: a Prefect server (a real one, started by Prefect's test
-harness), SeaweedFS ``weed mini`` on 127.0.0.1 and the simulator's HTTP server."""
+harness), SeaweedFS ``weed mini`` and the Cloud Storage emulator on 127.0.0.1 and the
+simulator's HTTP server."""
 from __future__ import annotations
 
 from collections.abc import Iterator
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bananaflow.devstack.local_gcs import LocalGcsServer
 from bananaflow.devstack.local_s3 import LocalS3Server
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
 
@@ -72,6 +74,22 @@ def s3_env(s3_server, monkeypatch):
     for key, value in s3_server.env().items():
         monkeypatch.setenv(key, value)
     return s3_server
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory):
+    """The Cloud Storage emulator for the whole session (per pytest-xdist worker), objects
+    on disk so a test may stop and start it; reach it with ``gcs_server.client()``."""
+    with LocalGcsServer(tmp_path_factory.mktemp("gcs")) as server:
+        yield server
+
+
+@pytest.fixture
+def gcs_env(gcs_server, monkeypatch):
+    """STORAGE_EMULATOR_HOST and GOOGLE_CLOUD_PROJECT point google-cloud-storage at the emulator."""
+    for key, value in gcs_server.env().items():
+        monkeypatch.setenv(key, value)
+    return gcs_server
 
 
 @pytest.fixture
