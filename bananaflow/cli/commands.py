@@ -48,6 +48,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         provider = ProviderSettings.from_env(model=_model(options))
         choose_mode(mode, 0, provider_kind=provider.kind, models=tuple({v.model for v in job.variants}),
                     location=provider.location)
+        if provider.kind == "vertex" and mode == "batch" and not options.delivery.bucket.startswith("gs://"):
+            from bananaflow.batch.gcs_staging import staging_uri
+
+            staging_uri("", os.environ)  # Vertex batch reads and writes Cloud Storage: say where, now
     check_fallback_models(options.spend.fallback_models or (), options.images)
     return exit_code(run_flow(args.catalog, options, show_progress=not args.no_progress))
 

@@ -98,11 +98,20 @@ def test_missing_project_is_one_clear_line(tmp_path: Path) -> None:
     assert settings.project == "from-file"
 
 
-def test_batch_mode_on_vertex_is_refused_in_one_line() -> None:
-    with pytest.raises(ConfigurationError, match="batch mode on Vertex AI is not supported") as caught:
-        choose_mode("batch", 10, provider_kind="vertex")
-    assert "\n" not in str(caught.value)
-    assert choose_mode("auto", 10_000, provider_kind="vertex").mode == "realtime"
+def test_batch_mode_on_vertex_takes_only_the_models_vertex_batch_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BANANAFLOW_VERTEX_BATCH_LOCATION", raising=False)
+    with pytest.raises(ConfigurationError, match="does not take gemini-3.1-flash-image; it takes ") as caught:
+        choose_mode("batch", 10, provider_kind="vertex", models=("gemini-3.1-flash-image",))
+    assert "\n" not in str(caught.value) and "gemini-3-pro-image" in str(caught.value)
+    choice = choose_mode("batch", 10, provider_kind="vertex", models=(PRO,), location="global")
+    assert choice.mode == "batch" and "us-central1" in choice.reason and "global" in choice.reason
+    assert "europe-west4" in choose_mode("batch", 10, provider_kind="vertex", models=(PRO,),
+                                         location="europe-west4").reason
+    assert choose_mode("auto", 10_000, provider_kind="vertex", models=(PRO,)).mode == "batch"
+    assert choose_mode("auto", 10_000, provider_kind="vertex", models=("gemini-3.1-flash-image",)).mode == "realtime"
+    monkeypatch.setenv("BANANAFLOW_VERTEX_BATCH_LOCATION", "global")
+    with pytest.raises(ConfigurationError, match="must be a region"):
+        choose_mode("batch", 10, provider_kind="vertex", models=(PRO,), location="global")
 
 
 def test_images_on_the_vertex_path_with_one_shared_token(sim: SimulatorServer, vertex_env: dict[str, str]) -> None:
