@@ -164,12 +164,12 @@ class BatchRunner:
         return rows
 
     # -- plan ------------------------------------------------------------------------------
-    async def plan(self, items: list[WorkItem]) -> BatchPlan:
+    async def screen(self, items: list[WorkItem]) -> tuple[list[WorkItem], list[ManifestRow]]:
+        """``(items to send, rows of the others)``: an item made already, or whose prompt an
+        earlier run saw blocked (its ``~blocked.json`` marker), is not sent; one LIST each."""
         gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
 
         async def lookup(item: WorkItem) -> ManifestRow | None:
-            """The row of an item not to send (made already, or a block an earlier run
-            remembered for this prompt), from one LIST of its keys."""
             async with gate:
                 key, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
                 if key is not None:
@@ -179,13 +179,11 @@ class BatchRunner:
                 return None
 
         found = await asyncio.gather(*(lookup(item) for item in items))
+        return [item for item, row in zip(items, found) if row is None], [row for row in found if row is not None]
+
+    async def plan(self, items: list[WorkItem]) -> BatchPlan:
         plan = BatchPlan()
-        pending: list[WorkItem] = []
-        for item, row in zip(items, found):
-            if row is None:
-                pending.append(item)
-            else:
-                plan.existing.append(row)
+        pending, plan.existing = await self.screen(items)
         open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
         owner = {key: job for job in open_jobs for key in job.keys}
         # Every created batch is collected, even one whose items left the catalog: its
@@ -211,8 +209,12 @@ class BatchRunner:
     async def submit(self, items: list[WorkItem]) -> Submission:
         """Reserve each item's batch worst case under ``--max-cost`` (items that do not fit
         are deferred, not submitted), then upload the JSONL, record the batch, create it,
-        record its name."""
+        record its name. Items are looked at once more first: the plan may be old, and an
+        image or a blocked marker another run wrote since then means nothing to send."""
+        items, screened = await self.screen(items)
+        self._emit(screened)
         items, deferred = self._reserve(items)
+        deferred = screened + deferred
         if not items:
             return Submission(None, deferred)
         job = BatchJob(job_id=job_id_for(items), model=items[0].model, items=items, run_id=self.run_id,
@@ -269,7 +271,14 @@ class BatchRunner:
             await asyncio.to_thread(self.ledger.save, job)
             log.info("recovered %s for %s", job.batch_name, job.display_name)
             return Submission(job)
-        return await self.create(job)
+        remaining, screened = await self.screen(job.items)
+        if not screened:
+            return await self.create(job)
+        self._emit(screened)  # made or blocked since it was recorded: the record goes, the rest is submitted anew
+        await asyncio.to_thread(self.ledger.close, job, "abandoned")
+        submission = await self.submit(remaining) if remaining else Submission(None)
+        submission.rows = screened + submission.rows
+        return submission
 
     async def create(self, job: BatchJob) -> Submission:
         """Upload, record, create and record again the batch of ``job``."""
