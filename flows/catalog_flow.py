@@ -186,7 +186,7 @@ def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
     work store as task threads free up, ``CHUNKS_AHEAD`` at most."""
     for wave in items.waves():
         if mode == "batch":  # batch mode plans its provider batches over the whole wave
-            run.state.record(generate_in_batches(run.run_id, list(items.in_wave(wave))))
+            run.state.record(generate_in_batches(run.run_id, items.in_wave(wave)))
             continue
         count = items.count(wave)
         size = chunk_size_for(count, run.config.limits.max_in_flight, workers=TASK_THREADS)

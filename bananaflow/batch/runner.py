@@ -79,6 +79,12 @@ class BatchPlan:
     existing: list[ManifestRow] = field(default_factory=list)
     resumed: list[BatchJob] = field(default_factory=list)
     new_groups: list[list[WorkItem]] = field(default_factory=list)
+    wanted: set[str] = field(default_factory=set)  # ids of recorded batches holding items of this plan
+
+
+def owners(jobs: Iterable[BatchJob]) -> dict[str, str]:
+    """Key stem -> id of the recorded batch that holds it."""
+    return {key: job.job_id for job in jobs for key in job.keys}
 
 
 @dataclass
@@ -182,28 +188,43 @@ class BatchRunner:
         return [item for item, row in zip(items, found) if row is None], [row for row in found if row is not None]
 
     async def plan(self, items: list[WorkItem]) -> BatchPlan:
+        """The whole plan of one list of items: ``open_batches``, ``plan_chunk``, ``resumed``."""
+        open_jobs = await self.open_batches()
+        plan = await self.plan_chunk(items, owners(open_jobs))
+        plan.resumed = await self.resumed(open_jobs, plan.wanted)
+        return plan
+
+    async def open_batches(self) -> list[BatchJob]:
+        """Every batch recorded and not yet collected (once per wave, before its items)."""
+        return await asyncio.to_thread(self.ledger.open_jobs)
+
+    async def plan_chunk(self, items: list[WorkItem], owner: dict[str, str]) -> BatchPlan:
+        """Rows of items not to send, the recorded batches (job ids) that hold others, and
+        new groups for the rest. ``owner`` maps key stems to open job ids (``owners``), so a
+        wave read chunk by chunk never sends an item a recorded batch already holds."""
         plan = BatchPlan()
         pending, plan.existing = await self.screen(items)
-        open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
-        owner = {key: job for job in open_jobs for key in job.keys}
-        # Every created batch is collected, even one whose items left the catalog: its
-        # images are paid for. A record that never got a batch name is only worth
-        # creating again for items this run still wants.
-        resumed: dict[str, BatchJob] = {job.job_id: job for job in open_jobs if job.batch_name}
         fresh: list[WorkItem] = []
         for item in pending:
-            job = owner.get(item.key_stem)
-            if job is None:
+            job_id = owner.get(item.key_stem)
+            if job_id is None:
                 fresh.append(item)
             else:
-                resumed[job.job_id] = job
-        for job in open_jobs:
-            if job.job_id not in resumed:
-                await asyncio.to_thread(self.ledger.close, job, "abandoned")
-        plan.resumed = list(resumed.values())
+                plan.wanted.add(job_id)
         plan.new_groups = split_into_batches(fresh, self.limits)
         self._emit(plan.existing)
         return plan
+
+    async def resumed(self, open_jobs: list[BatchJob], wanted: set[str]) -> list[BatchJob]:
+        """The recorded batches to poll and collect. Every created batch is collected, even
+        one whose items left the catalog: its images are paid for. A record that never got a
+        batch name is only worth creating again for items this run still wants (``wanted``)."""
+        resumed = [job for job in open_jobs if job.batch_name or job.job_id in wanted]
+        keep = {job.job_id for job in resumed}
+        for job in open_jobs:
+            if job.job_id not in keep:
+                await asyncio.to_thread(self.ledger.close, job, "abandoned")
+        return resumed
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, items: list[WorkItem]) -> Submission:
