@@ -17,9 +17,10 @@ $(STAMP): requirements.lock pyproject.toml
 ## setup: create .venv with the locked dependencies and bananaflow installed
 setup: $(STAMP)
 
-## demo: run the example catalog on the simulator + local S3 + local Prefect (no keys)
+## demo: run the example catalog on the simulator + local S3 + local Prefect (no keys);
+##       `make demo GCS=1`: into a Cloud Storage emulator instead (gs://bananaflow-demo/demo)
 demo: setup
-	$(BIN)/bananaflow demo
+	$(BIN)/bananaflow demo $(if $(GCS),--gcs)
 
 ## browser: headless Chromium + chromedriver (Debian packages) for the Prefect UI test
 browser:

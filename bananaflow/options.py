@@ -101,8 +101,9 @@ class DeliveryOptions(_Group):
     """Where images, manifests and write-back files land."""
 
     bucket: str | None = Field(
-        None, description="S3 bucket for images and manifests; empty: the store block's. Endpoint and credentials "
-        "come from AWS_* variables or the blocks."
+        None, description="Bucket for images and manifests: an S3 bucket (name or s3://bucket[/prefix]) or Cloud "
+        "Storage (gs://bucket[/prefix]); empty: the store block's. Credentials come from AWS_* variables, Google's "
+        "ADC, or the blocks."
     )
     prefix: str | None = Field(None, description="Key prefix; empty: the store block's, else 'bananaflow'.")
     writeback: Literal["shopify", "merchant"] | None = Field(
@@ -240,7 +241,11 @@ class BlockNames(_Group):
         None, description="prefect-aws AwsCredentials: the store's credentials (with delivery.bucket, or for s3_bucket)."
     )
     gcp_credentials: str | None = Field(
-        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route."
+        None, description="prefect-gcp GcpCredentials: the service account (and project) of the Vertex AI route, "
+        "and of a gs:// bucket's store."
+    )
+    gcs_bucket: str | None = Field(
+        None, description="prefect-gcp GcsBucket: bucket, folder and credentials of a Cloud Storage store."
     )
 
 

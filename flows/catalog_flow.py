@@ -229,6 +229,7 @@ def summarise(
     summary = run.state.tally.summary(run_id=config.run_id, rejected=len(work.rejected), wall_s=wall_s,
                                       bucket=config.bucket, prefix=config.prefix)
     summary.manifest, summary.rejected_uri = outputs
+    summary.scheme = config.store.scheme
     summary.skipped_products = dict(Counter(s.reason for s in work.skipped))
     summary.flow_run_url = url_for("flow-run", obj_id=run.run_id)
     summary.limits = run.admission.report()

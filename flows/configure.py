@@ -9,6 +9,7 @@ from bananaflow.batch.runner import PollPolicy
 from bananaflow.errors import ConfigurationError
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, lease_from_env
+from bananaflow.landing.destination import open_store
 from bananaflow.landing.spool import spool_for_bucket
 from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.admission import admission_for_run
@@ -21,7 +22,7 @@ from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock, load_block
 from bananaflow_prefect.blocks.aws import store_from_prefect_aws
-from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
+from bananaflow_prefect.blocks.gcp import store_from_prefect_gcp, vertex_settings_from_block
 from bananaflow_prefect.tasks.guard import WorkerGuard, worker_guard
 from bananaflow_prefect.tasks.run_context import BatchSettings, RunConfig, RunContext
 
@@ -54,7 +55,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
         limits=limits, policy=policy, batch=batch_settings(options, job),
     )
     return RunContext(
-        config=config, spool=spool_for_bucket(store.bucket), guard=guard,
+        config=config, spool=spool_for_bucket(store.spool_name), guard=guard,
         admission=admission_for_run(
             limits, fallback_models=fallback or (), max_cost_usd=options.spend.max_cost_usd,
             no_fallback_variants=() if options.spend.allow_fallback is not False else (images.variant,),
@@ -75,6 +76,11 @@ def batch_settings(options: RunOptions, job: Job) -> BatchSettings:
 def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
     """The store and public base URL: the run's bucket/prefix/URL, else the store block's."""
     delivery = options.delivery
+    blocks = options.blocks
+    if blocks.gcs_bucket or (blocks.gcp_credentials and (delivery.bucket or "").startswith("gs://")):
+        store = store_from_prefect_gcp(gcs_bucket=blocks.gcs_bucket, gcp_credentials=blocks.gcp_credentials,
+                                       bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
+        return store, delivery.public_base_url
     if options.blocks.s3_bucket or options.blocks.aws_credentials:  # prefect-aws's own blocks
         store = store_from_prefect_aws(s3_bucket=options.blocks.s3_bucket, aws_credentials=options.blocks.aws_credentials,
                                        bucket=delivery.bucket, prefix=delivery.prefix, default_prefix=DEFAULT_PREFIX)
@@ -86,9 +92,7 @@ def resolve_store(options: RunOptions) -> tuple[ImageStore, str | None]:
         return store, delivery.public_base_url or block.public_base_url
     if not delivery.bucket:
         raise ConfigurationError("no bucket: set delivery.bucket (--bucket) or blocks.store (an ImageStoreBlock name)")
-    return ImageStore(delivery.bucket, delivery.prefix if delivery.prefix is not None else DEFAULT_PREFIX), (
-        delivery.public_base_url
-    )
+    return open_store(delivery.bucket, delivery.prefix, default_prefix=DEFAULT_PREFIX), delivery.public_base_url
 
 
 def _limits(options: RunOptions, provider_kind: str = "gemini") -> tuple[LimitSettings, WorkerGuard]:

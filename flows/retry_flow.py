@@ -50,7 +50,7 @@ def retry_unfinished(
     store, _ = resolve_store(options)
     last = latest_run_manifest(store)
     if last is None:
-        logger.info("no run manifest under s3://%s/%s yet: nothing to retry", store.bucket, store.prefix)
+        logger.info("no run manifest under %s yet: nothing to retry", store.uri(store.prefix))
         return {"retried": 0, "last_run": None, "summary": None}
     unfinished = last.to_retry
     if not unfinished:

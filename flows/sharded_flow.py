@@ -76,7 +76,7 @@ def catalog_sharded(
                 "state": run.state.name if run.state else "?",
                 "items": str(sum(shard_counts.values())),
                 "counts": ", ".join(f"{n} {s}" for s, n in sorted(shard_counts.items())) or "no manifest",
-                "manifest": f"s3://{store.bucket}/{manifest.key}" if manifest else "",
+                "manifest": store.uri(manifest.key) if manifest else "",
             }
         )
     create_table_artifact(table, key="bananaflow-shards", description="One row per shard run")

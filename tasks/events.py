@@ -21,8 +21,8 @@ def emit_batch_completed(summary: RunSummary, *, catalog: str, shard: Shard) -> 
     emit_event(
         event=BATCH_COMPLETED,
         resource={
-            "prefect.resource.id": f"bananaflow.images.s3.{summary.bucket}.{summary.prefix}",
-            "prefect.resource.name": f"s3://{summary.bucket}/{summary.prefix}",
+            "prefect.resource.id": f"bananaflow.images.{summary.scheme}.{summary.bucket}.{summary.prefix}",
+            "prefect.resource.name": f"{summary.scheme}://{summary.bucket}/{summary.prefix}",
         },
         payload={
             "run_id": summary.run_id,

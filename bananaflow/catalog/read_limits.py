@@ -91,6 +91,32 @@ def _file_name(source: str) -> str:
     return source.rstrip("/").rsplit("/", 1)[-1] or source
 
 
+def read_gs(uri: str) -> bytes:
+    """A Cloud Storage object's bytes, refused over ``max_bytes()`` by its size and while reading."""
+    from bananaflow.landing.gcs import gcs_error, make_gcs_client
+
+    bucket, _, key = uri.removeprefix("gs://").partition("/")
+    if not bucket or not key:
+        raise CatalogError(f"cannot read catalog {uri}: {uri!r} is not gs://bucket/key")
+    limit = max_bytes()
+    client = make_gcs_client()
+    try:
+        blob = client.bucket(bucket).get_blob(key)
+        if blob is None:
+            raise CatalogError(f"cannot read catalog {uri}: {uri} does not exist")
+        if int(blob.size or 0) > limit:
+            raise too_large(_file_name(uri), "is larger than")
+        data: bytes = blob.download_as_bytes(end=limit)  # inclusive: limit + 1 bytes at most
+    except CatalogError:
+        raise
+    except Exception as exc:
+        error: StorageError = gcs_error(exc, "download", bucket=bucket, key=key)
+        raise CatalogError(f"cannot read catalog {uri}: {error.message}") from None
+    if len(data) > limit:
+        raise too_large(_file_name(uri), "is larger than")
+    return data
+
+
 def read_s3(uri: str) -> bytes:
     """An object's bytes, refused over ``max_bytes()`` by its length and while reading."""
     from bananaflow.landing.storage import S3_ERRORS, endpoint_of, make_s3_client, storage_error

@@ -71,9 +71,9 @@ def resolve_link(link: str, base: Path | str | None) -> str:
     started from anywhere finds the same photos."""
     if "://" in link:
         return link
-    if isinstance(base, str) and base.startswith("s3://"):
+    if isinstance(base, str) and base.startswith(("s3://", "gs://")):
         bucket, _, folder = base[5:].partition("/")
-        return f"s3://{bucket}/" + posixpath.normpath(posixpath.join(folder, link)).lstrip("/")
+        return f"{base[:5]}{bucket}/" + posixpath.normpath(posixpath.join(folder, link)).lstrip("/")
     base_dir = Path(base) if base is not None else None
     path = Path(link).expanduser()
     if not path.is_absolute() and base_dir is not None:
@@ -143,6 +143,7 @@ class ReferenceFetcher:
         self.policy = policy
         self.transport_factory = transport_factory
         self._s3 = s3_client
+        self._gcs: Any = None
         self._cache: OrderedDict[tuple[str, int], ReferenceImage] = OrderedDict()
         self._locks: dict[tuple[str, int], asyncio.Lock] = {}
 
@@ -151,7 +152,8 @@ class ReferenceFetcher:
         model's limit on reference images and the inline request budget."""
         limit = get_model(item.model).max_reference_images
         root = getattr(item, "reference_root", "")
-        buckets = (getattr(store, "bucket", "") or "", _bucket_of(root))
+        bucket = getattr(store, "bucket", "") or ""
+        buckets = (f"{getattr(store, 'scheme', 's3')}://{bucket}" if bucket else "", _bucket_of(root))
         photos = [await self.fetch(link, item.max_reference_side, root=root, buckets=buckets) for link in item.reference_links]
         if item.group_reference_stem:
             photos.insert(min(1, len(photos)), await self._group_image(item.group_reference_stem, store, item.max_reference_side))
@@ -180,10 +182,10 @@ class ReferenceFetcher:
             if cached is not None:
                 self._cache.move_to_end(key)
                 return cached
-            if link.startswith("s3://"):
+            if link.startswith(("s3://", "gs://")):
                 data = await self._download_s3(link, buckets)
             else:
-                data = await self._download(link, "" if root.startswith("s3://") else root)
+                data = await self._download(link, "" if root.startswith(("s3://", "gs://")) else root)
             image = await asyncio.to_thread(shrink, data, max_side, source=_display(link))
             self._cache[key] = image
             while len(self._cache) > _CACHE_ENTRIES:
@@ -197,7 +199,7 @@ class ReferenceFetcher:
                 "the first product of this item_group_id has no image (it failed or was blocked), "
                 "so there is no group reference to keep its look"
             )
-        cache_key = (f"s3://{store.bucket}/{key}", max_side)
+        cache_key = (f"{getattr(store, 'scheme', 's3')}://{store.bucket}/{key}", max_side)
         if cache_key in self._cache:
             return self._cache[cache_key]
         data = await asyncio.to_thread(store.get_bytes, key)
@@ -224,14 +226,16 @@ class ReferenceFetcher:
     async def _download_s3(self, link: str, buckets: tuple[str, ...]) -> bytes:
         policy = self.policy
         try:
-            if not safe_fetch.s3_bucket_allowed(link, buckets, policy):
+            if not safe_fetch.bucket_allowed(link, buckets, policy):
                 raise safe_fetch.RefusedFetch("bucket")
             return await asyncio.wait_for(asyncio.to_thread(self._read_s3, link), policy.deadline_s)
         except (safe_fetch.RefusedFetch, TimeoutError):
             raise ReferencePhotoError(safe_fetch.refusal_text(_display(link))) from None
 
     def _read_s3(self, uri: str) -> bytes:
-        """Any S3 failure fails the item (not retried), like a 404 on a CDN."""
+        """Any S3 or Cloud Storage failure fails the item (not retried), like a 404 on a CDN."""
+        if uri.startswith("gs://"):
+            return self._read_gs(uri)
         from bananaflow.landing.storage import S3_ERRORS, make_s3_client  # late: boto3 only for s3:// photos
 
         if self._s3 is None:
@@ -241,9 +245,26 @@ class ReferenceFetcher:
         except S3_ERRORS:
             raise safe_fetch.RefusedFetch("s3 error") from None
 
+    def _read_gs(self, uri: str) -> bytes:
+        try:
+            if self._gcs is None:
+                self._gcs = _gcs_client()
+            return safe_fetch.read_gs_capped(self._gcs, uri, self.policy)
+        except safe_fetch.RefusedFetch:
+            raise
+        except Exception:  # any Cloud Storage failure reads like any other refusal
+            raise safe_fetch.RefusedFetch("gcs error") from None
+
+
+def _gcs_client() -> Any:
+    from bananaflow.landing.gcs import make_gcs_client  # late: google-cloud-storage only for gs:// photos
+
+    return make_gcs_client()
+
 
 def _bucket_of(root: str) -> str:
-    return root[5:].partition("/")[0] if root.startswith("s3://") else ""
+    """``s3://bucket`` / ``gs://bucket`` of a catalog read from a bucket, else ``""``."""
+    return root[:5] + root[5:].partition("/")[0] if root.startswith(("s3://", "gs://")) else ""
 
 
 def _display(link: str) -> str:

@@ -14,8 +14,8 @@ and send the bytes to the model. So, before any connection:
   the same way;
 - one total deadline and one byte cap per download, over all redirects (S3 too);
 - a local path must be a regular file under the catalog's folder or a configured root after
-  symlinks are resolved; an ``s3://`` link must name the run's bucket, the catalog's bucket or
-  one in an allow-list.
+  symlinks are resolved; an ``s3://`` or ``gs://`` link must name the run's bucket, the
+  catalog's bucket or one in an allow-list, on the same store.
 
 Every refusal and every failure reads the same (``REFUSED``): a different text for "HTTP 404",
 "connection refused" and "refused" would let a catalog map internal ports.
@@ -24,7 +24,7 @@ Settings (environment): ``BANANAFLOW_REFERENCE_ALLOW_PRIVATE=1`` lets photos com
 loopback/private/CGNAT/ULA hosts, for shops that serve them from their LAN (link-local,
 metadata names, multicast and unspecified stay refused); ``BANANAFLOW_REFERENCE_ROOTS`` adds
 local folders (``os.pathsep``-separated) and ``BANANAFLOW_REFERENCE_BUCKETS`` buckets
-(comma-separated) photos may come from.
+(comma-separated; ``gs://name`` for Cloud Storage) photos may come from.
 """
 from __future__ import annotations
 
@@ -272,9 +272,39 @@ def read_local(path: str, roots: Iterable[str], policy: FetchPolicy) -> bytes:
     return data
 
 
+def _qualified(bucket: str) -> str:
+    """``s3://name`` for a plain name (S3, as the allow-list always meant), else as given."""
+    bucket = bucket.strip().rstrip("/")
+    return bucket if "://" in bucket else f"s3://{bucket}"
+
+
+def bucket_allowed(uri: str, buckets: Iterable[str], policy: FetchPolicy) -> bool:
+    """``uri`` (``s3://`` or ``gs://``) names an allowed bucket of the same store: the run's,
+    the catalog's, or one in ``BANANAFLOW_REFERENCE_BUCKETS`` (``name`` for S3, ``gs://name``
+    for Cloud Storage). A bucket of one store never opens the same name on the other."""
+    scheme, _, rest = uri.partition("://")
+    bucket = rest.partition("/")[0]
+    allowed = {_qualified(b) for b in (*buckets, *policy.buckets) if b}
+    return bool(bucket) and f"{scheme}://{bucket}" in allowed
+
+
 def s3_bucket_allowed(uri: str, buckets: Iterable[str], policy: FetchPolicy) -> bool:
-    bucket = uri.removeprefix("s3://").partition("/")[0]
-    return bool(bucket) and bucket in {*(b for b in buckets if b), *policy.buckets}
+    return uri.startswith("s3://") and bucket_allowed(uri, buckets, policy)
+
+
+def read_gs_capped(client: Any, uri: str, policy: FetchPolicy) -> bytes:
+    """A Cloud Storage object's bytes, refused over the cap (by its size, and at most cap + 1
+    bytes read)."""
+    bucket, _, key = uri.removeprefix("gs://").partition("/")
+    if not bucket or not key:
+        raise RefusedFetch("not bucket/key")
+    blob = client.bucket(bucket).get_blob(key, timeout=policy.deadline_s)
+    if blob is None or int(blob.size or 0) > policy.max_bytes:
+        raise RefusedFetch("missing or too large")
+    data: bytes = blob.download_as_bytes(end=policy.max_bytes, timeout=policy.deadline_s)
+    if len(data) > policy.max_bytes:
+        raise RefusedFetch("too large")
+    return data
 
 
 def read_s3_capped(client: Any, uri: str, policy: FetchPolicy) -> bytes:
@@ -303,7 +333,7 @@ def read_s3_capped(client: Any, uri: str, policy: FetchPolicy) -> bytes:
 
 
 def local_root_of(base: Path | str | None) -> str:
-    """The folder local photos of a catalog may come from (``""`` for an s3:// catalog)."""
-    if base is None or (isinstance(base, str) and base.startswith("s3://")):
+    """The folder local photos of a catalog may come from (``""`` for an s3:// or gs:// catalog)."""
+    if base is None or (isinstance(base, str) and base.startswith(("s3://", "gs://"))):
         return ""
     return str(Path(base).expanduser().resolve())

@@ -38,7 +38,7 @@ def read_catalog(source: str, encoding: str | None = None) -> CatalogFile:
 def read_catalog_bytes(source: str) -> tuple[bytes, str]:
     """The catalog's bytes (gunzipped) and its file name without ``.gz``."""
     name = PurePosixPath(source).name or source
-    data = _read_s3(source) if source.startswith("s3://") else _read_local(source)
+    data = _read_s3(source) if source.startswith(("s3://", "gs://")) else _read_local(source)
     if data[:2] == b"\x1f\x8b":
         data = read_limits.gunzip(data, name)
         name = name.removesuffix(".gz")
@@ -55,8 +55,8 @@ def _read_local(source: str) -> bytes:
 
 
 def _read_s3(uri: str) -> bytes:
-    """A catalog that cannot be read is a ``CatalogError``, whatever S3 said."""
+    """A catalog that cannot be read is a ``CatalogError``, whatever S3 or Cloud Storage said."""
     try:
-        return read_limits.read_s3(uri)
+        return read_limits.read_gs(uri) if uri.startswith("gs://") else read_limits.read_s3(uri)
     except StorageError as exc:
         raise CatalogError(f"cannot read catalog {uri}: {exc.message}") from None

@@ -19,7 +19,7 @@ from bananaflow.landing import csv_safe
 #: Columns holding photo locations, checked per row so a broken link is a rejection with its
 #: row number rather than a failed fetch hours later.
 LINK_COLUMNS = ("image_link", "additional_image_link")
-_SCHEMES = ("http", "https", "s3")
+_SCHEMES = ("http", "https", "s3", "gs")
 #: A description is truncated in the prompt, not rejected, unless it is absurdly long (hostile).
 _DESCRIPTION_CAP = 20
 
@@ -125,21 +125,21 @@ def split_links(value: str) -> list[str]:
 
 def link_problem(link: str) -> str | None:
     """Why ``link`` cannot be a product photo location, or None. Accepted: http(s) URLs,
-    ``s3://bucket/key`` and local paths (relative to the catalog's folder)."""
+    ``s3://bucket/key``, ``gs://bucket/key`` and local paths (relative to the catalog's folder)."""
     if any(c.isspace() for c in link):
         return "contains whitespace; percent-encode spaces as %20"
     scheme, sep, rest = link.partition("://")
     if not sep:
         if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*:(?![\\/])", link) and not re.match(r"^[a-zA-Z]:[\\/]", link):
-            return "is not an http(s) URL, s3://bucket/key or a file path"
+            return "is not an http(s) URL, s3:// or gs://bucket/key or a file path"
         return None
     if scheme.lower() not in _SCHEMES:
-        return f"scheme '{scheme}' is not supported; use http(s)://, s3:// or a file path"
+        return f"scheme '{scheme}' is not supported; use http(s)://, s3://, gs:// or a file path"
     host, _, path = rest.partition("/")
     if not host:
         return "has no host"
-    if scheme.lower() == "s3" and not path:
-        return "is not s3://bucket/key"
+    if scheme.lower() in ("s3", "gs") and not path:
+        return f"is not {scheme.lower()}://bucket/key"
     return None
 
 

@@ -21,12 +21,20 @@ def _job(options: RunOptions) -> Job:
     return build_job(options, model=_model(options))
 
 
+def _prefix(options: RunOptions) -> str | None:
+    """The run's prefix: ``--prefix``, or the one in ``--bucket gs://bucket/prefix``."""
+    from bananaflow.landing.destination import parse_destination
+
+    delivery = options.delivery
+    return parse_destination(delivery.bucket, delivery.prefix).prefix if delivery.bucket else delivery.prefix
+
+
 def cmd_prompts(args: argparse.Namespace) -> int:
     from bananaflow.planning.preview import format_preview, preview
 
     options = options_from_args(args)
     result = preview(
-        args.catalog, _job(options), prefix=options.delivery.prefix or "bananaflow", reading=options.reading,
+        args.catalog, _job(options), prefix=_prefix(options) or "bananaflow", reading=options.reading,
         bucket=options.delivery.bucket,
     )
     print(format_preview(result, limit=max(0, args.limit), rejections=max(0, args.rejections)))
@@ -40,9 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     options = options_from_args(args)
     if not options.delivery.bucket:
-        raise BananaflowError("--bucket is required (the S3 bucket for images and manifests)")
+        raise BananaflowError("--bucket is required (the S3 bucket, or gs://bucket, for images and manifests)")
     job = _job(options)  # a bad spec, template or option fails here, before any server starts
-    check_inputs(args.catalog, job, prefix=options.delivery.prefix or "", reading=options.reading)
+    check_inputs(args.catalog, job, prefix=_prefix(options) or "", reading=options.reading)
     mode = options.execution.mode or job.spec.run.mode
     if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
         provider = ProviderSettings.from_env(model=_model(options))

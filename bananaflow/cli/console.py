@@ -73,7 +73,7 @@ def print_summary(summary: Mapping[str, Any]) -> None:
         f"already there {counts.get('skipped_exists', 0)}, rejected catalog rows {summary['rejected']}"
         + (f", unchanged since the previous run {counts['skipped_unchanged']}" if counts.get("skipped_unchanged") else "")
         + (f", failed QA {counts['qa_failed']}" if counts.get("qa_failed") else ""),
-        f"images:    s3://{summary['bucket']}/{summary['prefix']}",
+        f"images:    {summary.get('scheme') or 's3'}://{summary['bucket']}/{summary['prefix']}",
         *(
             f"{'write-back' if kind == 'writeback' else 'manifest'}:{' ' if kind == 'writeback' else '  '}{uri}"
             for kind, uri in dict(summary.get("manifest") or {}).items()

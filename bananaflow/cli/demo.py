@@ -2,7 +2,8 @@
 
 Starts the bundled Nano Banana simulator (a real HTTP server), a real S3-compatible server
 (SeaweedFS ``weed mini``) and a local Prefect server, then runs the catalog flow on the
-example catalog exactly as ``bananaflow run`` would against the real API. The simulator
+example catalog exactly as ``bananaflow run`` would against the real API (``--gcs``: into a
+Cloud Storage emulator instead of S3, as a Google Cloud shop's run). The simulator
 and S3 server stop at the end; the Prefect server is left running on purpose so the run
 can be opened in its UI (``make down`` stops it).
 """
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from bananaflow.cli.console import console
 from bananaflow.cli.launch import exit_code, run_flow
+from bananaflow.devstack.local_gcs import LocalGcsServer
 from bananaflow.devstack.local_prefect import ensure_server, server_env, ui_url
 from bananaflow.devstack.local_s3 import LocalS3Server
 from bananaflow.options import DeliveryOptions, LimitOptions, RunOptions
@@ -39,10 +41,15 @@ def demo_simulator_config() -> SimulatorConfig:
 def run_demo(args: argparse.Namespace) -> int:
     state = Path(args.state_dir).resolve()
     prefect_home = state / "prefect"
-    console.print("[bold]bananaflow demo[/]: starting the simulator, a local S3 server and Prefect ...")
+    gcs = bool(getattr(args, "gcs", False))
+    store_name = "a Cloud Storage emulator" if gcs else "a local S3 server"
+    console.print(f"[bold]bananaflow demo[/]: starting the simulator, {store_name} and Prefect ...")
     api_url = ensure_server(prefect_home, port=args.prefect_port)
-    with LocalS3Server(state / "s3") as s3, SimulatorServer(demo_simulator_config()) as sim:
-        os.environ.update(s3.env())
+    store_server: LocalGcsServer | LocalS3Server = LocalGcsServer(state / "gcs") if gcs else LocalS3Server(state / "s3")
+    with store_server as store, SimulatorServer(demo_simulator_config()) as sim:
+        os.environ.update(store.env())
+        if isinstance(store, LocalGcsServer):
+            store.create_bucket(DEMO_BUCKET)
         os.environ.update(server_env(prefect_home))
         os.environ.update(
             {
@@ -52,9 +59,10 @@ def run_demo(args: argparse.Namespace) -> int:
                 "BANANAFLOW_SPOOL_DIR": str(state / "spool"),
             }
         )
-        console.print(f"simulator {sim.base_url} | S3 {s3.endpoint_url} | Prefect UI {ui_url(api_url)}")
+        where = f"Cloud Storage {store.endpoint_url}" if gcs else f"S3 {store.endpoint_url}"
+        console.print(f"simulator {sim.base_url} | {where} | Prefect UI {ui_url(api_url)}")
         options = RunOptions(
-            delivery=DeliveryOptions(bucket=DEMO_BUCKET, prefix="demo"),
+            delivery=DeliveryOptions(bucket=f"gs://{DEMO_BUCKET}" if gcs else DEMO_BUCKET, prefix="demo"),
             limits=LimitOptions(max_in_flight=args.concurrency),
         )
         summary = run_flow(args.catalog, options, show_progress=not args.no_progress)
@@ -63,9 +71,10 @@ def run_demo(args: argparse.Namespace) -> int:
             f"simulator answered {stats['requests_total']} requests "
             f"(peak {stats['max_in_flight_seen']} in flight, limit {args.concurrency})"
         )
+    kept = state / ("gcs" if gcs else "s3")
     console.print(
-        "stopped the simulator and the S3 server (its data stays in "
-        f"{state / 's3'}). The Prefect server is left running so you can open the run: "
+        f"stopped the simulator and {store_name} (its data stays in "
+        f"{kept}). The Prefect server is left running so you can open the run: "
         f"{summary.get('flow_run_url') or ui_url(api_url)} — `make down` stops it."
     )
     return exit_code(summary)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import uuid
 from collections.abc import Callable
@@ -25,8 +26,8 @@ from bananaflow.secrets import redact
 
 def add_doctor_command(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("doctor", help="check provider, credential, model, bucket, Prefect and Redis before a run")
-    p.add_argument("--bucket", help="S3 bucket a run would use (probe object written, read and deleted)")
-    p.add_argument("--prefix", default="bananaflow", help="key prefix (default: %(default)s)")
+    p.add_argument("--bucket", help="bucket a run would use, S3 or gs://bucket (probe object written, read and deleted)")
+    p.add_argument("--prefix", default=None, help="key prefix (default: the one in --bucket, else bananaflow)")
     p.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
 
 
@@ -79,7 +80,8 @@ def _guard(name: str, check: Callable[[], Finding]) -> Finding:
 
 _FIXES = {
     "bucket": "check AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy "
-              "(s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket)",
+              "(s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket); for gs:// buckets "
+              "GOOGLE_APPLICATION_CREDENTIALS and roles/storage.objectAdmin on the bucket",
     "prefect": "start the server (`bananaflow up` or `prefect server start`) or fix PREFECT_API_URL (ends in /api)",
     "redis": "start Redis or fix BANANAFLOW_REDIS_URL (redis://host:6379/0); without it limits stay in one process",
 }
@@ -94,23 +96,59 @@ def _quota_scope(settings: ProviderSettings, model: str) -> Finding:
     return Finding("quota", True, f"limits are metered per scope {scope} ({shared}){extra}")
 
 
-def _bucket(bucket: str | None, prefix: str) -> Finding:
+#: Cloud Storage: the permission each probe step needs. ``GCS_ROLE`` on the bucket grants all four.
+GCS_STEP_PERMISSIONS = {
+    "list": "storage.objects.list", "write": "storage.objects.create",
+    "read": "storage.objects.get", "delete": "storage.objects.delete",
+}
+GCS_ROLE = "roles/storage.objectAdmin"
+
+
+def _bucket(bucket: str | None, prefix: str | None) -> Finding:
     if not bucket:
         return Finding("bucket", False, "no bucket given", "pass --bucket (the bucket `run` would use)")
-    from bananaflow.landing.storage import ImageStore
+    from bananaflow.errors import StorageError
+    from bananaflow.landing.destination import open_store
 
-    store = ImageStore(bucket, prefix)
-    store.ensure_bucket()
+    store = open_store(bucket, prefix, default_prefix="bananaflow")
     key = store.key(f".bananaflow-doctor-{uuid.uuid4().hex[:12]}")
     payload = b"bananaflow doctor probe"
-    store.put_bytes(key, payload, "text/plain")
-    try:
-        if store.get_bytes(key) != payload:
-            return Finding("bucket", False, f"s3://{bucket}/{key} read back different bytes",
-                           "the endpoint is not a consistent S3 store; check AWS_ENDPOINT_URL_S3")
-    finally:
-        store.delete(key)
-    return Finding("bucket", True, f"s3://{bucket} at {store.endpoint_url}: wrote, read and deleted a probe object")
+    read: list[bytes] = []
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("list", store.ensure_bucket),
+        ("write", lambda: store.put_bytes(key, payload, "text/plain")),
+        ("read", lambda: read.append(store.get_bytes(key))),
+        ("delete", lambda: store.delete(key)),
+    ]
+    for step, run in steps:
+        try:
+            run()
+        except StorageError as exc:
+            if store.scheme != "gs" or exc.kind != "denied":
+                raise
+            if step == "read":  # the probe was written: do not leave it behind
+                with contextlib.suppress(StorageError):
+                    store.delete(key)
+            return _gcs_denied(store, step, exc)
+        if step == "read" and read[0] != payload:
+            store.delete(key)
+            return Finding("bucket", False, f"{store.uri(key)} read back different bytes",
+                           "the endpoint is not a consistent store; check AWS_ENDPOINT_URL_S3 / STORAGE_EMULATOR_HOST")
+    where = store.uri("").rstrip("/")
+    return Finding("bucket", True, f"{where} at {store.endpoint_url}: wrote, read and deleted a probe object")
+
+
+def _gcs_denied(store: object, step: str, exc: BananaflowError) -> Finding:
+    """A 403 on one probe step: the permission it needed and the role that grants it."""
+    bucket = getattr(store, "bucket", "")
+    who = getattr(store, "principal", None)
+    member = f"serviceAccount:{who}" if who else "serviceAccount:SERVICE_ACCOUNT_EMAIL"
+    return Finding(
+        "bucket", False,
+        f"gs://{bucket}: the {step} step was refused (403, needs {GCS_STEP_PERMISSIONS[step]}): missing role "
+        f"{GCS_ROLE} on the bucket" + (f" for {who}" if who else ""),
+        f"gcloud storage buckets add-iam-policy-binding gs://{bucket} --member={member} --role={GCS_ROLE}",
+    )
 
 
 def _prefect() -> Finding:

@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="generate images for a catalog and land them in S3")
-    run.add_argument("catalog", help="catalog file: CSV/TSV/JSONL/Parquet/XLSX, local path or s3://bucket/key")
+    run.add_argument("catalog", help="catalog file: CSV/TSV/JSONL/Parquet/XLSX, local path, s3:// or gs://bucket/key")
     run.add_argument("--no-progress", action="store_true", help="no progress bar (logs instead)")
     add_option_flags(run)  # every run option
 
@@ -35,9 +35,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--prefect-port", type=int, default=4200)
     demo.add_argument("--concurrency", type=int, default=8)
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--gcs", action="store_true", help="land the images in a Cloud Storage emulator instead of S3")
 
     prompts = sub.add_parser("prompts", help="preview rendered prompts, image count and list-price cost (no API calls)")
-    prompts.add_argument("catalog", help="catalog file, local path or s3://bucket/key")
+    prompts.add_argument("catalog", help="catalog file, local path, s3:// or gs://bucket/key")
     prompts.add_argument("--limit", type=int, default=20, help="prompts to print (default: %(default)s)")
     prompts.add_argument("--rejections", type=int, default=10, help="rejected rows to print (default: %(default)s)")
     add_option_flags(prompts, *PROMPTS_OPTIONS)

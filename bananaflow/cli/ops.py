@@ -149,7 +149,7 @@ def cmd_find(args: argparse.Namespace) -> int:
         raise ConfigurationError(f"bananaflow find: {exc}") from None
     found = find_product(store, args.sku, runs=args.runs)
     if not found:
-        print(f"{args.sku}: not in the newest {args.runs} run manifests under s3://{store.bucket}/{store.prefix}")
+        print(f"{args.sku}: not in the newest {args.runs} run manifests under {store.uri(store.prefix)}")
         return 1
     ui = _prefect_ui_url()
     for run_dir, row in found:

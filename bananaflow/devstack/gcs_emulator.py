@@ -23,7 +23,7 @@ from typing import Any
 __all__ = ["PRECONDITION_FAILED", "main", "serve"]
 
 #: Cloud Storage's JSON API answer to a precondition that does not hold (see
-#: tests/fixtures/wire/gcs_precondition_failed.json for its provenance).
+#: tests/fixtures/wire/gcs_412_condition_not_met.json for its provenance).
 PRECONDITION_FAILED: dict[str, Any] = {
     "error": {
         "code": 412,

@@ -107,11 +107,11 @@ class LocalGcsServer:
     def client(self) -> Any:
         """A ``google.cloud.storage.Client`` for this server: anonymous credentials, our project."""
         from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
+        from google.cloud.storage import Client
 
-        return storage.Client(
+        return Client(
             project=self.project,
-            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]  # google-auth is untyped
+            credentials=AnonymousCredentials(),
             client_options={"api_endpoint": self.endpoint_url},
         )
 

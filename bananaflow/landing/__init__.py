@@ -1,4 +1,4 @@
-"""Landing paid-for images: the S3 store, object keys, the local spool, key claims, blocked
+"""Landing paid-for images: the S3 and Cloud Storage stores, object keys, the local spool, key claims, blocked
 markers, the manifest and earlier runs' manifests, and marketplace finishing.
 
 The public API is its modules, imported by name (``storage.ImageStore``, ``manifest.ManifestRow``,
@@ -6,6 +6,6 @@ The public API is its modules, imported by name (``storage.ImageStore``, ``manif
 """
 
 __all__ = [
-    "blocked", "claims", "csv_safe", "finishing", "keys", "manifest", "manifest_stream", "object_meta",
-    "outcome", "output_presets", "rowlog", "run_history", "spool", "storage", "verdict",
+    "blocked", "claims", "csv_safe", "destination", "finishing", "gcs", "keys", "manifest", "manifest_stream",
+    "object_meta", "outcome", "output_presets", "rowlog", "run_history", "spool", "storage", "store_errors", "verdict",
 ]

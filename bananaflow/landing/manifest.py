@@ -243,10 +243,14 @@ def write_local(rows: Iterable[ManifestRow], directory: Path | str) -> dict[str,
 
 def _read_source(source: str | Path) -> tuple[bytes, str]:
     text = str(source)
-    if text.startswith("s3://"):
+    if text.startswith(("s3://", "gs://")):
         bucket, _, key = text[5:].partition("/")
         if not bucket or not key:
-            raise StorageError(f"manifest location {text!r} is not s3://bucket/key")
+            raise StorageError(f"manifest location {text!r} is not {text[:5]}bucket/key")
+        if text.startswith("gs://"):
+            from bananaflow.landing.gcs import read_gs_uri
+
+            return read_gs_uri(text), key
         return ImageStore(bucket, client=make_s3_client()).get_bytes(key), key
     return Path(text).read_bytes(), text
 
@@ -276,7 +280,7 @@ def _frame_from_csv(data: bytes) -> pd.DataFrame:
 
 def read_manifest(source: str | Path, *, sku: str | None = None) -> list[ManifestRow]:
     """Rows of a manifest written by ``write_manifest``/``write_local`` (CSV or Parquet,
-    local path or s3:// URI), so a delta run can skip what already succeeded. With ``sku``,
+    local path, s3:// or gs:// URI), so a delta run can skip what already succeeded. With ``sku``,
     only that product's rows (a Parquet manifest is filtered while it is read, so looking up
     one product in a 100,000-row manifest builds a handful of rows, not all of them)."""
     return list(iter_manifest(source, sku=sku))

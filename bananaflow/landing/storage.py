@@ -27,13 +27,12 @@ import botocore.exceptions
 
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.keys import join_key, key_stem, normalize_prefix, object_key
-from bananaflow.secrets import excerpt
+from bananaflow.landing.store_errors import S3, exception_names, storage_failure
 
 _MAX_METADATA_BYTES = 2048  # S3's limit for all user metadata of one object
 _META_KEY = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _ENCODED = "utf-8''"  # RFC 8187 marker for values that were percent-encoded
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken"}
 #: What a boto3 S3 call raises; ``storage_error`` translates either.
 S3_ERRORS = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 #: Two parts in flight at most: a file upload buffers at most 16 MB, whatever the file's size.
@@ -86,44 +85,19 @@ def storage_error(
     exc: Exception, action: str, *, bucket: str, key: str | None = None, endpoint: str = ""
 ) -> StorageError:
     """The one translation of a boto3/botocore exception: a short, credential-free
-    ``StorageError`` that says what to fix."""
-    where = f"s3://{bucket}/{key}" if key is not None else f"bucket '{bucket}'"
-    endpoint = endpoint or "the S3 endpoint"
-    if isinstance(exc, botocore.exceptions.NoCredentialsError):
-        return StorageError(
-            f"no S3 credentials to {action} {where}: set AWS_ACCESS_KEY_ID and "
-            "AWS_SECRET_ACCESS_KEY (or an AWS profile)"
-        )
-    if isinstance(
-        exc,
-        (
-            botocore.exceptions.EndpointConnectionError,
-            botocore.exceptions.ConnectionClosedError,
-            botocore.exceptions.ConnectTimeoutError,
-        ),
-    ):
-        return StorageError(f"cannot reach S3 at {endpoint}: is the server running?")
-    if isinstance(exc, botocore.exceptions.ReadTimeoutError):
-        return StorageError(f"S3 at {endpoint} timed out during {action} {where}")
+    ``StorageError`` that says what to fix (the rows are ``store_errors.FAILURES``, shared
+    with Cloud Storage)."""
+    code = detail = ""
     if isinstance(exc, botocore.exceptions.ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?"))
-        if code in _CREDENTIAL_CODES:
-            return StorageError(
-                f"S3 at {endpoint} refused the credentials ({code}) to {action} {where}: "
-                "check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-            )
-        if code in ("AccessDenied", "403"):
-            return StorageError(f"S3 denied access ({code}) to {action} {where}: check the bucket policy or keys")
-        if code == "NoSuchBucket":
-            return StorageError(f"bucket '{bucket}' does not exist at {endpoint}; create it (ensure_bucket)")
-        if code in ("NoSuchKey", "404", "NotFound"):
-            return StorageError(f"{where} does not exist")
-        message = excerpt(str(err.get("Message") or ""), 200)
-        return StorageError(f"S3 could not {action} {where}: {code} {message}".rstrip())
-    if isinstance(exc, botocore.exceptions.BotoCoreError):
-        return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}: {excerpt(str(exc), 200)}")
-    return StorageError(f"S3 could not {action} {where}: {type(exc).__name__}")
+        detail = str(err.get("Message") or "")
+    elif isinstance(exc, botocore.exceptions.BotoCoreError):
+        detail = f"{type(exc).__name__}: {exc}"
+    else:
+        detail = type(exc).__name__
+    return storage_failure(S3, exception_names(exc, code), action=action, bucket=bucket, key=key,
+                           endpoint=endpoint, code=code, detail=detail)
 
 
 def read_s3_uri(uri: str, *, client: Any = None) -> bytes:
@@ -186,7 +160,11 @@ class ObjectInfo:
 
 
 class ImageStore:
-    """One bucket (and optional key prefix) that images and manifests are written to."""
+    """One bucket (and optional key prefix) that images and manifests are written to: S3
+    here; ``bananaflow.landing.gcs.GcsStore`` is the same store on Cloud Storage."""
+
+    #: The URI scheme of this store's objects (``uri``); ``gs`` for Cloud Storage.
+    scheme = "s3"
 
     def __init__(
         self,
@@ -228,6 +206,11 @@ class ImageStore:
 
     def uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{key}"
+
+    @property
+    def spool_name(self) -> str:
+        """The folder of the local spool for this bucket (``spool_for_bucket``)."""
+        return self.bucket
 
     # -- errors ------------------------------------------------------------------------
     def _error(self, exc: Exception, action: str, key: str | None = None) -> StorageError:

@@ -52,9 +52,9 @@ def preview(
     if previous_manifest == LATEST:
         if not bucket:
             raise ConfigurationError("--previous-manifest latest needs --bucket (where the earlier runs are)")
-        from bananaflow.landing.storage import ImageStore
+        from bananaflow.landing.destination import open_store
 
-        store = ImageStore(bucket)
+        store = open_store(bucket)
     to_make, _ = split_previous(items, previous_manifest, "preview", store=store, prefix=prefix)
     cost = sum(get_model(i.model).list_price(i.image_size) for i in to_make)
     return Preview(

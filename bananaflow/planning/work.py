@@ -92,7 +92,7 @@ def iter_items(rows: Iterable[CatalogRow], source: str, job: Job, prefix: str) -
     Raises ``TemplateError`` naming the row and field when a template can't be rendered.
     """
     base_dir: Path | str = (
-        source.rsplit("/", 1)[0] + "/" if source.startswith("s3://") else Path(source).expanduser().resolve().parent
+        source.rsplit("/", 1)[0] + "/" if source.startswith(("s3://", "gs://")) else Path(source).expanduser().resolve().parent
     )
     group_leaders: dict[tuple[str, str], str] = {}
     for row in rows:

@@ -37,6 +37,8 @@ class RunSummary:
     bucket: str
     prefix: str
     manifest: dict[str, str] = field(default_factory=dict)
+    #: The store's URI scheme: ``s3``, or ``gs`` for Cloud Storage.
+    scheme: str = "s3"
     rejected_uri: str | None = None
     #: Products left out on purpose (drafts, archived, gift cards ...), by reason; ``include_unpublished`` makes them.
     skipped_products: dict[str, int] = field(default_factory=dict)
@@ -79,7 +81,7 @@ class RunSummary:
             f"- rejected catalog rows: {self.rejected}" + (f" (`{self.rejected_uri}`)" if self.rejected_uri else ""),
             *([f"- products skipped on purpose: {_counted(self.skipped_products)} (include_unpublished makes them)"]
               if self.skipped_products else []),
-            f"- images in `s3://{self.bucket}/{self.prefix}`",
+            f"- images in `{self.scheme}://{self.bucket}/{self.prefix}`",
             f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
             + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
                if self.cost_without_image_usd else ""),

@@ -55,7 +55,10 @@ TOP_FOLDERS = {"bananaflow", "bananaflow_prefect", "tests", "bench", "flows", "t
 #: Folders of the Prefect side, installed as ``bananaflow_prefect.<folder>``.
 PREFECT_SIDE = {"flows", "tasks", "blocks", "deployments"}
 #: Prefect event and resource names that read like modules but are not code.
-NOT_CODE = {"catalog.updated", "catalog.acme", "bananaflow.batch.completed", "bananaflow.images.s3"}
+NOT_CODE = {"catalog.updated", "catalog.acme", "bananaflow.batch.completed", "bananaflow.images.s3",
+            # Google Cloud's own names: a service host and IAM permissions
+            "storage.googleapis.com", "storage.objects.list", "storage.objects.create", "storage.objects.get",
+            "storage.objects.delete"}
 #: A dotted token whose last part is one of these is a file name (``manifest.csv``), not code.
 FILE_SUFFIXES = {"py", "md", "csv", "tsv", "json", "jsonl", "parquet", "xlsx", "xml", "yaml", "yml", "toml", "j2",
                  "png", "jpg", "jpeg", "webp", "txt", "gz", "lock", "sh", "log", "pid", "html", "zip", "ini", "cfg"}

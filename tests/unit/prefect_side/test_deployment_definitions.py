@@ -40,3 +40,17 @@ def test_serve_takes_cron_and_time_zone_as_parameters():
     (trigger,) = triggered.triggers
     assert trigger.expect == {"catalog.updated"}
     assert trigger.parameters == {"catalog": "{{ event.payload.catalog_uri }}"}
+
+
+def test_a_google_cloud_shop_serves_a_nightly_auto_mode_run_into_cloud_storage():
+    """docs/google-cloud.md's serve line: no blocks, a gs:// bucket, --mode auto."""
+    from bananaflow_prefect.deployments.serve import deployments_from_args
+
+    (nightly, retry, *_), limit = deployments_from_args([
+        "--catalog", "gs://shop-feeds/catalog.csv", "--no-blocks", "--bucket", "gs://shop-images/catalog",
+        "--mode", "auto", "--cron", "0 2 * * *", "--timezone", "Europe/Berlin", "--limit", "2"])
+    expected = {"catalog": "gs://shop-feeds/catalog.csv", "delivery": {"bucket": "gs://shop-images/catalog"},
+                "execution": {"mode": "auto"}}
+    assert nightly.parameters == expected and retry.parameters == expected and limit == 2
+    options = RunOptions.model_validate({k: v for k, v in nightly.parameters.items() if k != "catalog"})
+    assert (options.execution.mode, options.delivery.bucket) == ("auto", "gs://shop-images/catalog")
