@@ -2,7 +2,7 @@
 
 ``BatchRunner`` drives this exactly like ``GeminiBatchAPI`` (plan, record, create, poll,
 collect, ledger); what differs, from Google's API reference and the google-genai SDK's
-Vertex converters (sources in docs/vertex-batch.md, payloads in tests/fixtures/wire/vertex_batch/):
+Vertex converters (sources in docs/google-cloud.md, payloads in tests/fixtures/wire/vertex_batch/):
 
 * the requests file is uploaded to Cloud Storage (``gcs_staging``), not the Files API;
 * ``POST /v1/projects/P/locations/L/batchPredictionJobs`` with ``displayName``, ``model``

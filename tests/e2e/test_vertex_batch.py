@@ -118,20 +118,26 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.2)
 
 
-def test_killed_mid_batch_and_started_again_finds_its_job_and_pays_once(prefect_api, s3_env, vertex_batch, gcs_env,
-                                                                        tmp_path):
+def test_killed_mid_batch_and_started_again_finds_its_job_and_pays_once(prefect_api, vertex_batch, gcs_env, tmp_path):
+    """Google Cloud all the way: images, ledger and the batch's JSONL in the run's gs:// bucket."""
     sim, env = vertex_batch
     sim.configure(batch_turnaround_s=3600)  # the job will not end while the first process lives
+    bucket = "vertex-kill"
+    gcs_env.create_bucket(bucket)
     catalog = write_catalog(tmp_path / "c.csv", products(4, "VK"))
-    run_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    run_env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "AWS_"))}
     run_env.update(env, PREFECT_API_URL=prefect_api, PREFECT_LOGGING_LEVEL="WARNING", COLUMNS="200")
-    args = ["run", str(catalog), "--bucket", "vertex-kill", "--prefix", "vk", "--mode", "batch", "--no-progress",
+    run_env.pop("BANANAFLOW_VERTEX_BATCH_STAGING")  # the run's own bucket is in Cloud Storage
+    args = ["run", str(catalog), "--bucket", f"gs://{bucket}/vk", "--mode", "batch", "--no-progress",
             "--batch-poll-max", "0.3"]
-    client = s3_client(s3_env)
+    gcs = gcs_env.client()
+
+    def objects(prefix: str) -> list[str]:
+        return sorted(blob.name for blob in gcs.list_blobs(bucket, prefix=prefix))
 
     def recorded() -> list[dict]:
-        keys = ledger_keys(client, "vertex-kill", "vk", "open")
-        records = [json.loads(client.get_object(Bucket="vertex-kill", Key=k)["Body"].read()) for k in keys]
+        records = [json.loads(gcs.bucket(bucket).blob(name).download_as_bytes())
+                   for name in objects("vk/runs/_batches/open/")]
         return [r for r in records if r["batch_name"]]
 
     proc = subprocess.Popen([sys.executable, "-m", "bananaflow.cli.main", *args], env=run_env,
@@ -152,22 +158,24 @@ def test_killed_mid_batch_and_started_again_finds_its_job_and_pays_once(prefect_
         proc.stderr.close()
     (record,) = recorded()
     assert sim.batch_stats()["batches_created"] == 1
-    assert image_keys(client, "vertex-kill", "vk") == []
+    assert record["file_name"] == f"gs://{bucket}/vk/runs/_batches/vertex/bananaflow-{record['job_id']}/input.jsonl"
+    assert not [n for n in objects("vk/") if n.endswith(".png")]
 
     sim.configure(batch_turnaround_s=0.0)  # Google finishes the job while nobody watches
     again = bananaflow(args, run_env)
     assert again.returncode == 0, again.stdout + again.stderr
     assert "made 4, failed 0" in again.stdout and "at the Batch-mode price" in again.stdout
     assert sim.batch_stats()["batches_created"] == 1, "the second run found the recorded job and created none"
-    assert [f for f in staged(gcs_env, env) if f.endswith("input.jsonl")] == \
-        [record["file_name"].removeprefix(f"gs://{STAGING}/")], "the requests were uploaded once"
-    listed = client.list_objects_v2(Bucket="vertex-kill", Prefix="vk/runs/")["Contents"]
-    runs = sorted(o["Key"] for o in listed if o["Key"].endswith("manifest.parquet"))
-    frame = pd.read_parquet(io.BytesIO(client.get_object(Bucket="vertex-kill", Key=runs[-1])["Body"].read()))
+    assert [n for n in objects("vk/runs/_batches/vertex/") if n.endswith("input.jsonl")] == \
+        [record["file_name"].removeprefix(f"gs://{bucket}/")], "the requests were uploaded once"
+    assert len([n for n in objects("vk/") if n.endswith(".png") and "/runs/" not in n]) == 4
+    (latest,) = [n for n in objects("vk/runs/") if n.endswith("manifest.parquet")]
+    frame = pd.read_parquet(io.BytesIO(gcs.bucket(bucket).blob(latest).download_as_bytes()))
     assert set(frame["status"]) == {"succeeded"} and set(frame["batch_name"]) == {record["batch_name"]}
+    assert set(frame["mode"]) == {"batch"}
     spec = get_model(PRO)
     assert frame["cost_usd"].sum() == pytest.approx(sum(
         spec.cost_from_usage(prompt_tokens=r.prompt_tokens, image_tokens=r.image_tokens,
                              other_output_tokens=r.output_tokens - r.image_tokens) / 2 for r in frame.itertuples()),
         abs=1e-5)
-    assert ledger_keys(client, "vertex-kill", "vk", "open") == []
+    assert objects("vk/runs/_batches/open/") == []
