@@ -179,7 +179,7 @@ def _chain(run_id: str, submission: PrefectFuture | Submission) -> PrefectFuture
     """poll -> collect for one (submitted or recorded) batch; a future passed as a task
     argument reaches the task as its result: Prefect resolves it."""
     poll = poll_batch.submit(run_id, submission)  # type: ignore[arg-type]  # futures resolved
-    return collect_batch.submit(run_id, submission, poll)  # type: ignore[call-overload,no-any-return]  # futures resolved
+    return collect_batch.submit(run_id, submission, poll)  # type: ignore[call-overload]  # futures resolved
 
 
 def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) -> list[ManifestRow]:

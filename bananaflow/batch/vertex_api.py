@@ -50,13 +50,17 @@ def label_for(key_stem: str) -> str:
     return hashlib.sha256(key_stem.encode()).hexdigest()[:40]
 
 
+def _obj(value: object) -> dict[str, Any]:
+    """A JSON object of the payload, or an empty one where there is none (or another type)."""
+    return value if isinstance(value, dict) else {}
+
+
 def status_from_job(job: dict[str, Any]) -> BatchStatus:
     """A ``BatchPredictionJob`` as the runner's ``BatchStatus``; results once it has them."""
     state = str(job.get("state") or "JOB_STATE_UNSPECIFIED")
-    output = job.get("outputInfo") if isinstance(job.get("outputInfo"), dict) else {}
+    output = _obj(job.get("outputInfo"))
     directory = str(output.get("gcsOutputDirectory") or "").rstrip("/")
-    error = job.get("error") if isinstance(job.get("error"), dict) else {}
-    stats = job.get("completionStats") if isinstance(job.get("completionStats"), dict) else {}
+    error, stats = _obj(job.get("error")), _obj(job.get("completionStats"))
     return BatchStatus(
         name=str(job.get("name") or ""), state=state, done=False,
         responses_file=f"{directory}/predictions.jsonl" if directory else None,
@@ -74,8 +78,7 @@ def result_line(number: int, raw: bytes) -> ResultLine:
         return ResultLine(None, None, None, f"results line {number} is not JSON")
     if not isinstance(line, dict):
         return ResultLine(None, None, None, f"results line {number} is not an object")
-    request = line.get("request") if isinstance(line.get("request"), dict) else {}
-    labels = request.get("labels") if isinstance(request.get("labels"), dict) else {}
+    labels = _obj(_obj(line.get("request")).get("labels"))
     key = labels.get(KEY_LABEL)
     response = line.get("response") if isinstance(line.get("response"), dict) and line["response"] else None
     status = line.get("status")

@@ -106,7 +106,7 @@ def _gcs(engine: SimulatorEngine) -> Any:
     endpoint = engine.config.gcs_endpoint or os.environ.get("STORAGE_EMULATOR_HOST")
     if not endpoint:
         raise RuntimeError("the simulator's Vertex batch routes need a Cloud Storage emulator (gcs_endpoint)")
-    return storage.Client(project="bananaflow-sim", credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+    return storage.Client(project="bananaflow-sim", credentials=AnonymousCredentials(),
                           client_options={"api_endpoint": endpoint})
 
 
