@@ -5,6 +5,7 @@ summarise. Each step below is one short function; the engine (``bananaflow``) do
 """
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter, deque
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from prefect.runtime import flow_run
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect.utilities.urls import url_for
 
+from bananaflow.batch.gcs_staging import staging_uri
+from bananaflow.batch.ledger import LEDGER_DIR
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.manifest_stream import write_manifest_files
 from bananaflow.options import (
@@ -140,10 +143,15 @@ def log_plan(run: RunContext, work: Plan, unchanged: int) -> None:
 def choose_run_mode(run: RunContext, items: WorkStore) -> ModeChoice:
     """Realtime or batch for this many items (the run's option, else the job spec's)."""
     execution, spec_run = run.config.options.execution, run.config.job.spec.run
-    decision = choose_mode(execution.mode or spec_run.mode, items.count(), provider_kind=run.config.provider_settings.kind,
-                           deadline_hours=execution.deadline_hours or spec_run.deadline_hours)
+    provider = run.config.provider_settings
+    decision = choose_mode(execution.mode or spec_run.mode, items.count(), provider_kind=provider.kind,
+                           deadline_hours=execution.deadline_hours or spec_run.deadline_hours,
+                           models=tuple({v.model for v in run.config.job.variants}), location=provider.location)
     if decision.mode == "batch" and items.sends_references:
         raise ConfigurationError("batch mode does not send reference photos yet: use --mode realtime for this job")
+    if decision.mode == "batch" and provider.kind == "vertex":  # no Cloud Storage place: one line, now
+        store = run.config.store
+        staging_uri(store.uri(store.key(*LEDGER_DIR)), os.environ)
     get_run_logger().info("mode: %s (%s)", decision.mode, decision.reason)
     return decision
 
@@ -179,7 +187,7 @@ def _generate_waves(run: RunContext, items: WorkStore, mode: str) -> None:
     work store as task threads free up, ``CHUNKS_AHEAD`` at most."""
     for wave in items.waves():
         if mode == "batch":  # batch mode plans its provider batches over the whole wave
-            run.state.record(generate_in_batches(run.run_id, list(items.in_wave(wave))))
+            run.state.record(generate_in_batches(run.run_id, items.in_wave(wave)))
             continue
         count = items.count(wave)
         size = chunk_size_for(count, run.config.limits.max_in_flight, workers=TASK_THREADS)

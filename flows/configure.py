@@ -82,7 +82,8 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     job = build_job(options, model=model, public_base_url=public_base_url)
     execution = options.execution
     choose_mode(execution.mode or job.spec.run.mode, 0, provider_kind=provider.kind,
-                deadline_hours=execution.deadline_hours or job.spec.run.deadline_hours)  # a bad mode fails here
+                deadline_hours=execution.deadline_hours or job.spec.run.deadline_hours,
+                models=tuple({v.model for v in job.variants}), location=provider.location)  # a bad mode fails here
     check_fallback_models(fallback or (), images)
     policy = RetryPolicy(max_attempts=limits.max_attempts, deadline_s=limits.deadline_s)
     config = RunConfig(

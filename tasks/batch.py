@@ -7,22 +7,28 @@ batch in the ledger and polls it; nothing is created twice.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TypeVar
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
-from bananaflow.batch.ledger import BatchJob
-from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
+from bananaflow.batch.api import BatchAPI, BatchStatus, GeminiBatchAPI
+from bananaflow.batch.gcs_staging import GcsStaging, staging_uri
+from bananaflow.batch.ledger import LEDGER_DIR, BatchJob
+from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission, owners
+from bananaflow.batch.vertex_api import VertexBatchAPI
 from bananaflow.errors import BatchNotCompleted, is_retryable
 from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
+from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.gcp_auth import shared_tokens
+from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 
@@ -34,7 +40,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
     config = run.config
 
     async def go() -> T:
-        api = GeminiBatchAPI(config.provider_settings)
+        api = batch_api(config.provider_settings, config.store)
         try:
             runner = BatchRunner(
                 api, config.store, run_id=run_id,
@@ -50,10 +56,37 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
     return asyncio.run(go())
 
 
+def batch_api(settings: ProviderSettings, store: ImageStore) -> BatchAPI:
+    """AI Studio's Batch mode, or Vertex AI batch prediction staged in Cloud Storage."""
+    if settings.kind != "vertex":
+        return GeminiBatchAPI(settings)
+    prefix = staging_uri(store.uri(store.key(*LEDGER_DIR)), os.environ)
+    credentials = None if os.environ.get("STORAGE_EMULATOR_HOST") else shared_tokens(settings.gcp_credentials).credentials
+    return VertexBatchAPI(settings, GcsStaging(prefix, project=settings.project, credentials=credentials))
+
+
+#: Items one plan-batches task looks at: a wave is read from the work store this many at a
+#: time, so the flow never holds a whole wave of work items at once.
+PLAN_CHUNK = 2000
+
+
+@task(name="open-batches", cache_policy=NO_CACHE, persist_result=False)
+def open_batches(run_id: str) -> list[BatchJob]:
+    """The batches a crashed (or still waiting) run recorded and nobody collected yet."""
+    return _run(run_id, lambda runner: runner.open_batches())
+
+
 @task(name="plan-batches", cache_policy=NO_CACHE, persist_result=False)
-def plan_batches(run_id: str, items: list[WorkItem]) -> BatchPlan:
-    """Skip stored images, find recorded batches to resume, split the rest into batches."""
-    return _run(run_id, lambda runner: runner.plan(items))
+def plan_batches(run_id: str, items: list[WorkItem], owner: dict[str, str]) -> BatchPlan:
+    """Skip stored images and remembered blocks, leave items a recorded batch holds to it,
+    split the rest into batches."""
+    return _run(run_id, lambda runner: runner.plan_chunk(items, owner))
+
+
+@task(name="resume-batches", cache_policy=NO_CACHE, persist_result=False)
+def resume_batches(run_id: str, open_jobs: list[BatchJob], wanted: set[str]) -> list[BatchJob]:
+    """The recorded batches to poll and collect (records nobody needs are closed)."""
+    return _run(run_id, lambda runner: runner.resumed(open_jobs, wanted))
 
 
 def _submit_name() -> str:
@@ -109,24 +142,44 @@ def collect_batch(run_id: str, submission: Submission, status: BatchStatus | Non
     return submission.rows + _run(run_id, lambda runner: runner.collect(job, status))
 
 
-def generate_in_batches(run_id: str, items: list[WorkItem]) -> list[ManifestRow]:
-    """The whole batch mode for one flow run (its ``RunContext.batch`` settings): rows for
-    every item, whatever fails."""
-    plan = plan_batches(run_id, items)
-    named = [job for job in plan.resumed if job.batch_name]
-    unnamed = [job for job in plan.resumed if not job.batch_name]
-    submissions: list[PrefectFuture | Submission] = [Submission(job) for job in named]
-    submissions += [submit_batch.submit(run_id, job.items, recorded=job) for job in unnamed]
-    submissions += [submit_batch.submit(run_id, group) for group in plan.new_groups]
-    batches = [job.items for job in named + unnamed] + plan.new_groups
-    # a future passed as a task argument reaches the task as its result: Prefect resolves it
-    polls = [poll_batch.submit(run_id, s) for s in submissions]  # type: ignore[arg-type]  # futures resolved
-    collects = [collect_batch.submit(run_id, s, p)  # type: ignore[call-overload]  # futures resolved
-                for s, p in zip(submissions, polls)]
-    rows = list(plan.existing)
-    for batch_items, collect in zip(batches, collects):
+def generate_in_batches(run_id: str, items: Iterable[WorkItem]) -> list[ManifestRow]:
+    """The whole batch mode for one wave of a flow run (its ``RunContext.batch`` settings):
+    rows for every item, whatever fails. ``items`` is read as a stream, ``PLAN_CHUNK`` at a
+    time; each chunk's batches are submitted while the next chunk is planned."""
+    open_jobs = open_batches(run_id)
+    owner = owners(open_jobs)
+    rows: list[ManifestRow] = []
+    wanted: set[str] = set()
+    chains: list[tuple[list[WorkItem], PrefectFuture]] = []
+    for chunk in _chunks(items, PLAN_CHUNK):
+        plan = plan_batches(run_id, chunk, owner)
+        rows += plan.existing
+        wanted |= plan.wanted
+        chains += [(group, _chain(run_id, submit_batch.submit(run_id, group))) for group in plan.new_groups]
+    for job in resume_batches(run_id, open_jobs, wanted):
+        submission = Submission(job) if job.batch_name else submit_batch.submit(run_id, job.items, recorded=job)
+        chains.append((job.items, _chain(run_id, submission)))
+    for batch_items, collect in chains:
         rows.extend(_rows_of(run_id, batch_items, collect))
     return rows
+
+
+def _chunks(items: Iterable[WorkItem], size: int) -> Iterator[list[WorkItem]]:
+    chunk: list[WorkItem] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _chain(run_id: str, submission: PrefectFuture | Submission) -> PrefectFuture:
+    """poll -> collect for one (submitted or recorded) batch; a future passed as a task
+    argument reaches the task as its result: Prefect resolves it."""
+    poll = poll_batch.submit(run_id, submission)  # type: ignore[arg-type]  # futures resolved
+    return collect_batch.submit(run_id, submission, poll)  # type: ignore[call-overload]  # futures resolved
 
 
 def _rows_of(run_id: str, batch_items: list[WorkItem], future: PrefectFuture) -> list[ManifestRow]:

@@ -9,4 +9,4 @@ The public API is its modules, imported by name (``from bananaflow.batch.runner 
 BatchRunner``): this file imports nothing, so importing one loads only what it needs.
 """
 
-__all__ = ["api", "jsonl", "ledger", "runner"]
+__all__ = ["api", "gcs_staging", "jsonl", "ledger", "runner", "vertex_api"]

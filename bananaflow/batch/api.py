@@ -11,20 +11,26 @@ results are a JSONL file fetched from ``/download/v1beta/files/ID:download?alt=m
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 from urllib.parse import quote
 
 import httpx
 
+from bananaflow.batch.jsonl import ResultLine, input_file, read_results
 from bananaflow.errors import BadResponse, ProviderError
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers._http import credentials, int_field, make_client, read_json, send
 from bananaflow.providers.classify import classify_response, classify_transport_error
 from bananaflow.providers.settings import ProviderSettings
 
 SUCCEEDED = "BATCH_STATE_SUCCEEDED"
-#: End states; any other state (including ones Google adds later) means "keep polling".
-TERMINAL_STATES = frozenset({SUCCEEDED, "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED"})
+#: Vertex AI's job states that carry results (a partly succeeded job has a line per request).
+VERTEX_SUCCEEDED = frozenset({"JOB_STATE_SUCCEEDED", "JOB_STATE_PARTIALLY_SUCCEEDED"})
+#: End states of both services; any other state (including ones Google adds later) means "keep polling".
+TERMINAL_STATES = frozenset({SUCCEEDED, "BATCH_STATE_FAILED", "BATCH_STATE_CANCELLED", "BATCH_STATE_EXPIRED",
+                             *VERTEX_SUCCEEDED, "JOB_STATE_FAILED", "JOB_STATE_CANCELLED", "JOB_STATE_EXPIRED"})
 _CHUNK = 8 * 1024 * 1024  # the upload granularity Google announces
 
 
@@ -45,7 +51,23 @@ class BatchStatus:
 
     @property
     def succeeded(self) -> bool:
-        return self.state == SUCCEEDED
+        return self.state == SUCCEEDED or self.state in VERTEX_SUCCEEDED
+
+
+class BatchAPI(Protocol):
+    """What ``BatchRunner`` needs of a batch service: AI Studio's (``GeminiBatchAPI``) or
+    Vertex AI's (``bananaflow.batch.vertex_api.VertexBatchAPI``)."""
+
+    def input_file(self, items: Iterable[WorkItem]) -> bytes: ...
+    def result_key(self, key_stem: str) -> str: ...
+    def read_results(self, stream: IO[bytes]) -> Iterator[ResultLine]: ...
+    async def upload_jsonl(self, data: bytes, display_name: str) -> str: ...
+    async def create(self, model: str, file_name: str, display_name: str) -> BatchStatus: ...
+    async def get(self, name: str) -> BatchStatus: ...
+    async def find(self, display_name: str) -> BatchStatus | None: ...
+    async def cancel(self, name: str) -> None: ...
+    async def download(self, file_name: str) -> IO[bytes]: ...
+    async def aclose(self) -> None: ...
 
 
 def status_from_operation(payload: dict[str, Any]) -> BatchStatus:
@@ -87,6 +109,17 @@ class GeminiBatchAPI:
 
     def __repr__(self) -> str:
         return f"GeminiBatchAPI(base_url={self.base_url!r})"
+
+    # -- the files: AI Studio's JSONL names each line by its item's key stem ----------------
+    def input_file(self, items: Iterable[WorkItem]) -> bytes:
+        return input_file(items)
+
+    def result_key(self, key_stem: str) -> str:
+        """What a result line carries to name the item of ``key_stem``."""
+        return key_stem
+
+    def read_results(self, stream: IO[bytes]) -> Iterator[ResultLine]:
+        return read_results(stream)
 
     async def _call(self, method: str, path: str, *, model: str | None = None, **kwargs: Any) -> httpx.Response:
         headers, params = credentials(self.settings)

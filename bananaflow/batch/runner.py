@@ -21,8 +21,8 @@ from datetime import UTC, datetime
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_delay
 from tenacity.wait import wait_exponential_jitter
 
-from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
-from bananaflow.batch.jsonl import ResultLine, image_request, input_file, read_results
+from bananaflow.batch.api import BatchAPI, BatchStatus
+from bananaflow.batch.jsonl import ResultLine, image_request
 from bananaflow.batch.ledger import BatchJob, BatchLedger, job_id_for
 from bananaflow.errors import (
     BadResponse,
@@ -79,6 +79,12 @@ class BatchPlan:
     existing: list[ManifestRow] = field(default_factory=list)
     resumed: list[BatchJob] = field(default_factory=list)
     new_groups: list[list[WorkItem]] = field(default_factory=list)
+    wanted: set[str] = field(default_factory=set)  # ids of recorded batches holding items of this plan
+
+
+def owners(jobs: Iterable[BatchJob]) -> dict[str, str]:
+    """Key stem -> id of the recorded batch that holds it."""
+    return {key: job.job_id for job in jobs for key in job.keys}
 
 
 @dataclass
@@ -114,7 +120,7 @@ class BatchRunner:
 
     def __init__(
         self,
-        api: GeminiBatchAPI,
+        api: BatchAPI,
         store: ImageStore,
         *,
         run_id: str,
@@ -164,12 +170,12 @@ class BatchRunner:
         return rows
 
     # -- plan ------------------------------------------------------------------------------
-    async def plan(self, items: list[WorkItem]) -> BatchPlan:
+    async def screen(self, items: list[WorkItem]) -> tuple[list[WorkItem], list[ManifestRow]]:
+        """``(items to send, rows of the others)``: an item made already, or whose prompt an
+        earlier run saw blocked (its ``~blocked.json`` marker), is not sent; one LIST each."""
         gate = asyncio.Semaphore(_LOOKUPS_AT_ONCE)
 
         async def lookup(item: WorkItem) -> ManifestRow | None:
-            """The row of an item not to send (made already, or a block an earlier run
-            remembered for this prompt), from one LIST of its keys."""
             async with gate:
                 key, sidecars = await asyncio.to_thread(self.store.find_with_sidecars, item.key_stem)
                 if key is not None:
@@ -179,40 +185,57 @@ class BatchRunner:
                 return None
 
         found = await asyncio.gather(*(lookup(item) for item in items))
+        return [item for item, row in zip(items, found) if row is None], [row for row in found if row is not None]
+
+    async def plan(self, items: list[WorkItem]) -> BatchPlan:
+        """The whole plan of one list of items: ``open_batches``, ``plan_chunk``, ``resumed``."""
+        open_jobs = await self.open_batches()
+        plan = await self.plan_chunk(items, owners(open_jobs))
+        plan.resumed = await self.resumed(open_jobs, plan.wanted)
+        return plan
+
+    async def open_batches(self) -> list[BatchJob]:
+        """Every batch recorded and not yet collected (once per wave, before its items)."""
+        return await asyncio.to_thread(self.ledger.open_jobs)
+
+    async def plan_chunk(self, items: list[WorkItem], owner: dict[str, str]) -> BatchPlan:
+        """Rows of items not to send, the recorded batches (job ids) that hold others, and
+        new groups for the rest. ``owner`` maps key stems to open job ids (``owners``), so a
+        wave read chunk by chunk never sends an item a recorded batch already holds."""
         plan = BatchPlan()
-        pending: list[WorkItem] = []
-        for item, row in zip(items, found):
-            if row is None:
-                pending.append(item)
-            else:
-                plan.existing.append(row)
-        open_jobs = await asyncio.to_thread(self.ledger.open_jobs)
-        owner = {key: job for job in open_jobs for key in job.keys}
-        # Every created batch is collected, even one whose items left the catalog: its
-        # images are paid for. A record that never got a batch name is only worth
-        # creating again for items this run still wants.
-        resumed: dict[str, BatchJob] = {job.job_id: job for job in open_jobs if job.batch_name}
+        pending, plan.existing = await self.screen(items)
         fresh: list[WorkItem] = []
         for item in pending:
-            job = owner.get(item.key_stem)
-            if job is None:
+            job_id = owner.get(item.key_stem)
+            if job_id is None:
                 fresh.append(item)
             else:
-                resumed[job.job_id] = job
-        for job in open_jobs:
-            if job.job_id not in resumed:
-                await asyncio.to_thread(self.ledger.close, job, "abandoned")
-        plan.resumed = list(resumed.values())
+                plan.wanted.add(job_id)
         plan.new_groups = split_into_batches(fresh, self.limits)
         self._emit(plan.existing)
         return plan
+
+    async def resumed(self, open_jobs: list[BatchJob], wanted: set[str]) -> list[BatchJob]:
+        """The recorded batches to poll and collect. Every created batch is collected, even
+        one whose items left the catalog: its images are paid for. A record that never got a
+        batch name is only worth creating again for items this run still wants (``wanted``)."""
+        resumed = [job for job in open_jobs if job.batch_name or job.job_id in wanted]
+        keep = {job.job_id for job in resumed}
+        for job in open_jobs:
+            if job.job_id not in keep:
+                await asyncio.to_thread(self.ledger.close, job, "abandoned")
+        return resumed
 
     # -- submit ----------------------------------------------------------------------------
     async def submit(self, items: list[WorkItem]) -> Submission:
         """Reserve each item's batch worst case under ``--max-cost`` (items that do not fit
         are deferred, not submitted), then upload the JSONL, record the batch, create it,
-        record its name."""
+        record its name. Items are looked at once more first: the plan may be old, and an
+        image or a blocked marker another run wrote since then means nothing to send."""
+        items, screened = await self.screen(items)
+        self._emit(screened)
         items, deferred = self._reserve(items)
+        deferred = screened + deferred
         if not items:
             return Submission(None, deferred)
         job = BatchJob(job_id=job_id_for(items), model=items[0].model, items=items, run_id=self.run_id,
@@ -269,7 +292,14 @@ class BatchRunner:
             await asyncio.to_thread(self.ledger.save, job)
             log.info("recovered %s for %s", job.batch_name, job.display_name)
             return Submission(job)
-        return await self.create(job)
+        remaining, screened = await self.screen(job.items)
+        if not screened:
+            return await self.create(job)
+        self._emit(screened)  # made or blocked since it was recorded: the record goes, the rest is submitted anew
+        await asyncio.to_thread(self.ledger.close, job, "abandoned")
+        submission = await self.submit(remaining) if remaining else Submission(None)
+        submission.rows = screened + submission.rows
+        return submission
 
     async def create(self, job: BatchJob) -> Submission:
         """Upload, record, create and record again the batch of ``job``."""
@@ -282,7 +312,7 @@ class BatchRunner:
             return await self.api.upload_jsonl(data, job.display_name)
 
         try:
-            data = input_file(job.items)
+            data = self.api.input_file(job.items)
             job.file_name, _ = await call_with_retries(upload, self.policy)
             await asyncio.to_thread(self.ledger.save, job)  # the intent, before any bill
             status = await self._create_with_retries(job)
@@ -348,10 +378,10 @@ class BatchRunner:
             return self._emit(self._rows_for(job, exc, started, t0))
         stream = await self.api.download(status.responses_file)
         rows: list[ManifestRow] = []
-        by_key = {item.key_stem: item for item in job.items}
+        by_key = {self.api.result_key(item.key_stem): item for item in job.items}
         seen: set[str] = set()
         try:
-            for line in read_results(stream):
+            for line in self.api.read_results(stream):
                 item = by_key.get(line.key or "")
                 if item is None or item.key_stem in seen:
                     log.warning("%s: result line for unknown key %r ignored (%s)", job.batch_name, line.key, line.problem)

@@ -53,7 +53,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     check_inputs(args.catalog, job, prefix=_prefix(options) or "", reading=options.reading)
     mode = options.execution.mode or job.spec.run.mode
     if mode != "realtime":  # a relay has no Batch mode: say so before any work starts
-        choose_mode(mode, 0, provider_kind=ProviderSettings.from_env(model=_model(options)).kind)
+        provider = ProviderSettings.from_env(model=_model(options))
+        choose_mode(mode, 0, provider_kind=provider.kind, models=tuple({v.model for v in job.variants}),
+                    location=provider.location)
+        if provider.kind == "vertex" and mode == "batch" and not options.delivery.bucket.startswith("gs://"):
+            from bananaflow.batch.gcs_staging import staging_uri
+
+            staging_uri("", os.environ)  # Vertex batch reads and writes Cloud Storage: say where, now
     check_fallback_models(options.spend.fallback_models or (), options.images)
     return exit_code(run_flow(args.catalog, options, show_progress=not args.no_progress))
 

@@ -26,7 +26,7 @@ __all__ = [
     "make_provider",
     # modules
     "base", "classify", "diagnose", "gcp_auth", "gemini", "imaging", "models", "network_backend",
-    "openai_images", "quota_day", "settings", "vertex",
+    "openai_images", "quota_day", "settings", "vertex", "vertex_settings",
 ]
 
 

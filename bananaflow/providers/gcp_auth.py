@@ -49,6 +49,11 @@ class AccessTokens:
         return f"AccessTokens(source={self.source!r}, fetches={self.fetches})"
 
     @property
+    def credentials(self) -> Any:
+        """The google-auth credentials themselves (for Google's own clients, e.g. Cloud Storage)."""
+        return self._credentials
+
+    @property
     def service_account(self) -> str | None:
         """The service account's e-mail, for messages that name who needs an IAM role."""
         email = getattr(self._credentials, "service_account_email", None)

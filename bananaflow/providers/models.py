@@ -38,6 +38,7 @@ class ModelSpec:
     input_usd_per_million: float
     input_image_tokens: int
     max_reference_images: int
+    vertex_batch: bool = False  # Vertex AI batch prediction accepts it
     pixels_1k: Mapping[str, tuple[int, int]] = field(repr=False, default_factory=dict)
 
     def validate(self, aspect_ratio: str, image_size: str) -> None:
@@ -120,6 +121,12 @@ def known_models() -> list[str]:
     return sorted(_load(os.environ.get(MODELS_FILE_ENV))["models"])
 
 
+def vertex_batch_models() -> list[str]:
+    """The model ids Vertex AI batch prediction accepts (``vertex_batch = true``)."""
+    raw = _load(os.environ.get(MODELS_FILE_ENV))
+    return sorted(model for model, entry in raw["models"].items() if entry.get("vertex_batch"))
+
+
 def get_model(model_id: str) -> ModelSpec:
     """Look a model id up; an unknown id is a clear error listing the known ones."""
     raw = _load(os.environ.get(MODELS_FILE_ENV))
@@ -144,5 +151,6 @@ def get_model(model_id: str) -> ModelSpec:
         input_usd_per_million=float(entry["input_usd_per_million"]),
         input_image_tokens=int(entry.get("input_image_tokens", 560)),
         max_reference_images=int(entry.get("max_reference_images", 14)),
+        vertex_batch=bool(entry.get("vertex_batch", False)),
         pixels_1k=pixels,
     )

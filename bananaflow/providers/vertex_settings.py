@@ -84,3 +84,23 @@ def vertex_fields_from_env(
         project=project,
         location=location,
     )
+
+
+#: Where batch prediction jobs go when the run's location is ``global`` (or a multi-region):
+#: a ``batchPredictionJobs`` resource lives in one region, and Google's batch guides and
+#: samples create it in us-central1, the region every Gemini image model is served in.
+DEFAULT_BATCH_LOCATION = "us-central1"
+BATCH_LOCATION_ENV = "BANANAFLOW_VERTEX_BATCH_LOCATION"
+
+
+def vertex_batch_location(location: str | None, env: Mapping[str, str]) -> str:
+    """The region batch jobs are created in: ``BANANAFLOW_VERTEX_BATCH_LOCATION``, else the
+    run's own region, else (for ``global``, ``us``, ``eu``) us-central1."""
+    chosen = (env.get(BATCH_LOCATION_ENV) or "").strip().lower()
+    if not chosen:
+        chosen = location if location and location != DEFAULT_LOCATION and location not in MULTI_REGIONS \
+            else DEFAULT_BATCH_LOCATION
+    if chosen == DEFAULT_LOCATION or chosen in MULTI_REGIONS or not _LOCATION.match(chosen):
+        raise ConfigurationError(f"{BATCH_LOCATION_ENV}={chosen!r} must be a region such as us-central1: "
+                                 "Vertex batch prediction jobs are regional")
+    return chosen

@@ -212,3 +212,29 @@ def test_the_job_spec_can_choose_batch_mode(prefect_api, s3_env, provider_env, t
     assert summary["counts"] == {"succeeded": 3}
     assert sim.batch_stats()["batches_created"] == 1
     assert sim.stats()["by_route"].get("generateContent", 0) == 0
+
+
+def test_a_wave_is_planned_as_a_stream_of_chunks(prefect_api, s3_env, provider_env, tmp_path, monkeypatch):
+    """The flow reads a wave from the work store PLAN_CHUNK items at a time and submits each
+    chunk's batches as it goes; an item a recorded batch holds is still not sent twice."""
+    import bananaflow_prefect.tasks.batch as batch_tasks
+
+    sim = provider_env
+    sim.configure(batch_turnaround_s=0.3)
+    monkeypatch.setattr(batch_tasks, "PLAN_CHUNK", 2)
+    seen: list[int] = []
+    real_chunks = batch_tasks._chunks
+
+    def counting(items, size):
+        for chunk in real_chunks(items, size):
+            seen.append(len(chunk))
+            yield chunk
+
+    monkeypatch.setattr(batch_tasks, "_chunks", counting)
+    catalog = write_catalog(tmp_path / "catalog.csv", products(5, "ST"))
+    summary = run(catalog=str(catalog), bucket="e2e-batch-stream", mode="batch", **FAST_POLL)
+    assert summary["counts"] == {"succeeded": 5}
+    assert seen == [2, 2, 1]
+    assert sim.batch_stats()["batches_created"] == 3, "one batch per planned chunk"
+    frame = manifest(s3_client(s3_env), "e2e-batch-stream", summary)
+    assert sorted(frame.groupby("batch_name").size().tolist()) == [1, 2, 2]

@@ -46,7 +46,7 @@ def test_run_on_vertex_with_adc_from_a_service_account_file(prefect_api, s3_env,
 
         refused = bananaflow(["run", str(catalog), "--bucket", "vertex-run", "--mode", "batch"], env)
         assert refused.returncode == 2
-        assert "batch mode on Vertex AI is not supported" in refused.stderr and "Traceback" not in refused.stderr
+        assert "BANANAFLOW_VERTEX_BATCH_STAGING" in refused.stderr and "Traceback" not in refused.stderr
     keys = [o["Key"] for o in s3_env.client().list_objects_v2(Bucket="vertex-run", Prefix="v/")["Contents"]]
     assert sum(k.endswith(".png") for k in keys) == 4
 

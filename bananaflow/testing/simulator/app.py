@@ -13,6 +13,7 @@ from bananaflow.testing.simulator import (
     gemini_routes,
     oauth,
     openai_routes,
+    vertex_batch_routes,
     vertex_routes,
 )
 from bananaflow.testing.simulator.engine import SimulatorEngine
@@ -29,7 +30,7 @@ def build_app(engine: SimulatorEngine) -> ASGIApp:
     """The simulator as an ASGI app (wrapped so scripted resets can drop connections)."""
     app = Starlette(
         routes=[*gemini_routes.routes, *batch_routes.routes, *openai_routes.routes, *admin_routes.routes,
-                *vertex_routes.routes, *oauth.routes, *chat_routes.routes],
+                *vertex_routes.routes, *vertex_batch_routes.routes, *oauth.routes, *chat_routes.routes],
         exception_handlers={404: _not_found},
     )
     app.state.engine = engine

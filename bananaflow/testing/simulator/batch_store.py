@@ -169,6 +169,7 @@ class BatchStore:
             self.files: dict[str, StoredFile] = {}
             self.sessions: dict[str, UploadSession] = {}
             self.batches: dict[str, SimBatch] = {}
+            self.vertex_jobs: dict[str, Any] = {}  # vertex_batch_routes.VertexJob by id
             self.batches_created = 0
             self.files_uploaded = 0
             self.files_downloaded = 0
@@ -219,6 +220,12 @@ class BatchStore:
     def add_batch(self, batch: SimBatch) -> None:
         with self._lock:
             self.batches[batch.id] = batch
+            self.batches_created += 1
+
+    def add_vertex_job(self, job_id: str, job: Any) -> None:
+        """A Vertex ``batchPredictionJob``, counted in the same ``batches_created``."""
+        with self._lock:
+            self.vertex_jobs[job_id] = job
             self.batches_created += 1
 
     def batch(self, batch_id: str) -> SimBatch | None:

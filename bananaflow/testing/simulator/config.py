@@ -112,6 +112,9 @@ class SimulatorConfig:
     openai_json_schema: bool = True
     openai_list_models: bool = False  # GET /v1/models answers the served ids (off: 404, as on many relays)
     openai_served_models: tuple[str, ...] = ()  # the relay serves (and lists) only these; empty: every known model
+    # Vertex batch prediction (vertex_batch_routes): the Cloud Storage emulator its JSONL is
+    # read from and written to (None: STORAGE_EMULATOR_HOST of the simulator's process).
+    gcs_endpoint: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",

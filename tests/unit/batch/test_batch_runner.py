@@ -196,3 +196,39 @@ def test_a_prompt_blocked_in_a_batch_is_remembered_and_not_sent_by_the_next_batc
     rows3, _ = run_batches(sim, store, "night-3", work, retry_blocked=True)
     assert {r.sku: r.status for r in rows3} == {"SKU-OK": "skipped_exists", "SKU-NO": "succeeded"}
     assert find_block(store, "blocked/SKU-NO/main-2") is None, "the marker goes once the image is made"
+
+
+def test_a_marker_written_after_the_plan_is_read_before_submitting(s3: LocalS3Server, sim: SimulatorServer) -> None:
+    """The plan of a wave can be old by the time its batch is submitted: another run may have
+    been refused the same prompt since. Submitting looks again and does not send it."""
+    from datetime import UTC, datetime
+
+    from bananaflow.errors import ContentBlocked
+
+    store = ImageStore("runner", prefix="late-block")
+    store.ensure_bucket()
+    work = items("late-block", 3)
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+    seen: list[ManifestRow] = []
+
+    async def go() -> tuple[list[ManifestRow], int]:
+        api = GeminiBatchAPI(settings)
+        try:
+            runner = BatchRunner(api, store, run_id="night-a", lander=ImageLander(store, run_id="night-a", mode="batch"),
+                                 poll=FAST, listeners=[seen.append])
+            plan = await runner.plan(work)
+            assert [len(g) for g in plan.new_groups] == [3] and plan.existing == []
+            other = ImageLander(store, run_id="night-b", mode="batch")  # another run, meanwhile
+            await other.remember_block(work[1], ContentBlocked("refused", model=PRO), datetime.now(UTC))
+            submission = await runner.submit(plan.new_groups[0])
+            assert submission.job is not None
+            status = await runner.wait(submission.job)
+            return submission.rows + await runner.collect(submission.job, status), len(submission.job.items)
+        finally:
+            await api.aclose()
+
+    rows, sent = asyncio.run(go())
+    assert sent == 2
+    assert {r.sku: r.status for r in rows} == {"SKU-0": "succeeded", "SKU-1": "blocked", "SKU-2": "succeeded"}
+    assert next(r for r in rows if r.sku == "SKU-1").attempts == 0
+    assert sorted(r.sku for r in seen) == ["SKU-0", "SKU-1", "SKU-2"], "each row reported once"

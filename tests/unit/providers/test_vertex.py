@@ -98,11 +98,20 @@ def test_missing_project_is_one_clear_line(tmp_path: Path) -> None:
     assert settings.project == "from-file"
 
 
-def test_batch_mode_on_vertex_is_refused_in_one_line() -> None:
-    with pytest.raises(ConfigurationError, match="batch mode on Vertex AI is not supported") as caught:
-        choose_mode("batch", 10, provider_kind="vertex")
-    assert "\n" not in str(caught.value)
-    assert choose_mode("auto", 10_000, provider_kind="vertex").mode == "realtime"
+def test_batch_mode_on_vertex_takes_only_the_models_vertex_batch_accepts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("BANANAFLOW_VERTEX_BATCH_LOCATION", raising=False)
+    with pytest.raises(ConfigurationError, match="does not take gemini-3.1-flash-image; it takes ") as caught:
+        choose_mode("batch", 10, provider_kind="vertex", models=("gemini-3.1-flash-image",))
+    assert "\n" not in str(caught.value) and "gemini-3-pro-image" in str(caught.value)
+    choice = choose_mode("batch", 10, provider_kind="vertex", models=(PRO,), location="global")
+    assert choice.mode == "batch" and "us-central1" in choice.reason and "global" in choice.reason
+    assert "europe-west4" in choose_mode("batch", 10, provider_kind="vertex", models=(PRO,),
+                                         location="europe-west4").reason
+    assert choose_mode("auto", 10_000, provider_kind="vertex", models=(PRO,)).mode == "batch"
+    assert choose_mode("auto", 10_000, provider_kind="vertex", models=("gemini-3.1-flash-image",)).mode == "realtime"
+    monkeypatch.setenv("BANANAFLOW_VERTEX_BATCH_LOCATION", "global")
+    with pytest.raises(ConfigurationError, match="must be a region"):
+        choose_mode("batch", 10, provider_kind="vertex", models=(PRO,), location="global")
 
 
 def test_images_on_the_vertex_path_with_one_shared_token(sim: SimulatorServer, vertex_env: dict[str, str]) -> None:
@@ -202,3 +211,43 @@ def test_google_genai_sdk_on_vertex_talks_to_the_simulator(sim: SimulatorServer,
     assert sim.oauth_stats()["tokens_issued"] == 1
     model = client.models.get(model=PRO)
     assert model.name and PRO in model.name
+
+
+def test_the_simulators_vertex_batch_jobs_answer_like_vertex(sim: SimulatorServer, vertex_env: dict[str, str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """create -> find by display name -> cancel through ``VertexBatchAPI``; a job in ``global``
+    and a model batch prediction does not take are refused with Vertex's 400."""
+    import httpx
+
+    from bananaflow.batch.gcs_staging import GcsStaging
+    from bananaflow.batch.vertex_api import VertexBatchAPI
+    from bananaflow.errors import InvalidRequest
+
+    monkeypatch.delenv("BANANAFLOW_VERTEX_BATCH_LOCATION", raising=False)
+    sim.configure(batch_turnaround_s=3600)
+    api = VertexBatchAPI(_settings(), GcsStaging("gs://stage/p"))
+
+    async def go() -> None:
+        try:
+            created = await api.create(PRO, "gs://stage/p/x/input.jsonl", "bananaflow-x")
+            assert created.state == "JOB_STATE_PENDING" and not created.terminal
+            assert created.name.startswith("projects/") and "/locations/us-central1/batchPredictionJobs/" in created.name
+            assert created.name.split("/")[1] != PROJECT, "Google names jobs by project number"
+            found = await api.find("bananaflow-x")
+            assert found is not None and found.name == created.name
+            assert await api.find("bananaflow-other") is None
+            await api.cancel(created.name)
+            cancelled = await api.get(created.name)
+            assert cancelled.state == "JOB_STATE_CANCELLED" and cancelled.terminal and not cancelled.succeeded
+            with pytest.raises(InvalidRequest, match="does not support batch prediction"):
+                await api.create("gemini-3.1-flash-image", "gs://stage/p/y/input.jsonl", "bananaflow-y")
+            token = await api.tokens.token()
+            async with httpx.AsyncClient() as client:
+                answer = await client.post(f"{sim.base_url}/v1/projects/{PROJECT}/locations/global/batchPredictionJobs",
+                                           headers={"Authorization": f"Bearer {token}"}, json={})
+            assert answer.status_code == 400 and "global" in answer.json()["error"]["message"]
+        finally:
+            await api.aclose()
+
+    asyncio.run(go())
+    assert sim.batch_stats()["batches_created"] == 1 and sim.batch_stats()["batch_cancels"] == 1
