@@ -17,6 +17,7 @@ from bananaflow.options import RunOptions, resolve_limits
 from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.planning.mode import choose_mode
+from bananaflow.planning.quality import resolve_quality
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock, load_block
@@ -51,6 +52,7 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     config = RunConfig(
         run_id=str(flow_run.id), catalog=catalog, options=options, job=job, provider_settings=provider, store=store,
         limits=limits, policy=policy, batch=batch_settings(options, job),
+        quality=resolve_quality(options.quality, job.spec.qa, provider_block.quality_defaults() if provider_block else None),
     )
     return RunContext(
         config=config, spool=spool_for_bucket(store.bucket), guard=guard,

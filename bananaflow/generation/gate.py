@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
@@ -40,11 +40,12 @@ from bananaflow.limits.controller import RateController
 from bananaflow.limits.meters import Demand
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import ImageRequest, ReferenceImage
+from bananaflow.providers.models import get_model
 from bananaflow.quality.judge_api import Judge, JudgeAnswer, JudgeInput, ProductFacts
 
 __all__ = [
     "ChecksFailed", "Corrections", "FreeChecks", "JudgeCaller", "NotJudged", "PixelChecks", "QualityGate",
-    "default_corrections", "facts_of", "judge_share",
+    "default_corrections", "facts_of", "gate_for_run", "judge_in_flight_for", "judge_share",
 ]
 
 log = logging.getLogger("bananaflow.generation.gate")
@@ -72,14 +73,18 @@ class FreeChecks(Protocol):
     def check(self, image: bytes, *, item_key: str, sku: str, report: QAReport | None) -> Verdict: ...
 
 
-#: ``(prompt, failed verdict) -> the prompt of the regeneration`` (the judge's feedback builder).
-Corrections = Callable[[str, Verdict], str]
+#: ``(original prompt, the item's verdicts so far) -> (prompt of the next attempt, edit the
+#: failed image?)``: the judge's feedback builder (``bananaflow.quality.feedback``) decides
+#: whether the next attempt starts afresh or edits the failed image with the reference.
+Corrections = Callable[[str, Sequence[Verdict]], tuple[str, bool]]
 
 
-def default_corrections(prompt: str, verdict: Verdict) -> str:
-    """The prompt with the failed checks' reasons as corrections."""
-    reasons = "\n".join(f"- {reason}" for reason in verdict.reasons) or "- the image did not pass its checks"
-    return f"{prompt}\n\nThe previous image of this product was rejected. Fix exactly these problems:\n{reasons}"
+def default_corrections(prompt: str, verdicts: Sequence[Verdict]) -> tuple[str, bool]:
+    """A fresh request: the original prompt with the last failed verdict's reasons as corrections."""
+    failed = [v for v in verdicts if not v.passed]
+    lines = "\n".join(f"- {reason}" for reason in (failed[-1].reasons if failed else ())) or \
+        "- the image did not pass its checks"
+    return f"{prompt}\n\nThe previous image of this product was rejected. Fix exactly these problems:\n{lines}", False
 
 
 class PixelChecks:
@@ -239,8 +244,13 @@ class QualityGate:
             regenerations += 1
             log.info("%s: %s; regenerating (%d of %d) with the reasons as corrections", context,
                      "; ".join(verdict.reasons), regenerations, self.max_regenerations)
-            corrected = replace(request, prompt=self.corrections(request.prompt, verdict))
-            second = await send(corrected)
+            prompt, edit = self.corrections(request.prompt, current.outcome.verdicts)
+            failed_image = current.outcome.image
+            references = request.reference_images
+            if edit and failed_image is not None:  # the failed image first, then the real product
+                most = get_model(request.model).max_reference_images
+                references = (ReferenceImage(failed_image.data, failed_image.mime_type), *references)[:most]
+            second = await send(replace(request, prompt=prompt, reference_images=references))
             merged = replace(current.outcome, attempts=current.outcome.attempts + second.attempts,
                              charges=(*current.outcome.charges,
                                       *(replace(c, purpose=REGENERATION_PREFIX + c.purpose) for c in second.charges)))
@@ -300,6 +310,32 @@ class QualityGate:
                                           retryable=False), current.finished)
         outcome = replace(outcome, verdicts=(*outcome.verdicts, answer.verdict), charges=(*outcome.charges, *charges))
         return answer.verdict, _Attempt(outcome, current.finished)
+
+
+def gate_for_run(
+    judge: Judge | None,
+    *,
+    max_regenerations: int,
+    budget: Budget | None,
+    policy: RetryPolicy,
+    judge_max_in_flight: int,
+    free_checks: FreeChecks | None = None,
+    corrections: Corrections = default_corrections,
+) -> QualityGate:
+    """The gate of one run: the judge behind its own rate controller (scope ``judge/<model>``,
+    ``judge_max_in_flight`` calls at once), the run's budget and retry policy."""
+    caller = None
+    if judge is not None:
+        controller = RateController(max(1, judge_max_in_flight), scope=f"judge/{judge.model}")
+        caller = JudgeCaller(judge, controller, policy, budget)
+    return QualityGate(caller, max_regenerations=max_regenerations, free_checks=free_checks, corrections=corrections)
+
+
+def judge_in_flight_for(image_max_in_flight: int) -> int:
+    """Judge calls at once: a Flash judge answers in a few seconds and its quota is far larger
+    than an image model's, so as many as there are image slots keep the judge off the
+    critical path; each waiting item holds a pump worker, not an image slot."""
+    return max(4, image_max_in_flight)
 
 
 def _with_gate(outcome: ItemOutcome, regenerations: int) -> ItemOutcome:

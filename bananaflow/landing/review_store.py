@@ -26,7 +26,7 @@ from bananaflow.landing.keys import join_key
 from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED, Verdict
 
 __all__ = [
-    "REVIEW_FOLDER", "REVIEW_SUFFIX", "ReviewMarker", "find_review_marker", "read_review_marker", "review_key",
+    "REVIEW_FOLDER", "REVIEW_SUFFIX", "ReviewMarker", "find_review_marker", "item_stem_of", "read_review_marker", "review_key",
     "review_marker_key", "review_stem", "write_review_marker",
 ]
 
@@ -51,6 +51,16 @@ def review_stem(stem: str, prefix: str = "") -> str:
     prefix = prefix.strip("/")
     rest = stem[len(prefix) + 1:] if prefix and stem.startswith(prefix + "/") else stem
     return join_key(prefix, REVIEW_FOLDER, rest)
+
+
+def item_stem_of(review_key_or_stem: str) -> str:
+    """The item's own key stem of an image kept under ``review/`` (the inverse of
+    ``review_stem``, without knowing the prefix: item keys end ``{sku}/{variant}-{digest}``)."""
+    parts = review_key_or_stem.split("/")
+    if len(parts) >= 3 and parts[-3] == REVIEW_FOLDER:
+        del parts[-3]
+    joined = "/".join(parts)
+    return joined.rsplit(".", 1)[0] if "." in parts[-1] else joined
 
 
 def review_key(stem: str, extension: str, prefix: str = "") -> str:

@@ -199,5 +199,5 @@ def test_the_budget_counts_judge_calls_and_regenerations():
 
 def test_default_corrections_quote_every_reason():
     verdict = Verdict(False, (CheckResult("text_and_labels", False, "garbled"), CheckResult("clean_image", True)))
-    text = default_corrections("A mug", verdict)
-    assert text.startswith("A mug") and "- text_and_labels: garbled" in text and "clean_image" not in text
+    text, edit = default_corrections("A mug", [Verdict(True), verdict])
+    assert not edit and text.startswith("A mug") and "- text_and_labels: garbled" in text and "clean_image" not in text
