@@ -8,15 +8,16 @@ spec's ``regenerate_once``.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.options import QualityOptions
 from bananaflow.planning.jobspec import QASpec
 
-__all__ = ["DEFAULT_JUDGE_MODEL", "DEFAULT_MAX_REGENERATIONS", "QualitySettings", "default_judge_model",
-           "resolve_quality"]
+__all__ = ["DEFAULT_JUDGE_MODEL", "DEFAULT_MAX_REGENERATIONS", "DEFAULT_REGENERATION_SHARE", "QualitySettings",
+           "RegenerationShare", "default_judge_model", "regeneration_share", "resolve_quality"]
 
 #: Regenerations of an image that failed its checks when nothing else says.
 DEFAULT_MAX_REGENERATIONS = 2
@@ -37,11 +38,41 @@ class QualitySettings:
 
 
 def default_judge_model() -> str:
-    """``models.toml``'s default judge model, when it names one."""
+    """``[defaults] judge_model`` of ``models.toml``, when it names one."""
     from bananaflow.providers import models
 
-    finder = getattr(models, "default_judge_model_id", None)
-    return str(finder()) if callable(finder) else DEFAULT_JUDGE_MODEL
+    table = getattr(models, "model_table", None)  # models.toml's whole table (with the judge's section)
+    defaults = table().get("defaults") if callable(table) else None
+    value = defaults.get("judge_model") if isinstance(defaults, Mapping) else None
+    return str(value) if value else DEFAULT_JUDGE_MODEL
+
+
+#: The share of images expected to be made again after failed checks, when no earlier
+#: manifest says: public reports of product-photo generation put first-try fidelity failures
+#: (label text, colour drift, extra objects) around one image in five to seven.
+DEFAULT_REGENERATION_SHARE = 0.15
+
+
+@dataclass(frozen=True)
+class RegenerationShare:
+    """Regenerations per image to expect, and where the figure comes from."""
+
+    share: float
+    source: str
+
+
+def regeneration_share(previous: Iterable[ManifestRow] | None) -> RegenerationShare:
+    """From an earlier run's manifest (regenerations over the images the gate checked), else
+    ``DEFAULT_REGENERATION_SHARE``."""
+    if previous is not None:
+        checked = regenerated = 0
+        for row in previous:
+            if row.verdicts:
+                checked += 1
+                regenerated += row.qa_attempts or 0
+        if checked:
+            return RegenerationShare(round(regenerated / checked, 3), f"the previous manifest ({checked} images checked)")
+    return RegenerationShare(DEFAULT_REGENERATION_SHARE, "default: no previous manifest with quality-gate columns")
 
 
 def resolve_quality(options: QualityOptions, spec: QASpec | None = None,
