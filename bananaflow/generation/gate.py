@@ -22,7 +22,6 @@ image charges of a regeneration ``regeneration: image``.
 from __future__ import annotations
 
 import asyncio
-import io
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +32,7 @@ from bananaflow.generation.dispatch import BUDGET_POLL_S, effect_of
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.outcome import Charge, ItemOutcome
 from bananaflow.landing.output_presets import Finished, QAReport, finish, get_preset
-from bananaflow.landing.verdict import NEEDS_REVIEW, UNCHECKED, CheckResult, Verdict
+from bananaflow.landing.verdict import NEEDS_REVIEW, UNCHECKED, Verdict
 from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget
 from bananaflow.limits.controller import RateController
@@ -41,11 +40,13 @@ from bananaflow.limits.meters import Demand
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import ImageRequest, ReferenceImage
 from bananaflow.providers.models import get_model
+from bananaflow.quality.feedback import plan_regeneration
+from bananaflow.quality.free_checks import DuplicateWatcher, check_not_blank, free_verdict, preset_verdict
 from bananaflow.quality.judge_api import Judge, JudgeAnswer, JudgeInput, ProductFacts
 
 __all__ = [
-    "ChecksFailed", "Corrections", "FreeChecks", "JudgeCaller", "NotJudged", "PixelChecks", "QualityGate",
-    "default_corrections", "facts_of", "gate_for_run", "judge_in_flight_for", "judge_share",
+    "ChecksFailed", "Corrections", "FreeChecks", "JudgeCaller", "NotJudged", "QualityGate", "RunFreeChecks",
+    "facts_of", "feedback_corrections", "gate_for_run", "judge_in_flight_for", "judge_share",
 ]
 
 log = logging.getLogger("bananaflow.generation.gate")
@@ -68,50 +69,40 @@ class NotJudged(JudgeUnavailable):
 
 
 class FreeChecks(Protocol):
-    """Checks that cost nothing, run before the judge (``bananaflow.quality.free_checks``)."""
+    """Checks that cost nothing, run before the judge."""
 
-    def check(self, image: bytes, *, item_key: str, sku: str, report: QAReport | None) -> Verdict: ...
+    def check(self, image: bytes, *, item: WorkItem, report: QAReport | None) -> Verdict: ...
+
+
+class RunFreeChecks:
+    """The free stage of one run (``bananaflow.quality.free_checks``): a blank image, the same
+    image returned for two products of the run (one watcher for the whole run), and the
+    output preset's pixel rules (what ``qa_failed`` was before the gate)."""
+
+    def __init__(self) -> None:
+        self.duplicates = DuplicateWatcher()
+
+    def check(self, image: bytes, *, item: WorkItem, report: QAReport | None) -> Verdict:
+        blank = check_not_blank(image)
+        checks = [*blank.checks]
+        if blank.passed:  # a blank image matches every other blank one: not a duplicate finding
+            checks += self.duplicates.check(item.sku, item.variant, image).checks
+        if report is not None:
+            checks += preset_verdict(report).checks
+        return free_verdict(checks)
 
 
 #: ``(original prompt, the item's verdicts so far) -> (prompt of the next attempt, edit the
-#: failed image?)``: the judge's feedback builder (``bananaflow.quality.feedback``) decides
-#: whether the next attempt starts afresh or edits the failed image with the reference.
+#: failed image?)``: what the next attempt sends after failed checks.
 Corrections = Callable[[str, Sequence[Verdict]], tuple[str, bool]]
 
 
-def default_corrections(prompt: str, verdicts: Sequence[Verdict]) -> tuple[str, bool]:
-    """A fresh request: the original prompt with the last failed verdict's reasons as corrections."""
-    failed = [v for v in verdicts if not v.passed]
-    lines = "\n".join(f"- {reason}" for reason in (failed[-1].reasons if failed else ())) or \
-        "- the image did not pass its checks"
-    return f"{prompt}\n\nThe previous image of this product was rejected. Fix exactly these problems:\n{lines}", False
-
-
-class PixelChecks:
-    """The free stage when no richer one is given: the preset's own report and a blank
-    (near-uniform) image. Stateless, so one instance serves a whole run."""
-
-    #: a standard deviation of the greyscale pixels below this is a blank image
-    BLANK_STD = 2.0
-
-    def check(self, image: bytes, *, item_key: str, sku: str, report: QAReport | None) -> Verdict:
-        checks = [_not_blank(image, self.BLANK_STD)]
-        if report is not None:
-            checks.append(CheckResult("output_preset", report.passed, "; ".join(report.problems)))
-        return Verdict(all(c.passed for c in checks), tuple(checks), stage="free")
-
-
-def _not_blank(image: bytes, threshold: float) -> CheckResult:
-    import numpy as np
-    from PIL import Image
-
-    try:
-        with Image.open(io.BytesIO(image)) as opened:
-            grey = np.asarray(opened.convert("L").resize((64, 64)), dtype=np.float32)
-    except (OSError, ValueError) as exc:
-        return CheckResult("not_blank", False, f"the image cannot be read: {exc}")
-    std = float(grey.std())
-    return CheckResult("not_blank", std >= threshold, "" if std >= threshold else f"blank image (pixel std {std:.1f})")
+def feedback_corrections(prompt: str, verdicts: Sequence[Verdict]) -> tuple[str, bool]:
+    """The judge's feedback builder (``bananaflow.quality.feedback.plan_regeneration``): the
+    original prompt plus the reasons as corrections, and whether to edit the failed image
+    (local failures: a label, an artifact) or start afresh (anything structural)."""
+    plan = plan_regeneration(prompt, verdicts)
+    return plan.prompt, plan.edit_failed_image
 
 
 def facts_of(item: WorkItem) -> ProductFacts:
@@ -210,11 +201,11 @@ class QualityGate:
         *,
         max_regenerations: int = 2,
         free_checks: FreeChecks | None = None,
-        corrections: Corrections = default_corrections,
+        corrections: Corrections = feedback_corrections,
     ) -> None:
         self.judge = judge
         self.max_regenerations = max_regenerations
-        self.free_checks: FreeChecks = free_checks or PixelChecks()
+        self.free_checks: FreeChecks = free_checks or RunFreeChecks()
         self.corrections = corrections
 
     async def check(
@@ -286,8 +277,7 @@ class QualityGate:
         image = current.outcome.image
         assert image is not None
         report = current.finished.report if current.finished is not None else None
-        free = await asyncio.to_thread(self.free_checks.check, image.data, item_key=item.key_stem, sku=item.sku,
-                                       report=report)
+        free = await asyncio.to_thread(self.free_checks.check, image.data, item=item, report=report)
         outcome = replace(current.outcome, verdicts=(*current.outcome.verdicts, free))
         if report is not None:
             outcome = replace(outcome, qa=report.to_json())
@@ -320,7 +310,7 @@ def gate_for_run(
     policy: RetryPolicy,
     judge_max_in_flight: int,
     free_checks: FreeChecks | None = None,
-    corrections: Corrections = default_corrections,
+    corrections: Corrections = feedback_corrections,
 ) -> QualityGate:
     """The gate of one run: the judge behind its own rate controller (scope ``judge/<model>``,
     ``judge_max_in_flight`` calls at once), the run's budget and retry policy."""

@@ -22,7 +22,7 @@ __all__ = ["DEFAULT_JUDGE_MODEL", "DEFAULT_MAX_REGENERATIONS", "DEFAULT_REGENERA
 #: Regenerations of an image that failed its checks when nothing else says.
 DEFAULT_MAX_REGENERATIONS = 2
 #: The judge model when neither the run, the job spec, the block nor models.toml names one.
-DEFAULT_JUDGE_MODEL = "gemini-2.5-flash"
+DEFAULT_JUDGE_MODEL = "gemini-3.8-flash"
 
 
 @dataclass(frozen=True)
@@ -39,10 +39,9 @@ class QualitySettings:
 
 def default_judge_model() -> str:
     """``[defaults] judge_model`` of ``models.toml``, when it names one."""
-    from bananaflow.providers import models
+    from bananaflow.providers.models import model_table
 
-    table = getattr(models, "model_table", None)  # models.toml's whole table (with the judge's section)
-    defaults = table().get("defaults") if callable(table) else None
+    defaults = model_table().get("defaults")
     value = defaults.get("judge_model") if isinstance(defaults, Mapping) else None
     return str(value) if value else DEFAULT_JUDGE_MODEL
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from bananaflow.errors import JudgeUnavailable, ServerError
-from bananaflow.generation.gate import JudgeCaller, QualityGate, default_corrections
+from bananaflow.generation.gate import JudgeCaller, QualityGate, feedback_corrections
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.outcome import Charge
@@ -134,6 +134,7 @@ def test_an_image_that_fails_once_is_made_again_with_the_reasons_and_published()
     assert row.status == "succeeded" and row.qa_attempts == 1 and row.attempts == 2
     assert provider.prompts[0] != provider.prompts[1]
     assert "the label text is garbled" in provider.prompts[1]  # the reasons went back as corrections
+    assert provider.prompts[1].startswith(provider.prompts[0])
     verdicts = json.loads(row.verdicts)
     assert [(v["stage"], v["passed"]) for v in verdicts] == [("free", True), ("judge", False), ("free", True),
                                                             ("judge", True)]
@@ -197,7 +198,10 @@ def test_the_budget_counts_judge_calls_and_regenerations():
     assert "could not be made again" in row.error_message and "--max-cost" in row.error_message
 
 
-def test_default_corrections_quote_every_reason():
-    verdict = Verdict(False, (CheckResult("text_and_labels", False, "garbled"), CheckResult("clean_image", True)))
-    text, edit = default_corrections("A mug", [Verdict(True), verdict])
-    assert not edit and text.startswith("A mug") and "- text_and_labels: garbled" in text and "clean_image" not in text
+def test_corrections_quote_the_reasons_and_edit_only_local_failures():
+    local = Verdict(False, (CheckResult("text_and_labels", False, "garbled"), CheckResult("clean_image", True)))
+    text, edit = feedback_corrections("A mug", [Verdict(True, stage="free"), local])
+    assert edit and text.startswith("A mug") and '"garbled"' in text
+    structural = Verdict(False, (CheckResult("single_product", False, "a hand"),))
+    text, edit = feedback_corrections("A mug", [structural])
+    assert not edit and '"a hand"' in text
