@@ -102,7 +102,7 @@ def test_failed_images_are_made_again_or_left_for_review_and_the_next_run_sends_
     first, corrected = once["prompt_sha256"], hashlib.sha256(
         plan_regeneration(_prompt("GQ-ONCE"), verdicts[:2]).prompt.encode()).hexdigest()
     assert first in sent and corrected in sent and first != corrected
-    assert "text_and_labels" in once["qa_reasons"] or once["qa_reasons"]
+    assert "text_and_labels" in once["qa_reasons"]  # garbled label text, as scripted
 
     # always failing: the first image and two regenerations, then a person decides
     always = rows.loc["GQ-ALWAYS"]
@@ -122,12 +122,13 @@ def test_failed_images_are_made_again_or_left_for_review_and_the_next_run_sends_
         assert last.stage == "judge" and last.passed and all(c.passed for c in last.checks)
         assert rows.loc[sku, "judge_cost_usd"] > 0
     assert rows["cost_usd"].sum() == pytest.approx(summary["cost_usd"], abs=1e-3)
-    assert summary["judge_cost_usd"] == pytest.approx(rows["judge_cost_usd"].sum(), abs=1e-3) > 0
+    assert summary["judge_cost_usd"] > 0
+    assert summary["judge_cost_usd"] == pytest.approx(rows["judge_cost_usd"].sum(), abs=1e-3)
     assert summary["regenerated"] == 2 and summary["waiting_for_review"] == 1
 
     # the judge saw the reference photo of the product that has one (and only there)
     mug = image_phash(_png_bytes(PHOTOS / "mug.png"))
-    shown = [entry for entry in sim.judge_log() if mug in entry["image_phashes"]]
+    shown = [entry for entry in sim.judge_log() if any(_near(mug, seen) for seen in entry["image_phashes"][1:])]
     assert shown and all(entry["images"] == 2 for entry in shown)
     assert sum(1 for entry in sim.judge_log() if entry["images"] == 2) == len(shown)
 
@@ -170,6 +171,11 @@ def test_a_judge_outage_publishes_nothing_unchecked_and_the_next_run_judges_with
     assert all(not key.startswith("shop/review/") and store.exists(key) for key in rows["key"])
     assert writeback_ids(store, after) == {"OUT-1", "OUT-2", "OUT-3"}
     assert (rows["cost_usd"] == rows["judge_cost_usd"]).all()  # this run paid only for the judge
+
+
+def _near(a: str, b: str, bits: int = 10) -> bool:
+    """Two perceptual hashes of one picture (the reference is resized and re-encoded before it is sent)."""
+    return bool(a and b) and bin(int(a, 16) ^ int(b, 16)).count("1") <= bits
 
 
 def _prompt(sku: str) -> str:
