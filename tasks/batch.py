@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from prefect import task
@@ -19,12 +20,18 @@ from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
 from bananaflow.errors import BatchNotCompleted, is_retryable
+from bananaflow.generation.dispatch import Dispatcher
+from bananaflow.generation.gate import judge_in_flight_for
 from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
+from bananaflow.limits.admission import endpoint_label
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
+from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
+from bananaflow_prefect.tasks.generation import quality_gate
 
 T = TypeVar("T")
 
@@ -35,6 +42,15 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
 
     async def go() -> T:
         api = GeminiBatchAPI(config.provider_settings)
+        gate = quality_gate(run, judge_in_flight_for(config.limits.max_in_flight))
+        provider = make_provider(config.provider_settings) if gate is not None else None
+        regenerate = None
+        if provider is not None:  # failed checks are made again in realtime, under the run's limits and budget
+            dispatcher = Dispatcher({endpoint_label(provider.name, provider.base_url): provider}, run.admission,
+                                    config.policy)
+
+            async def regenerate(request: ImageRequest) -> ItemOutcome:
+                return replace(await dispatcher.generate(request, ""), mode="batch")
         try:
             runner = BatchRunner(
                 api, config.store, run_id=run_id,
@@ -42,10 +58,15 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
                 limits=config.batch.limits, poll=config.batch.poll, policy=config.policy,
                 verify_size=config.provider_settings.should_verify_size, listeners=[run.state.progress.item_done],
                 budget=run.admission.budget, retry_blocked=config.options.spend.retry_blocked,
+                quality=gate, regenerate=regenerate,
             )
             return await step(runner)
         finally:
             await api.aclose()
+            if provider is not None:
+                await provider.aclose()
+            if gate is not None and gate.judge is not None:
+                await gate.judge.judge.aclose()
 
     return asyncio.run(go())
 
