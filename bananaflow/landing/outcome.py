@@ -141,12 +141,13 @@ class ItemOutcome:
 
     @property
     def usage(self) -> Usage | None:
-        """Tokens of the answer that made the image (or, with none, of the last billed one)."""
+        """Tokens of the answer that made the image (or, with none, of the last billed one; the
+        quality gate's judge calls are never the image's tokens: ``judge_cost_usd`` has them)."""
         if self.recorded_usage is not None:
             return self.recorded_usage
         if self.image is not None:
             return self.image.usage
-        billed = [c.usage for c in self.charges if c.usage is not None]
+        billed = [c.usage for c in self.charges if c.usage is not None and c.purpose != "judge"]
         return billed[-1] if billed else None
 
     @property

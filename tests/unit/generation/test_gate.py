@@ -104,7 +104,8 @@ class FakeJudge:
         earlier = sum(1 for r in self.seen if r.facts.sku == sku) - 1
         bad = sku in self.always or (sku in self.fail_first and earlier == 0)
         checks = (CheckResult("same_product", not bad, "the label text is garbled" if bad else ""),)
-        return JudgeAnswer(Verdict(not bad, checks, model=self.model), Charge("judge", JUDGE_COST))
+        return JudgeAnswer(Verdict(not bad, checks, model=self.model),
+                           Charge("judge", JUDGE_COST, Usage(prompt_tokens=900, candidates_tokens=80)))
 
 
 def item(sku: str, **facts: str) -> WorkItem:
@@ -139,6 +140,7 @@ def test_an_image_that_fails_once_is_made_again_with_the_reasons_and_published()
     assert [(v["stage"], v["passed"]) for v in verdicts] == [("free", True), ("judge", False), ("free", True),
                                                             ("judge", True)]
     assert row.judge_cost_usd == pytest.approx(2 * JUDGE_COST)
+    assert row.image_tokens == 1120  # the image's tokens, never the judge call's
     assert row.cost_usd == pytest.approx(2 * IMAGE_COST + 2 * JUDGE_COST)
     assert row.key == "p/MUG/main-d1.png" and store.find_existing("p/MUG/main-d1")
     assert judge.seen[0].facts.title == "Blue mug" and judge.seen[0].facts.colour == "blue"
