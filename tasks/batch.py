@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import replace
 from typing import TypeVar
 
 from prefect import task
@@ -20,15 +19,12 @@ from bananaflow.batch.api import BatchStatus, GeminiBatchAPI
 from bananaflow.batch.ledger import BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission
 from bananaflow.errors import BatchNotCompleted, is_retryable
-from bananaflow.generation.dispatch import Dispatcher
-from bananaflow.generation.gate import judge_in_flight_for
+from bananaflow.generation.gate import judge_in_flight_for, realtime_regenerator
 from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
-from bananaflow.limits.admission import endpoint_label
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
-from bananaflow.providers.base import ImageRequest
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.generation import quality_gate
@@ -44,13 +40,8 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
         api = GeminiBatchAPI(config.provider_settings)
         gate = quality_gate(run, judge_in_flight_for(config.limits.max_in_flight))
         provider = make_provider(config.provider_settings) if gate is not None else None
-        regenerate = None
-        if provider is not None:  # failed checks are made again in realtime, under the run's limits and budget
-            dispatcher = Dispatcher({endpoint_label(provider.name, provider.base_url): provider}, run.admission,
-                                    config.policy)
-
-            async def regenerate(request: ImageRequest) -> ItemOutcome:
-                return replace(await dispatcher.generate(request, ""), mode="batch")
+        # failed checks are made again in realtime, under the run's limits and budget
+        regenerate = realtime_regenerator(provider, run.admission, config.policy, mode="batch") if provider else None
         try:
             runner = BatchRunner(
                 api, config.store, run_id=run_id,

@@ -28,17 +28,18 @@ from dataclasses import dataclass, replace
 from typing import Protocol
 
 from bananaflow.errors import BananaflowError, JudgeUnavailable, ProviderError
-from bananaflow.generation.dispatch import BUDGET_POLL_S, effect_of
+from bananaflow.generation.dispatch import BUDGET_POLL_S, Dispatcher, effect_of
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.outcome import Charge, ItemOutcome
 from bananaflow.landing.output_presets import Finished, QAReport, finish, get_preset
 from bananaflow.landing.verdict import NEEDS_REVIEW, UNCHECKED, Verdict
+from bananaflow.limits.admission import Admission, endpoint_label
 from bananaflow.limits.breaker import CircuitBreaker
 from bananaflow.limits.budget import Budget
 from bananaflow.limits.controller import RateController
 from bananaflow.limits.meters import Demand
 from bananaflow.planning.work import WorkItem
-from bananaflow.providers.base import ImageRequest, ReferenceImage
+from bananaflow.providers.base import ImageProvider, ImageRequest, ReferenceImage
 from bananaflow.providers.models import get_model
 from bananaflow.quality.feedback import plan_regeneration
 from bananaflow.quality.free_checks import DuplicateWatcher, check_not_blank, free_verdict, preset_verdict
@@ -46,7 +47,7 @@ from bananaflow.quality.judge_api import Judge, JudgeAnswer, JudgeInput, Product
 
 __all__ = [
     "ChecksFailed", "Corrections", "FreeChecks", "JudgeCaller", "NotJudged", "QualityGate", "RunFreeChecks",
-    "facts_of", "feedback_corrections", "gate_for_run", "judge_in_flight_for", "judge_share",
+    "facts_of", "feedback_corrections", "gate_for_run", "judge_in_flight_for", "judge_share", "realtime_regenerator",
 ]
 
 log = logging.getLogger("bananaflow.generation.gate")
@@ -319,6 +320,19 @@ def gate_for_run(
         controller = RateController(max(1, judge_max_in_flight), scope=f"judge/{judge.model}")
         caller = JudgeCaller(judge, controller, policy, budget)
     return QualityGate(caller, max_regenerations=max_regenerations, free_checks=free_checks, corrections=corrections)
+
+
+def realtime_regenerator(
+    provider: ImageProvider, admission: Admission, policy: RetryPolicy, *, mode: str = "realtime"
+) -> Callable[[ImageRequest], Awaitable[ItemOutcome]]:
+    """Regenerations as realtime requests under the run's admission (limits, budget): for
+    images collected from a batch, which cannot be regenerated in place."""
+    dispatcher = Dispatcher({endpoint_label(provider.name, provider.base_url): provider}, admission, policy)
+
+    async def regenerate(request: ImageRequest) -> ItemOutcome:
+        return replace(await dispatcher.generate(request, ""), mode=mode)
+
+    return regenerate
 
 
 def judge_in_flight_for(image_max_in_flight: int) -> int:
