@@ -28,6 +28,9 @@ def add_doctor_command(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bucket", help="S3 bucket a run would use (probe object written, read and deleted)")
     p.add_argument("--prefix", default="bananaflow", help="key prefix (default: %(default)s)")
     p.add_argument("--model", help="model id (default: BANANAFLOW_MODEL or gemini-3-pro-image)")
+    p.add_argument("--qa", choices=("on", "off"), default="on",
+                   help="check the quality gate's vision judge too, with one tiny call (default: %(default)s)")
+    p.add_argument("--qa-model", help="the judge model (default: [defaults] judge_model in models.toml)")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -42,6 +45,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if settings is not None:
         findings.extend(asyncio.run(probe_provider(settings, model)))
         findings.append(_quota_scope(settings, model))
+        if getattr(args, "qa", "on") != "off":
+            judge_settings = settings
+            findings.append(_guard("judge", lambda: _judge(judge_settings, getattr(args, "qa_model", None))))
     findings.append(_guard("bucket", lambda: _bucket(args.bucket, args.prefix)))
     if os.environ.get("PREFECT_API_URL"):
         findings.append(_guard("prefect", _prefect))
@@ -78,11 +84,27 @@ def _guard(name: str, check: Callable[[], Finding]) -> Finding:
 
 
 _FIXES = {
+    "judge": "pick a judge model this route serves with --qa-model (the [judge_models] of models.toml), "
+             "or run with --qa off",
     "bucket": "check AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and the bucket policy "
               "(s3:PutObject, s3:GetObject, s3:DeleteObject, s3:ListBucket)",
     "prefect": "start the server (`bananaflow up` or `prefect server start`) or fix PREFECT_API_URL (ends in /api)",
     "redis": "start Redis or fix BANANAFLOW_REDIS_URL (redis://host:6379/0); without it limits stay in one process",
 }
+
+
+def _judge(settings: ProviderSettings, model: str | None) -> Finding:
+    """The judge model answers a usable verdict through the run's route (one tiny paid call)."""
+    import time
+
+    from bananaflow.quality.build import preflight_judge, probe_judge
+
+    started = time.monotonic()
+    asyncio.run(preflight_judge(settings, model))
+    answer = asyncio.run(probe_judge(settings, model))
+    took = time.monotonic() - started
+    return Finding("judge", True, f"{answer.verdict.model} answered a verdict with {len(answer.verdict.checks)} checks "
+                                  f"in {took:.1f}s (${answer.charge.cost_usd:.4f})")
 
 
 def _quota_scope(settings: ProviderSettings, model: str) -> Finding:

@@ -10,13 +10,15 @@ import httpx
 
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.quality.gemini_judge import GeminiJudge, VertexJudge
-from bananaflow.quality.judge_api import JudgeAnswer, JudgeInput, ProductFacts
+from bananaflow.quality.judge_api import Judge, JudgeAnswer, JudgeInput, ProductFacts
 from bananaflow.quality.openai_judge import OpenAIChatJudge, preflight_relay, tiny_png
 from bananaflow.quality.verdict_schema import MIN_CONFIDENCE
 
-__all__ = ["AnyJudge", "build_judge", "preflight_judge", "probe_judge"]
+__all__ = ["JUDGE_CLASSES", "AnyJudge", "build_judge", "preflight_judge", "probe_judge"]
 
 AnyJudge = GeminiJudge | VertexJudge | OpenAIChatJudge
+#: Each route's judge is a ``judge_api.Judge`` (checked by mypy here).
+JUDGE_CLASSES: tuple[type[Judge], ...] = (GeminiJudge, VertexJudge, OpenAIChatJudge)
 
 
 def build_judge(settings: ProviderSettings, model: str | None = None, client: httpx.AsyncClient | None = None,

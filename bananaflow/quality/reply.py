@@ -122,14 +122,14 @@ def extract_json(answer: AnswerText, *, model: str) -> object:
     decoder = json.JSONDecoder()
     truncated = False
     for candidate in candidates:
-        start = _first_brace(candidate)
-        if start is None:
-            continue
-        try:
-            value, _end = decoder.raw_decode(candidate, start)
-            return value
-        except json.JSONDecodeError as exc:
-            truncated = truncated or exc.pos >= len(candidate.rstrip()) - 1 or "Unterminated" in exc.msg
+        for start in _braces(candidate):
+            try:
+                value, _end = decoder.raw_decode(candidate, start)
+                return value
+            except json.JSONDecodeError as exc:
+                if exc.pos >= len(candidate.rstrip()) - 1 or "Unterminated" in exc.msg:
+                    truncated = True  # an object that runs to the end: cut, not prose (its inner objects are no answer)
+                    break
     if answer.finish in _CUT:
         raise JudgeUnavailable(f"judge {model} answer was cut at its token limit ({answer.finish}): truncated JSON",
                                cause="max_tokens")
@@ -139,6 +139,11 @@ def extract_json(answer: AnswerText, *, model: str) -> object:
     raise JudgeUnavailable(f"judge {model} answered no JSON object (starts {_short(text, 60)!r})", cause="invalid_json")
 
 
-def _first_brace(text: str) -> int | None:
+def _braces(text: str, limit: int = 8) -> list[int]:
+    """Where a JSON object may start: the first few ``{`` (prose before the answer may hold one)."""
+    found: list[int] = []
     index = text.find("{")
-    return None if index < 0 else index
+    while index >= 0 and len(found) < limit:
+        found.append(index)
+        index = text.find("{", index + 1)
+    return found

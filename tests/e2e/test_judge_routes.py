@@ -18,12 +18,15 @@ import imagehash
 import pytest
 from PIL import Image
 
+from bananaflow.errors import ConfigurationError, JudgeUnavailable, RateLimited, ServerError
 from bananaflow.providers import ImageRequest, ProviderSettings, ReferenceImage, make_provider
-from bananaflow.quality.build import build_judge
+from bananaflow.providers.gcp_auth import forget_shared_tokens
+from bananaflow.quality.build import build_judge, preflight_judge, probe_judge
 from bananaflow.quality.feedback import CORRECTIONS_MARKER, plan_regeneration
 from bananaflow.quality.judge_api import JudgeInput, ProductFacts
 from bananaflow.secrets import Secret
 from bananaflow.testing.simulator import SimulatorConfig, SimulatorServer
+from tests.vertex_fixtures import PROJECT, new_key, write_service_account
 
 pytestmark = pytest.mark.e2e
 
@@ -109,3 +112,89 @@ def test_ai_studio_judge_finds_scripted_defects_and_corrections_fix_the_once_kin
         assert [r["passed"] for r in log] == [False, False, True, True, False]
         assert sim.stats()["by_outcome"] == {"ok": 5}  # image counters stay about images
         assert sim.judge_stats()["by_outcome"] == {"ok": 5}
+
+
+def test_vertex_and_relay_judges_answer_the_same_verdicts_and_a_relay_that_cannot_is_refused(tmp_path, monkeypatch) -> None:
+    private, public = new_key()
+    forget_shared_tokens()
+    config = SimulatorConfig(latency_s=(0.0, 0.01), oauth_public_keys=(public,), defects={"model V1": "always"},
+                             openai_list_models=True)
+    with SimulatorServer(config) as sim:
+        key_file = write_service_account(tmp_path / "sa.json", private, sim.base_url + "/token")
+        monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key_file))  # ADC, as google-genai reads it
+        vertex = _settings("vertex", sim.base_url, project=PROJECT, location="global")
+        relay = _settings("openai", sim.base_url + "/v1")
+        gemini = _settings("gemini", sim.base_url)
+
+        async def scenario() -> list[object]:
+            verdicts = []
+            for settings in (vertex, relay):
+                await preflight_judge(settings)
+                judge = build_judge(settings)
+                for sku in ("V1", "V2"):
+                    prompt = f"Ceramic mug model {sku}, pure white background"
+                    verdicts.append((await judge.judge(_request(await _make(gemini, prompt), sku, prompt))).verdict)
+                await judge.aclose()
+            verdicts.append((await probe_judge(relay)).verdict)
+            return verdicts
+
+        v1_vertex, v2_vertex, v1_relay, v2_relay, probe = asyncio.run(scenario())
+        assert v1_vertex.reasons == v1_relay.reasons and "garbled" in v1_vertex.reasons[0]
+        assert v2_vertex.passed and v2_relay.passed
+        assert len(probe.checks) == 5 and not probe.passed  # doctor's probe: a verdict came (a blank square fails it)
+        routes = [r["route"] for r in sim.judge_log()]
+        assert routes == ["vertex.judge.generateContent"] * 2 + ["chat.completions"] * 4  # preflight probe + 2 + doctor probe
+        assert sim.oauth_stats()["tokens_issued"] == 1
+        forget_shared_tokens()
+
+        refusals = []
+        before = sim.judge_stats()["requests_total"]
+        for knobs, model in (({"openai_chat": False, "openai_list_models": False}, None), ({"openai_json_schema": False}, None),
+                             ({"openai_served_models": ("gemini-3-pro-image",)}, None), ({}, "my-flash")):
+            sim.configure(**{"openai_chat": True, "openai_json_schema": True, "openai_served_models": (),
+                             "openai_list_models": True, **knobs})
+            try:
+                asyncio.run(preflight_judge(relay, model))
+            except ConfigurationError as exc:
+                refusals.append(exc.message)
+        assert len(refusals) == 4
+        assert all("--qa-model" in m and "--qa off" in m and "\n" not in m for m in refusals)
+        assert "refused" in refusals[0] and "json_schema" in refusals[1] and "unknown judge model" in refusals[3]
+        assert "/models list does not include" in refusals[2]
+        assert sim.judge_stats()["requests_total"] == before + 1  # the json_schema probe; the list and the id cost nothing
+
+
+def test_judge_faults_are_classified_and_unusable_answers_fail_closed_with_their_cost() -> None:
+    script = {"model F1": ["429", "500", "503", "ok"],
+              "model F2": ["invalid_json", "truncated", "max_tokens", "blocked", "prompt_blocked", "schema_violation",
+                           "fenced"]}
+    config = SimulatorConfig(latency_s=(0.0, 0.01), judge_script=script, script_retry_delay=0.2)
+    with SimulatorServer(config) as sim:
+        outcomes: dict[str, list[object]] = {}
+        for kind, base in (("gemini", sim.base_url), ("openai", sim.base_url + "/v1")):
+            sim.reset()
+            settings = _settings(kind, base)
+
+            async def scenario(settings: ProviderSettings = settings) -> list[object]:
+                judge = build_judge(settings)
+                image = await _make(_settings("gemini", sim.base_url), "Ceramic mug model F0, white background")
+                seen: list[object] = []
+                for sku, count in (("F1", 4), ("F2", 7)):
+                    for _ in range(count):
+                        try:
+                            seen.append((await judge.judge(_request(image, sku, "white background"))).verdict.passed)
+                        except JudgeUnavailable as exc:
+                            seen.append((exc.cause, exc.cost_usd > 0))
+                        except (RateLimited, ServerError) as exc:
+                            seen.append(type(exc).__name__)
+                await judge.aclose()
+                return seen
+
+            outcomes[kind] = asyncio.run(scenario())
+            assert sim.judge_stats()["requests_total"] == 11 and sim.stats()["requests_total"] == 1
+        gemini = outcomes["gemini"]
+        assert gemini[:4] == ["RateLimited", "ServerError", "Overloaded", True]
+        assert gemini[4:] == [("invalid_json", True), ("truncated_json", True), ("max_tokens", True), ("blocked", True),
+                              ("blocked", True), ("schema", True), True]
+        assert outcomes["openai"][:4] == ["RateLimited", "ServerError", "Overloaded", True]
+        assert outcomes["openai"][4:] == gemini[4:]

@@ -1,10 +1,11 @@
 """The OpenAI-compatible relay's judge door: ``/v1/chat/completions`` and ``/v1/models``.
 
 Chat completions are served for the judge models (``[judge_models]`` in models.toml) through the
-judge desk; ``/models`` lists what the relay serves (image and judge models), which is what
-``quality.openai_judge.preflight_relay`` reads for free. Knobs make the relay one that cannot
-judge: ``openai_chat=False`` (no chat route: 404) and ``openai_json_schema=False`` (a
-``json_schema`` response format is a 400, as on relays whose upstream lacks structured output).
+judge desk. ``/models`` (only with ``openai_list_models``: many relays have no such route) lists
+what the relay serves, which ``quality.openai_judge.preflight_relay`` reads for free. Knobs make a
+relay that cannot judge: ``openai_chat=False`` (no chat route: 404), ``openai_json_schema=False``
+(a ``json_schema`` response format is a 400, as where the upstream lacks structured output) and
+``openai_served_models`` (only these are listed and served).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from starlette.routing import Route
 from bananaflow.providers.models import known_models
 from bananaflow.quality.judge_models import known_judge_models
 from bananaflow.testing.simulator.auth import is_authorized
+from bananaflow.testing.simulator.calls import WireError
 from bananaflow.testing.simulator.engine import SimulatorEngine
 from bananaflow.testing.simulator.judge_render import chat_judge_answer
 from bananaflow.testing.simulator.judge_wire import JudgeCall, parse_chat_judge
@@ -35,16 +37,22 @@ async def chat_completions(request: Request) -> Response:
     renderer = OpenAIRenderer(engine.files, str(request.base_url), retry_after_header=config.openai_retry_after)
 
     def parse(body: bytes) -> JudgeCall:
-        return parse_chat_judge(body, json_schema_supported=config.openai_json_schema)
+        call = parse_chat_judge(body, json_schema_supported=config.openai_json_schema)
+        if config.openai_served_models and call.model.id not in config.openai_served_models:
+            raise WireError(404, f"The model `{call.model.id}` does not exist or you do not have access to it.", "model")
+        return call
 
     return await engine.judge.handle(request, config, ROUTE_NAME, renderer, parse, chat_judge_answer, bearer_only=True)
 
 
 async def list_models(request: Request) -> Response:
     engine: SimulatorEngine = request.app.state.engine
+    if not engine.config.openai_list_models:
+        return openai_error(404, f"Invalid URL (GET {request.url.path})", "invalid_request_error")
     if not is_authorized(request, engine.config.api_key, bearer_only=True):
         return OpenAIRenderer(engine.files, str(request.base_url)).bad_key()
-    served = [*known_models(), *(known_judge_models() if engine.config.openai_chat else [])]
+    served = list(engine.config.openai_served_models) or [
+        *known_models(), *(known_judge_models() if engine.config.openai_chat else [])]
     created = int(time.time())
     return JSONResponse({"object": "list", "data": [
         {"id": model, "object": "model", "created": created, "owned_by": "google"} for model in served]})

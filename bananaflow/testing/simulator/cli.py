@@ -23,6 +23,13 @@ def _latency(text: str) -> tuple[float, float]:
         raise argparse.ArgumentTypeError(f"expected MIN-MAX seconds, e.g. 0.2-1.5, got {text!r}") from None
 
 
+def _defect(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected TEXT=MODE[:KIND], e.g. 'model SKU7=once', got {text!r}")
+    return key, value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bananaflow simulator",
                                      description="Local simulator of the Gemini image API.")
@@ -45,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="seconds from batch create to its end state (default: %(default)s)")
     parser.add_argument("--batch-outcome", default="succeeded", choices=("succeeded", "failed", "expired"),
                         help="end state batches reach (default: %(default)s)")
+    gate = parser.add_argument_group("quality gate (docs/quality.md)")
+    gate.add_argument("--defect", action="append", default=[], type=_defect, metavar="TEXT=MODE[:KIND]",
+                      help="images whose prompt contains TEXT carry a visible defect: MODE once (until the request "
+                           "carries corrections) or always; KIND garbled_text (default) or extra_object (repeatable)")
+    gate.add_argument("--judge-rpm", type=int, dest="judge_requests_per_minute",
+                      help="judge calls per minute (the judge model's own limit)")
     wire = parser.add_argument_group("real-wire shapes (see tests/fixtures/wire/)")
     wire.add_argument("--draft-style", default="flagged", choices=("flagged", "unflagged"),
                       help="drafts marked thought:true, or unflagged parts with a thoughtSignature")
@@ -68,6 +81,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         batch_turnaround_s=args.batch_turnaround_s, batch_outcome=args.batch_outcome,
         draft_style=args.draft_style, usage_shape=args.usage_shape, usage_as_strings=args.usage_as_strings,
         openai_retry_after=not args.openai_no_retry_after, openai_strict=args.openai_strict,
+        defects=dict(args.defect), judge_requests_per_minute=args.judge_requests_per_minute,
     )
 
 

@@ -110,10 +110,12 @@ class SimulatorConfig:
     judge_requests_per_minute: int | None = None
     openai_chat: bool = True
     openai_json_schema: bool = True
+    openai_list_models: bool = False  # GET /v1/models answers the served ids (off: 404, as on many relays)
+    openai_served_models: tuple[str, ...] = ()  # the relay serves (and lists) only these; empty: every known model
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",
-                     "vertex_denied_projects"):
+                     "vertex_denied_projects", "openai_served_models"):
             value = getattr(self, name)
             if isinstance(value, str):
                 raise ValueError(f"{name} must be a sequence of strings, not one string")

@@ -29,6 +29,9 @@ _CHAT_FIELDS = frozenset({
 })
 
 
+_JUDGE_MARKERS = (b"esponseSchema", b"esponse_schema", b"esponseJsonSchema", b"esponse_json_schema", b"application/json")
+
+
 @dataclass(frozen=True)
 class JudgeCall:
     """A judge request, whatever its wire: the text, the images in order, the schema asked for."""
@@ -50,7 +53,10 @@ def _gen_config(raw: Any) -> dict[str, Any]:
 
 
 def is_judge_body(body: bytes) -> bool:
-    """Whether a ``generateContent`` body asks for a JSON answer rather than an image."""
+    """Whether a ``generateContent`` body asks for a JSON answer rather than an image. A byte
+    search first: image bodies carry megabytes of base64 and should not be parsed twice."""
+    if not any(marker in body for marker in _JUDGE_MARKERS):
+        return False
     try:
         raw = json.loads(body)
     except ValueError:

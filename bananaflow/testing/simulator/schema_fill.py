@@ -26,6 +26,8 @@ _FAIL_KEYS = frozenset({"failed", "fail", "rejected"})
 _REASON_KEYS = frozenset({"reason", "reasons", "explanation", "why", "rationale", "details", "comment", "finding"})
 _SUMMARY_KEYS = frozenset({"summary", "note", "overall", "verdict_summary", "description"})
 _MAX_DEPTH = 12
+#: Below this depth only what the schema requires is filled (a recursive schema must end).
+_OPTIONAL_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,10 @@ class SchemaFiller:
     def _object(self, schema: dict[str, Any], ctx: _Context) -> dict[str, Any]:
         props = schema.get("properties") or {}
         order = list(schema.get("propertyOrdering") or ()) + [k for k in props if k not in (schema.get("propertyOrdering") or ())]
+        required = schema.get("required")
         out: dict[str, Any] = {}
         for key in order:
-            if key not in props:
+            if key not in props or (ctx.depth >= _OPTIONAL_DEPTH and isinstance(required, list) and key not in required):
                 continue
             check = key if key in CHECK_NAMES else ctx.check
             out[key] = self._fill(props[key], _Context(check, key, ctx.depth + 1))
@@ -115,10 +118,7 @@ class SchemaFiller:
             if high is not None:
                 chosen = chosen[: int(high)]
             return [self._fill(items, _Context(name, ctx.key, ctx.depth + 1)) for name in chosen]
-        if ctx.key.lower() in _REASON_KEYS and _type(items) == "string":  # "reasons": ["..."]
-            count = max(low, 1)
-        else:
-            count = max(low, 1)
+        count = low if ctx.depth >= _OPTIONAL_DEPTH else max(low, 1)
         if high is not None:
             count = min(count, int(high))
         return [self._fill(items, _Context(ctx.check, ctx.key, ctx.depth + 1)) for _ in range(count)]
