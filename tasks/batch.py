@@ -22,15 +22,18 @@ from bananaflow.batch.ledger import LEDGER_DIR, BatchJob
 from bananaflow.batch.runner import BatchPlan, BatchRunner, Submission, owners
 from bananaflow.batch.vertex_api import VertexBatchAPI
 from bananaflow.errors import BatchNotCompleted, is_retryable
+from bananaflow.generation.gate import judge_in_flight_for, realtime_regenerator
 from bananaflow.generation.lander import ImageLander
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
 from bananaflow.landing.storage import ImageStore
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers import make_provider
 from bananaflow.providers.gcp_auth import shared_tokens
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
+from bananaflow_prefect.tasks.generation import quality_gate
 
 T = TypeVar("T")
 
@@ -41,6 +44,10 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
 
     async def go() -> T:
         api = batch_api(config.provider_settings, config.store)
+        gate = quality_gate(run, judge_in_flight_for(config.limits.max_in_flight))
+        provider = make_provider(config.provider_settings) if gate is not None else None
+        # failed checks are made again in realtime, under the run's limits and budget
+        regenerate = realtime_regenerator(provider, run.admission, config.policy, mode="batch") if provider else None
         try:
             runner = BatchRunner(
                 api, config.store, run_id=run_id,
@@ -48,10 +55,15 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
                 limits=config.batch.limits, poll=config.batch.poll, policy=config.policy,
                 verify_size=config.provider_settings.should_verify_size, listeners=[run.state.progress.item_done],
                 budget=run.admission.budget, retry_blocked=config.options.spend.retry_blocked,
+                quality=gate, regenerate=regenerate,
             )
             return await step(runner)
         finally:
             await api.aclose()
+            if provider is not None:
+                await provider.aclose()
+            if gate is not None and gate.judge is not None:
+                await gate.judge.judge.aclose()
 
     return asyncio.run(go())
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable, Iterator
 
 from bananaflow.cli.arguments import options_from_args
 from bananaflow.cli.launch import EXIT_OK, exit_code, run_flow
 from bananaflow.errors import BananaflowError
 from bananaflow.options import RunOptions
 from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.models import default_model_id
 
 
@@ -29,15 +31,52 @@ def _prefix(options: RunOptions) -> str | None:
     return parse_destination(delivery.bucket, delivery.prefix).prefix if delivery.bucket else delivery.prefix
 
 
+class JudgeCallCost:
+    """The most one judge call of this job costs (the longest prompt, the image and up to the
+    judge model's limit of reference photos), priced from the judge model's token prices;
+    measured on the items as they stream past (``watch``), none of them kept."""
+
+    def __init__(self, model: str) -> None:
+        from bananaflow.quality.judge_models import get_judge_model
+
+        self.spec = get_judge_model(model)
+        self.longest, self.references = "", 0
+
+    def see(self, item: WorkItem) -> None:
+        self.longest = max(self.longest, item.prompt, key=len)
+        self.references = max(self.references, len(item.reference_links) + (1 if item.group_reference_stem else 0))
+
+    def watch(self, items: Iterable[WorkItem]) -> Iterator[WorkItem]:
+        for item in items:
+            self.see(item)
+            yield item
+
+    @property
+    def usd(self) -> float:
+        return float(self.spec.worst_case(text=self.longest, images=1 + min(self.references, self.spec.max_images - 1)))
+
+
 def cmd_prompts(args: argparse.Namespace) -> int:
     from bananaflow.planning.preview import format_preview, preview
+    from bananaflow.planning.quality import regeneration_share, resolve_quality
 
     options = options_from_args(args)
+    job = _job(options)
+    quality = resolve_quality(options.quality, job.spec.qa)
+    meter = JudgeCallCost(quality.model) if quality.enabled else None
     result = preview(
-        args.catalog, _job(options), prefix=_prefix(options) or "bananaflow", reading=options.reading,
-        bucket=options.delivery.bucket, limit=max(0, args.limit),
+        args.catalog, job, prefix=_prefix(options) or "bananaflow", reading=options.reading,
+        bucket=options.delivery.bucket, limit=max(0, args.limit), observe=meter.see if meter else None,
     )
     print(format_preview(result, limit=max(0, args.limit), rejections=max(0, args.rejections)))
+    if meter is not None and result.to_generate:
+        from bananaflow.planning.delta import previous_rows
+
+        share = regeneration_share(previous_rows(options.reading.previous_manifest)
+                                   if options.reading.previous_manifest else None)
+        judge = result.to_generate * (1 + share.share) * meter.usd
+        print(f"quality gate: judge {quality.model} at most ${judge:.2f}, {share.share:.0%} expected to be made "
+              f"again (${result.cost_usd * share.share:.2f}; {share.source}); --qa off leaves both out")
     return EXIT_OK
 
 
@@ -67,8 +106,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Prices the job's work items as the run would plan them (every variant counts)."""
     from bananaflow.options import resolve_limits
+    from bananaflow.planning.delta import previous_rows
     from bananaflow.planning.estimate import estimate_items
     from bananaflow.planning.plan import open_catalog_for, stream_items
+    from bananaflow.planning.quality import regeneration_share, resolve_quality
 
     options = options_from_args(args)
     if args.latency <= 0:
@@ -77,12 +118,20 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     limits = resolve_limits(options.limits, None)
     # the run's streaming planner: items are priced as they are made, none is kept
     catalog = open_catalog_for(args.catalog, options.reading)
+    quality = resolve_quality(options.quality, job.spec.qa)
+    meter = JudgeCallCost(quality.model) if quality.enabled else None
+    items = stream_items(catalog, job, _prefix(options) or "bananaflow")
     result = estimate_items(
-        stream_items(catalog, job, options.delivery.prefix or "bananaflow"),
+        meter.watch(items) if meter else items,
         max_in_flight=limits.max_in_flight, latency_s=args.latency,
         requests_per_minute=limits.requests_per_minute, images_per_minute=limits.images_per_minute,
         requests_per_day=limits.requests_per_day, spend_per_10min_usd=limits.spend_per_10min_usd,
     )
+    if meter is not None:
+        share = regeneration_share(previous_rows(options.reading.previous_manifest)
+                                   if options.reading.previous_manifest else None)
+        result = result.with_quality_gate(judge_model=quality.model, judge_cost_per_call_usd=meter.usd,
+            share=share.share, source=share.source)
     for line in result.lines():
         print(line)
     if catalog.rejected:

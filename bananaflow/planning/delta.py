@@ -31,7 +31,9 @@ from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
 from bananaflow.landing.finishing import derivative_key
 from bananaflow.landing.keys import stem_of
 from bananaflow.landing.manifest import ManifestRow, iter_manifest
+from bananaflow.landing.review_store import item_stem_of
 from bananaflow.landing.run_history import latest_manifest_key
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED
 from bananaflow.planning.work import WorkItem
 from bananaflow.planning.work_store import WorkStore
 
@@ -41,6 +43,10 @@ log = logging.getLogger("bananaflow.planning.delta")
 DONE_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
 _IMAGE_EXT = re.compile(r"^[a-z0-9]{1,10}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,40}$")
+#: Previous outcomes of the quality gate that a person has to settle: the same row and
+#: prompt would fail the same way, so they are not made again (``--retry-rejected`` does).
+#: ``unchecked`` is not here: such an item goes to the pipeline, which judges the kept image.
+WAITING_STATUSES = frozenset({NEEDS_REVIEW, REJECTED})
 
 
 @dataclass
@@ -50,7 +56,8 @@ class DeltaSplit:
 
 
 def split_unchanged(
-    items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str, images: Any = None
+    items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str, images: Any = None, *,
+    retry_rejected: bool = False,
 ) -> DeltaSplit:
     """Items to generate, and rows for the ones the previous run already made as planned
     (the same rule a run applies to its work store, see ``drop_unchanged``)."""
@@ -58,17 +65,26 @@ def split_unchanged(
     try:
         store.add(items)
         now = datetime.now(UTC)
-        batches = store.drop_unchanged(_done(previous), partial(unchanged_row, run_id=run_id, now=now, store=images))
+        batches = store.drop_unchanged(_done(previous, retry_rejected),
+                                       partial(unchanged_row, run_id=run_id, now=now, store=images))
         unchanged = [row for batch in batches for row in batch]
         return DeltaSplit(list(store), unchanged)
     finally:
         store.close()
 
 
-def _done(rows: Iterable[ManifestRow]) -> Iterator[ManifestRow]:
-    """Rows that mean "an image for exactly this request exists": a done status and a key
-    that is a key stem plus an image extension (the stem is matched to the item's later)."""
-    return (row for row in rows if row.status in DONE_STATUSES and row.key and _extension(row.key))
+def _done(rows: Iterable[ManifestRow], retry_rejected: bool = False) -> Iterator[ManifestRow]:
+    """Rows that mean "an image for exactly this request exists" (a done status and a key that
+    is a key stem plus an image extension; the stem is matched to the item's later), or that
+    wait for a person (the key is under ``review/``, matched by the item's own stem)."""
+    for row in rows:
+        if not row.key or not _extension(row.key):
+            continue
+        if row.status in DONE_STATUSES:
+            yield row
+        elif row.status in WAITING_STATUSES and not retry_rejected:
+            # matched by the item's own stem; ``unchanged_row`` takes the review key back from the URI
+            yield dataclasses.replace(row, key=item_stem_of(row.key) + "." + row.key.rsplit(".", 1)[-1])
 
 
 def _extension(key: str) -> str:
@@ -104,7 +120,18 @@ def unchanged_row(
 ) -> ManifestRow:
     """This run's row for an item the previous run made exactly as planned (``before``): the
     key is the item's own (its stem, the extension the image was stored with), the URI the
-    run's bucket's, the derivatives only those beside the key."""
+    run's bucket's, the derivatives only those beside the key. One that waits for a person
+    keeps its status and review key, and says why nothing was sent."""
+    if before.status in WAITING_STATUSES:
+        key = _key_of_uri(before.uri) or before.key  # ``_done`` matched it by the item's own stem
+        verb = "rejected by a person" if before.status == REJECTED else "left for review"
+        note = (f"not sent: {verb} by run {before.run_id}; unchanged since, so it would fail the same way "
+                "(--retry-rejected makes it again)")
+        return dataclasses.replace(
+            before, run_id=run_id, row_number=item.row_number, key=key, error_message=note, latency_s=None,
+            attempts=0, prompt_tokens=None, image_tokens=None, output_tokens=None, cost_usd=0.0, judge_cost_usd=0.0,
+            qa_attempts=0, started_at=now, finished_at=now, retryable=False,
+        )
     key = f"{item.key_stem}.{_extension(before.key) or 'png'}"
     return dataclasses.replace(
         before,
@@ -132,8 +159,15 @@ def unchanged_row(
     )
 
 
+def _key_of_uri(uri: str) -> str:
+    """``s3://bucket/a/b.png`` -> ``a/b.png``."""
+    scheme, sep, rest = uri.partition("://")
+    return rest.partition("/")[2] if sep else ""
+
+
 def drop_unchanged(
-    store: WorkStore, previous_manifest: str | None, run_id: str, *, manifests: Any = None, prefix: str = ""
+    store: WorkStore, previous_manifest: str | None, run_id: str, *, manifests: Any = None, prefix: str = "",
+    retry_rejected: bool = False,
 ) -> Iterator[list[ManifestRow]]:
     """Take the items an earlier run already made as planned out of ``store`` and yield their
     rows, a batch at a time; nothing when there is no manifest. The previous manifest's
@@ -142,7 +176,7 @@ def drop_unchanged(
     if not previous_manifest:
         return iter(())
     now = datetime.now(UTC)
-    return store.drop_unchanged(_done(previous_rows(previous_manifest)),
+    return store.drop_unchanged(_done(previous_rows(previous_manifest), retry_rejected),
                                 partial(unchanged_row, run_id=run_id, now=now, store=manifests))
 
 

@@ -8,7 +8,7 @@ planner, same keys) and prices the work at list price.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from bananaflow.catalog.loader import CatalogRead
@@ -47,6 +47,7 @@ def preview(
     reading: CatalogOptions | None = None,
     bucket: str | None = None,
     limit: int = 20,
+    observe: Callable[[WorkItem], None] | None = None,
 ) -> Preview:
     """Plan ``job`` over ``catalog`` with the run's streaming planner (``planning.plan``),
     keeping the first ``limit`` prompts; the cost counts only what would be generated (items
@@ -75,6 +76,8 @@ def preview(
             order.setdefault(item.variant, None)
             if len(result.shown) < limit:
                 result.shown.append(item)
+            if observe is not None:
+                observe(item)
             yield item
 
     items = counted(stream_items(stream, job, prefix))
