@@ -23,12 +23,14 @@ from bananaflow.errors import StorageError
 from bananaflow.landing import csv_safe
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.storage import ImageStore, make_s3_client
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED
 
 if TYPE_CHECKING:
     from bananaflow.landing.outcome import ItemOutcome
 
 STATUSES = (
     "succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled", "qa_failed", "skipped_unchanged",
+    NEEDS_REVIEW, REJECTED, UNCHECKED,
 )
 
 
@@ -72,6 +74,7 @@ class ManifestRow:
     derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
     task_run_id: str = ""  # the Prefect task run that made it: where its logs are (``bananaflow find``)
     retryable: bool = False  # a failure that running the item again may fix (a retried chunk does)
+    verdicts: str = ""  # JSON list: the quality gate's verdicts in order (``landing.verdict.Verdict.to_dict``)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -118,6 +121,7 @@ class ManifestRow:
             qa=outcome.qa,
             derivatives=json.dumps(stored.derivatives, sort_keys=True) if stored and stored.derivatives else "",
             retryable=outcome.retryable,
+            verdicts=json.dumps([v.to_dict() for v in outcome.verdicts], sort_keys=True) if outcome.verdicts else "",
         )
 
 
@@ -144,7 +148,7 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
 #: A row's values in ``COLUMNS`` order (a tuple, no copies).
 row_values = attrgetter(*COLUMNS)
 #: Columns added after the first release: a manifest written before them still reads.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id", "retryable")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id", "retryable", "verdicts")
 _INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
 _FLOAT = ("latency_s", "cost_usd")
 _TIME = ("started_at", "finished_at")

@@ -6,4 +6,4 @@ corrections, then a person for what still fails. The verdict types live in
 ``bananaflow.landing.verdict`` (a manifest row carries them); this package decides them.
 """
 
-__all__ = ["judge_api"]
+__all__ = ["judge_api", "review_apply", "review_board", "review_input", "review_publish", "review_remake"]

@@ -52,6 +52,9 @@ class RunSummary:
     fallbacks: int = 0
     #: Billed for answers that brought no image (safety blocks, NO_IMAGE): prompt and thinking tokens.
     cost_without_image_usd: float = 0.0
+    #: The human review: this run's decisions by action, where they are, and how often reviewers
+    #: overruled the judge over the last reviewed runs (``reports.agreement.Agreement.to_dict``).
+    review: dict[str, object] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> int:
@@ -105,6 +108,8 @@ class RunSummary:
             lines.append(f"- circuit breaker opened {n}x for {scope}")
         if self.deferred_by_budget:
             lines.append(f"- budget (--max-cost) reached: {self.deferred_by_budget} items deferred to the next run")
+        if self.review:
+            lines += _review_lines(self.review)
         if self.failures:
             lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
                       "|---:|---|---|---|---|---|"]
@@ -114,6 +119,19 @@ class RunSummary:
                 for f in self.failures
             ]
         return "\n".join(lines)
+
+
+def _review_lines(review: Mapping[str, object]) -> list[str]:
+    decided = review.get("decisions") or {}
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(dict(decided).items())) if isinstance(decided, dict) else ""
+    lines = [f"- review: {review.get('outcome', '')}" + (f"; decisions: {counts}" if counts else "")
+             + (f" (`{review['decisions_uri']}`)" if review.get("decisions_uri") else "")]
+    agreement = review.get("agreement")
+    if isinstance(agreement, dict) and agreement.get("decided"):
+        from bananaflow.reports.agreement import Agreement
+
+        lines += Agreement.from_dict(agreement).markdown()
+    return lines
 
 
 def _link(url: str) -> str:

@@ -17,7 +17,7 @@ from bananaflow.landing.storage import ImageStore
 EXPECTED_COLUMNS = (
     "run_id row_number sku variant status error_class error_message key uri model endpoint image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
-    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id retryable"
+    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id retryable verdicts"
 ).split()
 T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=UTC)
 
