@@ -11,8 +11,6 @@ manifest under ``<prefix>/review/waiting/<run>/`` for ``bananaflow review``.
 from __future__ import annotations
 
 import contextvars
-import getpass
-import socket
 import threading
 from collections import Counter
 from typing import Any
@@ -46,15 +44,6 @@ TIMEOUT_REVIEWER = "review timeout"
 
 class ReviewForm(ReviewInput, RunInput):
     """The pause form (Prefect shows the fields' titles and descriptions)."""
-
-
-def shell_reviewer() -> str:
-    """Who runs ``bananaflow review``: what the shell knows."""
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
 
 
 def review(run: RunContext, items: WorkStore) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from bananaflow.errors import BananaflowError
 from bananaflow.options import Flag, NoFlag, RunOptions
@@ -187,7 +188,7 @@ def _flag(group: str, name: str, info: FieldInfo, empty_takes: type[BaseModel] |
     settings = _settings(value_type, spelling, flag)
     if get_origin(value_type) is dict and f"{group}.{name}" not in _CONVERTERS:
         raise TypeError(f"{group}.{name}: a mapping option needs a converter in cli.arguments")
-    default = info.default
+    default = None if info.default is PydanticUndefined else info.default
     if default is None and empty_takes is not None:  # an empty limit ends up with LimitSettings' default
         default = empty_takes.model_fields[name].default
     notes = [f"default: {default}"] if default is not None and value_type is not bool else []

@@ -46,7 +46,8 @@ class ReviewInput(BaseModel):
 
 
 class ReviewCommand(BaseModel):
-    """``bananaflow review``'s decision flags; ``to_input`` pairs each ``--regenerate`` with its ``--note``."""
+    """What to decide (none: list what waits). Name the run first: bananaflow review RUN --approve A B.
+    Each --regenerate SKU takes the --note that follows it."""
 
     model_config = ConfigDict(extra="forbid")
 
