@@ -17,8 +17,9 @@ from typing import Any
 
 from bananaflow.cli.arguments import add_model_flags, model_from_args
 from bananaflow.errors import ConfigurationError
-from bananaflow.landing.manifest import ManifestRow, read_manifest
+from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.review_log import REGENERATE, save_decisions
+from bananaflow.landing.run_history import load_run_manifest
 from bananaflow.landing.storage import ImageStore
 from bananaflow.quality.review_board import ReviewPlan, decide, judge_verdict, waiting_rows
 from bananaflow.quality.review_input import ReviewCommand
@@ -122,7 +123,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     if flow_run.state is not None and flow_run.state.is_paused():
         from bananaflow.quality.review_publish import waiting_prefix
 
-        waiting = read_manifest(store.uri(waiting_prefix(store.prefix, flow_run.name) + "/manifest.parquet"))
+        waiting = load_run_manifest(store, waiting_prefix(store.prefix, flow_run.name) + "/manifest.parquet").rows
         _list(waiting, store, flow_run.name, state)
         if not command.decides:
             return 0

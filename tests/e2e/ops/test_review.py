@@ -1,0 +1,160 @@
+"""Human review end to end on a started Prefect server, real S3 and the simulator: a run with
+``--review`` pauses with Prefect's input form, is answered from the terminal (``bananaflow
+review``) or the Prefect UI in a real browser, makes again what was sent back with the note,
+and publishes exactly what was approved or re-made; a finished run's approvals are published as
+a new manifest and write-back beside it; a review that times out publishes what passed."""
+from __future__ import annotations
+
+import contextvars
+import csv
+import io
+import threading
+import uuid
+
+import pytest
+
+from bananaflow.cli.main import main
+from bananaflow.landing.manifest import write_manifest
+from bananaflow.landing.review_log import load_decisions
+from bananaflow.landing.run_history import latest_manifest_key, load_run_manifest, manifest_keys
+from bananaflow.landing.storage import ImageStore
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, CheckResult, Verdict
+from bananaflow.quality.review_apply import review_key
+from tests.e2e.conftest import products, write_catalog
+from tests.e2e.ops.conftest import wait_until
+from tests.flow_params import flow_params
+
+pytestmark = pytest.mark.e2e
+BUCKET = "ops-review"
+PREFIX = "bananaflow"
+
+
+@pytest.fixture(scope="module")
+def review_stack(ops_stack):
+    import bananaflow_prefect.tasks.review as review_tasks
+
+    ops_stack.save_blocks(BUCKET, PREFIX, max_in_flight=4)
+    before, review_tasks.PAUSE_POLL_S = review_tasks.PAUSE_POLL_S, 1
+    try:
+        yield ops_stack
+    finally:
+        review_tasks.PAUSE_POLL_S = before
+
+
+def store(stack) -> ImageStore:  # noqa: ANN001
+    return ImageStore(BUCKET, PREFIX, client=stack.s3.client())
+
+
+def manifest_rows(s3: ImageStore, key: str) -> list:
+    return load_run_manifest(s3, key).rows
+
+
+def flow_run_named(name: str):  # noqa: ANN201
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+    return runs[0] if runs else None
+
+
+def start_run(stack, tmp_path, sku_prefix: str, n: int, **options) -> tuple[str, threading.Thread, dict]:  # noqa: ANN001
+    """The catalog flow in a thread of this process (Prefect's settings carried along)."""
+    from bananaflow_prefect.flows.catalog_flow import catalog_to_images
+
+    catalog = write_catalog(tmp_path / f"{sku_prefix}.csv", products(n, sku_prefix))
+    name = f"review-{sku_prefix.lower()}-{uuid.uuid4().hex[:6]}"
+    result: dict = {}
+
+    def go() -> None:
+        try:
+            result["summary"] = catalog_to_images.with_options(flow_run_name=name)(**flow_params(
+                catalog=str(catalog), provider_block="bananaflow-provider", store_block="bananaflow-store",
+                limits_block="bananaflow-limits", writeback="merchant", **options))
+        except BaseException as exc:  # noqa: BLE001 (reported by the test)
+            result["error"] = exc
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(go,), daemon=True)
+    thread.start()
+    return name, thread, result
+
+
+def wait_paused(name: str):  # noqa: ANN201
+    return wait_until(lambda: (r := flow_run_named(name)) and r.state and r.state.is_paused() and r, 120, f"{name} to pause")
+
+
+def finished(thread: threading.Thread, result: dict) -> dict:
+    thread.join(180)
+    assert not thread.is_alive(), "the flow did not finish"
+    if "error" in result:
+        raise result["error"]
+    return result["summary"]
+
+
+def supplemental_ids(s3: ImageStore, uri: str) -> set[str]:
+    text = s3.get_bytes(uri.removeprefix(f"s3://{BUCKET}/")).decode()
+    return {row["id"] for row in csv.DictReader(io.StringIO(text), delimiter="\t")}
+
+
+def test_a_paused_run_is_answered_from_the_terminal_and_publishes_exactly_what_was_approved(review_stack, tmp_path, capsys):
+    s3 = store(review_stack)
+    sim = review_stack.simulator
+    sent_before = len(sim.request_log())
+    name, thread, result = start_run(review_stack, tmp_path, "TRM", 5, review="all")
+    wait_paused(name)
+
+    assert main(["review"]) == 0  # the newest paused run: lists what waits
+    listing = capsys.readouterr().out
+    assert f"{name} (Paused): 5 images wait for review" in listing and listing.count("X-Amz-Signature") == 5
+    assert main(["review", name, "--reject", "NOPE"]) == 2  # one clear line, the run still waits
+    assert "'NOPE' has no image waiting for review" in capsys.readouterr().err
+    assert main(["review", name, "--reject", "TRM-001", "--regenerate", "TRM-002", "--note", "label must read Coffee",
+                 "--approve-all"]) == 0
+    summary = finished(thread, result)
+
+    assert summary["review"]["decisions"] == {"approve": 3, "reject": 1, "regenerate": 1}
+    assert len(sim.request_log()) - sent_before == 6  # five images, one made again with the note
+    rows = {r.sku: r for r in manifest_rows(s3, latest_manifest_key(s3))}
+    assert rows["TRM-001"].status == REJECTED and rows["TRM-001"].key.startswith(f"{PREFIX}/review/")
+    assert not s3.exists(rows["TRM-001"].key.replace(f"{PREFIX}/review/", f"{PREFIX}/", 1))
+    remade = rows["TRM-002"]
+    assert remade.status == "succeeded" and remade.attempts and remade.attempts >= 2 and s3.exists(remade.key)
+    assert supplemental_ids(s3, summary["manifest"]["writeback"]) == {"TRM-000", "TRM-002", "TRM-003", "TRM-004"}
+    decisions = [d for d in load_decisions(s3, PREFIX) if d.run == name]
+    assert len(decisions) == 5 and len({d.who for d in decisions}) == 1 and "@" in decisions[0].who
+    assert next(d for d in decisions if d.sku == "TRM-002").note == "label must read Coffee"
+
+
+def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_back(review_stack, tmp_path, capsys):
+    """A run whose review timed out, two images left waiting under the review prefix (written
+    here as the gate leaves them), answered afterwards from the terminal."""
+    s3 = store(review_stack)
+    name, thread, result = start_run(review_stack, tmp_path, "FIN", 4, review="all", review_timeout_hours=0.001)
+    summary = finished(thread, result)
+    assert summary["review"]["outcome"].startswith("timed out") and flow_run_named(name).state.is_completed()
+    key = latest_manifest_key(s3)
+    rows = manifest_rows(s3, key)
+    assert {r.status for r in rows} == {"succeeded"}  # a timeout publishes what passed
+    failed = Verdict(False, (CheckResult("text_and_labels", False, "label garbled"),), model="judge")
+    for row in rows:
+        if row.sku in ("FIN-001", "FIN-002"):
+            hidden = review_key(row.key, PREFIX)
+            s3.copy(row.key, hidden)
+            s3.delete(row.key)
+            row.status, row.key, row.uri, row.verdicts = NEEDS_REVIEW, hidden, s3.uri(hidden), f"[{failed.to_json()}]"
+    write_manifest(rows, s3, key.rsplit("/", 1)[0])
+
+    assert main(["review", name]) == 0
+    assert f"{name} (Completed): 2 images wait for review" in capsys.readouterr().out
+    assert main(["review", name, "--approve", "FIN-001", "--reject", "FIN-002"]) == 0
+    assert "published 1 approved, 1 rejected" in capsys.readouterr().out
+    newest = manifest_keys(s3)[-1]
+    assert newest.rsplit("/", 2)[-2].endswith(f"-{name}.review")
+    after = {r.sku: r for r in manifest_rows(s3, newest)}
+    assert after["FIN-001"].status == "succeeded" and s3.exists(after["FIN-001"].key)
+    assert not after["FIN-001"].key.startswith(f"{PREFIX}/review/")
+    assert after["FIN-002"].status == REJECTED
+    assert supplemental_ids(s3, s3.uri(newest.rsplit("/", 1)[0] + "/merchant_supplemental.tsv")) == {
+        "FIN-000", "FIN-001", "FIN-003"}
+    assert main(["review", name]) == 0  # the review's manifest is the run's newest: nothing waits now
+    assert f"{name} (Completed): 0 images wait for review" in capsys.readouterr().out
