@@ -158,3 +158,59 @@ def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_bac
         "FIN-000", "FIN-001", "FIN-003"}
     assert main(["review", name]) == 0  # the review's manifest is the run's newest: nothing waits now
     assert f"{name} (Completed): 0 images wait for review" in capsys.readouterr().out
+
+
+
+def _property(browser, label: str):  # noqa: ANN001, ANN202
+    """The form's property whose label starts with ``label`` (the innermost one)."""
+    from selenium.webdriver.common.by import By
+
+    scope = "." if hasattr(browser, "parent") and not hasattr(browser, "get") else ""
+    return browser.find_element(By.XPATH, f"({scope}//div[contains(concat(' ', normalize-space(@class), ' '), "
+                                "' schema-form-property ')][.//span[contains(@class, 'schema-form-property__label') "
+                                f"and starts-with(normalize-space(), '{label}')]])[last()]")
+
+
+def _add_item(browser, label: str):  # noqa: ANN001, ANN202
+    from selenium.webdriver.common.by import By
+
+    field = _property(browser, label)
+    field.find_element(By.XPATH, ".//button[contains(normalize-space(), 'Add item')]").click()
+    return _property(browser, label)
+
+
+def test_the_prefect_ui_pause_form_rejects_sends_back_with_a_note_and_approves_the_rest(review_stack, tmp_path, chromium):
+    from selenium.webdriver.common.by import By
+
+    from tests.e2e.ops.test_observability import SCREENSHOTS, _until
+
+    s3 = store(review_stack)
+    name, thread, result = start_run(review_stack, tmp_path, "WEB", 4, review="all")
+    run = wait_paused(name)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    chromium.get(f"{review_stack.ui_url}/runs/flow-run/{run.id}")
+    resume = _until(chromium, lambda b: [e for e in b.find_elements(By.XPATH, "//button[normalize-space()='Resume']")
+                                         if e.is_displayed()], "the paused run's Resume button")
+    resume[0].click()
+    _until(chromium, lambda b: "4 images of 4 products wait for review" in b.find_element(By.TAG_NAME, "body").text,
+           "the review page above the form")
+    signed = "return [...document.images].filter(i => i.src.includes('X-Amz-Signature') && i.complete && i.naturalWidth > 0).length"
+    _until(chromium, lambda b: b.execute_script(signed) >= 4, "the waiting images' thumbnails to load")
+
+    _add_item(chromium, "Reject (SKUs)").find_elements(By.XPATH, ".//textarea | .//input[@type='text']")[-1].send_keys("WEB-001")
+    again = _add_item(chromium, "Make again (SKU and note)")
+    _property(again, "SKU").find_element(By.XPATH, ".//textarea | .//input[@type='text']").send_keys("WEB-002")
+    _property(again, "Note").find_element(By.XPATH, ".//textarea | .//input[@type='text']").send_keys("the handle is missing")
+    _property(chromium, "Approve All").find_element(By.CSS_SELECTOR, "label[role='switch']").click()
+    _property(chromium, "Your name").find_element(By.TAG_NAME, "textarea").send_keys("Ana in the UI")
+    chromium.save_screenshot(str(SCREENSHOTS / "review-form.png"))
+    chromium.find_element(By.XPATH, "//div[contains(@class, 'p-modal__footer')]//button[normalize-space()='Submit']").click()
+    summary = finished(thread, result)
+
+    assert summary["review"]["decisions"] == {"approve": 2, "reject": 1, "regenerate": 1}
+    assert summary["review"]["outcome"] == "decided by Ana in the UI"
+    rows = {r.sku: r for r in manifest_rows(s3, latest_manifest_key(s3))}
+    assert rows["WEB-001"].status == REJECTED and rows["WEB-002"].status == "succeeded"
+    assert supplemental_ids(s3, summary["manifest"]["writeback"]) == {"WEB-000", "WEB-002", "WEB-003"}
+    decisions = {d.sku: d for d in load_decisions(s3, PREFIX) if d.run == name}
+    assert decisions["WEB-002"].note == "the handle is missing" and decisions["WEB-001"].who == "Ana in the UI"
