@@ -34,6 +34,20 @@ class ImageProviderBlock(Block):
         description="Models to fall back to, in order, when the main one is overloaded, failing or out of quota.",
     )
 
+    qa: Literal["on", "off"] | None = Field(
+        None, description="Quality gate: check every image before publishing (free checks, then a vision judge); "
+        "empty: on. A run's --qa and the job spec's qa section win."
+    )
+    qa_model: str | None = Field(None, description="The vision judge's model; empty: models.toml's default judge.")
+    qa_max_attempts: int | None = Field(
+        None, ge=0, le=5, description="Regenerations of an image that failed its checks; empty: 2."
+    )
+
+    def quality_defaults(self) -> dict[str, object]:
+        """The quality gate's fields this block sets (``bananaflow.planning.quality``)."""
+        values = {"qa": self.qa, "qa_model": self.qa_model, "qa_max_attempts": self.qa_max_attempts}
+        return {k: v for k, v in values.items() if v is not None}
+
     def to_settings(self) -> ProviderSettings:
         """Engine settings; a field left empty falls back to the environment, then defaults."""
         if self.kind == "vertex":  # project, location and credentials follow google-genai's variables

@@ -126,7 +126,8 @@ def skip_unchanged(run: RunContext, work: Plan) -> int:
     unchanged = 0
     config = run.config
     for rows in drop_unchanged(work.items, config.options.reading.previous_manifest, config.run_id,
-                               manifests=config.store, prefix=config.prefix):
+                               manifests=config.store, prefix=config.prefix,
+                               retry_rejected=config.quality.retry_rejected):
         unchanged += run.state.record(rows)  # to the run's row log and tally, not into a list of the flow
     return unchanged
 

@@ -2,6 +2,8 @@
 everything checked before the first call (see ``bananaflow.options`` for the rule)."""
 from __future__ import annotations
 
+import asyncio
+
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
@@ -17,8 +19,10 @@ from bananaflow.options import RunOptions, resolve_limits
 from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
 from bananaflow.planning.mode import choose_mode
+from bananaflow.planning.quality import resolve_quality
 from bananaflow.providers.models import default_model_id
 from bananaflow.providers.settings import ProviderSettings
+from bananaflow.quality.build import preflight_judge
 from bananaflow_prefect.blocks import GenerationLimits, ImageProviderBlock, ImageStoreBlock, load_block
 from bananaflow_prefect.blocks.aws import store_from_prefect_aws
 from bananaflow_prefect.blocks.gcp import vertex_settings_from_block
@@ -51,7 +55,10 @@ def open_run(catalog: str, options: RunOptions) -> RunContext:
     config = RunConfig(
         run_id=str(flow_run.id), catalog=catalog, options=options, job=job, provider_settings=provider, store=store,
         limits=limits, policy=policy, batch=batch_settings(options, job),
+        quality=resolve_quality(options.quality, job.spec.qa, provider_block.quality_defaults() if provider_block else None),
     )
+    if config.quality.enabled:  # a route that cannot judge is refused here, naming --qa off / --qa-model
+        asyncio.run(preflight_judge(provider, config.quality.model))
     return RunContext(
         config=config, spool=spool_for_bucket(store.bucket), guard=guard,
         admission=admission_for_run(

@@ -12,12 +12,14 @@ from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
 from bananaflow import errors
+from bananaflow.generation.gate import QualityGate, gate_for_run, judge_in_flight_for
 from bananaflow.generation.pipeline import ItemProcessor
 from bananaflow.generation.pump import ItemPump, window_for
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers import make_provider
+from bananaflow.quality.build import build_judge
 from bananaflow.secrets import excerpt
 from bananaflow_prefect.tasks import run_context
 from bananaflow_prefect.tasks.run_context import RunContext
@@ -34,6 +36,7 @@ def item_pump(run: RunContext) -> Iterator[ItemPump]:
     from any chunk at once (see ``bananaflow.generation.pump``)."""
 
     config = run.config
+    judges = judge_in_flight_for(config.limits.max_in_flight) if config.quality.enabled else 0
 
     def make_processor() -> ItemProcessor:
         return ItemProcessor(
@@ -46,14 +49,31 @@ def item_pump(run: RunContext) -> Iterator[ItemPump]:
             listeners=[run.state.progress.item_done],
             claims=run.claims,
             retry_blocked=config.options.spend.retry_blocked,
+            quality=quality_gate(run, judges),
+            retry_rejected=config.quality.retry_rejected,
         )
 
     async def close(processor: ItemProcessor) -> None:
         await processor.provider.aclose()
+        if processor.quality is not None and processor.quality.judge is not None:
+            await processor.quality.judge.judge.aclose()
 
-    with ItemPump(make_processor, window=window_for(config.limits.max_in_flight), close_processor=close) as pump:
+    window = window_for(config.limits.max_in_flight, judges)
+    with ItemPump(make_processor, window=window, close_processor=close) as pump:
         with run.state.pumping(pump):
             yield pump
+
+
+def quality_gate(run: RunContext, judge_in_flight: int) -> QualityGate | None:
+    """The run's quality gate (None with ``--qa off``): the judge of the run's provider route
+    and model, built on the calling loop (its client belongs there)."""
+    config = run.config
+    quality = config.quality
+    if not quality.enabled:
+        return None
+    judge = build_judge(config.provider_settings, quality.model)
+    return gate_for_run(judge, max_regenerations=quality.max_regenerations, budget=run.admission.budget,
+                        policy=config.policy, judge_max_in_flight=judge_in_flight)
 
 
 class RetryableItemsFailed(Exception):

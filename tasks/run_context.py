@@ -35,6 +35,7 @@ from bananaflow.limits.settings import LimitSettings
 from bananaflow.options import RunOptions
 from bananaflow.planning.batch_sizing import BatchLimits
 from bananaflow.planning.jobspec import Job
+from bananaflow.planning.quality import QualitySettings
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.reports.progress import ProgressTracker
@@ -61,6 +62,8 @@ class RunConfig:
     limits: LimitSettings
     policy: RetryPolicy
     batch: BatchSettings = BatchSettings()
+    #: the quality gate (``--qa``, the job spec's ``qa:``, the provider block's), resolved once
+    quality: QualitySettings = QualitySettings()
 
     @property
     def bucket(self) -> str:

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -36,6 +36,7 @@ from bananaflow.errors import (
     ServerError,
     is_retryable,
 )
+from bananaflow.generation.gate import QualityGate
 from bananaflow.generation.lander import ImageLander
 from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.finishing import apply_output_preset
@@ -45,6 +46,7 @@ from bananaflow.landing.storage import ImageStore
 from bananaflow.limits.budget import Budget, batch_worst_case_cost_usd
 from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
 from bananaflow.planning.work import WorkItem
+from bananaflow.providers.base import ImageRequest
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gemini import image_from_response
 from bananaflow.providers.models import get_model
@@ -126,6 +128,8 @@ class BatchRunner:
         listeners: Iterable[RowListener] = (),
         budget: Budget | None = None,
         retry_blocked: bool = False,
+        quality: QualityGate | None = None,
+        regenerate: Callable[[ImageRequest], Awaitable[ItemOutcome]] | None = None,
     ) -> None:
         self.api = api
         self.store = store
@@ -139,6 +143,17 @@ class BatchRunner:
         self.listeners = list(listeners)
         self.budget = budget
         self.retry_blocked = retry_blocked  # send prompts an earlier run saw blocked again
+        #: the quality gate: a collected image is checked like a realtime one; an image that fails
+        #: is made again by ``regenerate`` (a realtime request under the run's limits and budget)
+        self.quality = quality
+        self.regenerate = regenerate
+
+    async def _regenerate(self, request: ImageRequest) -> ItemOutcome:
+        """A regeneration after failed checks, or an outcome that says none can be made."""
+        if self.regenerate is not None:
+            return await self.regenerate(request)
+        return ItemOutcome.failure(ConfigurationError("no realtime route to make the image again"),
+                                   started_at=utc_now(), t0=time.monotonic(), mode="batch")
 
     def _row(self, item: WorkItem, outcome: ItemOutcome) -> ManifestRow:
         return ManifestRow.from_outcome(item, outcome, run_id=self.run_id)
@@ -411,7 +426,11 @@ class BatchRunner:
             latency_s=round(max(0.0, (utc_now() - started).total_seconds()), 3),
         )
         finished = None
-        if item.output_preset:  # QA as in realtime mode; a batch result cannot be regenerated in place
+        if self.quality is not None:  # judged in realtime; failures made again in realtime (docs/quality.md)
+            outcome, finished = await self.quality.check(
+                item, outcome, image_request(item), self._regenerate, context=f"row {item.row_number} (sku {item.sku})"
+            )
+        elif item.output_preset:  # QA as in realtime mode; a batch result cannot be regenerated in place
             outcome, finished = await apply_output_preset(
                 item.output_preset, outcome, None, context=f"row {item.row_number} (sku {item.sku})"
             )

@@ -29,10 +29,12 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: What ``bananaflow prompts`` and ``estimate`` take (``run`` takes every run option):
 #: what they read to plan and preview, no more.
-PROMPTS_OPTIONS = ("images", "reading", "delivery.prefix", "delivery.bucket")
+PROMPTS_OPTIONS = ("images", "reading", "delivery.prefix", "delivery.bucket", "quality.qa", "quality.qa_model",
+                   "quality.qa_max_attempts")
 ESTIMATE_OPTIONS = (
     "images", "reading", "delivery.prefix", "limits.max_in_flight", "limits.requests_per_minute",
     "limits.images_per_minute", "limits.requests_per_day", "limits.spend_per_10min_usd",
+    "quality.qa", "quality.qa_model", "quality.qa_max_attempts",
 )
 
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
 
 from bananaflow.cli.arguments import options_from_args
 from bananaflow.cli.launch import EXIT_OK, exit_code, run_flow
 from bananaflow.errors import BananaflowError
 from bananaflow.options import RunOptions
 from bananaflow.planning.jobspec import Job, build_job, check_fallback_models
+from bananaflow.planning.work import WorkItem
 from bananaflow.providers.models import default_model_id
 
 
@@ -21,15 +23,39 @@ def _job(options: RunOptions) -> Job:
     return build_job(options, model=_model(options))
 
 
+def judge_call_cost(model: str, items: Iterable[WorkItem]) -> float:
+    """The most one judge call of this job costs (the longest prompt, the image and up to the
+    judge model's limit of reference photos), priced from the judge model's token prices."""
+    from bananaflow.quality.judge_models import get_judge_model
+
+    spec = get_judge_model(model)
+    longest, references = "", 0
+    for item in items:
+        longest = max(longest, item.prompt, key=len)
+        references = max(references, len(item.reference_links) + (1 if item.group_reference_stem else 0))
+    return spec.worst_case(text=longest, images=1 + min(references, spec.max_images - 1))
+
+
 def cmd_prompts(args: argparse.Namespace) -> int:
     from bananaflow.planning.preview import format_preview, preview
+    from bananaflow.planning.quality import regeneration_share, resolve_quality
 
     options = options_from_args(args)
+    job = _job(options)
     result = preview(
-        args.catalog, _job(options), prefix=options.delivery.prefix or "bananaflow", reading=options.reading,
+        args.catalog, job, prefix=options.delivery.prefix or "bananaflow", reading=options.reading,
         bucket=options.delivery.bucket,
     )
     print(format_preview(result, limit=max(0, args.limit), rejections=max(0, args.rejections)))
+    quality = resolve_quality(options.quality, job.spec.qa)
+    if quality.enabled and result.to_generate:
+        from bananaflow.planning.delta import previous_rows
+
+        share = regeneration_share(previous_rows(options.reading.previous_manifest)
+                                   if options.reading.previous_manifest else None)
+        judge = result.to_generate * (1 + share.share) * judge_call_cost(quality.model, result.items)
+        print(f"quality gate: judge {quality.model} at most ${judge:.2f}, {share.share:.0%} expected to be made "
+              f"again (${result.cost_usd * share.share:.2f}; {share.source}); --qa off leaves both out")
     return EXIT_OK
 
 
@@ -53,8 +79,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_estimate(args: argparse.Namespace) -> int:
     """Prices the job's work items as the run would plan them (every variant counts)."""
     from bananaflow.options import resolve_limits
+    from bananaflow.planning.delta import previous_rows
     from bananaflow.planning.estimate import estimate_items
     from bananaflow.planning.plan import plan_catalog
+    from bananaflow.planning.quality import regeneration_share, resolve_quality
 
     options = options_from_args(args)
     if args.latency <= 0:
@@ -67,6 +95,12 @@ def cmd_estimate(args: argparse.Namespace) -> int:
         requests_per_minute=limits.requests_per_minute, images_per_minute=limits.images_per_minute,
         requests_per_day=limits.requests_per_day, spend_per_10min_usd=limits.spend_per_10min_usd,
     )
+    quality = resolve_quality(options.quality, job.spec.qa)
+    if quality.enabled:
+        share = regeneration_share(previous_rows(options.reading.previous_manifest)
+                                   if options.reading.previous_manifest else None)
+        result = result.with_quality_gate(judge_model=quality.model, judge_cost_per_call_usd=judge_call_cost(
+            quality.model, planned.items), share=share.share, source=share.source)
     for line in result.lines():
         print(line)
     catalog = planned.catalog

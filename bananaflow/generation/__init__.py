@@ -6,4 +6,4 @@ The public API is its modules other than ``dispatch`` (the pipeline's own), impo
 importing one loads only what it needs.
 """
 
-__all__ = ["lander", "pipeline", "pump", "retry"]
+__all__ = ["gate", "lander", "pipeline", "pump", "retry"]

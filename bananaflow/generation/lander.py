@@ -31,10 +31,12 @@ from bananaflow.landing.finishing import (
 )
 from bananaflow.landing.keys import ext_for_mime
 from bananaflow.landing.object_meta import ObjectMeta
-from bananaflow.landing.outcome import Charge, ItemOutcome, StoredImage
+from bananaflow.landing.outcome import Charge, ItemOutcome, StoredImage, utc_now
 from bananaflow.landing.output_presets import Finished
+from bananaflow.landing.review_store import ReviewMarker, read_review_marker, review_stem, write_review_marker
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED
 from bananaflow.planning.work import WorkItem
 from bananaflow.providers.base import GeneratedImage, Usage
 from bananaflow.secrets import redact
@@ -64,6 +66,8 @@ class ImageLander:
         image = outcome.image
         if image is None:
             raise ValueError("land() needs an outcome that holds an image")
+        if outcome.status in (NEEDS_REVIEW, UNCHECKED):
+            return await self.land_for_review(item, outcome, finished)
         extension = ext_for_mime(image.mime_type)
         key = f"{item.key_stem}.{extension}"
         meta = self._meta(item, outcome, image)
@@ -81,6 +85,78 @@ class ImageLander:
             metadata = replace(meta, derivatives="").encode()
             return self._spool_or_fail(outcome, key, image, metadata, error, journal)
         return outcome.landed(self._stored(key, image, derivatives or {}))
+
+    async def land_for_review(self, item: WorkItem, outcome: ItemOutcome, finished: Finished | None) -> ItemOutcome:
+        """An image the gate did not pass (``needs_review``, ``unchecked``): paid for, so kept,
+        but under ``review/`` with its derivatives (the thumbnail a reviewer sees), and a
+        marker beside the item's key that tells the next run (``bananaflow.landing.review_store``)."""
+        image = outcome.image
+        assert image is not None
+        extension = ext_for_mime(image.mime_type)
+        prefix = getattr(self.store, "prefix", "")
+        stem = review_stem(item.key_stem, prefix)
+        key = f"{stem}.{extension}"
+        meta = replace(self._meta(item, outcome, image), qa_problems=outcome.error_message)
+        if finished is not None:
+            meta = replace(meta, derivatives=derivative_names(finished))
+        metadata = meta.encode()
+
+        def store() -> tuple[Path | None, dict[str, str] | None, StorageError | None]:
+            journal = self._journal(key, image, metadata)
+            try:
+                derivatives = upload_derivatives(self.store, stem, finished, metadata) if finished is not None else {}
+                self.store.put_image(key, image.data, image.mime_type, metadata)
+                marker = ReviewMarker(
+                    status=outcome.status, key=key, mime_type=image.mime_type, run_id=self.run_id,
+                    at=utc_now().isoformat(timespec="milliseconds"), prompt_sha256=item.prompt_sha256,
+                    model=outcome.model or item.model, cost_usd=outcome.cost_usd, attempts=outcome.attempts,
+                    qa_attempts=outcome.qa_attempts, reasons=outcome.qa_reasons, derivatives=derivatives,
+                    verdicts=outcome.verdicts,
+                )
+                write_review_marker(self.store, item.key_stem, marker)
+            except StorageError as exc:
+                return journal, None, exc
+            if journal is not None and self.spool is not None:
+                self.spool.discard(key)
+            return journal, derivatives, None
+
+        journal, derivatives, error = await asyncio.to_thread(store)
+        if error is not None:  # spooled images are uploaded to this key by the next run; judged then
+            return self._spool_or_fail(outcome, key, image, replace(meta, derivatives="").encode(), error, journal)
+        landed = outcome.landed(self._stored(key, image, derivatives or {}))
+        return replace(landed, status=outcome.status)
+
+    async def kept_for_review(self, item: WorkItem, started_at: datetime, t0: float) -> tuple[ReviewMarker, ItemOutcome] | None:
+        """The image an earlier run kept under ``review/`` for this exact item (its marker
+        was listed beside the key), as an outcome that sends nothing: ``needs_review`` or
+        ``rejected`` as the marker says, or ``unchecked`` with the image's bytes in hand to
+        be judged now. None when the marker cannot be read."""
+        marker = await asyncio.to_thread(read_review_marker, self.store, item.key_stem)
+        if marker is None:
+            return None
+        head = await asyncio.to_thread(self.store.head, marker.key)
+        meta = ObjectMeta.decode(head.metadata)
+        stored = StoredImage(key=marker.key, uri=self.store.uri(marker.key), mime_type=head.content_type,
+                             bytes=head.size, width=meta.width or 0, height=meta.height or 0,
+                             derivatives=dict(marker.derivatives))
+        same_run = meta.run_id == self.run_id
+        outcome = ItemOutcome(
+            status=marker.status, started_at=started_at, latency_s=round(time.monotonic() - t0, 3),
+            model=marker.model or meta.model, stored=stored, verdicts=marker.verdicts, qa_attempts=marker.qa_attempts,
+            error_class="ChecksFailed" if marker.status != UNCHECKED else "JudgeUnavailable",
+            error_message=_kept_message(marker), mode=self.mode,
+            attempts=marker.attempts if same_run else 0,
+            recorded_cost_usd=marker.cost_usd if same_run else None,
+        )
+        if marker.status == UNCHECKED:
+            data = await asyncio.to_thread(self.store.get_bytes, marker.key)
+            image = GeneratedImage(data=data, mime_type=head.content_type or marker.mime_type,
+                                   model=marker.model, usage=Usage(), cost_usd=0.0,
+                                   width=meta.width or 0, height=meta.height or 0)
+            # an image in hand, as if just made (for nothing): the gate decides its status now
+            outcome = replace(outcome, status="succeeded", error_class="", error_message="", image=image, stored=None,
+                              recorded_cost_usd=None, attempts=0)
+        return marker, outcome
 
     def _stored(self, key: str, image: GeneratedImage, derivatives: dict[str, str]) -> StoredImage:
         return StoredImage(key=key, uri=self.store.uri(key), mime_type=image.mime_type, bytes=len(image.data),
@@ -232,6 +308,16 @@ class ImageLander:
         blocked = ContentBlocked(redact(note), reason=marker.reason)
         nothing_sent = Charge("nothing: blocked by an earlier run", 0.0)
         return ItemOutcome.failure(blocked, started_at=started_at, t0=t0, mode=self.mode, charges=(nothing_sent,))
+
+
+def _kept_message(marker: ReviewMarker) -> str:
+    when = marker.at[:16] or "an earlier run"
+    if marker.status == UNCHECKED:
+        return f"made on {when} (run {marker.run_id or '?'}) but not judged yet"
+    verb = "rejected by a person" if marker.status == REJECTED else "left for review"
+    reasons = f": {marker.reasons}" if marker.reasons else ""
+    return (f"not sent: {verb} on {when} (run {marker.run_id or '?'}){reasons}; the same row and prompt would fail "
+            "the same way (--retry-rejected makes it again)")[:500]
 
 
 def _quietly(action: Callable[..., None], *args: object) -> None:

@@ -16,16 +16,19 @@ from dataclasses import replace
 from datetime import datetime
 
 from bananaflow.catalog.references import ReferenceFetcher, ReferencePhotoError
-from bananaflow.errors import ClaimHeld
+from bananaflow.errors import ClaimHeld, StorageError
 from bananaflow.generation.dispatch import Dispatcher
+from bananaflow.generation.gate import QualityGate
 from bananaflow.generation.lander import ImageLander
 from bananaflow.generation.retry import RetryPolicy
 from bananaflow.landing.claims import KeyClaims, claim_keys, remove_claims
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import ItemOutcome, utc_now
+from bananaflow.landing.review_store import find_review_marker, review_marker_key
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
+from bananaflow.landing.verdict import UNCHECKED
 from bananaflow.limits.admission import Admission, endpoint_label
 from bananaflow.limits.controller import RateController
 from bananaflow.planning.work import WorkItem
@@ -56,6 +59,8 @@ class ItemProcessor:
         claims: KeyClaims | None = None,
         fallback_providers: Iterable[ImageProvider] = (),
         retry_blocked: bool = False,
+        quality: QualityGate | None = None,
+        retry_rejected: bool = False,
     ) -> None:
         self.provider = provider
         self.store = store
@@ -68,6 +73,10 @@ class ItemProcessor:
         self.claims = claims
         #: False: an item an earlier run saw blocked (same key, so same prompt) is not sent again
         self.retry_blocked = retry_blocked
+        #: the quality gate (``bananaflow.generation.gate``); None: ``--qa off``, today's preset QA only
+        self.quality = quality
+        #: True: an image an earlier run left for review or a person rejected is made again
+        self.retry_rejected = retry_rejected
         # Admission (limits, breakers, fallback, budget) lives in bananaflow.generation.dispatch/admission.
         providers = {endpoint_label(p.name, p.base_url): p for p in (provider, *fallback_providers)}
         admission = gate if isinstance(gate, Admission) else Admission.for_controller(gate)
@@ -147,6 +156,14 @@ class ItemProcessor:
             return await self.lander.read_existing(item, existing, started_at, t0)
         if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
             return self.lander.remembered_block(marker, started_at, t0)
+        if self.quality is not None and find_review_marker(item.key_stem, sidecars):
+            kept = await self.lander.kept_for_review(item, started_at, t0)
+            if kept is not None:
+                review, earlier = kept
+                if review.status == UNCHECKED:  # paid for, never judged: judge it, make nothing
+                    return await self._judge_kept(item, earlier, started_at, t0)
+                if not self.retry_rejected or review.run_id == self.run_id:
+                    return earlier
         if self.claims is None:
             return await self._generate(item, started_at, t0)
         claimed = await self.claims.claim(
@@ -162,8 +179,22 @@ class ItemProcessor:
         finally:
             await asyncio.to_thread(self.claims.release, item.key_stem)
 
+    async def _judge_kept(self, item: WorkItem, kept: ItemOutcome, started_at: datetime, t0: float) -> ItemOutcome:
+        """An image an earlier run paid for and could not judge: judged now, never made again."""
+        assert self.quality is not None
+        try:
+            references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
+        except ReferencePhotoError as exc:
+            return ItemOutcome.failure(exc, started_at=started_at, t0=t0)
+        outcome, finished = await self.quality.judge_kept(item, kept, references)
+        outcome = replace(outcome, latency_s=round(time.monotonic() - t0, 3))
+        landed = await self.lander.land(item, outcome, finished)
+        if landed.status == "succeeded":
+            await asyncio.to_thread(_forget_review, self.store, item.key_stem)
+        return landed
+
     async def _generate(self, item: WorkItem, started_at: datetime, t0: float) -> ItemOutcome:
-        if item.output_preset:  # a retried chunk must not pay again for this run's QA failure
+        if item.output_preset and self.quality is None:  # a retried chunk must not pay again for this run's QA failure
             earlier = await self.lander.qa_failure_of_this_run(item, started_at, t0)
             if earlier is not None:
                 return earlier
@@ -179,9 +210,12 @@ class ItemProcessor:
             reference_images=references,
         )
 
-        async def send() -> ItemOutcome:
+        async def send_request(sent: ImageRequest) -> ItemOutcome:
             # after a per-day 429 the controller parks the model: the rest is deferred unsent
-            return await self.dispatcher.generate(request, item.variant, started_at=started_at, t0=t0)
+            return await self.dispatcher.generate(sent, item.variant, started_at=started_at, t0=t0)
+
+        async def send() -> ItemOutcome:
+            return await send_request(request)
 
         outcome = await send()
         if outcome.image is None:  # provider errors, a parked quota, the budget
@@ -189,7 +223,11 @@ class ItemProcessor:
                 await self.lander.remember_block(item, blocked, started_at)
             return outcome
         finished = None
-        if item.output_preset:
+        if self.quality is not None:  # free checks, the judge, regenerations with the reasons
+            outcome, finished = await self.quality.check(
+                item, outcome, request, send_request, context=f"row {item.row_number} (sku {item.sku})"
+            )
+        elif item.output_preset:
             regenerate = send if item.regenerate_on_qa_failure else None
             outcome, finished = await apply_output_preset(
                 item.output_preset, outcome, regenerate, context=f"row {item.row_number} (sku {item.sku})"
@@ -198,7 +236,22 @@ class ItemProcessor:
         outcome = replace(outcome, latency_s=round(time.monotonic() - first_sent, 3))  # from the first request
         if self.retry_blocked:  # made after all: the old block no longer stands
             await self.lander.forget_block(item)
-        return await self.lander.land(item, outcome, finished)
+        landed = await self.lander.land(item, outcome, finished)
+        if self.quality is not None and self.retry_rejected and landed.status == "succeeded":
+            await asyncio.to_thread(_forget_review, self.store, item.key_stem)  # made again and passed
+        return landed
+
+
+def _forget_review(store: ImageStore, stem: str) -> None:
+    """The item's image passed after all: its review marker no longer stands (a store that
+    cannot delete keeps it; the image under the item's own key is found first anyway)."""
+    delete = getattr(store, "delete", None)
+    if delete is None:
+        return
+    try:
+        delete(review_marker_key(stem))
+    except StorageError as exc:
+        log.warning("could not remove the review marker of %s: %s", stem, exc.message)
 
 
 def _wants_references(item: WorkItem) -> bool:

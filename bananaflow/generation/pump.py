@@ -26,10 +26,12 @@ from bananaflow.planning.work import WorkItem
 __all__ = ["ItemPump", "window_for"]
 
 
-def window_for(max_in_flight: int) -> int:
+def window_for(max_in_flight: int, judge_in_flight: int = 0) -> int:
     """Items in progress at once: the in-flight cap plus room for items between requests
-    (checking S3, uploading, waiting for a retry) so that they do not hold a slot idle."""
-    return max(16, 2 * max(1, max_in_flight) + 8)
+    (checking S3, uploading, waiting for a retry) so that they do not hold a slot idle, plus
+    one worker per judge call the quality gate may have in flight: an item waiting for its
+    verdict holds a worker, never an image slot, so a slow judge does not idle the image model."""
+    return max(16, 2 * max(1, max_in_flight) + max(0, judge_in_flight) + 8)
 
 
 class ItemPump:

@@ -7,5 +7,5 @@ The public API is its modules, imported by name (``storage.ImageStore``, ``manif
 
 __all__ = [
     "blocked", "claims", "csv_safe", "finishing", "keys", "manifest", "manifest_stream", "object_meta",
-    "outcome", "output_presets", "review_log", "rowlog", "run_history", "spool", "storage", "verdict",
+    "outcome", "output_presets", "review_log", "review_store", "rowlog", "run_history", "spool", "storage", "verdict",
 ]

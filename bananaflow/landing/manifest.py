@@ -23,14 +23,14 @@ from bananaflow.errors import StorageError
 from bananaflow.landing import csv_safe
 from bananaflow.landing.keys import join_key
 from bananaflow.landing.storage import ImageStore, make_s3_client
-from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED
 
 if TYPE_CHECKING:
     from bananaflow.landing.outcome import ItemOutcome
 
 STATUSES = (
     "succeeded", "failed", "blocked", "deferred", "skipped_exists", "spooled", "qa_failed", "skipped_unchanged",
-    NEEDS_REVIEW, REJECTED, UNCHECKED,
+    # the quality gate's (``bananaflow.landing.verdict``): kept under review/, never published
+    "needs_review", "unchecked", "rejected",
 )
 
 
@@ -74,7 +74,10 @@ class ManifestRow:
     derivatives: str = ""  # JSON: {derivative name: object key} stored beside ``key``
     task_run_id: str = ""  # the Prefect task run that made it: where its logs are (``bananaflow find``)
     retryable: bool = False  # a failure that running the item again may fix (a retried chunk does)
-    verdicts: str = ""  # JSON list: the quality gate's verdicts in order (``landing.verdict.Verdict.to_dict``)
+    verdicts: str = ""  # JSON list: the quality gate's verdicts, in order (free checks, judge, a person)
+    qa_attempts: int | None = None  # regenerations the gate made after failed checks
+    qa_reasons: str = ""  # why the last failed verdict failed ("check: reason; ...")
+    judge_cost_usd: float | None = None  # the judge calls' share of ``cost_usd``
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -121,7 +124,11 @@ class ManifestRow:
             qa=outcome.qa,
             derivatives=json.dumps(stored.derivatives, sort_keys=True) if stored and stored.derivatives else "",
             retryable=outcome.retryable,
-            verdicts=json.dumps([v.to_dict() for v in outcome.verdicts], sort_keys=True) if outcome.verdicts else "",
+            verdicts=json.dumps([v.to_dict() for v in outcome.verdicts], sort_keys=True, ensure_ascii=False)
+            if outcome.verdicts else "",
+            qa_attempts=outcome.qa_attempts if outcome.verdicts else None,
+            qa_reasons=outcome.qa_reasons,
+            judge_cost_usd=outcome.judge_cost_usd if outcome.verdicts else None,
         )
 
 
@@ -148,9 +155,13 @@ COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(ManifestRow))
 #: A row's values in ``COLUMNS`` order (a tuple, no copies).
 row_values = attrgetter(*COLUMNS)
 #: Columns added after the first release: a manifest written before them still reads.
-OPTIONAL_COLUMNS: tuple[str, ...] = ("mode", "batch_name", "qa", "derivatives", "task_run_id", "retryable", "verdicts")
-_INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens")
-_FLOAT = ("latency_s", "cost_usd")
+OPTIONAL_COLUMNS: tuple[str, ...] = (
+    "mode", "batch_name", "qa", "derivatives", "task_run_id", "retryable",
+    "verdicts", "qa_attempts", "qa_reasons", "judge_cost_usd",
+)
+_INT = ("row_number", "bytes", "width", "height", "attempts", "prompt_tokens", "image_tokens", "output_tokens",
+        "qa_attempts")
+_FLOAT = ("latency_s", "cost_usd", "judge_cost_usd")
 _TIME = ("started_at", "finished_at")
 _BOOL = ("retryable",)
 _STR = tuple(c for c in COLUMNS if c not in _INT + _FLOAT + _TIME + _BOOL)
@@ -299,7 +310,7 @@ def iter_manifest(source: str | Path, *, sku: str | None = None) -> Iterator[Man
         frame = pd.read_parquet(io.BytesIO(data), engine="pyarrow", filters=filters)
         for column in OPTIONAL_COLUMNS:
             if column not in frame.columns:
-                frame[column] = ""
+                frame[column] = "" if DTYPES[column] in ("string", "boolean") else None
     else:
         frame = _frame_from_csv(data)
         if sku is not None:
@@ -316,7 +327,7 @@ def _row_from_record(record: dict[str, Any]) -> ManifestRow:
     for column, value in record.items():
         if column in _BOOL:
             clean[column] = value is True or str(value).lower() in ("true", "1")
-        elif value is None or value is pd.NA or value is pd.NaT:
+        elif value is None or value is pd.NA or value is pd.NaT or (value == "" and column not in _STR):
             clean[column] = "" if column in _STR else None
         elif column in _INT:
             clean[column] = int(value)

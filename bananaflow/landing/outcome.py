@@ -93,6 +93,8 @@ class ItemOutcome:
     qa: str = ""
     #: the quality gate's verdicts on this item, in order (each image, each regeneration, a person)
     verdicts: tuple[Verdict, ...] = ()
+    #: regenerations the quality gate made after failed checks (``attempts`` counts requests)
+    qa_attempts: int = 0
     #: usage and cost read back from an object this run stored earlier (a retried chunk)
     recorded_usage: Usage | None = None
     recorded_cost_usd: float | None = None
@@ -146,6 +148,17 @@ class ItemOutcome:
             return self.image.usage
         billed = [c.usage for c in self.charges if c.usage is not None]
         return billed[-1] if billed else None
+
+    @property
+    def judge_cost_usd(self) -> float:
+        """What the quality gate's judge calls cost (part of ``cost_usd``)."""
+        return round(sum(c.cost_usd for c in self.charges if c.purpose == "judge"), 6)
+
+    @property
+    def qa_reasons(self) -> str:
+        """Why the last failed verdict failed (``check: reason; ...``), or ""."""
+        failed = [v for v in self.verdicts if not v.passed]
+        return "; ".join(failed[-1].reasons) if failed else ""
 
     @property
     def blocked(self) -> ContentBlocked | None:

@@ -7,5 +7,5 @@ The public API is its modules, imported by name (``plan.plan_catalog``, ``work.W
 
 __all__ = [
     "batch_sizing", "delta", "estimate", "jobspec", "mode", "plan", "preflight", "preview",
-    "prompts", "sharding", "work", "work_store",
+    "prompts", "quality", "sharding", "work", "work_store",
 ]

@@ -19,7 +19,9 @@ from typing import Any
 
 from bananaflow.errors import BananaflowError, ConfigurationError, StorageError
 from bananaflow.landing.manifest import ManifestRow, iter_manifest
+from bananaflow.landing.review_store import item_stem_of
 from bananaflow.landing.run_history import latest_manifest_key
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED
 from bananaflow.planning.work import WorkItem
 from bananaflow.planning.work_store import WorkStore
 
@@ -27,6 +29,10 @@ log = logging.getLogger("bananaflow.planning.delta")
 
 #: Previous outcomes that mean "an image for exactly this request exists".
 DONE_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged"})
+#: Previous outcomes of the quality gate that a person has to settle: the same row and
+#: prompt would fail the same way, so they are not made again (``--retry-rejected`` does).
+#: ``unchecked`` is not here: such an item goes to the pipeline, which judges the kept image.
+WAITING_STATUSES = frozenset({NEEDS_REVIEW, REJECTED})
 
 
 @dataclass
@@ -35,27 +41,47 @@ class DeltaSplit:
     unchanged: list[ManifestRow]
 
 
-def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str) -> DeltaSplit:
+def split_unchanged(items: Iterable[WorkItem], previous: Iterable[ManifestRow], run_id: str, *,
+                    retry_rejected: bool = False) -> DeltaSplit:
     """Items to generate, and rows for the ones the previous run already made as planned
     (the same rule a run applies to its work store, see ``drop_unchanged``)."""
     store = WorkStore()
     try:
         store.add(items)
         now = datetime.now(UTC)
-        batches = store.drop_unchanged(_done(previous), partial(unchanged_row, run_id=run_id, now=now))
+        batches = store.drop_unchanged(_done(previous, retry_rejected), partial(unchanged_row, run_id=run_id, now=now))
         unchanged = [row for batch in batches for row in batch]
         return DeltaSplit(list(store), unchanged)
     finally:
         store.close()
 
 
-def _done(rows: Iterable[ManifestRow]) -> Iterator[ManifestRow]:
-    """Rows that mean "an image for exactly this request exists"."""
-    return (row for row in rows if row.status in DONE_STATUSES and row.key)
+def _done(rows: Iterable[ManifestRow], retry_rejected: bool = False) -> Iterator[ManifestRow]:
+    """Rows that mean "an image for exactly this request exists" (or waits for a person:
+    its key is under ``review/``, matched to the item by the item's own stem)."""
+    for row in rows:
+        if not row.key:
+            continue
+        if row.status in DONE_STATUSES:
+            yield row
+        elif row.status in WAITING_STATUSES and not retry_rejected:
+            # matched by the item's own stem; ``unchanged_row`` takes the review key back from the URI
+            yield dataclasses.replace(row, key=item_stem_of(row.key) + "." + row.key.rsplit(".", 1)[-1])
 
 
 def unchanged_row(before: ManifestRow, item: WorkItem, *, run_id: str, now: datetime) -> ManifestRow:
-    """This run's row for an item the previous run made exactly as planned (``before``)."""
+    """This run's row for an item the previous run made exactly as planned (``before``);
+    one that waits for a person keeps its status and review key, and says why nothing was sent."""
+    if before.status in WAITING_STATUSES:
+        key = _key_of_uri(before.uri) or before.key  # ``_done`` matched it by the item's own stem
+        verb = "rejected by a person" if before.status == REJECTED else "left for review"
+        note = (f"not sent: {verb} by run {before.run_id}; unchanged since, so it would fail the same way "
+                "(--retry-rejected makes it again)")
+        return dataclasses.replace(
+            before, run_id=run_id, row_number=item.row_number, key=key, error_message=note, latency_s=None,
+            attempts=0, prompt_tokens=None, image_tokens=None, output_tokens=None, cost_usd=0.0, judge_cost_usd=0.0,
+            qa_attempts=0, started_at=now, finished_at=now, retryable=False,
+        )
     return dataclasses.replace(
         before,
         run_id=run_id,
@@ -76,8 +102,15 @@ def unchanged_row(before: ManifestRow, item: WorkItem, *, run_id: str, now: date
     )
 
 
+def _key_of_uri(uri: str) -> str:
+    """``s3://bucket/a/b.png`` -> ``a/b.png``."""
+    scheme, sep, rest = uri.partition("://")
+    return rest.partition("/")[2] if sep else ""
+
+
 def drop_unchanged(
-    store: WorkStore, previous_manifest: str | None, run_id: str, *, manifests: Any = None, prefix: str = ""
+    store: WorkStore, previous_manifest: str | None, run_id: str, *, manifests: Any = None, prefix: str = "",
+    retry_rejected: bool = False,
 ) -> Iterator[list[ManifestRow]]:
     """Take the items an earlier run already made as planned out of ``store`` and yield their
     rows, a batch at a time; nothing when there is no manifest. The previous manifest's
@@ -86,7 +119,8 @@ def drop_unchanged(
     if not previous_manifest:
         return iter(())
     now = datetime.now(UTC)
-    return store.drop_unchanged(_done(previous_rows(previous_manifest)), partial(unchanged_row, run_id=run_id, now=now))
+    return store.drop_unchanged(_done(previous_rows(previous_manifest), retry_rejected),
+                                partial(unchanged_row, run_id=run_id, now=now))
 
 
 def previous_rows(source: str) -> Iterator[ManifestRow]:

@@ -37,6 +37,29 @@ class Estimate:
     requests_per_day: int | None
     #: images per variant of the job (empty for a bare count)
     per_variant: dict[str, int] = dataclasses.field(default_factory=dict, compare=False)
+    #: the quality gate: judge calls (one per image and per regeneration) at most this much,
+    #: and the regenerations expected (``regeneration_share`` of the images, from ``share_source``)
+    judge_cost_usd: float = 0.0
+    regeneration_share: float = 0.0
+    regeneration_cost_usd: float = 0.0
+    share_source: str = ""
+    judge_model: str = ""
+
+    @property
+    def total_cost_usd(self) -> float:
+        """Images, expected regenerations and judge calls, at list price."""
+        return round(self.cost_standard_usd + self.regeneration_cost_usd + self.judge_cost_usd, 2)
+
+    def with_quality_gate(self, *, judge_model: str, judge_cost_per_call_usd: float, share: float,
+                          source: str) -> Estimate:
+        """This estimate with the gate on: every image judged, ``share`` of them made again
+        (and judged again)."""
+        regenerations = self.images * share
+        return dataclasses.replace(
+            self, judge_model=judge_model, regeneration_share=share, share_source=source,
+            regeneration_cost_usd=round(regenerations * (self.cost_standard_usd / self.images if self.images else 0.0), 2),
+            judge_cost_usd=round((self.images + regenerations) * judge_cost_per_call_usd, 2),
+        )
 
     def lines(self) -> list[str]:
         hours = self.minutes / 60
@@ -49,6 +72,12 @@ class Estimate:
             f"batch mode:    {self.batches} batch(es), results within {self.batch_max_hours:g} h "
             f"at ${self.cost_batch_usd:,.2f} (--mode batch; its own, larger limits)",
         ]
+        if self.judge_model:
+            out.append(
+                f"quality gate:  judge {self.judge_model} at most ${self.judge_cost_usd:,.2f}; "
+                f"{self.regeneration_share:.0%} regenerated (${self.regeneration_cost_usd:,.2f}; {self.share_source}); "
+                f"total ${self.total_cost_usd:,.2f} (--qa off: ${self.cost_standard_usd:,.2f})"
+            )
         if self.requests_per_day:
             out.append(
                 f"daily quota:   {self.requests_per_day:,} requests/day -> {self.days} day(s); "

@@ -101,6 +101,13 @@ class ReferenceSpec(_Strict):
 
 
 class QASpec(_Strict):
+    """The quality gate for this job (``bananaflow.planning.quality``): the run's ``--qa``,
+    ``--qa-model`` and ``--qa-max-attempts`` win over these. ``regenerate_once`` is the older
+    spelling (before the judge) of ``max_attempts: 1``; older specs keep reading."""
+
+    enabled: bool | None = None
+    model: str | None = None
+    max_attempts: int | None = Field(None, ge=0, le=5)
     regenerate_once: bool = False
 
 

@@ -48,6 +48,21 @@ class WorkItem:
     regenerate_on_qa_failure: bool = False
     #: The catalog's folder (or ``s3://bucket/prefix/``): local photos must stay under it.
     reference_root: str = ""
+    #: What the catalog says about the product (title, colour, material, brand, label text),
+    #: for the quality gate's judge, as ``(field, value)`` pairs (quoted data, never instructions)
+    facts: tuple[tuple[str, str], ...] = ()
+
+
+#: Catalog fields the judge is shown, and how many characters of each.
+FACT_FIELDS: tuple[str, ...] = ("title", "brand", "color", "material", "label_text", "product_type", "size")
+FACT_CHARS = 300
+
+
+def product_facts(fields: dict[str, str]) -> tuple[tuple[str, str], ...]:
+    """The catalog's facts for the judge: the known fields that have a value, cut short."""
+    aliases = {"colour": "color", "label": "label_text"}
+    found = {aliases.get(k, k): v for k, v in fields.items() if aliases.get(k, k) in FACT_FIELDS and v and v.strip()}
+    return tuple((name, found[name].strip()[:FACT_CHARS]) for name in FACT_FIELDS if name in found)
 
 
 #: Separates a per-colour variant's name from its colour: ``main.black`` (see ``color_targets``).
@@ -158,6 +173,7 @@ def _item(
         max_reference_side=job.spec.references.max_side,
         regenerate_on_qa_failure=job.spec.qa.regenerate_once,
         reference_root=str(base_dir) if links else "",
+        facts=product_facts(fields),
     )
 
 

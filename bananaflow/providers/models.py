@@ -106,6 +106,12 @@ def _load(user_file: str | None) -> dict[str, Any]:
     return raw
 
 
+def model_table() -> dict[str, Any]:
+    """The merged ``models.toml`` (with ``BANANAFLOW_MODELS_FILE``), for other tables than the
+    image models' (the quality gate's judge models read theirs from here)."""
+    return _load(os.environ.get(MODELS_FILE_ENV))
+
+
 def default_model_id() -> str:
     return str(_load(os.environ.get(MODELS_FILE_ENV))["defaults"]["model"])
 

@@ -6,4 +6,7 @@ corrections, then a person for what still fails. The verdict types live in
 ``bananaflow.landing.verdict`` (a manifest row carries them); this package decides them.
 """
 
-__all__ = ["judge_api", "review_apply", "review_board", "review_input", "review_publish", "review_remake"]
+__all__ = [
+    "build", "feedback", "free_checks", "gemini_judge", "judge_api", "judge_models", "judge_prompt", "openai_judge",
+    "reply", "review_apply", "review_board", "review_input", "review_publish", "review_remake", "verdict_schema",
+]

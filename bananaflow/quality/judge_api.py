@@ -2,7 +2,17 @@
 
 The gate builds a ``JudgeInput`` from the item (the image as it will be published, the
 reference photos, the catalog's product facts, what the variant asked for, the preset's rules)
-and a ``Judge`` returns a ``JudgeAnswer`` or raises ``JudgeUnavailable`` (fail closed).
+and a ``Judge`` returns a ``JudgeAnswer`` from ONE HTTP call, or raises:
+
+* a classified ``ProviderError`` of the taxonomy (``providers.classify``) when no usable HTTP
+  answer came: transport errors, 429, 5xx, 4xx. ``quality`` sits below ``generation``, so it does
+  not retry: the gate wraps the call in ``generation.retry`` and the judge model's own limits;
+* ``JudgeUnavailable`` for a 200 it cannot use: invalid or truncated JSON, a reply that breaks
+  the schema, a judge that is itself safety-blocked, ``MAX_TOKENS``. Its ``cause`` says which and
+  its ``cost_usd`` what that answer was billed. Not worth an identical resend in the same breath;
+  the gate keeps the image ``unchecked`` (fail closed).
+
+``bananaflow.quality.build.build_judge`` makes the judge for a run's provider settings.
 """
 from __future__ import annotations
 
@@ -58,6 +68,11 @@ class Judge(Protocol):
         ...
 
     async def judge(self, request: JudgeInput) -> JudgeAnswer:
-        """A validated verdict, after retries under the error taxonomy; ``JudgeUnavailable``
-        when none can be had (the caller keeps the image unchecked)."""
+        """One HTTP call: a validated verdict, a classified ``ProviderError`` (the caller
+        retries under the taxonomy), or ``JudgeUnavailable`` for a 200 without a usable verdict
+        (the caller keeps the image unchecked)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the HTTP client if the judge made it."""
         ...

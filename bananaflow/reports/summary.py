@@ -19,7 +19,9 @@ from bananaflow.limits.admission import LimitsReport
 from bananaflow.providers.quota_day import next_quota_reset
 
 #: Statuses that leave nothing for a person to do.
-OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked"})
+OK_STATUSES = frozenset({"succeeded", "skipped_exists", "skipped_unchanged", "blocked", "rejected"})
+#: The quality gate's statuses of images that wait for a person (or for a judge).
+WAITING_STATUSES = ("needs_review", "unchecked")
 
 
 @dataclass
@@ -55,6 +57,17 @@ class RunSummary:
     #: The human review: this run's decisions by action, where they are, and how often reviewers
     #: overruled the judge over the last reviewed runs (``reports.agreement.Agreement.to_dict``).
     review: dict[str, object] = field(default_factory=dict)
+    #: The quality gate: what its judge calls cost (part of ``cost_usd``), images made again after
+    #: failed checks, images waiting for a person (``needs_review``) or a judge (``unchecked``).
+    judge_cost_usd: float = 0.0
+    regenerated: int = 0
+    waiting_for_review: int = 0
+    unchecked: int = 0
+
+    @property
+    def cost_per_accepted_usd(self) -> float | None:
+        """All this run spent (failed attempts, regenerations, judge calls) per image it published."""
+        return round(self.cost_usd / self.succeeded, 4) if self.succeeded else None
 
     @property
     def succeeded(self) -> int:
@@ -68,7 +81,23 @@ class RunSummary:
     def to_dict(self) -> dict[str, object]:
         out = dict(self.__dict__)
         out["ok"] = self.ok
+        out["cost_per_accepted_usd"] = self.cost_per_accepted_usd
         return out
+
+    def _quality_lines(self) -> list[str]:
+        if not (self.judge_cost_usd or self.regenerated or self.waiting_for_review or self.unchecked):
+            return []
+        per = self.cost_per_accepted_usd
+        share = f" ({self.judge_cost_usd / self.cost_usd:.0%} of the cost)" if self.cost_usd else ""
+        lines = [
+            f"- quality gate: judge ${self.judge_cost_usd:.4f}{share}; {self.regenerated} made again after failed "
+            f"checks; cost per accepted image " + (f"${per:.4f}" if per is not None else "n/a"),
+        ]
+        if self.waiting_for_review:
+            lines.append(f"- waiting for review: {self.waiting_for_review} (kept under review/, not published)")
+        if self.unchecked:
+            lines.append(f"- not judged (the judge was unavailable): {self.unchecked}; kept and judged by the next run")
+        return lines
 
     def to_markdown(self) -> str:
         lines = [
@@ -86,6 +115,7 @@ class RunSummary:
             f"- cost at list price rates, from the tokens the provider reported: ${self.cost_usd:.2f}"
             + (f" (of which ${self.cost_without_image_usd:.2f} for answers without an image: blocked or none)"
                if self.cost_without_image_usd else ""),
+            *self._quality_lines(),
             f"- wall time: {self.wall_s:.1f} s, {self.images_per_min:.1f} images/min",
             f"- latency p50/p95: {_fmt(self.latency_p50_s)} / {_fmt(self.latency_p95_s)}",
             f"- retries: {self.retries}",
@@ -149,7 +179,8 @@ class SummaryTally:
         self.counts: Counter[str] = Counter()
         self.latencies = array("d")
         self.by_quota = self.by_budget = self.retries = self.fallbacks = 0
-        self.cost_usd = self.cost_without_image_usd = 0.0
+        self.cost_usd = self.cost_without_image_usd = self.judge_cost_usd = 0.0
+        self.regenerated = 0
         self.last_finished: datetime | None = None
         self.failures: list[dict[str, str]] = []
         self._lock = threading.Lock()
@@ -179,6 +210,8 @@ class SummaryTally:
         if row.finished_at is not None and (self.last_finished is None or row.finished_at > self.last_finished):
             self.last_finished = row.finished_at
         self.cost_usd += row.cost_usd or 0.0
+        self.judge_cost_usd += row.judge_cost_usd or 0.0
+        self.regenerated += 1 if row.qa_attempts else 0
         if not row.key:
             self.cost_without_image_usd += row.cost_usd or 0.0
         self.retries += max(0, (row.attempts or 0) - 1)
@@ -217,6 +250,10 @@ class SummaryTally:
                 deferred_by_quota=self.by_quota,
                 deferred_by_budget=self.by_budget,
                 fallbacks=self.fallbacks,
+                judge_cost_usd=round(self.judge_cost_usd, 4),
+                regenerated=self.regenerated,
+                waiting_for_review=self.counts.get("needs_review", 0),
+                unchecked=self.counts.get("unchecked", 0),
             )
 
 

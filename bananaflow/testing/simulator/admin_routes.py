@@ -14,10 +14,12 @@ def _engine(request: Request) -> SimulatorEngine:
 
 
 async def stats(request: Request) -> Response:
-    """Counters plus the request log, as ``SimulatorServer.stats`` / ``request_log``."""
+    """Counters plus the request log, as ``SimulatorServer.stats`` / ``request_log``; the judge's
+    calls under ``judge`` (``SimulatorServer.judge_stats`` / ``judge_log``)."""
     engine = _engine(request)
     return JSONResponse({**engine.stats.snapshot(), "batch": engine.batches.counters(),
                          "oauth": engine.oauth.counters(),
+                         "judge": {**engine.judge.stats.snapshot(), "log": engine.judge.stats.log()},
                          "request_log": engine.stats.log()})
 
 

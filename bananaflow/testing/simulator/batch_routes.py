@@ -40,6 +40,7 @@ from bananaflow.testing.simulator.batch_store import (
     SimBatch,
 )
 from bananaflow.testing.simulator.calls import WireError
+from bananaflow.testing.simulator.defects import defect_for
 from bananaflow.testing.simulator.engine import SimulatorEngine, final_image
 from bananaflow.testing.simulator.faults.quota import SCRIPTED_LIMIT, per_day, per_minute
 from bananaflow.testing.simulator.gemini_render import GeminiRenderer, google_error
@@ -236,7 +237,8 @@ def _answer_one(engine: SimulatorEngine, model_id: str, item: BatchRequest) -> d
     shown = "ok" if outcome in ("truncated_json", "slow") else outcome
     if shown == "ok" and not call.wants_image:
         shown = "text_only"
-    answer = renderer.generated(call, shown, final_image(call, shown, config.image_mime))
+    answer = renderer.generated(call, shown, final_image(call, shown, config.image_mime,
+                                                         defect_for(config.defects, call.prompt)))
     return {"response": _body(answer)}
 
 

@@ -43,6 +43,15 @@ DRAFT_STYLES: frozenset[str] = frozenset({"flagged", "unflagged"})
 #: ``usageMetadata`` as sent: all fields; without ``candidatesTokensDetails``; absent; or
 #: with ``candidatesTokenCount`` larger than its details (text not itemised).
 USAGE_SHAPES: frozenset[str] = frozenset({"full", "no_details", "omitted", "extra_text"})
+#: Outcomes a judge call may be scripted to get (``judge_script``): quota and server errors as
+#: for images, and the 200s a judge cannot use: ``invalid_json`` (prose, no JSON), ``fenced``
+#: (valid JSON in a Markdown fence: usable), ``truncated`` (JSON cut short, finishReason STOP),
+#: ``max_tokens`` (cut at the limit), ``blocked`` (finishReason SAFETY), ``prompt_blocked``
+#: (promptFeedback.blockReason), ``schema_violation`` (JSON without the checks).
+JUDGE_OUTCOMES: frozenset[str] = frozenset({
+    "ok", "429", "429_day", "500", "503", "html_502", "reset", "slow", "invalid_json", "fenced", "truncated",
+    "max_tokens", "blocked", "prompt_blocked", "schema_violation",
+})
 # How a Batch-mode job ends once its turnaround has passed.
 BATCH_OUTCOMES: frozenset[str] = frozenset({"succeeded", "failed", "expired"})
 
@@ -90,6 +99,17 @@ class SimulatorConfig:
     vertex_denied_projects: tuple[str, ...] = ()
     vertex_list_errors: bool = False
     metadata_project: str = "bananaflow-sim"  # the GCE metadata server's project id
+    # The quality gate (judge_engine, defects): images whose prompt contains a key carry a visible
+    # defect ("once" until the request carries corrections, "always"; ":extra_object" for a hand
+    # instead of garbled label text); judge calls get outcomes from their own script (keys match
+    # the judge's prompt, which quotes the product's facts; "" matches every call), their own
+    # per-minute limit (the judge model has its own quota), and an OpenAI-compatible relay may
+    # lack the chat route or the json_schema response format.
+    defects: Mapping[str, str] = field(default_factory=dict)
+    judge_script: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    judge_requests_per_minute: int | None = None
+    openai_chat: bool = True
+    openai_json_schema: bool = True
 
     def __post_init__(self) -> None:
         for name in ("quota_zero_models", "blocked_words", "prompt_blocked_words", "oauth_public_keys",
@@ -101,6 +121,9 @@ class SimulatorConfig:
         object.__setattr__(self, "latency_s", tuple(self.latency_s))
         script = {key: tuple(outcomes) for key, outcomes in dict(self.script).items()}
         object.__setattr__(self, "script", MappingProxyType(script))
+        judge_script = {key: tuple(outcomes) for key, outcomes in dict(self.judge_script).items()}
+        object.__setattr__(self, "judge_script", MappingProxyType(judge_script))
+        object.__setattr__(self, "defects", MappingProxyType(dict(self.defects)))
         self._check()
 
     def _check(self) -> None:
@@ -126,6 +149,7 @@ class SimulatorConfig:
             raise ValueError(f"batch_outcome must be one of {sorted(BATCH_OUTCOMES)}")
         if self.script_retry_delay < 0 or self.slow_seconds < 0:
             raise ValueError("script_retry_delay and slow_seconds must be >= 0")
+        self._check_quality_gate()
         for key, outcomes in self.script.items():
             unknown = set(outcomes) - SCRIPT_OUTCOMES
             if unknown:
@@ -133,6 +157,22 @@ class SimulatorConfig:
                     f"script[{key!r}] has unknown outcomes {sorted(unknown)}; "
                     f"known: {sorted(SCRIPT_OUTCOMES)}"
                 )
+
+    def _check_quality_gate(self) -> None:
+        from bananaflow.testing.simulator.defects import parse_defect
+
+        for key, value in self.defects.items():
+            try:
+                parse_defect(value)
+            except ValueError as exc:
+                raise ValueError(f"defects[{key!r}]: {exc}") from None
+        for key, outcomes in self.judge_script.items():
+            unknown = set(outcomes) - JUDGE_OUTCOMES
+            if unknown:
+                raise ValueError(f"judge_script[{key!r}] has unknown outcomes {sorted(unknown)}; "
+                                 f"known: {sorted(JUDGE_OUTCOMES)}")
+        if self.judge_requests_per_minute is not None and self.judge_requests_per_minute < 1:
+            raise ValueError("judge_requests_per_minute must be >= 1 or None (no limit)")
 
     def with_changes(self, **changes: Any) -> SimulatorConfig:
         """A validated copy with ``changes`` applied; unknown knob names are an error

@@ -23,11 +23,13 @@ from bananaflow.testing.simulator.auth import is_authorized
 from bananaflow.testing.simulator.batch_store import BatchStore
 from bananaflow.testing.simulator.calls import ImageCall, WireError
 from bananaflow.testing.simulator.config import SimulatorConfig
+from bananaflow.testing.simulator.defects import defect_for
 from bananaflow.testing.simulator.faults.outcomes import choose_outcome
 from bananaflow.testing.simulator.faults.quota import SCRIPTED_LIMIT, QuotaGate, QuotaRejection, per_day, per_minute
 from bananaflow.testing.simulator.faults.script import Script
 from bananaflow.testing.simulator.files import FileStore
 from bananaflow.testing.simulator.images import WHITE, render_image
+from bananaflow.testing.simulator.judge_engine import JudgeDesk
 from bananaflow.testing.simulator.oauth import TokenIssuer
 from bananaflow.testing.simulator.stats import RequestRecord, StatsRecorder
 from bananaflow.testing.simulator.transport import DropConnection, bad_gateway_page, truncated
@@ -72,14 +74,15 @@ class Renderer(Protocol):
         ...
 
 
-def final_image(call: ImageCall, outcome: str, mime_type: str) -> FinalImage | None:
+def final_image(call: ImageCall, outcome: str, mime_type: str, defect: str | None = None) -> FinalImage | None:
+    """The answer's image for ``outcome``; ``defect`` (a scripted one, ``defects.defect_for``) drawn in."""
     if outcome not in IMAGE_OUTCOMES | {"bad_base64"}:
         return None
     width, height = call.pixels
     if outcome == "wrong_size":  # what a relay that ignores imageSize does, only always wrong
         width, height = width // 2, height // 2
     background = OFF_WHITE if outcome == "off_white" else WHITE
-    data = render_image(call.prompt, width, height, mime_type, background)
+    data = render_image(call.prompt, width, height, mime_type, background, defect)
     encoded = base64.b64encode(data).decode("ascii")
     if outcome == "bad_base64":  # 4k+1 characters never decode, strictly or leniently
         encoded = encoded[: (len(encoded) // 8) * 4 + 1]
@@ -96,6 +99,7 @@ class SimulatorEngine:
         self.files = FileStore()
         self.batches = BatchStore()
         self.oauth = TokenIssuer()
+        self.judge = JudgeDesk(config)
         self._gate = QuotaGate()
         self._rearm()
 
@@ -112,9 +116,12 @@ class SimulatorEngine:
         """Apply knob changes to later requests. A new script or seed starts from the top."""
         new = self._config.with_changes(**changes)
         rearm = new.script != self._config.script or new.seed != self._config.seed
+        rearm_judge = new.judge_script != self._config.judge_script or new.seed != self._config.seed
         self._config = new
         if rearm:
             self._rearm()
+        if rearm_judge:
+            self.judge.rearm(new)
         return new
 
     def reset(self) -> None:
@@ -124,6 +131,7 @@ class SimulatorEngine:
         self.files.clear()
         self.batches.clear()
         self.oauth.reset()
+        self.judge.reset(self._config)
         self._rearm()
 
     def pick_outcome(self, prompt: str) -> str:
@@ -207,9 +215,10 @@ class SimulatorEngine:
         if outcome in ERROR_SHAPES or outcome in EMPTY_SHAPES:
             return renderer.shaped(call, outcome)
         shown = "ok" if outcome == "truncated_json" else outcome
-        response = await run_in_threadpool(self._generate, call, shown, renderer, config.image_mime)
+        defect = defect_for(config.defects, call.prompt)
+        response = await run_in_threadpool(self._generate, call, shown, renderer, config.image_mime, defect)
         return truncated(response) if outcome == "truncated_json" else response
 
     @staticmethod
-    def _generate(call: ImageCall, outcome: str, renderer: Renderer, mime_type: str) -> Response:
-        return renderer.generated(call, outcome, final_image(call, outcome, mime_type))
+    def _generate(call: ImageCall, outcome: str, renderer: Renderer, mime_type: str, defect: str | None) -> Response:
+        return renderer.generated(call, outcome, final_image(call, outcome, mime_type, defect))

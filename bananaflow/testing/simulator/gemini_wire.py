@@ -45,6 +45,8 @@ _GENERATION_CONFIG: Schema = {
     "presencePenalty": None,
     "frequencyPenalty": None,
     "responseMimeType": None,
+    "responseSchema": None,  # the quality gate's judge (judge_wire): any schema, read there
+    "responseJsonSchema": None,
     "thinkingConfig": {"includeThoughts": None, "thinkingBudget": None, "thinkingLevel": None},
     "mediaResolution": None,
 }
@@ -72,6 +74,9 @@ def _snake(name: str) -> str:
 
 def _invalid(message: str, field: str | None = None) -> WireError:
     return WireError(400, message, field)
+
+
+REQUEST_SCHEMA: Schema = _REQUEST
 
 
 def normalize(value: Any, schema: Schema, path: str = "") -> dict[str, Any]:

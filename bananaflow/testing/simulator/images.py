@@ -15,6 +15,8 @@ from functools import lru_cache
 
 from PIL import Image, ImageDraw
 
+from bananaflow.testing.simulator.defects import draw_defect
+
 WHITE = (255, 255, 255)
 FILL_FRACTION = 0.88  # share of width and height the product's bounding box spans
 _CANVAS_LONG_SIDE = 400  # the shape is drawn at most this large, then enlarged
@@ -36,9 +38,10 @@ def _darker(colour: tuple[int, int, int], amount: float) -> tuple[int, int, int]
     return r, g, b
 
 
-def _draw_product(width: int, height: int, prompt: str, background: tuple[int, int, int] = WHITE) -> Image.Image:
+def _draw_product(width: int, height: int, prompt: str, background: tuple[int, int, int] = WHITE,
+                  defect: str | None = None) -> Image.Image:
     """A bottle, box or jar (picked by the prompt hash) on white (or ``background``), on a
-    small canvas of the requested aspect ratio."""
+    small canvas of the requested aspect ratio; ``defect`` (``defects.DEFECT_KINDS``) drawn on it."""
     scale = max(width, height) / _CANVAS_LONG_SIDE
     cw, ch = max(8, round(width / scale)), max(8, round(height / scale))
     canvas = Image.new("RGB", (cw, ch), background)
@@ -61,17 +64,20 @@ def _draw_product(width: int, height: int, prompt: str, background: tuple[int, i
         draw.rectangle((left + w * 0.1, top, right - w * 0.1, top + h * 0.18), fill=_darker(colour, 0.4))
         draw.rounded_rectangle((left, top + h * 0.16, right, bottom), radius=max(1, round(min(w, h) * 0.2)), fill=colour)
     draw.rectangle((left + w * 0.12, top + h * 0.45, right - w * 0.12, top + h * 0.72), fill=_lighter(colour, 0.5))
+    if defect is not None:
+        draw_defect(draw, defect, (left, top, right, bottom), prompt)
     return canvas.resize((width, height), Image.Resampling.NEAREST)
 
 
 @lru_cache(maxsize=16)
 def render_image(
-    prompt: str, width: int, height: int, mime_type: str, background: tuple[int, int, int] = WHITE
+    prompt: str, width: int, height: int, mime_type: str, background: tuple[int, int, int] = WHITE,
+    defect: str | None = None,
 ) -> bytes:
     """Encoded bytes (PNG or JPEG) of the product shot for ``prompt`` at exactly
     ``width`` x ``height``. Pure function of its arguments, so the same prompt, model,
     ratio and size always give the same bytes."""
-    image = _draw_product(width, height, prompt, background)
+    image = _draw_product(width, height, prompt, background, defect)
     out = io.BytesIO()
     if mime_type == "image/png":
         image.save(out, format="PNG", compress_level=1)

@@ -93,6 +93,17 @@ class SimulatorServer:
         """Token endpoint counters: ``tokens_issued``, ``tokens_refused``."""
         return self._engine.oauth.counters()
 
+    def judge_stats(self) -> dict[str, Any]:
+        """Judge-call counters (kept apart from the image calls'): ``requests_total``,
+        ``by_route``, ``by_outcome`` (ok, fenced, invalid_json, truncated, max_tokens, blocked,
+        prompt_blocked, schema_violation, 429, 500, ...), ``in_flight``."""
+        return self._engine.judge.stats.snapshot()
+
+    def judge_log(self) -> list[dict[str, Any]]:
+        """One dict per judge request, oldest first: route, model, ``images`` and their
+        ``image_phashes`` (what the judge was shown), outcome, ``passed``, ``failed_checks``."""
+        return self._engine.judge.stats.log()
+
     def request_log(self) -> list[dict[str, Any]]:
         """One dict per request to a generation route, oldest first."""
         return self._engine.stats.log()

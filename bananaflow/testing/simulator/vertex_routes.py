@@ -24,6 +24,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bananaflow.providers.models import get_model
+from bananaflow.quality.judge_models import get_judge_model, known_judge_models
 from bananaflow.testing.simulator.auth import is_authorized
 from bananaflow.testing.simulator.calls import ImageCall, WireError
 from bananaflow.testing.simulator.config import SimulatorConfig
@@ -31,9 +32,12 @@ from bananaflow.testing.simulator.engine import SimulatorEngine
 from bananaflow.testing.simulator.faults.quota import QuotaRejection
 from bananaflow.testing.simulator.gemini_render import GeminiRenderer
 from bananaflow.testing.simulator.gemini_wire import parse_generate_content_body
+from bananaflow.testing.simulator.judge_render import gemini_judge_answer
+from bananaflow.testing.simulator.judge_wire import JudgeCall, is_judge_body, judge_model, parse_gemini_judge
 from bananaflow.testing.simulator.oauth import bearer_token
 
 ROUTE_NAME = "vertex.generateContent"
+JUDGE_ROUTE_NAME = "vertex.judge.generateContent"
 VERTEX_VERSIONS = ("v1", "v1beta1")
 _WORDS = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
           429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE"}
@@ -112,10 +116,26 @@ def _vertex_model(project: str, location: str, model_id: str) -> Any:
                              "you are using a valid model version.") from None
 
 
+def _judge_parser(project: str, location: str, model_id: str) -> Callable[[bytes], JudgeCall]:
+    def parse(body: bytes) -> JudgeCall:
+        spec = judge_model(model_id, f"Publisher Model `projects/{project}/locations/{location}/publishers/google/"
+                                     f"models/{model_id}` was not found or your project does not have access to it. "
+                                     "Please ensure you are using a valid model version.")
+        return parse_gemini_judge(spec, body)
+
+    return parse
+
+
 async def generate_content(request: Request) -> Response:
     engine: SimulatorEngine = request.app.state.engine
     p = request.path_params
     renderer = VertexRenderer(engine.config)
+    if is_judge_body(await request.body()):
+        return await engine.judge.handle(
+            request, engine.config, JUDGE_ROUTE_NAME, renderer, _judge_parser(p["project"], p["location"], p["model"]),
+            gemini_judge_answer, model_hint=p["model"],
+            authorize=_authorize(engine, renderer, p["project"], p["location"], p["model"]),
+        )
     return await engine.handle(
         request, ROUTE_NAME, renderer, _parser(p["project"], p["location"], p["model"]), model_hint=p["model"],
         authorize=_authorize(engine, renderer, p["project"], p["location"], p["model"]),
@@ -133,7 +153,9 @@ async def vertex_model(request: Request) -> Response:
     try:
         spec = _vertex_model(project, location, p["model"])
     except WireError as error:
-        return vertex_error(engine.config, 404, error.message)
+        if p["model"] not in known_judge_models():  # judge models have metadata too
+            return vertex_error(engine.config, 404, error.message)
+        spec = get_judge_model(p["model"])
     return JSONResponse({"name": f"publishers/google/models/{spec.id}", "versionId": "001",
                          "openSourceCategory": "PROPRIETARY", "launchStage": "GA"})
 
@@ -165,7 +187,7 @@ async def studio_model(request: Request) -> Response:
         return renderer.bad_key()
     model_id, version = request.path_params["model"], request.url.path.split("/")[1]
     try:
-        spec = get_model(model_id)
+        spec = get_judge_model(model_id) if model_id in known_judge_models() else get_model(model_id)
     except Exception:
         return renderer.wire_error(WireError(404, f"models/{model_id} is not found for API version {version}, or is "
                                                   "not supported for generateContent. Call ListModels to see the list "

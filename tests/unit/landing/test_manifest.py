@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterator
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
@@ -13,11 +14,13 @@ import pytest
 from bananaflow.devstack.local_s3 import LocalS3Server
 from bananaflow.landing.manifest import COLUMNS, ManifestRow, manifest_frame, read_manifest, write_local, write_manifest
 from bananaflow.landing.storage import ImageStore
+from bananaflow.landing.verdict import CheckResult, Verdict
 
 EXPECTED_COLUMNS = (
     "run_id row_number sku variant status error_class error_message key uri model endpoint image_size aspect_ratio "
     "mime_type bytes width height latency_s attempts prompt_tokens image_tokens output_tokens cost_usd "
-    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id retryable verdicts"
+    "prompt_sha256 started_at finished_at mode batch_name qa derivatives task_run_id retryable "
+    "verdicts qa_attempts qa_reasons judge_cost_usd"
 ).split()
 T0 = datetime(2026, 11, 28, 3, 0, 0, 123456, tzinfo=UTC)
 
@@ -78,6 +81,25 @@ def test_a_manifest_written_before_the_mode_columns_still_reads(tmp_path: Path) 
         rows = read_manifest(tmp_path / name)
         assert [r.sku for r in rows] == [r.sku for r in sample_rows()]
         assert {(r.mode, r.batch_name, r.task_run_id, r.retryable) for r in rows} == {("", "", "", False)}
+
+
+def test_a_manifest_written_before_the_quality_gate_still_reads_and_verdicts_round_trip(tmp_path: Path) -> None:
+    verdict = Verdict(False, (CheckResult("text_and_labels", False, "garbled label"),), model="judge-1")
+    gated = ManifestRow(run_id="r", row_number=3, sku="GATED", variant="main", status="needs_review",
+                        key="shop/review/GATED/main-abc.png", verdicts=json.dumps([verdict.to_dict()]), qa_attempts=2,
+                        qa_reasons="text_and_labels: garbled label", judge_cost_usd=0.0042, cost_usd=0.41)
+    paths = write_local([*sample_rows(), gated], tmp_path)
+    for path in paths.values():
+        back = read_manifest(path, sku="GATED")[0]
+        assert back == gated and Verdict.from_dict(json.loads(back.verdicts)[0]) == verdict
+    gate_columns = ["verdicts", "qa_attempts", "qa_reasons", "judge_cost_usd"]
+    old = pd.read_csv(paths["csv"], dtype=str, keep_default_na=False).drop(columns=gate_columns)
+    old.to_csv(tmp_path / "old.csv", index=False)
+    pd.read_parquet(paths["parquet"]).drop(columns=gate_columns).to_parquet(tmp_path / "old.parquet")
+    for name in ("old.csv", "old.parquet"):
+        rows = read_manifest(tmp_path / name)
+        assert {(r.verdicts, r.qa_attempts, r.qa_reasons, r.judge_cost_usd) for r in rows} == {("", None, "", None)}
+        assert [r.status for r in rows][-1] == "needs_review"
 
 
 def test_status_is_validated_and_times_are_utc() -> None:
