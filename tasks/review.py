@@ -23,8 +23,8 @@ from prefect.runtime import flow_run
 from bananaflow.landing.manifest import write_manifest
 from bananaflow.landing.review_log import REGENERATE, latest_by_item, load_decisions, save_decisions
 from bananaflow.planning.work_store import WorkStore
-from bananaflow.quality.review_apply import apply_decisions, latest_rows
-from bananaflow.quality.review_board import ReviewPlan, decide, describe, waiting_rows
+from bananaflow.quality.review_apply import apply_decisions, clear_for_remake, latest_rows
+from bananaflow.quality.review_board import ReviewPlan, decide, describe, verdicts_of, waiting_rows
 from bananaflow.quality.review_input import ReviewInput
 from bananaflow.quality.review_publish import PublishContext, save_context, waiting_prefix
 from bananaflow.quality.review_remake import corrected_item
@@ -108,10 +108,13 @@ def _resume_at_timeout(flow_run_id: str, seconds: float) -> threading.Timer:
 def _remake(run: RunContext, items: WorkStore, plan: ReviewPlan) -> None:
     """Make again what the reviewer sent back, the note as a correction; the new rows join
     the run's rows (the last row of an item is its final one)."""
-    wanted = {d.item: d.note for d in plan.by_action(REGENERATE)}
+    wanted = {d.item: d for d in plan.by_action(REGENERATE)}
     if not wanted:
         return
-    remade = [corrected_item(item, wanted[(item.sku, item.variant)], run.config.prefix)
+    rows = {(r.sku, r.variant): r for r in plan.rows if (r.sku, r.variant) in wanted}
+    for row in rows.values():
+        clear_for_remake(run.config.store, row, run.config.prefix)
+    remade = [corrected_item(item, wanted[(item.sku, item.variant)].note, verdicts_of(rows[(item.sku, item.variant)]))
               for item in items if (item.sku, item.variant) in wanted]
     run_context.register(run)
     try:

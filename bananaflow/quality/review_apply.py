@@ -1,11 +1,12 @@
 """A person's decisions applied to a run's rows and objects.
 
 An approved image that waited under the review prefix is copied to the key it is published
-under (``published_key``) and its row becomes ``succeeded``; a rejected one becomes
-``rejected`` and, if it was already at its published key (``--review all``), moves to the
-review prefix so that no later run finds it there and publishes it. Each decided row gets the
-person's verdict appended to its verdicts. Regeneration is the flow's (or the next run's) job:
-its rows are left as they are here.
+under (``published_key``), its review marker (``landing.review_store``) is deleted, and its row
+becomes ``succeeded``: the next run finds the image under the item's key. A rejected one becomes
+``rejected``, its marker says so (who, when, the note), and if it was already at its published
+key (``--review all``) it moves to the review prefix: no later run finds it there, publishes it
+or pays for it again. Each decided row gets the person's verdict appended to its verdicts.
+Regeneration is the flow's (or the next run's) job: ``clear_for_remake`` readies an item for it.
 """
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from bananaflow.landing.keys import join_key, normalize_prefix
+from bananaflow.landing.keys import join_key, normalize_prefix, stem_of
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.review_log import APPROVE, REJECT, Decision
+from bananaflow.landing.review_store import ReviewMarker, read_review_marker, review_marker_key, write_review_marker
 from bananaflow.landing.storage import ImageStore
 from bananaflow.landing.verdict import REJECTED, Verdict
 
 __all__ = [
-    "REVIEW_SEGMENT", "apply_decisions", "human_verdict", "is_review_key", "latest_rows", "published_key", "review_key",
+    "REVIEW_SEGMENT", "apply_decisions", "clear_for_remake", "human_verdict", "is_review_key", "item_stem", "latest_rows",
+    "published_key", "review_key",
 ]
 
 #: The folder under the store's prefix where images wait for a person.
@@ -89,13 +92,46 @@ def apply_decisions(rows: Iterable[ManifestRow], decisions: Iterable[Decision], 
             yield row
             continue
         verdicts = _with_verdict(row, human_verdict(decision))
+        stem = item_stem(row, prefix)
         if decision.action == APPROVE:
             moved = _move(store, row, "published", prefix, keep_source=True)
+            store.delete(review_marker_key(stem))
             yield replace(moved, status="succeeded", verdicts=verdicts, error_class="", error_message="")
         else:
             moved = _move(store, row, "review", prefix, keep_source=False)
-            yield replace(moved, status=REJECTED, verdicts=verdicts, error_class="ReviewRejected",
-                          error_message=f"rejected by {decision.who}" + (f": {decision.note}" if decision.note else ""))
+            rejected = replace(moved, status=REJECTED, verdicts=verdicts, error_class="ReviewRejected",
+                               error_message=f"rejected by {decision.who}" + (f": {decision.note}" if decision.note else ""))
+            _mark_rejected(store, stem, rejected, decision)
+            yield rejected
+
+
+def item_stem(row: ManifestRow, prefix: str) -> str:
+    """The item's own key stem (where its published image and its review marker live)."""
+    return stem_of(published_key(row.key, prefix))
+
+
+def _mark_rejected(store: ImageStore, stem: str, row: ManifestRow, decision: Decision) -> None:
+    """The item's marker says ``rejected`` (the gate's, kept and amended; else a new one)."""
+    marker = read_review_marker(store, stem) if store.exists(review_marker_key(stem)) else None
+    if marker is None:
+        marker = ReviewMarker(status=REJECTED, key=row.key, mime_type=row.mime_type, run_id=row.run_id,
+                              prompt_sha256=row.prompt_sha256, model=row.model, cost_usd=row.cost_usd or 0.0,
+                              attempts=row.attempts or 0)
+    derivatives = json.loads(row.derivatives) if row.derivatives else {}
+    verdicts = tuple(Verdict.from_dict(v) for v in json.loads(row.verdicts)) if row.verdicts else marker.verdicts
+    write_review_marker(store, stem, replace(
+        marker, status=REJECTED, key=row.key, derivatives=derivatives or marker.derivatives, verdicts=verdicts,
+        decided_by=decision.who, decided_at=decision.when, note=decision.note,
+    ))
+
+
+def clear_for_remake(store: ImageStore, row: ManifestRow, prefix: str) -> None:
+    """Ready an item to be made again under its own key: its marker goes (or the engine would
+    report it waiting and send nothing), and an image already published there (``--review
+    all``) moves under the review prefix (or the engine would find it and not make it again)."""
+    store.delete(review_marker_key(item_stem(row, prefix)))
+    if row.key and not is_review_key(row.key, prefix):
+        _move(store, row, "review", prefix, keep_source=False)
 
 
 def latest_rows(rows: Iterable[ManifestRow]) -> Iterator[ManifestRow]:

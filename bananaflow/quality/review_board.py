@@ -109,6 +109,7 @@ class ReviewPlan:
     decisions: tuple[Decision, ...]
     undecided: tuple[ManifestRow, ...]
     problems: tuple[str, ...]
+    rows: tuple[ManifestRow, ...] = ()  # every waiting row the answer was placed on
 
     def by_action(self, action: str) -> list[Decision]:
         return [d for d in self.decisions if d.action == action]
@@ -146,4 +147,4 @@ def decide(rows: Sequence[ManifestRow], answer: ReviewInput, *, run: str, who: s
             judge_passed=None if verdict is None else verdict.passed,
             failed_checks=tuple(c.name for c in verdict.checks if not c.passed) if verdict else (),
         ))
-    return ReviewPlan(tuple(decisions), tuple(undecided), tuple(problems))
+    return ReviewPlan(tuple(decisions), tuple(undecided), tuple(problems), tuple(rows))
