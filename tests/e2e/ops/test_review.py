@@ -14,8 +14,10 @@ import uuid
 import pytest
 
 from bananaflow.cli.main import main
+from bananaflow.landing.keys import stem_of
 from bananaflow.landing.manifest import write_manifest
 from bananaflow.landing.review_log import load_decisions
+from bananaflow.landing.review_store import ReviewMarker, item_stem_of, read_review_marker, review_marker_key, write_review_marker
 from bananaflow.landing.run_history import latest_manifest_key, load_run_manifest, manifest_keys
 from bananaflow.landing.storage import ImageStore
 from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, CheckResult, Verdict
@@ -125,9 +127,11 @@ def test_a_paused_run_is_answered_from_the_terminal_and_publishes_exactly_what_w
     assert next(d for d in decisions if d.sku == "TRM-002").note == "label must read Coffee"
 
 
-def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_back(review_stack, tmp_path, capsys):
-    """A run whose review timed out, two images left waiting under the review prefix (written
-    here as the gate leaves them), answered afterwards from the terminal."""
+def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_back(review_stack, tmp_path, capsys,
+                                                                                 monkeypatch):
+    """A run whose review timed out, two images left waiting under the review prefix with their
+    markers (written here as the gate leaves them), answered afterwards from the terminal; the
+    next run of the same catalog makes neither again."""
     s3 = store(review_stack)
     name, thread, result = start_run(review_stack, tmp_path, "FIN", 4, review="all", review_timeout_hours=0.001)
     summary = finished(thread, result)
@@ -142,7 +146,9 @@ def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_bac
             s3.copy(row.key, hidden)
             s3.delete(row.key)
             row.status, row.key, row.uri, row.verdicts = NEEDS_REVIEW, hidden, s3.uri(hidden), f"[{failed.to_json()}]"
+            write_review_marker(s3, stem_of(item_stem_of(hidden)), ReviewMarker(NEEDS_REVIEW, hidden, verdicts=(failed,)))
     write_manifest(rows, s3, key.rsplit("/", 1)[0])
+    stems = {r.sku: item_stem_of(r.key) for r in rows}
 
     assert main(["review", name]) == 0
     assert f"{name} (Completed): 2 images wait for review" in capsys.readouterr().out
@@ -158,6 +164,16 @@ def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_bac
         "FIN-000", "FIN-001", "FIN-003"}
     assert main(["review", name]) == 0  # the review's manifest is the run's newest: nothing waits now
     assert f"{name} (Completed): 0 images wait for review" in capsys.readouterr().out
+    assert not s3.exists(review_marker_key(stems["FIN-001"]))
+    marker = read_review_marker(s3, stems["FIN-002"])
+    assert marker and marker.status == REJECTED and "@" in marker.decided_by
+
+    for var, value in review_stack.s3.env().items():  # the flow reads the previous manifest with the shell's credentials
+        monkeypatch.setenv(var, value)
+    sent = len(review_stack.simulator.request_log())
+    again = finished(*start_run(review_stack, tmp_path, "FIN", 4, previous_manifest="latest")[1:])
+    assert len(review_stack.simulator.request_log()) == sent, "the next run sent requests for approved or rejected images"
+    assert again["counts"].get(REJECTED) == 1 and again["counts"].get("skipped_unchanged") == 3
 
 
 
