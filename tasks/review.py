@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import uuid
 from collections import Counter
 from typing import Any
 
@@ -95,7 +96,7 @@ def _resume_at_timeout(flow_run_id: str, seconds: float) -> threading.Timer:
 
     def resume() -> None:
         try:
-            resume_flow_run(flow_run_id, run_input=ReviewInput(reviewer=TIMEOUT_REVIEWER).model_dump())
+            resume_flow_run(uuid.UUID(flow_run_id), run_input=ReviewInput(reviewer=TIMEOUT_REVIEWER).model_dump())
         except Exception as exc:  # a person answered at the same moment: theirs stands
             get_run_logger().debug("timeout resume not needed: %s", exc)
 
