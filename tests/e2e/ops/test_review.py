@@ -8,20 +8,18 @@ from __future__ import annotations
 import contextvars
 import csv
 import io
+import json
 import threading
 import uuid
 
 import pytest
 
 from bananaflow.cli.main import main
-from bananaflow.landing.keys import stem_of
-from bananaflow.landing.manifest import write_manifest
 from bananaflow.landing.review_log import load_decisions
-from bananaflow.landing.review_store import ReviewMarker, item_stem_of, read_review_marker, review_marker_key, write_review_marker
+from bananaflow.landing.review_store import item_stem_of, read_review_marker, review_marker_key
 from bananaflow.landing.run_history import latest_manifest_key, load_run_manifest, manifest_keys
 from bananaflow.landing.storage import ImageStore
-from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, CheckResult, Verdict
-from bananaflow.quality.review_apply import review_key
+from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED
 from tests.e2e.conftest import products, write_catalog
 from tests.e2e.ops.conftest import wait_until
 from tests.flow_params import flow_params
@@ -41,6 +39,14 @@ def review_stack(ops_stack):
         yield ops_stack
     finally:
         review_tasks.PAUSE_POLL_S = before
+        ops_stack.simulator.configure(defects={})
+
+
+def script_defects(stack, **modes: str) -> None:  # noqa: ANN001
+    """``TRM001="always"``: that product's images carry a defect the simulator's judge finds
+    (``once``: until a request carries corrections). No regenerations by the gate
+    (``qa_max_attempts=0``), so a defect leaves the image ``needs_review`` at once."""
+    stack.simulator.configure(defects={f"model {sku}": mode for sku, mode in modes.items()})
 
 
 def store(stack) -> ImageStore:  # noqa: ANN001
@@ -100,55 +106,51 @@ def supplemental_ids(s3: ImageStore, uri: str) -> set[str]:
 
 def test_a_paused_run_is_answered_from_the_terminal_and_publishes_exactly_what_was_approved(review_stack, tmp_path, capsys):
     s3 = store(review_stack)
-    sim = review_stack.simulator
-    sent_before = len(sim.request_log())
-    name, thread, result = start_run(review_stack, tmp_path, "TRM", 5, review="all")
+    script_defects(review_stack, TRM001="always", TRM002="once", TRM003="always")
+    name, thread, result = start_run(review_stack, tmp_path, "TRM", 5, review="flagged", qa_max_attempts=0)
     wait_paused(name)
 
-    assert main(["review"]) == 0  # the newest paused run: lists what waits
+    assert main(["review"]) == 0  # the newest paused run: lists what waits, with the judge's reasons
     listing = capsys.readouterr().out
-    assert f"{name} (Paused): 5 images wait for review" in listing and listing.count("X-Amz-Signature") == 5
+    assert f"{name} (Paused): 3 images wait for review" in listing and listing.count("X-Amz-Signature") == 3
+    assert "TRM-000" not in listing and "text_and_labels" in listing
     assert main(["review", name, "--reject", "NOPE"]) == 2  # one clear line, the run still waits
     assert "'NOPE' has no image waiting for review" in capsys.readouterr().err
     assert main(["review", name, "--reject", "TRM-001", "--regenerate", "TRM-002", "--note", "label must read Coffee",
                  "--approve-all"]) == 0
     summary = finished(thread, result)
 
-    assert summary["review"]["decisions"] == {"approve": 3, "reject": 1, "regenerate": 1}
-    assert len(sim.request_log()) - sent_before == 6  # five images, one made again with the note
+    assert summary["review"]["decisions"] == {"approve": 1, "reject": 1, "regenerate": 1}
+    assert summary["review"]["agreement"]["approved_failed"] >= 1  # TRM-003: approved what the judge failed
     rows = {r.sku: r for r in manifest_rows(s3, latest_manifest_key(s3))}
     assert rows["TRM-001"].status == REJECTED and rows["TRM-001"].key.startswith(f"{PREFIX}/review/")
-    assert not s3.exists(rows["TRM-001"].key.replace(f"{PREFIX}/review/", f"{PREFIX}/", 1))
-    remade = rows["TRM-002"]
-    assert remade.status == "succeeded" and remade.attempts and remade.attempts >= 2 and s3.exists(remade.key)
+    assert read_review_marker(s3, item_stem_of(rows["TRM-001"].key)).status == REJECTED
+    remade = rows["TRM-002"]  # made again with the note as a correction, judged again, passed
+    assert remade.status == "succeeded" and not remade.key.startswith(f"{PREFIX}/review/") and s3.exists(remade.key)
+    stages = [(v["stage"], v["passed"]) for v in json.loads(remade.verdicts)]
+    assert ("judge", False) in stages and stages[-1] == ("judge", True)
+    approved = rows["TRM-003"]
+    assert approved.status == "succeeded" and s3.exists(approved.key) and not approved.key.startswith(f"{PREFIX}/review/")
+    assert not s3.exists(review_marker_key(item_stem_of(approved.key)))
     assert supplemental_ids(s3, summary["manifest"]["writeback"]) == {"TRM-000", "TRM-002", "TRM-003", "TRM-004"}
     decisions = [d for d in load_decisions(s3, PREFIX) if d.run == name]
-    assert len(decisions) == 5 and len({d.who for d in decisions}) == 1 and "@" in decisions[0].who
+    assert len(decisions) == 3 and len({d.who for d in decisions}) == 1 and "@" in decisions[0].who
     assert next(d for d in decisions if d.sku == "TRM-002").note == "label must read Coffee"
 
 
 def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_back(review_stack, tmp_path, capsys,
                                                                                  monkeypatch):
-    """A run whose review timed out, two images left waiting under the review prefix with their
-    markers (written here as the gate leaves them), answered afterwards from the terminal; the
-    next run of the same catalog makes neither again."""
+    """A run whose review timed out (what passed is published, two images stay needs_review),
+    answered afterwards from the terminal; the next run of the same catalog makes neither again."""
     s3 = store(review_stack)
-    name, thread, result = start_run(review_stack, tmp_path, "FIN", 4, review="all", review_timeout_hours=0.001)
+    script_defects(review_stack, FIN001="always", FIN002="always")
+    name, thread, result = start_run(review_stack, tmp_path, "FIN", 4, review="flagged", qa_max_attempts=0,
+                                     review_timeout_hours=0.001)
     summary = finished(thread, result)
     assert summary["review"]["outcome"].startswith("timed out") and flow_run_named(name).state.is_completed()
-    key = latest_manifest_key(s3)
-    rows = manifest_rows(s3, key)
-    assert {r.status for r in rows} == {"succeeded"}  # a timeout publishes what passed
-    failed = Verdict(False, (CheckResult("text_and_labels", False, "label garbled"),), model="judge")
-    for row in rows:
-        if row.sku in ("FIN-001", "FIN-002"):
-            hidden = review_key(row.key, PREFIX)
-            s3.copy(row.key, hidden)
-            s3.delete(row.key)
-            row.status, row.key, row.uri, row.verdicts = NEEDS_REVIEW, hidden, s3.uri(hidden), f"[{failed.to_json()}]"
-            write_review_marker(s3, stem_of(item_stem_of(hidden)), ReviewMarker(NEEDS_REVIEW, hidden, verdicts=(failed,)))
-    write_manifest(rows, s3, key.rsplit("/", 1)[0])
-    stems = {r.sku: item_stem_of(r.key) for r in rows}
+    assert summary["counts"] == {"succeeded": 2, NEEDS_REVIEW: 2}
+    assert supplemental_ids(s3, summary["manifest"]["writeback"]) == {"FIN-000", "FIN-003"}
+    stems = {r.sku: item_stem_of(r.key) for r in manifest_rows(s3, latest_manifest_key(s3))}
 
     assert main(["review", name]) == 0
     assert f"{name} (Completed): 2 images wait for review" in capsys.readouterr().out
@@ -175,8 +177,6 @@ def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_bac
     assert len(review_stack.simulator.request_log()) == sent, "the next run sent requests for approved or rejected images"
     assert again["counts"].get(REJECTED) == 1 and again["counts"].get("skipped_unchanged") == 3
 
-
-
 def _property(browser, label: str):  # noqa: ANN001, ANN202
     """The form's property whose label starts with ``label`` (the innermost one)."""
     from selenium.webdriver.common.by import By
@@ -201,17 +201,18 @@ def test_the_prefect_ui_pause_form_rejects_sends_back_with_a_note_and_approves_t
     from tests.e2e.ops.test_observability import SCREENSHOTS, _until
 
     s3 = store(review_stack)
-    name, thread, result = start_run(review_stack, tmp_path, "WEB", 4, review="all")
+    script_defects(review_stack, WEB001="always", WEB002="once", WEB003="always")
+    name, thread, result = start_run(review_stack, tmp_path, "WEB", 4, review="flagged", qa_max_attempts=0)
     run = wait_paused(name)
     SCREENSHOTS.mkdir(exist_ok=True)
     chromium.get(f"{review_stack.ui_url}/runs/flow-run/{run.id}")
     resume = _until(chromium, lambda b: [e for e in b.find_elements(By.XPATH, "//button[normalize-space()='Resume']")
                                          if e.is_displayed()], "the paused run's Resume button")
     resume[0].click()
-    _until(chromium, lambda b: "4 images of 4 products wait for review" in b.find_element(By.TAG_NAME, "body").text,
+    _until(chromium, lambda b: "3 images of 3 products wait for review" in b.find_element(By.TAG_NAME, "body").text,
            "the review page above the form")
     signed = "return [...document.images].filter(i => i.src.includes('X-Amz-Signature') && i.complete && i.naturalWidth > 0).length"
-    _until(chromium, lambda b: b.execute_script(signed) >= 4, "the waiting images' thumbnails to load")
+    _until(chromium, lambda b: b.execute_script(signed) >= 3, "the waiting images' thumbnails to load")
 
     _add_item(chromium, "Reject (SKUs)").find_elements(By.XPATH, ".//textarea | .//input[@type='text']")[-1].send_keys("WEB-001")
     again = _add_item(chromium, "Make again (SKU and note)")
@@ -223,10 +224,11 @@ def test_the_prefect_ui_pause_form_rejects_sends_back_with_a_note_and_approves_t
     chromium.find_element(By.XPATH, "//div[contains(@class, 'p-modal__footer')]//button[normalize-space()='Submit']").click()
     summary = finished(thread, result)
 
-    assert summary["review"]["decisions"] == {"approve": 2, "reject": 1, "regenerate": 1}
+    assert summary["review"]["decisions"] == {"approve": 1, "reject": 1, "regenerate": 1}
     assert summary["review"]["outcome"] == "decided by Ana in the UI"
     rows = {r.sku: r for r in manifest_rows(s3, latest_manifest_key(s3))}
     assert rows["WEB-001"].status == REJECTED and rows["WEB-002"].status == "succeeded"
+    assert json.loads(rows["WEB-002"].verdicts)[-1]["passed"] and rows["WEB-003"].status == "succeeded"
     assert supplemental_ids(s3, summary["manifest"]["writeback"]) == {"WEB-000", "WEB-002", "WEB-003"}
     decisions = {d.sku: d for d in load_decisions(s3, PREFIX) if d.run == name}
     assert decisions["WEB-002"].note == "the handle is missing" and decisions["WEB-001"].who == "Ana in the UI"
