@@ -21,6 +21,7 @@ from prefect.flow_runs import pause_flow_run, resume_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 
+from bananaflow.errors import StorageError
 from bananaflow.landing.manifest import write_manifest
 from bananaflow.landing.review_log import REGENERATE, latest_by_item, load_decisions, save_decisions
 from bananaflow.planning.work_store import WorkStore
@@ -54,8 +55,11 @@ def review(run: RunContext, items: WorkStore) -> dict[str, Any]:
     config = run.config
     mode = config.options.quality.review or "off"
     waiting = waiting_rows(run.state.rows, mode)
-    if not waiting:
-        return {"mode": mode, "outcome": "nothing waited"} if mode != "off" else {}
+    if not waiting:  # the summary still shows how often people overruled the judge lately
+        agreement = _agreement(run)
+        if mode == "off":
+            return {"mode": mode, "outcome": "off", **agreement} if agreement else {}
+        return {"mode": mode, "outcome": "nothing waited", **agreement}
     logger = get_run_logger()
     run_name = str(flow_run.name or config.run_id)
     store, prefix = config.store, config.prefix
@@ -126,7 +130,15 @@ def _remake(run: RunContext, items: WorkStore, plan: ReviewPlan) -> None:
 
 
 def _agreement(run: RunContext) -> dict[str, Any]:
-    decisions = load_decisions(run.config.store, run.config.prefix, reviews=AGREEMENT_REVIEWS)
+    """The agreement figures of the last reviews (none when nobody decided yet, or S3 refused:
+    they are a report, never a reason to fail the run)."""
+    try:
+        decisions = load_decisions(run.config.store, run.config.prefix, reviews=AGREEMENT_REVIEWS)
+    except StorageError as exc:
+        get_run_logger().warning("no review agreement figures: %s", exc.message)
+        return {}
+    if not decisions:
+        return {}
     return {"agreement": Agreement.of(decisions).to_dict(), "items_decided": len(latest_by_item(decisions))}
 
 

@@ -155,7 +155,7 @@ def _review_lines(review: Mapping[str, object]) -> list[str]:
     decided = review.get("decisions") or {}
     counts = ", ".join(f"{n} {action}" for action, n in sorted(dict(decided).items())) if isinstance(decided, dict) else ""
     lines = [f"- review: {review.get('outcome', '')}" + (f"; decisions: {counts}" if counts else "")
-             + (f" (`{review['decisions_uri']}`)" if review.get("decisions_uri") else "")]
+             + (f" (`{review['decisions_uri']}`)" if review.get("decisions_uri") else "")] if review.get("outcome") else []
     agreement = review.get("agreement")
     if isinstance(agreement, dict) and agreement.get("decided"):
         from bananaflow.reports.agreement import Agreement

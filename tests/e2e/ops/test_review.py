@@ -176,6 +176,8 @@ def test_a_finished_runs_approvals_are_published_as_a_new_manifest_and_write_bac
     again = finished(*start_run(review_stack, tmp_path, "FIN", 4, previous_manifest="latest")[1:])
     assert len(review_stack.simulator.request_log()) == sent, "the next run sent requests for approved or rejected images"
     assert again["counts"].get(REJECTED) == 1 and again["counts"].get("skipped_unchanged") == 3
+    # a run without review still reports how often people overruled the judge over the last reviews
+    assert again["review"]["outcome"] == "off" and again["review"]["agreement"]["approved_failed"] >= 1
 
 def _property(browser, label: str):  # noqa: ANN001, ANN202
     """The form's property whose label starts with ``label`` (the innermost one)."""
