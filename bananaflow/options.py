@@ -28,12 +28,14 @@ from bananaflow.limits.settings import LimitSettings
 @dataclass(frozen=True)
 class Flag:
     """How the command line spells a field that is not ``--field-name``: its older name, the
-    placeholder in ``--help``, and for a switch the value it sets (``cli.arguments`` makes
-    every flag from the fields: name, help from the description, type, choices, bounds)."""
+    placeholder in ``--help``, for a switch the value it sets, and for a list whether one flag
+    takes several values (``--approve A B``) (``cli.arguments`` makes every flag from the
+    fields: name, help from the description, type, choices, bounds)."""
 
     name: str | None = None
     metavar: str | None = None
     sets: bool = True
+    many: bool = False
 
 
 @dataclass(frozen=True)

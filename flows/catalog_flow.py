@@ -48,6 +48,7 @@ from bananaflow_prefect.tasks.gallery import publish_gallery
 from bananaflow_prefect.tasks.generation import generate_images, item_pump, settle_chunk
 from bananaflow_prefect.tasks.planning import Plan, plan
 from bananaflow_prefect.tasks.reporting import ProgressArtifact, publish_summary, row_batches, write_outputs
+from bananaflow_prefect.tasks.review import keep_review_context, review
 from bananaflow_prefect.tasks.run_context import RunContext
 from bananaflow_prefect.tasks.writeback import write_back
 
@@ -90,10 +91,11 @@ def catalog_to_images(
         log_plan(run, work, unchanged)
         mode = choose_run_mode(run, work.items)
         generate(run, work.items, mode)
+        reviewed = review(run, work.items)  # --review flagged|all: waits for a person, then makes again what they sent back
     finally:
         work.items.close()
     outputs = publish(run, work)
-    summary = summarise(run, work, outputs, wall_s=time.monotonic() - started)
+    summary = summarise(run, work, outputs, wall_s=time.monotonic() - started, review=reviewed)
     run.state.rows.close()
     return {**summary.to_dict(), "mode": mode.mode}
 
@@ -219,11 +221,13 @@ def publish(run: RunContext, work: Plan) -> tuple[dict[str, str], str | None]:
     if writeback_uri:
         manifest_uris = {**manifest_uris, "writeback": writeback_uri}
     publish_gallery(rows, config.store, run_prefix)
+    keep_review_context(run, run_prefix)
     return manifest_uris, rejected_uri
 
 
 def summarise(
-    run: RunContext, work: Plan, outputs: tuple[dict[str, str], str | None], *, wall_s: float
+    run: RunContext, work: Plan, outputs: tuple[dict[str, str], str | None], *, wall_s: float,
+    review: dict[str, Any] | None = None,
 ) -> RunSummary:
     """The summary (from the run's tally: counters, not rows): counts, cost, limits, spool;
     published as artifacts and an event."""
@@ -237,6 +241,7 @@ def summarise(
     summary.limits = run.admission.report()
     spool_state = run.spool.state()
     summary.spool = {**spool_state.to_dict(), "uploaded": run.state.drained}
+    summary.review = review or {}
     if spool_state.pending:
         get_run_logger().warning("%d images wait in the local spool %s for S3 to return", spool_state.pending,
                                  spool_state.directory)

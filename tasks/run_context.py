@@ -18,7 +18,7 @@ A context is three things with one owner each:
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -139,6 +139,18 @@ class RunState:
             self.tally.add(row, requested_model=model)
         return self.rows.add(rows)
 
+    def replace_rows(self, rows: Iterable[ManifestRow]) -> int:
+        """The run's final rows after a review (decisions applied, re-made images in place of
+        the refused): a new row log and tally from them."""
+        fresh, tally = RowLog(), SummaryTally()
+        tally.fallbacks = self.tally.fallbacks  # which model each item asked for is not in its row
+        for batch in _batches(rows):
+            tally.add_all(batch)
+            fresh.add(batch)
+        old, self.rows, self.tally = self.rows, fresh, tally
+        old.close()
+        return fresh.count
+
     def keep_for_retry(self, finished: dict[str, ManifestRow]) -> None:
         """A chunk will run again: keep the rows of its items that ended for good (stored,
         spooled, blocked), by item key. Running those again could only make their rows
@@ -172,6 +184,17 @@ class RunState:
         """How many rows wait for their chunk's next attempt."""
         with self._lock:
             return len(self._kept_for_retry)
+
+
+def _batches(rows: Iterable[ManifestRow], size: int = 1000) -> Iterator[list[ManifestRow]]:
+    batch: list[ManifestRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 @dataclass(frozen=True)

@@ -15,14 +15,17 @@ import itertools
 import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin
 
 import annotated_types
 from pydantic import BaseModel, ValidationError
 from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from bananaflow.errors import BananaflowError
 from bananaflow.options import Flag, NoFlag, RunOptions
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 #: What ``bananaflow prompts`` and ``estimate`` take (``run`` takes every run option):
 #: what they read to plan and preview, no more.
@@ -106,6 +109,32 @@ def add_option_flags(parser: argparse.ArgumentParser, *selection: str) -> None:
             section.add_argument(flag.name, dest=flag.path, help=flag.help, **flag.settings)
 
 
+def model_flags(model: type[BaseModel], group: str) -> tuple[OptionFlag, ...]:
+    """The flags of a command's own model (e.g. ``bananaflow review``'s decisions), made as
+    the run options' are; values land in ``args`` under ``group.field``."""
+    return tuple(_flag(group, name, info, None) for name, info in model.model_fields.items()
+                 if _marker(info, NoFlag) is None)
+
+
+def add_model_flags(parser: argparse.ArgumentParser, model: type[BaseModel], group: str) -> None:
+    section = parser.add_argument_group(group, " ".join((model.__doc__ or "").split()))
+    for flag in model_flags(model, group):
+        section.add_argument(flag.name, dest=flag.path, help=flag.help, **flag.settings)
+
+
+def model_from_args(args: argparse.Namespace, model: type[ModelT], group: str, **fixed: Any) -> ModelT:
+    """``model`` from the flags ``add_model_flags`` added (and ``fixed`` values); a bad value
+    is one line naming the flag."""
+    values = {f.field: v for f in model_flags(model, group) if (v := getattr(args, f.path, None)) is not None}
+    try:
+        return model.model_validate({**values, **fixed})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = str(problem["loc"][0]) if problem["loc"] else ""
+        names = {f.field: f.name for f in model_flags(model, group)}
+        raise BananaflowError(f"{names.get(field, field)} {problem['msg'].lower()}, got {problem.get('input')!r}") from None
+
+
 def options_from_args(args: argparse.Namespace) -> RunOptions:
     """The ``RunOptions`` a command line describes; flags not given stay empty, so the
     models' defaults (and blocks, where a run uses them) decide. Bad values are one line
@@ -161,12 +190,12 @@ def _flag(group: str, name: str, info: FieldInfo, empty_takes: type[BaseModel] |
     settings = _settings(value_type, spelling, flag)
     if get_origin(value_type) is dict and f"{group}.{name}" not in _CONVERTERS:
         raise TypeError(f"{group}.{name}: a mapping option needs a converter in cli.arguments")
-    default = info.default
+    default = None if info.default is PydanticUndefined else info.default
     if default is None and empty_takes is not None:  # an empty limit ends up with LimitSettings' default
         default = empty_takes.model_fields[name].default
     notes = [f"default: {default}"] if default is not None and value_type is not bool else []
     notes += ["sets it false"] if value_type is bool and not spelling.sets else []
-    notes += ["repeatable"] if settings.get("action") == "append" else []
+    notes += ["repeatable"] if settings.get("action") in ("append", "extend") else []
     notes += _bounds(info)
     text = (info.description or "") + (f" ({'; '.join(notes)})" if notes else "")
     return OptionFlag(group, name, flag, text.replace("%", "%%"), settings)
@@ -179,6 +208,8 @@ def _settings(value_type: Any, spelling: Flag, flag: str) -> dict[str, Any]:
     if get_origin(value_type) is Literal:
         return {"choices": get_args(value_type)}
     metavar = spelling.metavar or flag.lstrip("-").replace("-", "_").upper()
+    if get_origin(value_type) is list and spelling.many:
+        return {"action": "extend", "nargs": "+", "metavar": metavar}
     if get_origin(value_type) in (list, dict):
         return {"action": "append", "metavar": metavar}
     return {"type": value_type, "metavar": metavar}

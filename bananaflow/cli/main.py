@@ -57,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     from bananaflow.cli.doctor import add_doctor_command
 
     add_doctor_command(sub)
+    from bananaflow.cli.review import add_review_command
+
+    add_review_command(sub)
     sim = sub.add_parser("simulator", help="serve the Nano Banana simulator", add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
     return parser
@@ -84,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bananaflow.cli.doctor import cmd_doctor
 
             return cmd_doctor(args)
+        if args.command == "review":
+            from bananaflow.cli.review import cmd_review
+
+            return cmd_review(args)
         if args.command == "demo":
             from bananaflow.cli.demo import run_demo
 

@@ -7,6 +7,6 @@ The public API is its modules, imported by name (``storage.ImageStore``, ``manif
 
 __all__ = [
     "blocked", "claims", "csv_safe", "destination", "finishing", "gcs", "keys", "manifest", "manifest_stream",
-    "object_meta", "outcome", "output_presets", "review_store", "rowlog", "run_history", "spool", "storage",
-    "store_errors", "verdict",
+    "object_meta", "outcome", "output_presets", "review_log", "review_store", "rowlog", "run_history", "spool",
+    "storage", "store_errors", "verdict",
 ]

@@ -337,6 +337,15 @@ class ImageStore:
             metadata=decode_metadata(resp.get("Metadata", {})),
         )
 
+    def copy(self, source_key: str, key: str) -> None:
+        """Copy an object inside the bucket, type and metadata included (a reviewer's approval
+        publishes an image from the review prefix without downloading it)."""
+        try:
+            self.client.copy_object(Bucket=self.bucket, Key=key, CopySource={"Bucket": self.bucket, "Key": source_key},
+                                    MetadataDirective="COPY")
+        except S3_ERRORS as exc:
+            raise self._error(exc, "copy", source_key) from None
+
     def delete(self, key: str) -> None:
         """Remove one object; removing one that is not there is not an error (as in S3)."""
         try:

@@ -8,5 +8,5 @@ corrections, then a person for what still fails. The verdict types live in
 
 __all__ = [
     "build", "feedback", "free_checks", "gemini_judge", "judge_api", "judge_models", "judge_prompt", "openai_judge",
-    "reply", "verdict_schema",
+    "reply", "review_apply", "review_board", "review_input", "review_publish", "review_remake", "verdict_schema",
 ]

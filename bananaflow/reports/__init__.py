@@ -5,4 +5,4 @@ The public API is its modules, imported by name; this file imports nothing, so t
 progress bar does not load Pillow for the gallery.
 """
 
-__all__ = ["gallery", "markdown_safe", "progress", "summary", "writeback"]
+__all__ = ["agreement", "gallery", "markdown_safe", "progress", "summary", "writeback"]

@@ -62,6 +62,9 @@ class RunSummary:
     fallbacks: int = 0
     #: Billed for answers that brought no image (safety blocks, NO_IMAGE): prompt and thinking tokens.
     cost_without_image_usd: float = 0.0
+    #: The human review: this run's decisions by action, where they are, and how often reviewers
+    #: overruled the judge over the last reviewed runs (``reports.agreement.Agreement.to_dict``).
+    review: dict[str, object] = field(default_factory=dict)
     #: The quality gate: what its judge calls cost (part of ``cost_usd``), images made again after
     #: failed checks, images waiting for a person (``needs_review``) or a judge (``unchecked``).
     judge_cost_usd: float = 0.0
@@ -142,6 +145,8 @@ class RunSummary:
         for scope, n in dict(self.limits.get("breaker_opened") or {}).items():
             lines.append(f"- circuit breaker opened {n}x for {scope}")
         lines += budget_lines(self.limits.get("budget"), self.deferred_by_budget)
+        if self.review:
+            lines += _review_lines(self.review)
         if self.failures:
             lines += ["", "### Failures", "", "| row | sku | status | error | message | task run |",
                       "|---:|---|---|---|---|---|"]
@@ -179,6 +184,19 @@ def budget_lines(budget: Mapping[str, Any] | None, deferred: int) -> list[str]:
                      f"${budget['spent_today_usd']:.2f} spent, ${budget['left_today_usd']:.2f} left")
     if deferred:
         lines.append(f"- budget reached: {deferred} items deferred until the budget is raised or renews")
+    return lines
+
+
+def _review_lines(review: Mapping[str, object]) -> list[str]:
+    decided = review.get("decisions") or {}
+    counts = ", ".join(f"{n} {action}" for action, n in sorted(dict(decided).items())) if isinstance(decided, dict) else ""
+    lines = [f"- review: {review.get('outcome', '')}" + (f"; decisions: {counts}" if counts else "")
+             + (f" (`{review['decisions_uri']}`)" if review.get("decisions_uri") else "")] if review.get("outcome") else []
+    agreement = review.get("agreement")
+    if isinstance(agreement, dict) and agreement.get("decided"):
+        from bananaflow.reports.agreement import Agreement
+
+        lines += Agreement.from_dict(agreement).markdown()
     return lines
 
 
