@@ -106,7 +106,7 @@ def test_the_page_escapes_catalog_values_and_links_presigned_thumbnails():
     assert "label reads 'Cofee'" in page and "| passed |" in page
     thumbs = [k for k in store.objects if k.startswith("shop/review/thumbs/")]
     assert len(thumbs) == 2 and all(Image.open(io.BytesIO(store.objects[k])).format == "JPEG" for k in thumbs)
-    assert page.count("X-Amz-Signature") == 4 and "bananaflow review brave\\-fox" in page
+    assert page.count("X-Amz-Signature") == 4 and "bananaflow review brave-fox" in page
     assert "2 images of 2 products wait for review" in page
 
 
