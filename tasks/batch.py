@@ -55,7 +55,7 @@ def _run(run_id: str, step: Callable[[BatchRunner], Awaitable[T]]) -> T:
                 limits=config.batch.limits, poll=config.batch.poll, policy=config.policy,
                 verify_size=config.provider_settings.should_verify_size, listeners=[run.state.progress.item_done],
                 budget=run.admission.budget, retry_blocked=config.options.spend.retry_blocked,
-                quality=gate, regenerate=regenerate,
+                quality=gate, regenerate=regenerate, retry_rejected=config.quality.retry_rejected,
             )
             return await step(runner)
         finally:

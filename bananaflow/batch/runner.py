@@ -15,7 +15,7 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, retry_if_result, stop_after_delay
@@ -42,7 +42,9 @@ from bananaflow.generation.retry import RetryPolicy, call_with_retries
 from bananaflow.landing.finishing import apply_output_preset
 from bananaflow.landing.manifest import ManifestRow
 from bananaflow.landing.outcome import Charge, ItemOutcome, billed_charge, utc_now
+from bananaflow.landing.review_store import find_review_marker
 from bananaflow.landing.storage import ImageStore
+from bananaflow.landing.verdict import UNCHECKED
 from bananaflow.limits.budget import Budget, batch_worst_case_cost_usd
 from bananaflow.planning.batch_sizing import BatchLimits, split_into_batches
 from bananaflow.planning.work import WorkItem
@@ -136,6 +138,7 @@ class BatchRunner:
         retry_blocked: bool = False,
         quality: QualityGate | None = None,
         regenerate: Callable[[ImageRequest], Awaitable[ItemOutcome]] | None = None,
+        retry_rejected: bool = False,
     ) -> None:
         self.api = api
         self.store = store
@@ -153,6 +156,7 @@ class BatchRunner:
         #: is made again by ``regenerate`` (a realtime request under the run's limits and budget)
         self.quality = quality
         self.regenerate = regenerate
+        self.retry_rejected = retry_rejected  # make again what a person rejected or left for review
 
     async def _regenerate(self, request: ImageRequest) -> ItemOutcome:
         """A regeneration after failed checks, or an outcome that says none can be made."""
@@ -197,10 +201,29 @@ class BatchRunner:
                     return self._row(item, await self.lander.read_existing(item, key, utc_now(), time.monotonic()))
                 if not self.retry_blocked and (marker := await self.lander.standing_block(item, sidecars)):
                     return self._row(item, self.lander.remembered_block(marker, utc_now(), time.monotonic()))
+                if self.quality is not None and find_review_marker(item.key_stem, sidecars):
+                    return await self._kept_for_review(item)
                 return None
 
         found = await asyncio.gather(*(lookup(item) for item in items))
         return [item for item, row in zip(items, found) if row is None], [row for row in found if row is not None]
+
+    async def _kept_for_review(self, item: WorkItem) -> ManifestRow | None:
+        """An image an earlier run kept under ``review/`` is not sent again: ``needs_review``
+        and ``rejected`` stay as they are (unless ``retry_rejected``), and an ``unchecked`` one
+        stays kept for a realtime run to judge without making it again (as the pipeline does)."""
+        kept = await self.lander.kept_for_review(item, utc_now(), time.monotonic())
+        if kept is None:
+            return None
+        review, earlier = kept
+        if review.status == UNCHECKED:
+            return self._row(item, replace(
+                earlier, status=UNCHECKED, image=None, error_class="JudgeUnavailable",
+                error_message="kept unchecked by an earlier run: nothing sent; a realtime run judges it without "
+                              "making it again"))
+        if not self.retry_rejected or review.run_id == self.run_id:
+            return self._row(item, earlier)
+        return None
 
     async def plan(self, items: list[WorkItem]) -> BatchPlan:
         """The whole plan of one list of items: ``open_batches``, ``plan_chunk``, ``resumed``."""

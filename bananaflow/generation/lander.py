@@ -34,7 +34,14 @@ from bananaflow.landing.keys import ext_for_mime
 from bananaflow.landing.object_meta import ObjectMeta
 from bananaflow.landing.outcome import Charge, ItemOutcome, StoredImage, utc_now
 from bananaflow.landing.output_presets import Finished
-from bananaflow.landing.review_store import ReviewMarker, read_review_marker, review_stem, write_review_marker
+from bananaflow.landing.review_store import (
+    REVIEW_CONTENT_TYPE,
+    ReviewMarker,
+    read_review_marker,
+    review_marker_key,
+    review_stem,
+    write_review_marker,
+)
 from bananaflow.landing.spool import Spool
 from bananaflow.landing.storage import ImageStore
 from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED
@@ -65,22 +72,42 @@ class ImageLander:
         #: the longest an answer waited between the provider and the spool in this run (seconds)
         self.slowest_journal_s = 0.0
 
-    async def journal_answer(self, item: WorkItem, outcome: ItemOutcome) -> Path | None:
+    async def journal_answer(self, item: WorkItem, outcome: ItemOutcome, *, gated: bool = False) -> Path | None:
         """Put a just-received answer in the spool before anything else is done with it
         (finishing, upload), on threads of its own; ``land`` then uploads it and drops the
-        journal. None without a spool or when the spool refused it (``land`` retries)."""
+        journal. None without a spool or when the spool refused it (``land`` retries).
+
+        ``gated`` (the quality gate is on): the answer is not checked yet, so it is kept under
+        ``review/`` with an ``unchecked`` marker to upload after it: a crash before the gate
+        decides leaves an image the next run judges without making it again, never one
+        published unchecked under the item's key."""
         image = outcome.image
         if self.spool is None or image is None:
             return None
-        key = f"{item.key_stem}.{ext_for_mime(image.mime_type)}"
+        extension = ext_for_mime(image.mime_type)
+        key = f"{item.key_stem}.{extension}"
+        also = None
+        if gated:
+            key = f"{review_stem(item.key_stem, getattr(self.store, 'prefix', ''))}.{extension}"
+            marker = ReviewMarker(status=UNCHECKED, key=key, mime_type=image.mime_type, run_id=self.run_id,
+                                  at=utc_now().isoformat(timespec="milliseconds"), prompt_sha256=item.prompt_sha256,
+                                  model=outcome.model or item.model, cost_usd=outcome.cost_usd, attempts=outcome.attempts,
+                                  reasons="not judged yet: the run stopped before its quality gate decided")
+            also = (review_marker_key(item.key_stem), marker.to_json(), REVIEW_CONTENT_TYPE)
         metadata = self._meta(item, outcome, image).encode()
         received = time.monotonic()
-        path = await asyncio.get_running_loop().run_in_executor(_JOURNAL_THREADS, self._journal, key, image, metadata)
+        path = await asyncio.get_running_loop().run_in_executor(_JOURNAL_THREADS, self._journal, key, image, metadata,
+                                                                also)
         waited = time.monotonic() - received
         if waited > self.slowest_journal_s:
             self.slowest_journal_s = waited
             log.debug("answer for %s on disk %.3f s after it arrived", key, waited)
         return path
+
+    def _drop_early_journal(self, journal: Path | None, kept: Path | None) -> None:
+        """The answer's first journal entry, once the image it became is safe elsewhere."""
+        if journal is not None and journal != kept and self.spool is not None:
+            self.spool.discard_entry(journal)
 
     async def land(
         self, item: WorkItem, outcome: ItemOutcome, finished: Finished | None = None, *, journal: Path | None = None
@@ -95,10 +122,15 @@ class ImageLander:
         image = outcome.image
         if image is None:
             raise ValueError("land() needs an outcome that holds an image")
+        early = journal  # the answer as it arrived (under review/ when gated): dropped once the result is safe
         if outcome.status in (NEEDS_REVIEW, UNCHECKED):
-            return await self.land_for_review(item, outcome, finished)
+            landed = await self.land_for_review(item, outcome, finished)
+            self._drop_early_journal(early, self._spool_path(landed))
+            return landed
         extension = ext_for_mime(image.mime_type)
         key = f"{item.key_stem}.{extension}"
+        if journal is not None and self.spool is not None and journal != self.spool.entry_path(key):
+            journal = None  # not the bytes (or key) that are landed here: journal them anew
         meta = self._meta(item, outcome, image)
         if finished is not None:
             outcome = replace(outcome, qa=finished.report.to_json())
@@ -113,7 +145,11 @@ class ImageLander:
                                                               journal)
         if error is not None:
             metadata = replace(meta, derivatives="").encode()
-            return self._spool_or_fail(outcome, key, image, metadata, error, journal)
+            spooled = self._spool_or_fail(outcome, key, image, metadata, error, journal)
+            if spooled.status == "spooled":
+                self._drop_early_journal(early, journal)
+            return spooled
+        self._drop_early_journal(early, journal)
         return outcome.landed(self._stored(key, image, derivatives or {}))
 
     async def land_for_review(self, item: WorkItem, outcome: ItemOutcome, finished: Finished | None) -> ItemOutcome:
@@ -131,19 +167,21 @@ class ImageLander:
             meta = replace(meta, derivatives=derivative_names(finished))
         metadata = meta.encode()
 
+        marker = ReviewMarker(
+            status=outcome.status, key=key, mime_type=image.mime_type, run_id=self.run_id,
+            at=utc_now().isoformat(timespec="milliseconds"), prompt_sha256=item.prompt_sha256,
+            model=outcome.model or item.model, cost_usd=outcome.cost_usd, attempts=outcome.attempts,
+            qa_attempts=outcome.qa_attempts, reasons=outcome.qa_reasons, verdicts=outcome.verdicts,
+        )
+
         def store() -> tuple[Path | None, dict[str, str] | None, StorageError | None]:
-            journal = self._journal(key, image, metadata)
+            # spooled with its marker: if the upload fails, the next run's drain restores both
+            journal = self._journal(key, image, metadata,
+                                    (review_marker_key(item.key_stem), marker.to_json(), REVIEW_CONTENT_TYPE))
             try:
                 derivatives = upload_derivatives(self.store, stem, finished, metadata) if finished is not None else {}
                 self.store.put_image(key, image.data, image.mime_type, metadata)
-                marker = ReviewMarker(
-                    status=outcome.status, key=key, mime_type=image.mime_type, run_id=self.run_id,
-                    at=utc_now().isoformat(timespec="milliseconds"), prompt_sha256=item.prompt_sha256,
-                    model=outcome.model or item.model, cost_usd=outcome.cost_usd, attempts=outcome.attempts,
-                    qa_attempts=outcome.qa_attempts, reasons=outcome.qa_reasons, derivatives=derivatives,
-                    verdicts=outcome.verdicts,
-                )
-                write_review_marker(self.store, item.key_stem, marker)
+                write_review_marker(self.store, item.key_stem, replace(marker, derivatives=derivatives))
             except StorageError as exc:
                 return journal, None, exc
             if journal is not None and self.spool is not None:
@@ -223,13 +261,21 @@ class ImageLander:
             self.spool.discard(key)
         return journal, derivatives, None
 
-    def _journal(self, key: str, image: GeneratedImage, metadata: dict[str, str]) -> Path | None:
+    def _spool_path(self, landed: ItemOutcome) -> Path | None:
+        """Where the spool keeps ``landed``'s image, when it was spooled (else None)."""
+        if self.spool is None or landed.stored is None or landed.status != "spooled":
+            return None
+        return self.spool.entry_path(landed.stored.key)
+
+    def _journal(
+        self, key: str, image: GeneratedImage, metadata: dict[str, str], also: tuple[str, bytes, str] | None = None
+    ) -> Path | None:
         """Write the paid bytes to the spool *before* uploading, so a crash between the
         provider's answer and the upload loses nothing: the next run uploads them."""
         if self.spool is None:
             return None
         try:
-            return self.spool.put(key, image.data, image.mime_type, metadata)
+            return self.spool.put(key, image.data, image.mime_type, metadata, also=also)
         except OSError as exc:  # full or unwritable: upload straight away, unprotected
             log.warning("could not keep %s in the local spool before upload: %s", key, exc)
             return None

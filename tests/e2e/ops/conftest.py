@@ -150,6 +150,15 @@ def chromium():
         browser.quit()
 
 
+@pytest.fixture(autouse=True)
+def _browser_left_on_a_blank_page(request):
+    """The session's browser leaves the Prefect UI after each test: a UI page left open keeps
+    polling and rendering (a core's worth of software rendering) through every later module."""
+    yield
+    if "chromium" in request.fixturenames:
+        request.getfixturevalue("chromium").get("about:blank")
+
+
 #: The scaled server's messaging gets a Redis database of its own, emptied first (default 12).
 PREFECT_REDIS_URL = os.environ.get("BANANAFLOW_TEST_PREFECT_REDIS_URL", "redis://127.0.0.1:6379/12")
 #: The workers' shared meters (namespaced keys in the meter tests' database).

@@ -232,3 +232,36 @@ def test_a_marker_written_after_the_plan_is_read_before_submitting(s3: LocalS3Se
     assert {r.sku: r.status for r in rows} == {"SKU-0": "succeeded", "SKU-1": "blocked", "SKU-2": "succeeded"}
     assert next(r for r in rows if r.sku == "SKU-1").attempts == 0
     assert sorted(r.sku for r in seen) == ["SKU-0", "SKU-1", "SKU-2"], "each row reported once"
+
+
+def test_images_kept_for_review_are_not_sent_again_in_batch_mode(s3: LocalS3Server, sim: SimulatorServer) -> None:
+    """An image an earlier run left for review (or could not judge) was paid for: a batch run
+    with the quality gate on sends nothing for it, as a realtime run does."""
+    from bananaflow.landing.review_store import ReviewMarker, review_stem, write_review_marker
+    from bananaflow.testing.simulator.images import render_image
+
+    store = ImageStore("runner", prefix="kept")
+    store.ensure_bucket()
+    work = items("kept", 3)
+    for item, status in ((work[1], "needs_review"), (work[2], "unchecked")):
+        key = review_stem(item.key_stem, store.prefix) + ".png"
+        store.put_image(key, render_image(item.prompt, 64, 64, "image/png"), "image/png")
+        write_review_marker(store, item.key_stem, ReviewMarker(status=status, key=key, mime_type="image/png",
+                                                               run_id="night-a", model=PRO))
+    settings = ProviderSettings(kind="gemini", base_url=sim.base_url, api_key=Secret(KEY), auth_style="header", model=PRO)
+
+    async def go(quality: object) -> tuple[list[str], dict[str, str]]:
+        api = GeminiBatchAPI(settings)
+        try:
+            runner = BatchRunner(api, store, run_id="night-b", lander=ImageLander(store, run_id="night-b", mode="batch"),
+                                 poll=FAST, quality=quality)  # type: ignore[arg-type]
+            plan = await runner.plan(work)
+            return [i.sku for g in plan.new_groups for i in g], {r.sku: r.status for r in plan.existing}
+        finally:
+            await api.aclose()
+
+    to_send, kept = asyncio.run(go(object()))  # the gate on (screening needs only to know it is)
+    assert to_send == ["SKU-0"]
+    assert kept == {"SKU-1": "needs_review", "SKU-2": "unchecked"}
+    to_send, kept = asyncio.run(go(None))  # --qa off: the gate's markers mean nothing
+    assert to_send == ["SKU-0", "SKU-1", "SKU-2"] and kept == {}
