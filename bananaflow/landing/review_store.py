@@ -26,8 +26,8 @@ from bananaflow.landing.keys import join_key
 from bananaflow.landing.verdict import NEEDS_REVIEW, REJECTED, UNCHECKED, Verdict
 
 __all__ = [
-    "REVIEW_CONTENT_TYPE", "REVIEW_FOLDER", "REVIEW_SUFFIX", "ReviewMarker", "find_review_marker", "item_stem_of", "read_review_marker", "review_key",
-    "review_marker_key", "review_stem", "write_review_marker",
+    "REVIEW_CONTENT_TYPE", "REVIEW_FOLDER", "REVIEW_SUFFIX", "ReviewMarker", "find_review_marker", "item_stem_of",
+    "read_review_marker", "review_key", "review_marker_key", "review_stem", "write_review_marker",
 ]
 
 #: The folder (under the store's prefix) that holds every image waiting for a person.
