@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import replace
 from datetime import datetime
 
@@ -161,11 +161,20 @@ class ItemProcessor:
             if kept is not None:
                 review, earlier = kept
                 if review.status == UNCHECKED:  # paid for, never judged: judge it, make nothing
-                    return await self._judge_kept(item, earlier, started_at, t0)
+                    kept_keys = (review.key, *review.derivatives.values())
+                    return await self._claimed(item, started_at, t0,
+                                               lambda: self._judge_kept(item, earlier, started_at, t0, kept_keys))
                 if not self.retry_rejected or review.run_id == self.run_id:
                     return earlier
+        return await self._claimed(item, started_at, t0, lambda: self._generate(item, started_at, t0))
+
+    async def _claimed(
+        self, item: WorkItem, started_at: datetime, t0: float, work: Callable[[], Awaitable[ItemOutcome]]
+    ) -> ItemOutcome:
+        """``work`` (make the image, or judge one an earlier run kept) under the item's claim,
+        so two runs at once never pay for the same item twice."""
         if self.claims is None:
-            return await self._generate(item, started_at, t0)
+            return await work()
         claimed = await self.claims.claim(
             item.key_stem, lambda: self.store.find_existing(item.key_stem), wait_s=self.claims.wait_s
         )
@@ -175,12 +184,15 @@ class ItemProcessor:
             held = ClaimHeld(f"another run is still making this image (claim on {item.key_stem}); run again later")
             return ItemOutcome.failure(held, started_at=started_at, t0=t0)
         try:  # held, and still missing after the claim (``claim`` looked again)
-            return await self._generate(item, started_at, t0)
+            return await work()
         finally:
             await asyncio.to_thread(self.claims.release, item.key_stem)
 
-    async def _judge_kept(self, item: WorkItem, kept: ItemOutcome, started_at: datetime, t0: float) -> ItemOutcome:
-        """An image an earlier run paid for and could not judge: judged now, never made again."""
+    async def _judge_kept(
+        self, item: WorkItem, kept: ItemOutcome, started_at: datetime, t0: float, kept_keys: tuple[str, ...] = ()
+    ) -> ItemOutcome:
+        """An image an earlier run paid for and could not judge: judged now, never made again.
+        Once it passed and is under the item's own key, its copy under ``review/`` goes."""
         assert self.quality is not None
         try:
             references = await self.references.for_item(item, self.store) if _wants_references(item) else ()
@@ -190,7 +202,7 @@ class ItemProcessor:
         outcome = replace(outcome, latency_s=round(time.monotonic() - t0, 3))
         landed = await self.lander.land(item, outcome, finished)
         if landed.status == "succeeded":
-            await asyncio.to_thread(_forget_review, self.store, item.key_stem)
+            await asyncio.to_thread(_forget_review, self.store, item.key_stem, kept_keys)
         return landed
 
     async def _generate(self, item: WorkItem, started_at: datetime, t0: float) -> ItemOutcome:
@@ -246,16 +258,18 @@ class ItemProcessor:
         return landed
 
 
-def _forget_review(store: ImageStore, stem: str) -> None:
-    """The item's image passed after all: its review marker no longer stands (a store that
-    cannot delete keeps it; the image under the item's own key is found first anyway)."""
+def _forget_review(store: ImageStore, stem: str, kept_keys: tuple[str, ...] = ()) -> None:
+    """The item's image passed after all: its review marker no longer stands, nor the copies
+    kept under ``review/`` (a store that cannot delete keeps them; the image under the item's
+    own key is found first anyway)."""
     delete = getattr(store, "delete", None)
     if delete is None:
         return
-    try:
-        delete(review_marker_key(stem))
-    except StorageError as exc:
-        log.warning("could not remove the review marker of %s: %s", stem, exc.message)
+    for key in (review_marker_key(stem), *kept_keys):
+        try:
+            delete(key)
+        except StorageError as exc:
+            log.warning("could not remove %s of %s: %s", key, stem, exc.message)
 
 
 def _wants_references(item: WorkItem) -> bool:

@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from bananaflow.errors import ConfigurationError, StorageError
 from bananaflow.landing.claims import remove_claims
 from bananaflow.landing.keys import _MIME_EXT
+from bananaflow.landing.review_store import item_stem_of
 
 log = logging.getLogger("bananaflow.landing.spool")
 
@@ -173,9 +174,13 @@ class Spool:
             except ValueError:
                 log.warning("spool entry %s has unreadable instructions; left in place", bin_path.name)
                 continue
+            also = meta.get("also")
             try:
+                if isinstance(also, dict) and _published_meanwhile(store, meta["key"]):
+                    self.discard(meta["key"])  # another run judged and published it since: nothing to restore
+                    continue
                 store.put_image(meta["key"], data, meta["content_type"], meta["metadata"])
-                if isinstance(also := meta.get("also"), dict):
+                if isinstance(also, dict):
                     store.put_image(also["key"], also["data"].encode("utf-8"), also["content_type"], {})
             except StorageError:
                 break
@@ -185,11 +190,17 @@ class Spool:
         return uploaded
 
 
+def _published_meanwhile(store: Any, review_key: str) -> bool:
+    """The item of an answer kept under ``review/`` has an image under its own key already."""
+    find = getattr(store, "find_existing", None)
+    return bool(find is not None and find(item_stem_of(review_key)))
+
+
 def _forget_claims(store: Any, key: str) -> None:
     """The image under ``key`` is safe in S3: its claims (left behind when S3 refused their
     release, e.g. during the outage that put the image here) go too."""
     if hasattr(store, "list_keys") and hasattr(store, "delete"):
-        remove_claims(store, key.rsplit(".", 1)[0])
+        remove_claims(store, item_stem_of(key))  # an answer kept under review/ was claimed by its item's stem
 
 
 def _atomic_write(path: Path, data: bytes) -> None:

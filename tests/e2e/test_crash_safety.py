@@ -111,12 +111,17 @@ def test_kill_9_mid_batch_then_rerun_pays_each_image_once(prefect_api, s3_server
     manifests = [k for k in keys if k.endswith("manifest.csv")]
     assert len(manifests) == 2, "the killed run wrote no manifest; each rerun wrote one"
     made_by_rerun: list[str] = []
+    judged_by_rerun: list[str] = []
     for manifest in manifests:
         frame = pd.read_csv(io.BytesIO(client.get_object(Bucket="crash", Key=manifest)["Body"].read()), dtype=str)
         assert len(frame) == ITEMS and frame["sku"].is_unique
         assert set(frame["status"]) <= {"succeeded", "skipped_exists"}
         assert set(frame["key"]) == set(images)
-        made_by_rerun += list(frame.loc[frame["status"] == "succeeded", "sku"])
+        succeeded = frame[frame["status"] == "succeeded"]
+        made_by_rerun += list(succeeded.loc[succeeded["attempts"] != "0", "sku"])
+        # an answer the crashed run received but had not judged yet is judged by a rerun, not made again
+        judged_by_rerun += list(succeeded.loc[succeeded["attempts"] == "0", "sku"])
     # the reruns made exactly the images the crashed run had not, each by one of them
     assert len(made_by_rerun) == len(set(made_by_rerun)) == ITEMS - ALLOWED_BEFORE_CRASH
+    assert len(judged_by_rerun) == len(set(judged_by_rerun)) and not set(judged_by_rerun) & set(made_by_rerun)
     assert list((tmp_path / "spool").glob("*/*.bin")) == []
