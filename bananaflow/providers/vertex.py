@@ -20,6 +20,8 @@ not supported: ``planning.mode`` says so when ``--mode batch`` is asked for.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -30,6 +32,8 @@ from bananaflow.providers.gcp_auth import AccessTokens, shared_tokens
 from bananaflow.providers.gemini import GeminiProvider
 from bananaflow.providers.settings import ProviderSettings
 from bananaflow.secrets import mask_url, redact
+
+T = TypeVar("T")
 
 VERTEX_USER_ROLE = "roles/aiplatform.user"
 DSQ_NOTE = (
@@ -47,6 +51,29 @@ def vertex_model_path(settings: ProviderSettings, model: str) -> str:
         f"/v1/projects/{quote(settings.project, safe='')}/locations/{quote(settings.location, safe='')}"
         f"/publishers/google/models/{quote(model, safe='.-_')}"
     )
+
+
+async def resend_after_revoked_token(
+    send: Callable[[], Awaitable[T]], tokens: AccessTokens, last_token: Callable[[], str | None],
+    settings: ProviderSettings,
+) -> T:
+    """``send()``, once more with a new token when Vertex answers 401 (a token can be revoked
+    before it expires); any failure explained with Vertex's fix (``explain_vertex_error``)."""
+    error: ProviderError | None = None
+    for attempt in (1, 2):
+        try:
+            return await send()
+        except AuthError as exc:
+            token = last_token()
+            if exc.http_status == 401 and attempt == 1 and token:
+                tokens.invalidate(token)
+                continue
+            error = exc
+        except ProviderError as exc:
+            error = exc
+        break
+    assert error is not None
+    raise explain_vertex_error(error, settings, tokens.service_account)
 
 
 def explain_vertex_error(exc: ProviderError, settings: ProviderSettings, who: str | None = None) -> ProviderError:
@@ -103,17 +130,5 @@ class VertexProvider(GeminiProvider):
 
     async def generate(self, request: ImageRequest) -> GeneratedImage:
         """One attempt (plus one resend with a new token after a 401: tokens can be revoked early)."""
-        error: ProviderError | None = None
-        for attempt in (1, 2):
-            try:
-                return await super().generate(request)
-            except AuthError as exc:
-                if exc.http_status == 401 and attempt == 1 and self._token:
-                    self.tokens.invalidate(self._token)
-                    continue
-                error = exc
-            except ProviderError as exc:
-                error = exc
-            break
-        assert error is not None
-        raise explain_vertex_error(error, self.settings, self.tokens.service_account)
+        return await resend_after_revoked_token(lambda: super(VertexProvider, self).generate(request), self.tokens,
+                                                lambda: self._token, self.settings)

@@ -16,14 +16,14 @@ from urllib.parse import quote
 
 import httpx
 
-from bananaflow.errors import AuthError, JudgeUnavailable, ProviderError
+from bananaflow.errors import JudgeUnavailable
 from bananaflow.landing.outcome import Charge
 from bananaflow.providers._http import make_client, post_json
 from bananaflow.providers.classify import classify_status
 from bananaflow.providers.gcp_auth import AccessTokens, shared_tokens
 from bananaflow.providers.gemini import usage_from_metadata
 from bananaflow.providers.settings import ProviderSettings
-from bananaflow.providers.vertex import explain_vertex_error, vertex_model_path
+from bananaflow.providers.vertex import resend_after_revoked_token, vertex_model_path
 from bananaflow.quality.judge_api import JudgeAnswer, JudgeInput
 from bananaflow.quality.judge_models import JudgeModelSpec, get_judge_model
 from bananaflow.quality.judge_prompt import image_labels, render_judge_prompt
@@ -145,17 +145,5 @@ class VertexJudge(GeminiJudge):
         return {"Authorization": f"Bearer {self._token}"}
 
     async def judge(self, request: JudgeInput) -> JudgeAnswer:
-        error: ProviderError | None = None
-        for attempt in (1, 2):
-            try:
-                return await super().judge(request)
-            except AuthError as exc:
-                if exc.http_status == 401 and attempt == 1 and self._token:
-                    self.tokens.invalidate(self._token)
-                    continue
-                error = exc
-            except ProviderError as exc:
-                error = exc
-            break
-        assert error is not None
-        raise explain_vertex_error(error, self.settings, self.tokens.service_account)
+        return await resend_after_revoked_token(lambda: super(VertexJudge, self).judge(request), self.tokens,
+                                                lambda: self._token, self.settings)
